@@ -1,0 +1,56 @@
+"""torchscope: look inside any ``nn.Module`` and prove the invariants of a fine-tune.
+
+The public API is re-exported here lazily, so ``import torchscope`` (and the pytest plugin) does not
+import torch until a name that needs it is used.
+
+>>> import torchscope
+>>> torchscope.__version__
+'0.1.0'
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+# public name -> private module that defines it
+_EXPORTS: dict[str, str] = {
+    "ForwardError": "torchscope.errors",
+    "ModuleTree": "torchscope._tree",
+    "PatternError": "torchscope.errors",
+    "SpecError": "torchscope.errors",
+    "TorchscopeError": "torchscope.errors",
+    "capture_state": "torchscope._state",
+    "freeze": "torchscope._freeze",
+    "freeze_backbone": "torchscope._freeze",
+    "load_model": "torchscope._loader",
+    "preserved": "torchscope._state",
+    "replace_head": "torchscope._freeze",
+    "tree": "torchscope._tree",
+    "unfreeze": "torchscope._freeze",
+}
+
+__all__ = sorted(["__version__", *_EXPORTS])
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'torchscope' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__
+
+
+if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
+    from torchscope._freeze import freeze, freeze_backbone, replace_head, unfreeze
+    from torchscope._loader import load_model
+    from torchscope._state import capture_state, preserved
+    from torchscope._tree import ModuleTree, tree
+    from torchscope.errors import ForwardError, PatternError, SpecError, TorchscopeError

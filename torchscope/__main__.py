@@ -1,0 +1,3 @@
+from torchscope.cli import main
+
+main()

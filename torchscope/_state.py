@@ -1,0 +1,203 @@
+"""Save and restore everything torchscope may touch on a user's model.
+
+Habit 1 of the house: hooks, train/eval flags, ``requires_grad``, buffers, grads and RNG state are
+changed only inside :func:`preserved`, which restores them in ``finally``.
+
+:func:`capture_state` takes a full, comparable picture of a model; tests (ours and users') compare
+two captures to prove that a torchscope call changed nothing.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+# Every per-module hook dict torch keeps. Looked up with getattr so older torch versions that lack
+# one of them still work.
+HOOK_DICTS: tuple[str, ...] = (
+    "_forward_hooks",
+    "_forward_hooks_with_kwargs",
+    "_forward_hooks_always_called",
+    "_forward_pre_hooks",
+    "_forward_pre_hooks_with_kwargs",
+    "_backward_hooks",
+    "_backward_pre_hooks",
+    "_state_dict_hooks",
+    "_state_dict_pre_hooks",
+    "_load_state_dict_pre_hooks",
+    "_load_state_dict_post_hooks",
+)
+
+
+def _hook_keys(model: nn.Module) -> dict[str, dict[str, tuple[Any, ...]]]:
+    out: dict[str, dict[str, tuple[Any, ...]]] = {}
+    for name, module in model.named_modules(remove_duplicate=False):
+        out[name] = {d: tuple(getattr(module, d, {}).keys()) for d in HOOK_DICTS}
+    return out
+
+
+def _rng_state() -> dict[str, Any]:
+    state: dict[str, Any] = {"torch": torch.get_rng_state(), "python": random.getstate()}
+    try:
+        import numpy as np
+
+        state["numpy"] = np.random.get_state()
+    except ImportError:  # numpy is optional
+        pass
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    random.setstate(state["python"])
+    if "numpy" in state:
+        import numpy as np
+
+        np.random.set_state(state["numpy"])
+    if "cuda" in state:
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+@contextmanager
+def preserved(
+    model: nn.Module,
+    *,
+    params: bool = False,
+    buffers: bool = True,
+    grads: bool = True,
+    modes: bool = True,
+    requires_grad: bool = True,
+    hooks: bool = True,
+    rng: bool = True,
+) -> Iterator[nn.Module]:
+    """Run a block that may change ``model``; put everything back afterwards, also on error.
+
+    Restores train/eval flags, ``requires_grad``, buffer values (BatchNorm running stats), the
+    ``.grad`` tensors (same objects, old values), hooks added to any module's hook dicts, and the
+    torch/python/numpy/CUDA RNG state. ``params=True`` also restores parameter values.
+
+    >>> import torch
+    >>> m = torch.nn.BatchNorm1d(3)
+    >>> with preserved(m):
+    ...     _ = m.train()(torch.randn(4, 3))
+    >>> int(m.num_batches_tracked)
+    0
+    """
+    named_modules = list(model.named_modules(remove_duplicate=False))
+    mode_flags = [(m, m.training) for _, m in named_modules] if modes else []
+    unique_params = list({id(p): p for p in model.parameters()}.values())
+    rg_flags = [(p, p.requires_grad) for p in unique_params] if requires_grad else []
+    grad_saved: list[tuple[nn.Parameter, torch.Tensor | None, torch.Tensor | None]] = []
+    if grads:
+        for p in unique_params:
+            g = p.grad
+            grad_saved.append((p, g, None if g is None else g.detach().clone()))
+    buf_saved: list[tuple[nn.Module, str, torch.Tensor | None, torch.Tensor | None]] = []
+    if buffers:
+        seen: set[int] = set()
+        for _, m in named_modules:
+            if id(m) in seen:
+                continue
+            seen.add(id(m))
+            for bname, b in m._buffers.items():
+                buf_saved.append((m, bname, b, None if b is None or b.is_meta else b.detach().clone()))
+    param_saved: list[tuple[nn.Parameter, torch.Tensor]] = []
+    if params:
+        param_saved = [(p, p.detach().clone()) for p in unique_params if not p.is_meta]
+    hook_saved: list[tuple[nn.Module, dict[str, set[Any]]]] = []
+    if hooks:
+        for _, m in named_modules:
+            hook_saved.append((m, {d: set(getattr(m, d, {}).keys()) for d in HOOK_DICTS}))
+    rng_saved = _rng_state() if rng else None
+    try:
+        yield model
+    finally:
+        with torch.no_grad():
+            for m, flag in mode_flags:
+                m.training = flag
+            for p, flag in rg_flags:
+                p.requires_grad_(flag)
+            for m, bname, obj, value in buf_saved:
+                m._buffers[bname] = obj
+                if obj is not None and value is not None:
+                    obj.copy_(value)
+            for p, value in param_saved:
+                p.copy_(value)
+            for p, g, value in grad_saved:
+                if g is not None and value is not None:
+                    g.copy_(value)
+                p.grad = g
+        for m, keys in hook_saved:
+            for d, before in keys.items():
+                hook_dict = getattr(m, d, None)
+                if hook_dict is None:
+                    continue
+                for k in [k for k in hook_dict if k not in before]:
+                    del hook_dict[k]
+        if rng_saved is not None:
+            _set_rng_state(rng_saved)
+
+
+@dataclass(frozen=True)
+class ModelState:
+    """A comparable picture of a model: values, flags, modes, hooks, devices, grads."""
+
+    tensors: dict[str, torch.Tensor]
+    grads: dict[str, torch.Tensor | None]
+    requires_grad: dict[str, bool]
+    training: dict[str, bool]
+    hooks: dict[str, dict[str, tuple[Any, ...]]]
+    devices: dict[str, str]
+
+    def differences(self, other: ModelState) -> list[str]:
+        """Human-readable list of what differs between two captures (empty when identical)."""
+        out: list[str] = []
+        for field in ("requires_grad", "training", "hooks", "devices"):
+            a, b = getattr(self, field), getattr(other, field)
+            if a != b:
+                keys = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+                out.append(f"{field} differs at {keys[:5]}")
+        if set(self.tensors) != set(other.tensors):
+            out.append(f"state_dict keys differ: {sorted(set(self.tensors) ^ set(other.tensors))[:5]}")
+        for k in sorted(set(self.tensors) & set(other.tensors)):
+            if not _same_tensor(self.tensors[k], other.tensors[k]):
+                out.append(f"state_dict[{k!r}] changed")
+        for k in sorted(set(self.grads) | set(other.grads)):
+            a, b = self.grads.get(k), other.grads.get(k)
+            if (a is None) != (b is None) or (a is not None and b is not None and not _same_tensor(a, b)):
+                out.append(f"grad of {k!r} changed")
+        return out
+
+
+def _same_tensor(a: torch.Tensor, b: torch.Tensor) -> bool:
+    if a.shape != b.shape or a.dtype != b.dtype or a.device != b.device:
+        return False
+    if a.is_meta:
+        return True
+    return bool(torch.equal(a, b)) or bool(torch.equal(a.isnan(), b.isnan()) and torch.equal(a.nan_to_num(), b.nan_to_num()))
+
+
+def capture_state(model: nn.Module) -> ModelState:
+    """Capture state_dict values, grads, flags, modes, hook keys and devices of ``model``.
+
+    >>> import torch
+    >>> m = torch.nn.Linear(2, 2)
+    >>> before = capture_state(m)
+    >>> before.differences(capture_state(m))
+    []
+    """
+    tensors = {k: v.detach().clone() for k, v in model.state_dict(keep_vars=True).items()}
+    named = dict(model.named_parameters(remove_duplicate=False))
+    grads = {k: (None if p.grad is None else p.grad.detach().clone()) for k, p in named.items()}
+    requires_grad = {k: p.requires_grad for k, p in named.items()}
+    training = {k: m.training for k, m in model.named_modules(remove_duplicate=False)}
+    devices = {k: str(v.device) for k, v in tensors.items()}
+    return ModelState(tensors, grads, requires_grad, training, _hook_keys(model), devices)
