@@ -23,6 +23,7 @@ _EXPORTS: dict[str, str] = {
     "SpecError": "torchscope.errors",
     "TorchscopeError": "torchscope.errors",
     "capture_state": "torchscope._state",
+    "find_head": "torchscope._freeze",
     "freeze": "torchscope._freeze",
     "freeze_backbone": "torchscope._freeze",
     "load_model": "torchscope._loader",
@@ -49,7 +50,7 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
-    from torchscope._freeze import freeze, freeze_backbone, replace_head, unfreeze
+    from torchscope._freeze import find_head, freeze, freeze_backbone, replace_head, unfreeze
     from torchscope._loader import load_model
     from torchscope._state import capture_state, preserved
     from torchscope._tree import ModuleTree, tree
