@@ -1,0 +1,259 @@
+"""torchscope's pytest plugin: seed fixture, per-test check reports, a session report and summary.
+
+pytest loads this module on every run (entry point ``pytest11``), so it imports neither torch nor
+numpy at module level; the fixtures import them when a test asks for them.
+
+- ``torchscope_seed``: seeds torch, random and numpy for one test and restores the RNG state after.
+  ``@pytest.mark.torchscope(seed=0)`` selects it with a chosen seed.
+- ``torchscope_report``: the records of the torchscope checks run in the current test.
+- ``--torchscope-report=PATH``: every check record of the session as JSON (merged across
+  pytest-xdist workers), and a ``torchscope`` terminal summary section counting checks run/failed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+# The helpers use plain ``assert`` for their final comparison; rewriting gives pytest's diff.
+pytest.register_assert_rewrite("torchscope.testing")
+
+__all__ = ["CheckLog", "record_check"]
+
+DEFAULT_SEED = 0
+_WORKER_KEY = "torchscope_checks"
+
+
+class CheckLog:
+    """The check records of one test (``torchscope_report``) or one session.
+
+    Each record is a plain dict: ``check`` (helper name), ``test`` (node id), ``ok``, ``message``
+    (the failure text, or ``None``) and ``report`` (the check's ``to_dict()``, or ``None``).
+    """
+
+    def __init__(self) -> None:
+        self.records: list[dict[str, Any]] = []
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        return iter(self.records)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        return self.records[index]
+
+    @property
+    def failed(self) -> list[dict[str, Any]]:
+        """The records whose check failed."""
+        return [r for r in self.records if not r["ok"]]
+
+    @property
+    def checks(self) -> list[str]:
+        """The names of the checks, in the order they ran."""
+        return [r["check"] for r in self.records]
+
+    def add(self, report: Any, *, check: str = "check_step") -> dict[str, Any]:
+        """Log a report you collected yourself (anything with ``to_dict()`` and ``ok``)."""
+        data = report.to_dict() if hasattr(report, "to_dict") else dict(report)
+        ok = bool(getattr(report, "ok", data.get("ok", True)))
+        rec = {"check": check, "test": "", "ok": ok, "message": None if ok else str(report), "report": data}
+        record_check(rec)
+        if not any(r is rec for r in self.records):
+            self.records.append(rec)
+        return rec
+
+
+class _Session:
+    """Per-config state: every record of the session, and the per-test logs listening now."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+        self.log = CheckLog()
+        self.current_test = ""
+        self.listeners: list[CheckLog] = []
+
+    def record(self, rec: dict[str, Any]) -> None:
+        if not rec.get("test"):
+            rec["test"] = self.current_test
+        self.log.records.append(rec)
+        for listener in self.listeners:
+            listener.records.append(rec)
+
+
+_SESSION_KEY = pytest.StashKey[_Session]()
+# Innermost configured session last: pytester's in-process runs nest one session inside another.
+_ACTIVE: list[_Session] = []
+
+
+def record_check(rec: dict[str, Any]) -> None:
+    """Called by :mod:`torchscope.testing` after each check; a no-op outside a pytest session."""
+    if _ACTIVE:
+        _ACTIVE[-1].record(rec)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("torchscope", "torchscope model checks")
+    group.addoption(
+        "--torchscope-report",
+        action="store",
+        metavar="PATH",
+        default=None,
+        help="write the report of every torchscope check of the session to PATH as JSON.",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "torchscope(seed=0): seed torch, random and numpy for this test (the torchscope_seed fixture) "
+        "and restore the RNG state afterwards.",
+    )
+    session = _Session(config)
+    config.stash[_SESSION_KEY] = session
+    _ACTIVE.append(session)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    session = config.stash.get(_SESSION_KEY, None)
+    if session is not None and session in _ACTIVE:
+        _ACTIVE.remove(session)
+
+
+def pytest_runtest_logstart(nodeid: str, location: tuple[str, int | None, str]) -> None:
+    if _ACTIVE:
+        _ACTIVE[-1].current_test = nodeid
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    """pytest-xdist controller: merge the records a worker sent back."""
+    session = node.config.stash.get(_SESSION_KEY, None)
+    part = getattr(node, "workeroutput", {}).get(_WORKER_KEY)
+    if session is not None and part:
+        session.log.records.extend(json.loads(part))
+
+
+def _is_worker(config: pytest.Config) -> bool:
+    return hasattr(config, "workerinput")
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    config = session.config
+    state = config.stash.get(_SESSION_KEY, None)
+    if state is None:
+        return
+    if _is_worker(config):
+        # Each worker sends its own part; the controller merges them in pytest_testnodedown.
+        config.workeroutput[_WORKER_KEY] = json.dumps(state.log.records)  # type: ignore[attr-defined]
+        return
+    path = config.getoption("torchscope_report")
+    if path:
+        _write_report(Path(path), state.log)
+
+
+def _summary(log: CheckLog) -> dict[str, Any]:
+    per_check: dict[str, dict[str, int]] = {}
+    for r in log:
+        entry = per_check.setdefault(r["check"], {"run": 0, "failed": 0})
+        entry["run"] += 1
+        entry["failed"] += 0 if r["ok"] else 1
+    return {"run": len(log), "failed": len(log.failed), "per_check": dict(sorted(per_check.items()))}
+
+
+def _write_report(path: Path, log: CheckLog) -> None:
+    from torchscope import __version__
+
+    data = {"torchscope": __version__, "summary": _summary(log), "checks": log.records}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")
+    tmp.replace(path)
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    state = config.stash.get(_SESSION_KEY, None)
+    if state is None or _is_worker(config):
+        return
+    path = config.getoption("torchscope_report")
+    if not len(state.log) and not path:
+        return
+    summary = _summary(state.log)
+    terminalreporter.section("torchscope")
+    terminalreporter.write_line(f"{summary['run']} checks run, {summary['failed']} failed")
+    for name, counts in summary["per_check"].items():
+        terminalreporter.write_line(f"  {name}: {counts['run']} run, {counts['failed']} failed")
+    for r in state.log.failed:
+        terminalreporter.write_line(f"FAILED {r['test']} {r['check']}")
+    if path:
+        terminalreporter.write_line(f"report written to {path}")
+
+
+def _seeded(seed: int) -> Iterator[int]:
+    import random
+
+    import torch
+
+    from torchscope._state import _rng_state, _set_rng_state
+
+    saved = _rng_state()
+    random.seed(seed)
+    torch.manual_seed(seed)
+    try:
+        import numpy as np
+
+        np.random.seed(seed)
+    except ImportError:  # numpy is optional
+        pass
+    try:
+        yield seed
+    finally:
+        _set_rng_state(saved)
+
+
+@pytest.fixture
+def torchscope_seed(request: pytest.FixtureRequest) -> Iterator[int]:
+    """Seed torch, random and numpy (0, or the marker's ``seed=``); restore the RNG state after.
+
+    >>> def test_init_is_reproducible(torchscope_seed):  # doctest: +SKIP
+    ...     assert torchscope_seed == 0
+    """
+    marker = request.node.get_closest_marker("torchscope")
+    seed = DEFAULT_SEED
+    if marker is not None and "seed" in marker.kwargs:
+        seed = marker.kwargs["seed"]
+        if not isinstance(seed, int) or isinstance(seed, bool):
+            pytest.fail(f"@pytest.mark.torchscope(seed={seed!r}): seed must be an int, e.g. seed=0", pytrace=False)
+    yield from _seeded(seed)
+
+
+@pytest.fixture(autouse=True)
+def _torchscope_marker(request: pytest.FixtureRequest) -> None:
+    # The marker selects the seed fixture; unmarked tests pay one marker lookup.
+    if request.node.get_closest_marker("torchscope") is not None:
+        request.getfixturevalue("torchscope_seed")
+
+
+@pytest.fixture
+def torchscope_report(request: pytest.FixtureRequest) -> Iterator[CheckLog]:
+    """The records of the torchscope checks run in this test (see :class:`CheckLog`).
+
+    >>> def test_step(model, step, torchscope_report):  # doctest: +SKIP
+    ...     assert_step_ok(model, step)
+    ...     assert torchscope_report.checks == ["assert_step_ok"]
+    """
+    log = CheckLog()
+    state = request.config.stash.get(_SESSION_KEY, None)
+    if state is None:  # pragma: no cover - the plugin configured this config
+        yield log
+        return
+    state.listeners.append(log)
+    try:
+        yield log
+    finally:
+        state.listeners.remove(log)
