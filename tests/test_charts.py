@@ -1,0 +1,176 @@
+"""Terminal sparklines/bars and inline SVG charts: pure functions over floats."""
+
+from __future__ import annotations
+
+import math
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from torchscope.render._charts import (
+    COLOR_FROZEN,
+    bar,
+    bar_chart_svg,
+    bars,
+    format_number,
+    hbar_chart_svg,
+    line_chart_svg,
+    sparkline,
+)
+
+SVG = "{http://www.w3.org/2000/svg}"
+
+
+def parse(svg: str) -> ET.Element:
+    """Every chart must be well-formed XML (it is inlined into the HTML report)."""
+    return ET.fromstring(svg)
+
+
+def test_sparkline_orders_values_from_lowest_to_highest_block() -> None:
+    assert sparkline([1, 2, 3, 4, 5, 6, 7, 8]) == "▁▂▃▄▅▆▇█"
+    assert sparkline([8, 1]) == "█▁"
+
+
+def test_sparkline_marks_nonfinite_and_missing_values() -> None:
+    assert sparkline([1.0, math.nan, None, math.inf, 2.0]) == "▁···█"
+    assert sparkline([math.nan, math.nan]) == "··"
+    assert sparkline([]) == ""
+
+
+def test_sparkline_constant_series_is_flat_middle() -> None:
+    assert sparkline([3, 3, 3]) == "▄▄▄"
+
+
+def test_sparkline_log_scale_spreads_decades_evenly() -> None:
+    # On a linear axis 1e-4..1e-2 collapse to the floor; on log they step evenly.
+    assert sparkline([1e-4, 1e-3, 1e-2, 1.0]) == "▁▁▁█"
+    assert sparkline([1e-4, 1e-3, 1e-2, 1.0], log=True) == "▁▃▅█"
+    assert sparkline([0.0, 1e-2, 1.0], log=True) == "·▁█"
+
+
+def test_bar_uses_eighths_and_pads_to_width() -> None:
+    assert bar(10, 10, width=4) == "████"
+    assert bar(5, 10, width=4) == "██  "
+    assert bar(1, 16, width=2) == "▏ "
+    assert bar(0, 10, width=3) == "   "
+    assert bar(1e-9, 10, width=3) == "▏  "  # a tiny non-zero value never disappears
+    assert bar(math.nan, 10, width=3) == "!  "
+    assert bar(20, 10, width=2) == "██"  # clipped at the maximum
+
+
+def test_bar_rejects_zero_width() -> None:
+    with pytest.raises(ValueError, match="width=0 must be >= 1"):
+        bar(1, 1, width=0)
+
+
+def test_bars_share_one_scale() -> None:
+    assert bars([1, 2, 4], width=4) == ["█   ", "██  ", "████"]
+    assert bars([], width=4) == []
+    assert bars([0, 0], width=2) == ["  ", "  "]
+
+
+def test_bars_log_scale_shows_ratios_and_marks_zero_and_nan() -> None:
+    out = bars([1e-6, 1e-3, 1.0, 0.0, math.nan], width=6, log=True)
+    assert out[0] == "▏     "  # smallest positive value: shortest visible bar
+    assert out[2] == "██████"
+    assert 2 <= len(out[1].rstrip()) <= 4  # the middle decade in the middle
+    assert out[3] == "      "
+    assert out[4] == "!     "
+    assert all(len(b) == 6 for b in out)
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [(11689512, "11.7M"), (25557032, "25.6M"), (1500, "1.5k"), (0.25, "0.25"), (4.5e-5, "4.5e-05"),
+     (0, "0"), (math.nan, "nan"), (-math.inf, "-inf"), (None, "–"), (3e9, "3G")],
+)
+def test_format_number(value: float | None, text: str) -> None:
+    assert format_number(value) == text
+
+
+def test_line_chart_one_point_per_value_with_tooltips() -> None:
+    svg = line_chart_svg(
+        [("std", [1.0, 0.5, 0.25]), ("zeros", [0.0, 0.5, 0.9])],
+        labels=["conv1", "layer1", "layer2"],
+        title="Activations by depth",
+    )
+    root = parse(svg)
+    circles = root.findall(f"{SVG}circle")
+    assert len(circles) == 6
+    tips = [c.find(f"{SVG}title").text for c in circles]  # type: ignore[union-attr]
+    assert "layer1: std = 0.5" in tips
+    assert "layer2: zeros = 0.9" in tips
+    assert root.find(f"{SVG}title").text == "Activations by depth"  # type: ignore[union-attr]
+    # two series: two legend entries
+    assert "std" in svg and "zeros" in svg
+
+
+def test_line_chart_breaks_the_line_at_nan_and_flags_it() -> None:
+    svg = line_chart_svg([("std", [1.0, 2.0, math.nan, 3.0, 4.0])], labels=list("abcde"), title="t")
+    root = parse(svg)
+    assert len(root.findall(f"{SVG}polyline")) == 2
+    assert len(root.findall(f"{SVG}circle")) == 4
+    assert "c: std = nan" in svg
+
+
+def test_line_chart_log_axis_labels_decades() -> None:
+    svg = line_chart_svg([("std", [1e-3, 1e-1, 10.0])], labels=["a", "b", "c"], title="t", log=True)
+    parse(svg)
+    for decade in ("1e-3", "1e-1", "1e1"):
+        assert f">{decade}<" in svg
+
+
+def test_line_chart_rejects_mismatched_lengths() -> None:
+    with pytest.raises(ValueError, match="series 'std' has 2 values for 3 labels"):
+        line_chart_svg([("std", [1.0, 2.0])], labels=["a", "b", "c"], title="t")
+
+
+def test_empty_charts_say_no_data() -> None:
+    for svg in (
+        line_chart_svg([], labels=[], title="t"),
+        bar_chart_svg([], labels=[], title="t"),
+        hbar_chart_svg([], labels=[], title="t"),
+    ):
+        assert ">no data<" in svg
+        parse(svg)
+
+
+def test_bar_chart_greys_frozen_columns() -> None:
+    svg = bar_chart_svg(
+        [0.5, 0.0, 2.0], labels=["conv1", "layer1", "fc"], title="grad norm", greyed=[True, True, False], log=True
+    )
+    root = parse(svg)
+    rects = [r for r in root.findall(f"{SVG}rect") if r.get("class") == "bar"]
+    assert len(rects) == 3
+    fills = [r.get("fill") for r in rects]
+    assert fills[0] == COLOR_FROZEN and fills[1] == COLOR_FROZEN and fills[2] != COLOR_FROZEN
+    tips = [r.find(f"{SVG}title").text for r in rects]  # type: ignore[union-attr]
+    assert tips == ["conv1: 0.5 (frozen)", "layer1: 0 (frozen)", "fc: 2"]
+    # the taller column is the larger value
+    heights = [float(r.get("height")) for r in rects]  # type: ignore[arg-type]
+    assert heights[2] > heights[0] > heights[1]
+    assert ">frozen<" in svg
+
+
+def test_bar_chart_escapes_labels() -> None:
+    svg = bar_chart_svg([1.0], labels=["<script>&"], title="a<b")
+    parse(svg)
+    assert "<script>" not in svg
+    assert "&lt;script&gt;&amp;" in svg
+
+
+def test_bar_chart_marks_nonfinite_value() -> None:
+    svg = bar_chart_svg([1.0, math.inf], labels=["a", "b"], title="t")
+    parse(svg)
+    assert "b: inf" in svg
+    assert 'stroke-dasharray="3 2"' in svg
+
+
+def test_hbar_chart_widths_are_proportional_and_shares_printed() -> None:
+    svg = hbar_chart_svg([300, 100, 0], labels=["backbone", "neck", "head"], title="Params by block")
+    root = parse(svg)
+    rects = [r for r in root.findall(f"{SVG}rect") if r.get("class") == "bar"]
+    widths = [float(r.get("width")) for r in rects]  # type: ignore[arg-type]
+    assert widths[0] == pytest.approx(3 * widths[1], rel=1e-3)
+    assert widths[2] == 0.0
+    assert "75.0%" in svg and "25.0%" in svg and "0.0%" in svg
