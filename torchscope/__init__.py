@@ -31,6 +31,7 @@ _EXPORTS: dict[str, str] = {
     "replace_head": "torchscope._freeze",
     "tree": "torchscope._tree",
     "unfreeze": "torchscope._freeze",
+    "watch": "torchscope._watch",
 }
 
 __all__ = sorted(["__version__", *_EXPORTS])
@@ -54,4 +55,5 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from torchscope._loader import load_model
     from torchscope._state import capture_state, preserved
     from torchscope._tree import ModuleTree, tree
+    from torchscope._watch import watch
     from torchscope.errors import ForwardError, PatternError, SpecError, TorchscopeError
