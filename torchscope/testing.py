@@ -194,34 +194,33 @@ def _split_cause(cause: str, default_fix: str = "") -> tuple[str, str]:
 def violation_table(violations: Sequence[Mapping[str, Any]], *, max_rows: int = MAX_ROWS) -> str:
     """Render violations (``kind``, ``name``, ``shape``, ``max_abs_change``, ``cause``, ``fix``) as text.
 
+    Each distinct cause is written once, numbered, under the table.
+
     >>> print(violation_table([{"kind": "frozen_param_changed", "name": "fc.weight", "shape": "(2, 4)",
     ...                         "max_abs_change": 0.5, "cause": "requires_grad=True", "fix": "freeze it"}]))
-      kind                  name       shape   max |Δ|
-      --------------------  ---------  ------  -------
-      frozen_param_changed  fc.weight  (2, 4)  0.5
-          cause: requires_grad=True
-          fix:   freeze it
+      kind                  name       shape   max |Δ|  cause
+      --------------------  ---------  ------  -------  -----
+      frozen_param_changed  fc.weight  (2, 4)  0.5      [1]
+    <BLANKLINE>
+      [1] requires_grad=True
+          fix: freeze it
     """
     shown = list(violations[:max_rows])
-    cells = [
-        [v["kind"], v["name"], v.get("shape", "-"), "-" if v.get("max_abs_change") is None else _fmt(v["max_abs_change"])]
-        for v in shown
-    ]
-    headers = ["kind", "name", "shape", "max |Δ|"]
-    widths = [max([len(h)] + [len(c[i]) for c in cells]) for i, h in enumerate(headers)]
-
-    def line(row: Sequence[str]) -> str:
-        return ("  " + "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True))).rstrip()
-
-    out = [line(headers), line(["-" * w for w in widths])]
-    for v, c in zip(shown, cells, strict=True):
-        out.append(line(c))
-        if v.get("cause"):
-            out.append(f"      cause: {v['cause']}")
-        if v.get("fix"):
-            out.append(f"      fix:   {v['fix']}")
+    causes: dict[tuple[str, str], int] = {}
+    rows = []
+    for v in shown:
+        key = (v.get("cause") or "", v.get("fix") or "")
+        number = causes.setdefault(key, len(causes) + 1)
+        change = v.get("max_abs_change")
+        rows.append([v["kind"], v["name"], v.get("shape", "-"), "-" if change is None else _fmt(change), f"[{number}]"])
+    out = [format_table(["kind", "name", "shape", "max |Δ|", "cause"], rows, max_rows=max_rows)]
     if len(violations) > max_rows:
         out.append(f"  ... and {len(violations) - max_rows} more")
+    out.append("")
+    for (cause, fix), number in causes.items():
+        out.append(f"  [{number}] {cause}")
+        if fix:
+            out.append(f"      fix: {fix}")
     return "\n".join(out)
 
 
