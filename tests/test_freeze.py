@@ -18,14 +18,23 @@ def test_freeze_by_module_pattern_returns_changed_names() -> None:
     model, _ = build("small_cnn")
     changed = freeze(model, "backbone.0", "backbone.1")
     assert changed == ["backbone.0.weight", "backbone.0.bias", "backbone.1.weight", "backbone.1.bias"]
-    assert trainable(model) == ["backbone.3.weight", "backbone.3.bias", "backbone.4.weight", "backbone.4.bias", "fc.weight", "fc.bias"]
+    assert trainable(model) == [
+        "backbone.3.weight",
+        "backbone.3.bias",
+        "backbone.4.weight",
+        "backbone.4.bias",
+        "fc.weight",
+        "fc.bias",
+    ]
     # freezing again changes nothing
     assert freeze(model, "backbone.0") == []
 
 
 def test_freeze_glob_and_param_name() -> None:
     model, _ = build("small_cnn")
-    assert freeze(model, "backbone.*", "fc.bias") == [n for n in dict(model.named_parameters()) if n != "fc.weight"]
+    assert freeze(model, "backbone.*", "fc.bias") == [
+        n for n in dict(model.named_parameters()) if n != "fc.weight"
+    ]
     assert trainable(model) == ["fc.weight"]
 
 
@@ -53,7 +62,9 @@ def test_shared_child_matches_under_second_name() -> None:
 
 def test_unknown_pattern_is_an_error_with_suggestion() -> None:
     model, _ = build("small_cnn")
-    with pytest.raises(PatternError, match=r"pattern 'backbon\.0' matches no parameter; did you mean 'backbone.0'"):
+    with pytest.raises(
+        PatternError, match=r"pattern 'backbon\.0' matches no parameter; did you mean 'backbone.0'"
+    ):
         freeze(model, "backbon.0")
     assert trainable(model) == [n for n, _ in model.named_parameters()]
 
@@ -101,7 +112,9 @@ def test_find_head_every_classification_model() -> None:
 
 
 def test_find_head_missing_names_the_fix() -> None:
-    with pytest.raises(TorchscopeError, match=r"no classifier head found in Sequential .* freeze by pattern instead"):
+    with pytest.raises(
+        TorchscopeError, match=r"no classifier head found in Sequential .* freeze by pattern instead"
+    ):
         find_head(nn.Sequential(nn.Linear(2, 2)))
 
 
