@@ -240,7 +240,7 @@ def line_chart_svg(
     title: str,
     log: bool = False,
     y_label: str = "",
-    width: int = 720,
+    width: int = 1040,
     height: int = 260,
     colors: Sequence[str] = (COLOR_ACCENT, COLOR_SECOND),
 ) -> str:
@@ -278,7 +278,7 @@ def line_chart_svg(
             f'fill="{COLOR_MUTED}">{escape(y_label)}</text>'
         )
     # Label every k-th x position so the labels never overlap.
-    k = max(1, math.ceil(n / max(1, (right - left) // 70)))
+    k = _label_step(labels, right - left)
     for i in range(0, n, k):
         parts.append(
             f'<text x="{x_of(i):.1f}" y="{bottom + 14}" text-anchor="middle" fill="{COLOR_MUTED}">'
@@ -333,7 +333,7 @@ def bar_chart_svg(
     greyed: Sequence[bool] | None = None,
     greyed_label: str = "frozen",
     log: bool = False,
-    width: int = 720,
+    width: int = 1040,
     height: int = 260,
     color: str = COLOR_ACCENT,
 ) -> str:
@@ -371,8 +371,8 @@ def bar_chart_svg(
         fill = COLOR_FROZEN if greyed[i] else color
         tip = escape(f"{labels[i]}: {format_number(raw)}" + (f" ({greyed_label})" if greyed[i] else ""))
         if v is None:
-            if _finite(raw):
-                # zero (or negative) on a log axis: a stub at the floor
+            if raw is None or _finite(raw):
+                # no grad (None), or zero on a log axis: a grey stub at the floor
                 parts.append(
                     f'<rect class="bar" x="{x:.1f}" y="{bottom - 2}" width="{bar_w:.1f}" height="2" '
                     f'fill="{COLOR_FROZEN}"><title>{tip}</title></rect>'
@@ -390,7 +390,7 @@ def bar_chart_svg(
             f'fill="{fill}"><title>{tip}</title></rect>'
         )
     parts.append(f'<line x1="{left}" x2="{right}" y1="{bottom}" y2="{bottom}" stroke="{COLOR_MUTED}"/>')
-    k = max(1, math.ceil(n / max(1, (right - left) // 70)))
+    k = _label_step(labels, right - left)
     for i in range(0, n, k):
         x = left + slot * (i + 0.5)
         parts.append(
@@ -411,7 +411,7 @@ def hbar_chart_svg(
     *,
     labels: Sequence[str],
     title: str,
-    width: int = 720,
+    width: int = 1040,
     row_height: int = 22,
     color: str = COLOR_ACCENT,
     value_suffix: str = "",
@@ -456,6 +456,13 @@ def hbar_chart_svg(
         )
     parts.append("</svg>")
     return "\n".join(parts)
+
+
+def _label_step(labels: Sequence[str], span: float) -> int:
+    """Show every k-th x label so that the (shortened) labels never overlap."""
+    longest = max((len(_short(lab, 12)) for lab in labels), default=1)
+    fits = max(1, int(span // (6.5 * longest + 10)))
+    return max(1, math.ceil(len(labels) / fits))
 
 
 def _short(text: str, limit: int) -> str:
