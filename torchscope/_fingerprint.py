@@ -1,0 +1,235 @@
+"""O(1)-memory fingerprints of tensors, and a tracker that measures what torch ops allocate.
+
+A fingerprint is one 64-bit number per tensor, computed on the tensor's own device without copying
+it. Two methods:
+
+- ``"hash"``: ``torch.hash_tensor`` (torch >= 2.10), an XOR reduction of the bit patterns. A single
+  changed element always changes the XOR (its bits differ, and XOR is invertible), and the reduction
+  allocates nothing but the result.
+- ``"weighted"``: a sum of the bit patterns times fixed pseudo-random *odd* 64-bit weights,
+  wrapping modulo 2**64. An odd weight is invertible modulo 2**64, so a single changed element
+  always changes the sum. The tensor is read in chunks, so the extra memory is O(chunk), and unlike
+  XOR it also notices two elements swapping places. Used where ``torch.hash_tensor`` is missing.
+
+Fingerprints are kept on the device as int64 tensors and brought to the host together, once.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Literal, overload
+
+import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_flatten
+
+from torchscope.errors import TorchscopeError
+
+Method = Literal["auto", "hash", "weighted"]
+
+# Elements read per chunk by the weighted method: 3 int64 buffers of this length (the widened chunk,
+# the products, the weights) are alive at once, 192 KiB in all.
+CHUNK = 1 << 13
+_GOLDEN = 0x9E3779B97F4A7C15  # odd: multiplying by it is a bijection modulo 2**64
+_MASK = (1 << 64) - 1
+_BITS_DTYPE = {1: torch.uint8, 2: torch.int16, 4: torch.int32, 8: torch.int64}
+_weights_cache: dict[tuple[str, int], torch.Tensor] = {}
+
+
+def has_hash_tensor() -> bool:
+    """Whether this torch has ``torch.hash_tensor`` (the fast, allocation-free method)."""
+    return hasattr(torch, "hash_tensor")
+
+
+def _local(t: torch.Tensor) -> torch.Tensor:
+    # FSDP2/DTensor: fingerprint the shard this rank holds.
+    to_local = getattr(t, "to_local", None)
+    return to_local() if callable(to_local) else t
+
+
+def _signed(value: int) -> int:
+    value &= _MASK
+    return value - (1 << 64) if value >= (1 << 63) else value
+
+
+def _weights(device: torch.device, n: int) -> torch.Tensor:
+    key = (str(device), n)
+    w = _weights_cache.get(key)
+    if w is None:
+        gen = torch.Generator(device="cpu").manual_seed(0x7E57)
+        w = (torch.randint(-(2**62), 2**62, (n,), generator=gen, dtype=torch.int64) * 2 + 1).to(device)
+        _weights_cache[key] = w
+    return w
+
+
+def _flat_view(t: torch.Tensor) -> torch.Tensor:
+    """A 1-d view of ``t``'s elements in memory order, without a copy when ``t`` is dense."""
+    if t.is_contiguous():
+        return t.reshape(-1)
+    # Dense but permuted (channels_last): walk the storage in memory order.
+    strides = t.stride()
+    order = sorted(range(t.dim()), key=lambda d: -strides[d])
+    perm = t.permute(order)
+    if perm.is_contiguous():
+        return perm.reshape(-1)
+    return t.contiguous().reshape(-1)
+
+
+def _weighted(t: torch.Tensor, chunk: int = CHUNK) -> torch.Tensor:
+    flat = _flat_view(t)
+    if flat.dtype.is_complex:
+        flat = torch.view_as_real(flat).reshape(-1)
+    bits_dtype = _BITS_DTYPE[flat.element_size()]
+    bits = flat.view(bits_dtype) if flat.dtype != bits_dtype else flat
+    total = torch.zeros((), dtype=torch.int64, device=t.device)
+    for k, start in enumerate(range(0, bits.numel(), chunk)):
+        part = bits[start : start + chunk]
+        w = _weights(t.device, chunk)[: part.numel()]
+        # The chunk index enters through an odd multiplier, so equal chunks at different offsets
+        # contribute differently.
+        mult = _signed((2 * k + 1) * _GOLDEN)
+        total += (part.to(torch.int64) * w).sum() * mult
+    return total
+
+
+def fingerprint_tensor(t: torch.Tensor, method: Method = "auto") -> torch.Tensor:
+    """A 0-d int64 tensor on ``t``'s device that changes whenever any single element of ``t`` does."""
+    t = _local(t.detach())
+    if t.is_meta:
+        raise TorchscopeError("cannot fingerprint a tensor on the meta device; load or materialize the weights first")
+    if method == "auto":
+        method = "hash" if has_hash_tensor() else "weighted"
+    if t.numel() == 0:
+        return torch.zeros((), dtype=torch.int64, device=t.device)
+    if method == "hash":
+        if not has_hash_tensor():
+            raise TorchscopeError("method='hash' needs torch.hash_tensor (torch >= 2.10); use method='weighted'")
+        src = torch.view_as_real(t) if t.dtype.is_complex else t
+        return torch.hash_tensor(src).view(torch.int64)
+    if method == "weighted":
+        return _weighted(t)
+    raise TorchscopeError(f"method={method!r} is not one of 'auto', 'hash', 'weighted'")
+
+
+def fingerprint_many(tensors: Sequence[torch.Tensor], method: Method = "auto") -> list[torch.Tensor]:
+    """Device-side fingerprints of ``tensors`` (no host sync); compare them with :func:`to_host`."""
+    return [fingerprint_tensor(t, method) for t in tensors]
+
+
+def to_host(values: Sequence[torch.Tensor]) -> list[int]:
+    """Bring device-side 0-d tensors to the host with one transfer per device."""
+    out: list[int] = [0] * len(values)
+    by_device: dict[torch.device, list[int]] = {}
+    for i, v in enumerate(values):
+        by_device.setdefault(v.device, []).append(i)
+    for idx in by_device.values():
+        stacked = torch.stack([values[i].to(torch.int64) for i in idx]).tolist()
+        for i, v in zip(idx, stacked, strict=True):
+            out[i] = int(v)
+    return out
+
+
+@overload
+def fingerprint(tensors: torch.Tensor, *, method: Method = "auto") -> int: ...
+@overload
+def fingerprint(tensors: Mapping[str, torch.Tensor], *, method: Method = "auto") -> dict[str, int]: ...
+@overload
+def fingerprint(tensors: Sequence[torch.Tensor], *, method: Method = "auto") -> tuple[int, ...]: ...
+def fingerprint(tensors: Any, *, method: Method = "auto") -> Any:
+    """Fingerprint a tensor, a sequence of tensors, or a ``{name: tensor}`` mapping.
+
+    Each fingerprint is a 64-bit int computed on the tensor's own device with O(1) extra memory; it
+    changes whenever any single element changes. All values reach the host in one transfer.
+
+    >>> import torch
+    >>> w = torch.zeros(1000)
+    >>> before = fingerprint(w)
+    >>> w[417] = 1e-30
+    >>> fingerprint(w) != before
+    True
+    """
+    if isinstance(tensors, torch.Tensor):
+        return to_host([fingerprint_tensor(tensors, method)])[0]
+    if isinstance(tensors, Mapping):
+        names = list(tensors)
+        values = to_host(fingerprint_many([tensors[n] for n in names], method))
+        return dict(zip(names, values, strict=True))
+    if isinstance(tensors, Sequence):
+        return tuple(to_host(fingerprint_many(list(tensors), method)))
+    raise TorchscopeError(
+        f"fingerprint() takes a tensor, a sequence or a mapping of tensors, not {type(tensors).__name__}"
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Measuring extra memory: every storage a torch op creates, alive or not.
+
+
+@dataclass
+class AllocationTracker:
+    """Bytes of storages created by torch ops while tracking: current and peak (on every device)."""
+
+    current: int = 0
+    peak: int = 0
+    total: int = 0
+    _live: dict[int, int] = field(default_factory=dict)
+
+    def _add(self, key: int, nbytes: int) -> None:
+        self._live[key] = nbytes
+        self.current += nbytes
+        self.total += nbytes
+        self.peak = max(self.peak, self.current)
+
+    def _free(self, key: int) -> None:
+        self.current -= self._live.pop(key, 0)
+
+
+class _TrackingMode(TorchDispatchMode):
+    def __init__(self, tracker: AllocationTracker) -> None:
+        super().__init__()
+        self.tracker = tracker
+
+    def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+        out = func(*args, **(kwargs or {}))
+        inputs = {
+            _storage_key(t) for t in tree_flatten((args, kwargs))[0] if isinstance(t, torch.Tensor)
+        }
+        for t in tree_flatten(out)[0]:
+            if not isinstance(t, torch.Tensor) or t.is_meta:
+                continue
+            key = _storage_key(t)
+            # Views and in-place results share an input's storage: not a new allocation.
+            if key in inputs or key in self.tracker._live:
+                continue
+            storage = t.untyped_storage()
+            self.tracker._add(key, storage.nbytes())
+            weakref.finalize(storage, self.tracker._free, key)
+        return out
+
+
+def _storage_key(t: torch.Tensor) -> int:
+    try:
+        return int(t.untyped_storage().data_ptr())
+    except (RuntimeError, NotImplementedError):
+        return id(t)
+
+
+@contextmanager
+def track_allocations() -> Iterator[AllocationTracker]:
+    """Count the bytes of every storage torch ops create inside the block (current and peak).
+
+    It sees what goes through the dispatcher (outputs of ops), not scratch space inside a kernel, so
+    pair it with a process-level measure (peak RSS) when a kernel may allocate internally.
+
+    >>> import torch
+    >>> with track_allocations() as mem:
+    ...     x = torch.ones(256)
+    >>> mem.peak
+    1024
+    """
+    tracker = AllocationTracker()
+    with _TrackingMode(tracker):
+        yield tracker
