@@ -21,9 +21,14 @@ _EXPORTS: dict[str, str] = {
     "ModuleTree": "torchscope._tree",
     "PatternError": "torchscope.errors",
     "SpecError": "torchscope.errors",
+    "StepReport": "torchscope._check",
     "TorchscopeError": "torchscope.errors",
+    "Violation": "torchscope._check",
+    "audit_optimizer": "torchscope._optaudit",
     "capture_state": "torchscope._state",
+    "check_step": "torchscope._check",
     "find_head": "torchscope._freeze",
+    "fingerprint": "torchscope._fingerprint",
     "freeze": "torchscope._freeze",
     "freeze_backbone": "torchscope._freeze",
     "load_model": "torchscope._loader",
@@ -51,8 +56,11 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
+    from torchscope._check import StepReport, Violation, check_step
+    from torchscope._fingerprint import fingerprint
     from torchscope._freeze import find_head, freeze, freeze_backbone, replace_head, unfreeze
     from torchscope._loader import load_model
+    from torchscope._optaudit import audit_optimizer
     from torchscope._state import capture_state, preserved
     from torchscope._tree import ModuleTree, tree
     from torchscope._watch import watch
