@@ -188,8 +188,10 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     terminalreporter.write_line(f"{summary['run']} checks run, {summary['failed']} failed")
     for name, counts in summary["per_check"].items():
         terminalreporter.write_line(f"  {name}: {counts['run']} run, {counts['failed']} failed")
+    if state.log.failed:
+        terminalreporter.write_line("failed checks:")
     for r in state.log.failed:
-        terminalreporter.write_line(f"FAILED {r['test']} {r['check']}")
+        terminalreporter.write_line(f"  {r['test']}: {r['check']}")
     if path:
         terminalreporter.write_line(f"report written to {path}")
 
