@@ -1,0 +1,142 @@
+"""``torchscope tree`` (the module hierarchy, no forward pass) and ``torchscope models``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+import typer
+
+from torchscope.cli._app import app
+from torchscope.cli._common import (
+    ArgOpt,
+    FreezeBackboneOpt,
+    FreezeOpt,
+    HtmlOpt,
+    JsonOpt,
+    ModelArg,
+    NoColorOpt,
+    Output,
+    PretrainedOpt,
+    SvgOpt,
+    UnfreezeOpt,
+    UnsafeLoadOpt,
+    WeightsOpt,
+    emit,
+    handle_errors,
+    load_cli_model,
+)
+
+DepthOpt = Annotated[
+    int | None, typer.Option("--depth", help="Show modules down to this depth (0: the model only).")
+]
+GrepOpt = Annotated[
+    str | None,
+    typer.Option("--grep", help="Show modules whose name or type contains PATTERN (or matches a glob)."),
+]
+
+
+@app.command("tree")
+@handle_errors
+def tree_command(
+    model: ModelArg,
+    weights: WeightsOpt = None,
+    arg: ArgOpt = None,
+    pretrained: PretrainedOpt = False,
+    unsafe_load: UnsafeLoadOpt = False,
+    device: Annotated[
+        str,
+        typer.Option(
+            "--device", help="Where to build the model; meta (default) needs no memory and no init."
+        ),
+    ] = "meta",
+    freeze: FreezeOpt = None,
+    unfreeze: UnfreezeOpt = None,
+    freeze_backbone: FreezeBackboneOpt = False,
+    depth: DepthOpt = None,
+    grep: GrepOpt = None,
+    trainable_only: Annotated[
+        bool, typer.Option("--trainable-only", help="Only modules with trainable params.")
+    ] = False,
+    frozen_only: Annotated[
+        bool, typer.Option("--frozen-only", help="Only modules with frozen params.")
+    ] = False,
+    expand: Annotated[
+        bool, typer.Option("--expand", help="Do not collapse repeated identical blocks.")
+    ] = False,
+    json: JsonOpt = False,
+    html: HtmlOpt = None,
+    svg: SvgOpt = None,
+    no_color: NoColorOpt = False,
+) -> None:
+    """Show the module tree: params (tied counted once), trainable state, train/eval mode, hooks."""
+    from torchscope.render.tree import check_display_options, render_tree
+
+    check_display_options(depth, trainable_only, frozen_only)
+    loaded = load_cli_model(
+        model,
+        weights=weights,
+        args=arg,
+        pretrained=pretrained,
+        device=device,
+        unsafe_load=unsafe_load,
+        freeze=freeze,
+        unfreeze=unfreeze,
+        freeze_backbone=freeze_backbone,
+    )
+    from torchscope._tree import tree
+
+    data = tree(loaded)
+    render = lambda: render_tree(  # noqa: E731
+        data, depth=depth, grep=grep, trainable_only=trainable_only, frozen_only=frozen_only, expand=expand
+    )
+    emit(
+        data,
+        render,
+        Output(json=json, html=html, svg=svg, no_color=no_color, title=f"torchscope tree {model}"),
+    )
+
+
+@dataclass(frozen=True)
+class ModelNames:
+    """The model names ``torchscope models`` lists."""
+
+    names: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready data."""
+        return {"names": list(self.names)}
+
+
+@app.command("models")
+@handle_errors
+def models_command(
+    grep: Annotated[
+        str | None, typer.Option("--grep", help="Only names containing PATTERN (or matching a glob).")
+    ] = None,
+    timm: Annotated[bool, typer.Option("--timm", help="Also list timm:NAME models (needs timm).")] = False,
+    json: JsonOpt = False,
+    no_color: NoColorOpt = False,
+) -> None:
+    """List the model names that `torchscope tree NAME` (and every command) can build."""
+    from fnmatch import fnmatchcase
+
+    from rich.columns import Columns
+
+    from torchscope._loader import list_model_names
+    from torchscope.errors import PatternError
+
+    names = list_model_names(timm=timm)
+    if grep:
+        glob = any(c in grep for c in "*?[")
+        names = [n for n in names if (fnmatchcase(n, grep) if glob else grep.lower() in n.lower())]
+        if not names:
+            raise PatternError(
+                f"--grep {grep!r} matches no model name; run `torchscope models` to see them all"
+            )
+    data = ModelNames(tuple(names))
+    emit(
+        data,
+        lambda: Columns(list(data.names), column_first=True, padding=(0, 2)),
+        Output(json=json, no_color=no_color),
+    )

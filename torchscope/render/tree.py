@@ -1,0 +1,280 @@
+"""Render a :class:`~torchscope._tree.ModuleTree` as a Rich table drawn as a tree, with totals.
+
+Only display options live here (depth, grep, trainable/frozen filters, collapsing of repeated
+blocks); the data is collected once by ``torchscope.tree``. No torch import.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from fnmatch import fnmatchcase
+from typing import TYPE_CHECKING
+
+from rich import box
+from rich.console import Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+
+from torchscope._patterns import name_matches
+from torchscope.errors import PatternError, TorchscopeError
+
+if TYPE_CHECKING:
+    from torchscope._tree import ModuleEntry, ModuleTree
+
+FREEZE_MARK = {"trainable": "✓", "frozen": "✗", "partial": "partial", "none": ""}
+_INDEXED = re.compile(r"^(.*?)(\d+)$")
+
+
+def human_count(n: int) -> str:
+    """A parameter count as Lightning prints it.
+
+    >>> human_count(999), human_count(11_689_512), human_count(633_470_440), human_count(1_234)
+    ('999', '11.7 M', '633 M', '1.2 K')
+    """
+    if n < 1000:
+        return str(n)
+    for unit, scale in (("T", 10**12), ("B", 10**9), ("M", 10**6), ("K", 10**3)):
+        if n >= scale:
+            value = n / scale
+            return f"{value:.0f} {unit}" if value >= 100 else f"{value:.1f} {unit}"
+    return str(n)  # pragma: no cover
+
+
+def human_bytes(n: int) -> str:
+    """A byte count in B/KB/MB/GB (powers of 1000, as Lightning's model size).
+
+    >>> human_bytes(46_758_048), human_bytes(512)
+    ('46.8 MB', '512 B')
+    """
+    if n < 1000:
+        return f"{n} B"
+    for unit, scale in (("TB", 10**12), ("GB", 10**9), ("MB", 10**6), ("KB", 10**3)):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{n} B"  # pragma: no cover
+
+
+def check_display_options(
+    depth: int | None = None, trainable_only: bool = False, frozen_only: bool = False
+) -> None:
+    """Reject display options that cannot work, before any model is loaded."""
+    if depth is not None and depth < 0:
+        raise TorchscopeError(f"depth={depth} must be >= 0 (0 shows only the model itself)")
+    if trainable_only and frozen_only:
+        raise TorchscopeError("--trainable-only and --frozen-only exclude each other; pick one")
+
+
+@dataclass(frozen=True)
+class Row:
+    """One displayed line: a module, or a run of identical sibling blocks collapsed into one."""
+
+    entry: ModuleEntry
+    label: str
+    count: int
+    params: int
+
+
+def _parent_name(name: str) -> str | None:
+    if not name:
+        return None
+    return name.rpartition(".")[0]
+
+
+def _grep_matches(entry: ModuleEntry, pattern: str) -> bool:
+    if any(c in pattern for c in "*?["):
+        return name_matches(entry.name, pattern) or fnmatchcase(entry.type, pattern)
+    needle = pattern.lower()
+    return needle in entry.name.lower() or needle in entry.type.lower()
+
+
+def _visible(
+    entries: Sequence[ModuleEntry],
+    depth: int | None,
+    grep: str | None,
+    trainable_only: bool,
+    frozen_only: bool,
+) -> list[ModuleEntry]:
+    keep = list(entries)
+    if depth is not None:
+        keep = [e for e in keep if e.depth <= depth]
+    if trainable_only:
+        keep = [e for e in keep if e.freeze in ("trainable", "partial")]
+    if frozen_only:
+        keep = [e for e in keep if e.freeze in ("frozen", "partial")]
+    if grep:
+        hits = [e for e in keep if _grep_matches(e, grep)]
+        if not hits:
+            raise PatternError(
+                f"--grep {grep!r} matches no module name or type; list them with `torchscope tree`"
+            )
+        wanted: set[str] = set()
+        for e in hits:
+            name: str | None = e.name
+            while name is not None:
+                wanted.add(name)
+                name = _parent_name(name)
+        keep = [e for e in keep if e.name in wanted]
+    return keep
+
+
+def _children(entries: Sequence[ModuleEntry]) -> dict[str | None, list[ModuleEntry]]:
+    names = {e.name for e in entries}
+    out: dict[str | None, list[ModuleEntry]] = {}
+    for e in entries:
+        parent = _parent_name(e.name)
+        # a filtered-out parent (depth/grep keep ancestors, so only the root can lack one)
+        while parent is not None and parent not in names:
+            parent = _parent_name(parent)
+        out.setdefault(parent, []).append(e)
+    return out
+
+
+def _runs(siblings: list[ModuleEntry], expand: bool) -> list[list[ModuleEntry]]:
+    """Group consecutive siblings named prefix0, prefix1, ... with identical structure."""
+    if expand:
+        return [[s] for s in siblings]
+    runs: list[list[ModuleEntry]] = []
+    for s in siblings:
+        if runs:
+            last = runs[-1][-1]
+            a = _INDEXED.match(last.name.rpartition(".")[2])
+            b = _INDEXED.match(s.name.rpartition(".")[2])
+            if (
+                a
+                and b
+                and a.group(1) == b.group(1)
+                and int(b.group(2)) == int(a.group(2)) + 1
+                and s.signature == last.signature
+                and not s.aliases
+                and not last.aliases
+            ):
+                runs[-1].append(s)
+                continue
+        runs.append([s])
+    return runs
+
+
+def _rows(entries: list[ModuleEntry], expand: bool) -> list[tuple[str, Row]]:
+    children = _children(entries)
+    out: list[tuple[str, Row]] = []
+
+    def visit(entry: ModuleEntry, run: list[ModuleEntry], guide: str, child_prefix: str) -> None:
+        if len(run) > 1:
+            first, last = run[0].name, run[-1].name.rpartition(".")[2]
+            index = _INDEXED.match(last)
+            label = f"{first}-{index.group(2) if index else last}"
+            out.append((guide, Row(entry, label, len(run), sum(e.params for e in run))))
+            return  # the blocks are identical: their insides are shown by --expand
+        label = entry.name or "(model)"
+        out.append((guide, Row(entry, label, 1, entry.params)))
+        runs = _runs(children.get(entry.name, []), expand)
+        for i, sub in enumerate(runs):
+            is_last = i == len(runs) - 1
+            visit(
+                sub[0],
+                sub,
+                child_prefix + ("└── " if is_last else "├── "),
+                child_prefix + ("    " if is_last else "│   "),
+            )
+
+    for top in _runs(children.get(None, []), expand):
+        visit(top[0], top, "", "")
+    return out
+
+
+def _hooks_text(entry: ModuleEntry) -> str:
+    h = entry.hooks
+    parts = [
+        f"{n} {label}"
+        for n, label in (
+            (h.forward, "fwd"),
+            (h.forward_pre, "pre"),
+            (h.backward, "bwd"),
+            (h.state_dict, "sd"),
+            (h.load_state_dict, "load"),
+        )
+        if n
+    ]
+    return ", ".join(parts)
+
+
+def render_tree(
+    data: ModuleTree,
+    *,
+    depth: int | None = None,
+    grep: str | None = None,
+    trainable_only: bool = False,
+    frozen_only: bool = False,
+    expand: bool = False,
+) -> RenderableType:
+    """The module tree as a table (name, type, params, trainable, mode) with a footer of totals.
+
+    Runs of identical sibling blocks collapse to one row (``layers.0-11  EncoderBlock ×12``)
+    unless ``expand``.
+    """
+    check_display_options(depth, trainable_only, frozen_only)
+    entries = _visible(data.modules, depth, grep, trainable_only, frozen_only)
+    rows = _rows(entries, expand)
+    show_hooks = any(r.entry.hooks.total for _, r in rows)
+
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, title=None)
+    table.add_column("Name", overflow="fold")
+    table.add_column("Type", overflow="fold")
+    table.add_column("Params", justify="right", no_wrap=True)
+    table.add_column("Trainable", justify="center", no_wrap=True)
+    table.add_column("Mode", no_wrap=True)
+    if show_hooks:
+        table.add_column("Hooks", no_wrap=True)
+    for guide, row in rows:
+        e = row.entry
+        name = Text(guide, style="dim")
+        name.append(row.label, style="bold" if e.depth == 0 else "")
+        if e.aliases:
+            name.append(f" (also: {', '.join(e.aliases)})", style="dim")
+        type_text = e.type if row.count == 1 else f"{e.type} ×{row.count}"
+        mark_style = {"trainable": "green", "frozen": "red", "partial": "yellow"}.get(e.freeze, "")
+        cells: list[RenderableType] = [
+            name,
+            type_text,
+            human_count(row.params),
+            Text(FREEZE_MARK[e.freeze], style=mark_style),
+            Text("train" if e.training else "eval", style="" if e.training else "cyan"),
+        ]
+        if show_hooks:
+            cells.append(_hooks_text(e))
+        table.add_row(*cells)
+    return Group(table, _footer(data), *_warnings(data))
+
+
+def _footer(data: ModuleTree) -> Table:
+    grid = Table.grid(padding=(0, 1))
+    grid.add_column(style="bold")
+    grid.add_column()
+    grid.add_row("Trainable params:", human_count(data.trainable_params))
+    grid.add_row("Non-trainable params:", human_count(data.frozen_params))
+    grid.add_row("Total params:", human_count(data.total_params))
+    grid.add_row("Total estimated model params size (MB):", f"{data.total_param_bytes / 1e6:.1f}")
+    grid.add_row("Modules in train mode:", str(data.modules_in_train_mode))
+    grid.add_row("Modules in eval mode:", str(data.modules_in_eval_mode))
+    if data.total_buffers:
+        sizes = ", ".join(f"{dtype} {human_bytes(b)}" for dtype, b in data.buffer_bytes)
+        grid.add_row("Buffers:", f"{human_count(data.total_buffers)} ({sizes})")
+    if len(data.param_bytes) > 1:
+        grid.add_row("Param dtypes:", ", ".join(f"{dtype} {human_bytes(b)}" for dtype, b in data.param_bytes))
+    if data.devices:
+        grid.add_row("Devices:", ", ".join(data.devices))
+    if data.wrappers:
+        grid.add_row("Wrapped by:", " > ".join(data.wrappers))
+    for group in data.tied[:5]:
+        grid.add_row("Tied:", " = ".join(group))
+    if len(data.tied) > 5:
+        grid.add_row("", f"and {len(data.tied) - 5} more tied groups (see --json)")
+    if data.global_hooks:
+        grid.add_row("Global module hooks:", str(data.global_hooks))
+    return grid
+
+
+def _warnings(data: ModuleTree) -> list[Text]:
+    return [Text(f"warning: {w.message}", style="yellow") for w in data.warnings]
