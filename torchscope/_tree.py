@@ -14,10 +14,12 @@ from typing import Any
 import torch
 from torch import nn
 from torch.nn.modules.batchnorm import _NormBase
+from torch.nn.parameter import UninitializedBuffer, UninitializedParameter
 
 from torchscope._loader import unwrap
 
 FREEZE_STATES: tuple[str, ...] = ("trainable", "frozen", "partial", "none")
+_LAZY = (UninitializedParameter, UninitializedBuffer)
 
 
 def _jsonable(value: Any) -> Any:
@@ -126,7 +128,7 @@ class ModuleTree:
 
 def _numel(t: torch.Tensor) -> int:
     # lazy modules have no shape until their first forward pass
-    if isinstance(t, nn.parameter.UninitializedTensorMixin):
+    if isinstance(t, _LAZY):
         return 0
     return t.numel()
 
@@ -157,7 +159,7 @@ def _freeze_state(trainable: int, frozen: int, has_params: bool) -> str:
 def _bytes_by_dtype(tensors: Iterable[torch.Tensor]) -> tuple[tuple[str, int], ...]:
     out: dict[str, int] = {}
     for t in tensors:
-        if isinstance(t, nn.parameter.UninitializedTensorMixin):
+        if isinstance(t, _LAZY):
             continue
         key = str(t.dtype).removeprefix("torch.")
         out[key] = out.get(key, 0) + _numel(t) * t.element_size()
@@ -326,7 +328,7 @@ def _module_warnings(
                 f"{shown} ({type(module).__name__}) is in eval mode inside a model in train mode",
             )
         )
-    if any(isinstance(p, nn.parameter.UninitializedTensorMixin) for p in own_params):
+    if any(isinstance(p, _LAZY) for p in own_params):
         out.append(
             TreeWarning(
                 "lazy_params",
