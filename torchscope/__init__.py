@@ -17,11 +17,16 @@ __version__ = "0.1.0"
 
 # public name -> private module that defines it
 _EXPORTS: dict[str, str] = {
+    "ActivationReport": "torchscope._record",
     "ForwardError": "torchscope.errors",
+    "GradReport": "torchscope._grads",
     "ModuleTree": "torchscope._tree",
+    "ParamStats": "torchscope._stats",
     "PatternError": "torchscope.errors",
+    "Recorder": "torchscope._record",
     "SpecError": "torchscope.errors",
     "StepReport": "torchscope._check",
+    "Summary": "torchscope._summary",
     "TorchscopeError": "torchscope.errors",
     "Violation": "torchscope._check",
     "audit_optimizer": "torchscope._optaudit",
@@ -31,11 +36,16 @@ _EXPORTS: dict[str, str] = {
     "fingerprint": "torchscope._fingerprint",
     "freeze": "torchscope._freeze",
     "freeze_backbone": "torchscope._freeze",
+    "grad_report": "torchscope._grads",
     "load_model": "torchscope._loader",
+    "param_stats": "torchscope._stats",
     "preserved": "torchscope._state",
+    "record": "torchscope._record",
     "replace_head": "torchscope._freeze",
+    "summary": "torchscope._summary",
     "tree": "torchscope._tree",
     "unfreeze": "torchscope._freeze",
+    "update_ratio": "torchscope._stats",
     "watch": "torchscope._watch",
 }
 
@@ -59,9 +69,13 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from torchscope._check import StepReport, Violation, check_step
     from torchscope._fingerprint import fingerprint
     from torchscope._freeze import find_head, freeze, freeze_backbone, replace_head, unfreeze
+    from torchscope._grads import GradReport, grad_report
     from torchscope._loader import load_model
     from torchscope._optaudit import audit_optimizer
+    from torchscope._record import ActivationReport, Recorder, record
     from torchscope._state import capture_state, preserved
+    from torchscope._stats import ParamStats, param_stats, update_ratio
+    from torchscope._summary import Summary, summary
     from torchscope._tree import ModuleTree, tree
     from torchscope._watch import watch
     from torchscope.errors import ForwardError, PatternError, SpecError, TorchscopeError

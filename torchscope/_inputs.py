@@ -1,0 +1,248 @@
+"""Synthetic inputs in, named output tensors out: what every forward-running collector shares.
+
+``parse_input_size`` reads the CLI's ``--input-size``; :func:`make_inputs` builds random tensors of
+those shapes; :func:`prepare_call` turns ``input_size``/``input_data``/kwargs into the positional and
+keyword arguments of one forward call; :func:`flatten_outputs` names every tensor in whatever the
+model returned (tuple, namedtuple, dict, dataclass, ``InceptionOutputs``, a detection model's list of
+dicts), so reports show every output shape and not only the first.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+from torch import nn
+from torchinfo.torchinfo import get_correct_input_sizes, set_device
+
+from torchscope.errors import SpecError
+
+Shape = tuple[int, ...]
+
+_DTYPES: dict[str, torch.dtype] = {
+    "float32": torch.float32,
+    "float": torch.float32,
+    "fp32": torch.float32,
+    "float16": torch.float16,
+    "half": torch.float16,
+    "fp16": torch.float16,
+    "bfloat16": torch.bfloat16,
+    "bf16": torch.bfloat16,
+    "float64": torch.float64,
+    "double": torch.float64,
+    "int64": torch.int64,
+    "long": torch.int64,
+    "int32": torch.int32,
+    "int": torch.int32,
+    "bool": torch.bool,
+}
+
+
+def parse_input_size(text: str) -> list[Shape]:
+    """Parse ``--input-size``: one shape ``1,3,224,224`` or several separated by ``;`` or spaces.
+
+    >>> parse_input_size("1,3,224,224")
+    [(1, 3, 224, 224)]
+    >>> parse_input_size("2,16; 2,16")
+    [(2, 16), (2, 16)]
+    """
+    shapes: list[Shape] = []
+    for part in text.replace(";", " ").split():
+        try:
+            shape = tuple(int(d) for d in part.strip("()[]").split(",") if d.strip())
+        except ValueError:
+            raise SpecError(
+                f"--input-size {text!r} is not a list of integers; write e.g. 1,3,224,224 (several: 1,3,8,8;1,10)"
+            ) from None
+        if not shape or any(d <= 0 for d in shape):
+            raise SpecError(f"--input-size {text!r} needs positive dimensions, e.g. 1,3,224,224")
+        shapes.append(shape)
+    if not shapes:
+        raise SpecError(f"--input-size {text!r} is empty; write e.g. 1,3,224,224")
+    return shapes
+
+
+def parse_dtype(name: str | torch.dtype | None) -> torch.dtype | None:
+    """A dtype from its name (``float16``, ``bf16``, ``int64``...), or None.
+
+    >>> parse_dtype("bf16")
+    torch.bfloat16
+    """
+    if name is None or isinstance(name, torch.dtype):
+        return name
+    key = name.lower().removeprefix("torch.")
+    if key not in _DTYPES:
+        raise SpecError(f"unknown dtype {name!r}; use one of {', '.join(sorted(set(_DTYPES)))}")
+    return _DTYPES[key]
+
+
+def normalize_sizes(input_size: Any) -> list[Shape]:
+    """One shape or several as a list of tuples (torchinfo's rules); a bad value is a SpecError."""
+    try:
+        sizes = get_correct_input_sizes(input_size)
+        out = [tuple(int(d) for d in s) for s in sizes]
+    except (TypeError, ValueError):
+        raise SpecError(
+            f"input_size={input_size!r} must be a shape like (1, 3, 224, 224) or a list of shapes"
+        ) from None
+    if not out or any(not s or min(s) <= 0 for s in out):
+        raise SpecError(f"input_size={input_size!r} needs positive dimensions, e.g. (1, 3, 224, 224)")
+    return out
+
+
+def make_inputs(
+    input_size: Any,
+    dtype: torch.dtype | str | Sequence[torch.dtype | str] | None = None,
+    device: torch.device | str | None = None,
+) -> list[torch.Tensor]:
+    """Random tensors of the given shape(s): normal floats, and 0/1 for integer or bool dtypes.
+
+    ``dtype`` is one dtype for all inputs or one per input. Integer inputs are 0 or 1 so that they
+    are valid indices of any embedding.
+
+    >>> [tuple(t.shape) for t in make_inputs([(2, 3), (2, 5)])]
+    [(2, 3), (2, 5)]
+    >>> make_inputs((1, 4), dtype="int64")[0].dtype
+    torch.int64
+    """
+    sizes = normalize_sizes(input_size)
+    if dtype is None or isinstance(dtype, (str, torch.dtype)):
+        dtypes = [parse_dtype(dtype) or torch.float32] * len(sizes)
+    else:
+        dtypes = [parse_dtype(d) or torch.float32 for d in dtype]
+        if len(dtypes) != len(sizes):
+            raise SpecError(f"{len(dtypes)} dtypes given for {len(sizes)} input shapes; give one per shape")
+    dev = torch.device(device) if device is not None else torch.device("cpu")
+    out = []
+    for size, dt in zip(sizes, dtypes, strict=True):
+        if dt.is_floating_point or dt.is_complex:
+            out.append(torch.randn(size, dtype=dt, device=dev))
+        elif dt == torch.bool:
+            out.append(torch.zeros(size, dtype=dt, device=dev))
+        else:
+            out.append(torch.randint(0, 2, size, dtype=dt, device=dev))
+    return out
+
+
+def model_device(model: nn.Module) -> torch.device:
+    """Where the model's first parameter or buffer lives (CPU for a module without tensors)."""
+    for t in [*model.parameters(), *model.buffers()]:
+        return t.device
+    return torch.device("cpu")
+
+
+def model_float_dtype(model: nn.Module) -> torch.dtype:
+    """The dtype of the model's first floating parameter (float32 if none), for synthetic inputs."""
+    for t in model.parameters():
+        if t.is_floating_point():
+            return t.dtype
+    return torch.float32
+
+
+def _takes_keywords(model: nn.Module, keys: Sequence[str]) -> bool:
+    """Whether ``model(**d)`` is meant rather than ``model(d)``: every key names a forward parameter."""
+    try:
+        params = inspect.signature(model.forward).parameters
+    except (TypeError, ValueError):
+        return False
+    positional = [p for p in params.values() if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    return len(positional) != 1 and all(isinstance(k, str) and k in params for k in keys)
+
+
+def prepare_call(
+    model: nn.Module,
+    input_size: Any = None,
+    input_data: Any = None,
+    *,
+    dtype: torch.dtype | str | Sequence[torch.dtype | str] | None = None,
+    device: torch.device | str | None = None,
+    kwargs: Mapping[str, Any] | None = None,
+) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    """The ``(args, kwargs)`` of one forward call.
+
+    ``input_size``: random tensors of that shape (several shapes: several positional arguments).
+    ``input_data``: a tensor is one argument, a tuple is several, a list is one argument (detection
+    models take a list of images), a dict is one argument unless its keys are the names of forward's
+    parameters (then ``model(**d)``). ``kwargs`` are passed as keyword arguments.
+
+    >>> args, kw = prepare_call(nn.Linear(3, 2), input_size=(4, 3))
+    >>> tuple(args[0].shape), kw
+    ((4, 3), {})
+    """
+    if input_size is not None and input_data is not None:
+        raise SpecError("give input_size or input_data, not both")
+    dev = torch.device(device) if device is not None else model_device(model)
+    kw = dict(set_device(dict(kwargs or {}), dev if device is not None else None))
+    if input_size is not None:
+        dt = dtype if dtype is not None else model_float_dtype(model)
+        return tuple(make_inputs(input_size, dt, dev)), kw
+    if input_data is None:
+        if kw:
+            return (), kw
+        raise SpecError("no input: pass input_size=(1, 3, 224, 224) or input_data=tensor (CLI: --input-size)")
+    data = set_device(input_data, dev) if device is not None else input_data
+    if isinstance(data, tuple) and not hasattr(data, "_fields"):
+        return tuple(data), kw
+    if isinstance(data, Mapping) and _takes_keywords(model, list(data)):
+        return (), {**dict(data), **kw}
+    return (data,), kw
+
+
+def _is_dataclass_instance(obj: Any) -> bool:
+    return dataclasses.is_dataclass(obj) and not isinstance(obj, type)
+
+
+def flatten_outputs(obj: Any, prefix: str = "output") -> list[tuple[str, torch.Tensor]]:
+    """Every tensor in ``obj`` with a readable path, in order.
+
+    Handles tensors, tuples, namedtuples (``InceptionOutputs``, ``GoogLeNetOutputs``), lists, dicts
+    (a detection model's list of dicts too), dataclasses and objects with ``to_tuple``.
+
+    >>> from collections import namedtuple
+    >>> P = namedtuple("P", "logits aux")
+    >>> [n for n, _ in flatten_outputs(P(torch.zeros(1), [torch.zeros(2), {"b": torch.zeros(3)}]))]
+    ['output.logits', 'output.aux[0]', "output.aux[1]['b']"]
+    """
+    out: list[tuple[str, torch.Tensor]] = []
+    _flatten(obj, prefix, out, 0)
+    return out
+
+
+def _flatten(obj: Any, path: str, out: list[tuple[str, torch.Tensor]], depth: int) -> None:
+    if depth > 32:  # a self-referencing structure; stop rather than recurse forever
+        return
+    if isinstance(obj, torch.Tensor):
+        out.append((path, obj))
+    elif isinstance(obj, tuple) and hasattr(obj, "_fields"):
+        for field, value in zip(obj._fields, obj, strict=True):
+            _flatten(value, f"{path}.{field}", out, depth + 1)
+    elif isinstance(obj, Mapping):
+        for key, value in obj.items():
+            _flatten(value, f"{path}[{key!r}]", out, depth + 1)
+    elif isinstance(obj, (list, tuple)):
+        for i, value in enumerate(obj):
+            _flatten(value, f"{path}[{i}]", out, depth + 1)
+    elif _is_dataclass_instance(obj):
+        for f in dataclasses.fields(obj):
+            _flatten(getattr(obj, f.name), f"{path}.{f.name}", out, depth + 1)
+    elif hasattr(obj, "to_tuple") and callable(obj.to_tuple):
+        for i, value in enumerate(obj.to_tuple()):
+            _flatten(value, f"{path}[{i}]", out, depth + 1)
+
+
+def describe_structure(obj: Any) -> str:
+    """A short type description of an output: ``Tensor``, ``InceptionOutputs(logits, aux_logits)``."""
+    if isinstance(obj, torch.Tensor):
+        return "Tensor"
+    if isinstance(obj, tuple) and hasattr(obj, "_fields"):
+        return f"{type(obj).__name__}({', '.join(obj._fields)})"
+    if isinstance(obj, Mapping):
+        return f"{type(obj).__name__}({', '.join(str(k) for k in obj)})"
+    if isinstance(obj, (list, tuple)):
+        return f"{type(obj).__name__}[{len(obj)}]"
+    if _is_dataclass_instance(obj):
+        return f"{type(obj).__name__}({', '.join(f.name for f in dataclasses.fields(obj))})"
+    return type(obj).__name__

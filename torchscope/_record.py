@@ -1,0 +1,432 @@
+"""record(): forward hooks that collect activation statistics per module call.
+
+Statistics are reduced on the tensor's own device inside the hook and kept there; once per forward
+pass (in a hook on the model itself) they are stacked and brought to the host with one ``.tolist()``.
+Nothing calls ``.item()`` per module. Hooks (and the tensor hooks for output gradients) are removed
+in ``finally``, also when forward raises.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from torchscope._inputs import flatten_outputs
+from torchscope._patterns import match_names
+from torchscope.errors import SpecError
+
+# Modules whose output is exactly zero for negative inputs: >= DEAD_FRACTION zeros means dead units.
+RELU_FAMILY: frozenset[str] = frozenset({"ReLU", "ReLU6", "Threshold", "Hardtanh"})
+DEAD_FRACTION = 0.9
+# A call whose std is this many times above (below) the median std of its forward pass explodes
+# (vanishes). The median, not the first layer, so one odd layer cannot shift the baseline.
+STD_RATIO = 100.0
+
+STAT_FIELDS: tuple[str, ...] = (
+    "mean",
+    "std",
+    "min",
+    "max",
+    "absmax",
+    "zero_fraction",
+    "nan_count",
+    "inf_count",
+)
+
+
+def tensor_stats(t: torch.Tensor) -> torch.Tensor:
+    """``[mean, std, min, max, absmax, zero_fraction, nan_count, inf_count]`` of ``t``, on its device.
+
+    Four cheap passes: sum, 2-norm, aminmax, count_nonzero. The std comes from the first two moments
+    (fine for activations; it loses precision only when |mean| is ~1e3 x std or more).
+
+    >>> [round(v, 4) for v in tensor_stats(torch.tensor([0.0, 2.0, -2.0, 4.0])).tolist()]
+    [1.0, 2.582, -2.0, 4.0, 4.0, 0.25, 0.0, 0.0]
+    """
+    x = t.detach()
+    if not x.is_floating_point():
+        x = x.float()
+    n = x.numel()
+    out_dtype = torch.float32 if x.device.type == "mps" else torch.float64
+    if n == 0:
+        return torch.full((8,), math.nan, dtype=out_dtype, device=x.device)
+    acc = torch.float64 if x.dtype == torch.float64 else torch.float32
+    s1 = x.sum(dtype=acc).to(out_dtype)
+    s2 = torch.linalg.vector_norm(x, dtype=acc).to(out_dtype)
+    mn, mx = torch.aminmax(x)
+    mn, mx = mn.to(out_dtype), mx.to(out_dtype)
+    zeros = (n - torch.count_nonzero(x)).to(out_dtype)
+    mean = s1 / n
+    var = (s2 * s2 / n - mean * mean).clamp_min(0) * (n / max(n - 1, 1))
+    if x.device.type == "cpu" and math.isfinite(float(s1)) and math.isfinite(float(s2)):
+        # On the CPU reading a scalar is no device sync, and a finite sum and norm prove there is
+        # no NaN or Inf: skip the two slowest passes. Elsewhere count unconditionally (no sync).
+        nan = inf = torch.zeros((), dtype=out_dtype)
+    else:
+        nan = torch.isnan(x).count_nonzero().to(out_dtype)
+        inf = torch.isinf(x).count_nonzero().to(out_dtype)
+    absmax = torch.maximum(mn.abs(), mx.abs())
+    return torch.stack([mean, var.sqrt(), mn, mx, absmax, zeros / n, nan, inf])
+
+
+@dataclass(frozen=True)
+class TensorStats:
+    """Statistics of one tensor (an activation or its gradient)."""
+
+    mean: float
+    std: float
+    min: float
+    max: float
+    absmax: float
+    zero_fraction: float
+    nan_count: int
+    inf_count: int
+
+    @classmethod
+    def from_list(cls, values: Sequence[float]) -> TensorStats:
+        v = list(values)
+        return cls(v[0], v[1], v[2], v[3], v[4], v[5], _count(v[6]), _count(v[7]))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f: getattr(self, f) for f in STAT_FIELDS}
+
+
+def _count(v: float) -> int:
+    return int(v) if math.isfinite(v) else 0
+
+
+@dataclass(frozen=True)
+class ActivationCall:
+    """One output tensor of one module call in one forward pass."""
+
+    forward: int
+    module: str
+    type: str
+    call: int  # 0 for the module's first call in this forward pass, 1 for the second (shared)...
+    output: str  # "output", "output[0]", "output.logits"...
+    shape: tuple[int, ...]
+    dtype: str
+    stats: TensorStats | None  # None for non-floating outputs
+    grad: TensorStats | None = None
+    time_ms: float | None = None
+    flags: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "forward": self.forward,
+            "module": self.module,
+            "type": self.type,
+            "call": self.call,
+            "output": self.output,
+            "shape": list(self.shape),
+            "dtype": self.dtype,
+            "stats": None if self.stats is None else self.stats.to_dict(),
+            "grad": None if self.grad is None else self.grad.to_dict(),
+            "time_ms": self.time_ms,
+            "flags": list(self.flags),
+        }
+
+
+@dataclass(frozen=True)
+class Flag:
+    """A problem found in the statistics: nan, inf, dead, exploding, vanishing, grad_nan, grad_inf."""
+
+    kind: str
+    module: str
+    forward: int
+    call: int
+    detail: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "module": self.module,
+            "forward": self.forward,
+            "call": self.call,
+            "detail": self.detail,
+        }
+
+
+@dataclass(frozen=True)
+class ActivationReport:
+    """Everything :func:`record` saw, in call order; plain data."""
+
+    calls: tuple[ActivationCall, ...]
+    forwards: int
+    modules: tuple[str, ...]
+    flags: tuple[Flag, ...]
+    timing: bool = False
+    grads: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "forwards": self.forwards,
+            "modules": list(self.modules),
+            "timing": self.timing,
+            "grads": self.grads,
+            "calls": [c.to_dict() for c in self.calls],
+            "flags": [f.to_dict() for f in self.flags],
+        }
+
+
+@dataclass
+class _Row:
+    forward: int
+    module: str
+    type: str
+    call: int
+    output: str
+    shape: tuple[int, ...]
+    dtype: str
+    stats: list[float] | None = None
+    grad: list[float] | None = None
+    time_ms: float | None = None
+
+
+class Recorder:
+    """Collects statistics while inside :func:`record`; :meth:`report` turns them into plain data."""
+
+    def __init__(self, model: nn.Module, names: dict[int, str], *, grads: bool, timing: bool) -> None:
+        self._model = model
+        self._names = names
+        self.grads = grads
+        self.timing = timing
+        self._rows: list[_Row] = []
+        self._forward = -1
+        self._calls: dict[int, int] = {}
+        # rows waiting for their device statistics: (row, stats tensor)
+        self._pending: list[tuple[_Row, torch.Tensor]] = []
+        self._pending_grads: list[tuple[_Row, torch.Tensor]] = []
+        self._starts: dict[int, list[float]] = {}
+        self._tensor_handles: list[Any] = []
+        # the last tensor seen, so a container whose output is its last child's output (same object,
+        # same version) reuses that child's statistics instead of reducing the tensor again
+        self._last: tuple[torch.Tensor, int, torch.Tensor] | None = None
+
+    # -- hooks ---------------------------------------------------------------------------------
+    def _root_pre(self, module: nn.Module, args: Any) -> None:
+        self._flush()
+        self._forward += 1
+        self._calls.clear()
+
+    def _root_post(self, module: nn.Module, args: Any, output: Any) -> None:
+        self._flush()
+
+    def _pre(self, module: nn.Module, args: Any) -> None:
+        if self.timing:
+            _sync(module)
+            self._starts.setdefault(id(module), []).append(time.perf_counter())
+
+    def _post(self, module: nn.Module, args: Any, output: Any) -> None:
+        elapsed = None
+        if self.timing:
+            _sync(module)
+            starts = self._starts.get(id(module))
+            if starts:
+                elapsed = (time.perf_counter() - starts.pop()) * 1e3
+        if self._forward < 0:  # a submodule called on its own, outside the model's forward
+            self._forward = 0
+        n = self._calls.get(id(module), 0)
+        self._calls[id(module)] = n + 1
+        name = self._names[id(module)]
+        with torch.no_grad():
+            for path, t in flatten_outputs(output):
+                row = _Row(
+                    self._forward,
+                    name,
+                    type(module).__name__,
+                    n,
+                    path,
+                    tuple(t.shape),
+                    str(t.dtype).removeprefix("torch."),
+                    time_ms=elapsed,
+                )
+                self._rows.append(row)
+                if not (t.is_floating_point() or t.is_complex()) or t.is_meta or t.is_complex():
+                    continue
+                self._pending.append((row, self._stats_of(t)))
+                if self.grads and t.requires_grad:
+                    self._tensor_handles.append(t.register_hook(self._grad_hook(row)))
+
+    def _stats_of(self, t: torch.Tensor) -> torch.Tensor:
+        last = self._last
+        if last is not None and last[0] is t and last[1] == t._version:
+            return last[2]
+        stats = tensor_stats(t)
+        self._last = (t, t._version, stats)
+        return stats
+
+    def _grad_hook(self, row: _Row) -> Any:
+        def hook(grad: torch.Tensor) -> None:
+            with torch.no_grad():
+                self._pending_grads.append((row, tensor_stats(grad)))
+
+        return hook
+
+    # -- host transfer -------------------------------------------------------------------------
+    def _flush(self) -> None:
+        self._last = None
+        for pending, attr in ((self._pending, "stats"), (self._pending_grads, "grad")):
+            if not pending:
+                continue
+            by_device: dict[torch.device, list[tuple[_Row, torch.Tensor]]] = {}
+            for row, stats in pending:
+                by_device.setdefault(stats.device, []).append((row, stats))
+            for items in by_device.values():
+                values = torch.stack([s for _, s in items]).tolist()  # the one transfer per device
+                for (row, _), v in zip(items, values, strict=True):
+                    setattr(row, attr, v)
+            pending.clear()
+
+    def _close(self) -> None:
+        for h in self._tensor_handles:
+            h.remove()
+        self._tensor_handles.clear()
+
+    def report(self) -> ActivationReport:
+        """Plain-data report of every recorded call so far (also after the ``with`` block).
+
+        >>> m = nn.Sequential(nn.Linear(3, 3), nn.ReLU())
+        >>> with record(m) as rec:
+        ...     _ = m(torch.randn(2, 3))
+        >>> [c.module for c in rec.report().calls]
+        ['0', '1']
+        """
+        self._flush()
+        calls = []
+        for r in self._rows:
+            calls.append(
+                ActivationCall(
+                    r.forward,
+                    r.module,
+                    r.type,
+                    r.call,
+                    r.output,
+                    r.shape,
+                    r.dtype,
+                    None if r.stats is None else TensorStats.from_list(r.stats),
+                    None if r.grad is None else TensorStats.from_list(r.grad),
+                    r.time_ms,
+                )
+            )
+        calls, flags = _flag(calls)
+        modules = tuple(dict.fromkeys(self._names.values()))
+        return ActivationReport(
+            tuple(calls), self._forward + 1, modules, tuple(flags), self.timing, self.grads
+        )
+
+
+def _sync(module: nn.Module) -> None:
+    for p in module.parameters(recurse=True):
+        if p.device.type == "cuda":
+            torch.cuda.synchronize(p.device)
+        return
+
+
+def _flag(calls: list[ActivationCall]) -> tuple[list[ActivationCall], list[Flag]]:
+    """Attach flags to calls: NaN/Inf, dead ReLU units, exploding/vanishing std within a forward."""
+    medians: dict[int, float] = {}
+    by_forward: dict[int, list[float]] = {}
+    for c in calls:
+        if c.stats is not None and math.isfinite(c.stats.std) and c.stats.std > 0:
+            by_forward.setdefault(c.forward, []).append(c.stats.std)
+    for fwd, stds in by_forward.items():
+        medians[fwd] = statistics.median(stds)
+    out: list[ActivationCall] = []
+    flags: list[Flag] = []
+    for c in calls:
+        found: list[tuple[str, str]] = []
+        s = c.stats
+        if s is not None:
+            if s.nan_count:
+                found.append(("nan", f"{s.nan_count} NaN values in {c.output}"))
+            if s.inf_count:
+                found.append(("inf", f"{s.inf_count} Inf values in {c.output}"))
+            dead = c.type in RELU_FAMILY and s.zero_fraction >= DEAD_FRACTION
+            if dead:
+                found.append(("dead", f"{s.zero_fraction:.0%} of outputs are exactly zero"))
+            med = medians.get(c.forward)
+            if med and math.isfinite(s.std) and len(by_forward.get(c.forward, ())) >= 3:
+                if s.std > STD_RATIO * med:
+                    found.append(("exploding", f"std {s.std:.3g} is {s.std / med:.0f}x the median {med:.3g}"))
+                elif not dead and s.std < med / STD_RATIO:
+                    found.append(
+                        (
+                            "vanishing",
+                            f"std {s.std:.3g} is 1/{med / max(s.std, 1e-300):.0f} of the median {med:.3g}",
+                        )
+                    )
+        g = c.grad
+        if g is not None:
+            if g.nan_count:
+                found.append(("grad_nan", f"{g.nan_count} NaN values in the gradient of {c.output}"))
+            if g.inf_count:
+                found.append(("grad_inf", f"{g.inf_count} Inf values in the gradient of {c.output}"))
+        if found:
+            c = ActivationCall(**{**c.__dict__, "flags": tuple(k for k, _ in found)})
+            flags.extend(Flag(k, c.module, c.forward, c.call, d) for k, d in found)
+        out.append(c)
+    return out, flags
+
+
+@contextmanager
+def record(
+    model: nn.Module,
+    modules: str | Sequence[str] | None = None,
+    *,
+    grads: bool = False,
+    timing: bool = False,
+) -> Iterator[Recorder]:
+    """Record activation statistics of ``modules`` (glob patterns; default: every submodule).
+
+    With ``grads=True`` the gradient of each recorded output is summarised too (run backward inside
+    the block); ``timing=True`` adds per-call wall time (synchronising CUDA around each module).
+    Hooks are removed on exit, also when forward raises.
+
+    >>> m = nn.Sequential(nn.Linear(4, 4), nn.ReLU())
+    >>> with record(m, "1") as rec:
+    ...     _ = m(torch.randn(8, 4))
+    >>> rec.report().calls[0].shape
+    (8, 4)
+    """
+    if not isinstance(model, nn.Module):
+        raise SpecError(f"record() needs an nn.Module, got {type(model).__name__}")
+    all_names: list[tuple[str, nn.Module]] = [
+        (n, m) for n, m in model.named_modules(remove_duplicate=False) if n
+    ]
+    if modules is None:
+        chosen = [n for n, _ in all_names]
+    else:
+        patterns = [modules] if isinstance(modules, str) else list(modules)
+        chosen = match_names([n for n, _ in all_names], patterns, what="module")
+    lookup = dict(all_names)
+    names: dict[int, str] = {}
+    for n in chosen:
+        names.setdefault(id(lookup[n]), n)
+    rec = Recorder(model, names, grads=grads, timing=timing)
+    handles: list[Any] = []
+    try:
+        handles.append(model.register_forward_pre_hook(rec._root_pre))
+        for n in chosen:
+            m = lookup[n]
+            if names.get(id(m)) != n:
+                continue  # the same module under a second name: hooked once
+            if timing:
+                handles.append(m.register_forward_pre_hook(rec._pre))
+            handles.append(m.register_forward_hook(rec._post))
+        # registered last, so it runs after the hooks of a recorded root-level module
+        handles.append(model.register_forward_hook(rec._root_post))
+        yield rec
+    finally:
+        for h in handles:
+            h.remove()
+        rec._close()
+        rec._flush()

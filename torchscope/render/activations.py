@@ -1,0 +1,94 @@
+"""Render an :class:`~torchscope._record.ActivationReport`: one row per module call, flagged rows
+highlighted, then the list of flags. No torch import.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from rich import box
+from rich.console import Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+
+if TYPE_CHECKING:
+    from torchscope._record import ActivationReport
+
+FLAG_STYLE = {
+    "nan": "bold red",
+    "inf": "bold red",
+    "grad_nan": "bold red",
+    "grad_inf": "bold red",
+    "exploding": "red",
+}
+
+
+def fmt_value(v: float | None) -> str:
+    """Three significant digits; ``-`` for None.
+
+    >>> fmt_value(0.000123456), fmt_value(1234.5), fmt_value(None), fmt_value(0.0)
+    ('0.000123', '1.23e+03', '-', '0')
+    """
+    if v is None:
+        return "-"
+    return f"{v:.3g}"
+
+
+def render_activations(data: ActivationReport, *, forward: int | None = None) -> RenderableType:
+    """The activation table (every call of ``forward``, or of all forwards), then the flags."""
+    several = data.forwards > 1 and forward is None
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
+    if several:
+        table.add_column("Fwd", justify="right")
+    table.add_column("Module (type)", overflow="fold")
+    table.add_column("Shape", overflow="fold")
+    for col in ("Mean", "Std", "Min", "Max", "Zeros"):
+        table.add_column(col, justify="right")
+    table.add_column("NaN/Inf", justify="right")
+    if data.grads:
+        table.add_column("Grad std", justify="right")
+    if data.timing:
+        table.add_column("ms", justify="right")
+    table.add_column("Flags")
+    for c in data.calls:
+        if forward is not None and c.forward != forward:
+            continue
+        s = c.stats
+        out = "" if c.output == "output" else c.output.removeprefix("output")
+        label = f"{c.module}{out} ({c.type})" + (f" #{c.call + 1}" if c.call else "")
+        cells = [str(c.forward)] if several else []
+        cells += [label, str(list(c.shape))]
+        if s is None:
+            cells += ["-"] * 6
+        else:
+            cells += [
+                fmt_value(s.mean),
+                fmt_value(s.std),
+                fmt_value(s.min),
+                fmt_value(s.max),
+                f"{s.zero_fraction:.0%}",
+                f"{s.nan_count}/{s.inf_count}" if s.nan_count or s.inf_count else "-",
+            ]
+        if data.grads:
+            cells.append(fmt_value(None if c.grad is None else c.grad.std))
+        if data.timing:
+            cells.append("-" if c.time_ms is None else f"{c.time_ms:.2f}")
+        cells.append(", ".join(c.flags))
+        style = None
+        if c.flags:
+            style = next((FLAG_STYLE[f] for f in c.flags if f in FLAG_STYLE), "yellow")
+        table.add_row(*cells, style=style)
+    parts: list[RenderableType] = [table]
+    head = f"{len(data.calls)} recorded outputs over {data.forwards} forward pass{'es' if data.forwards != 1 else ''}"
+    parts.append(Text(head))
+    if data.flags:
+        lines = [
+            f"{f.kind}: {f.module}" + (f" (forward {f.forward})" if several else "") + f" - {f.detail}"
+            for f in data.flags
+        ]
+        parts.append(Text("\n".join(lines), style="yellow"))
+    else:
+        parts.append(
+            Text("no flags: no NaN/Inf, no dead ReLU units, no exploding or vanishing std", style="green")
+        )
+    return Group(*parts)

@@ -1,0 +1,105 @@
+"""Render :class:`~torchscope._stats.ParamStats` and :class:`~torchscope._grads.GradReport`.
+
+No torch import.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from rich import box
+from rich.console import Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+
+from torchscope.render.activations import fmt_value
+from torchscope.render.tree import human_count
+
+if TYPE_CHECKING:
+    from torchscope._grads import GradReport
+    from torchscope._stats import ParamStats
+
+GRAD_STYLE = {"nonfinite": "bold red", "exploding": "red", "vanishing": "yellow", "unused": "yellow"}
+
+
+def render_param_stats(data: ParamStats) -> RenderableType:
+    """One row per parameter (tied ones once), then totals and flags."""
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
+    table.add_column("Parameter", overflow="fold")
+    table.add_column("Shape", overflow="fold")
+    table.add_column("Train", justify="center")
+    for col in ("Norm", "Mean", "Std", "Min", "Max", "Zeros"):
+        table.add_column(col, justify="right")
+    table.add_column("Grad")
+    table.add_column("Grad/param", justify="right")
+    for r in data.rows:
+        name = r.name + (f" (= {', '.join(r.aliases)})" if r.aliases else "")
+        bad = r.nan_count or r.inf_count or r.grad == "nonfinite"
+        table.add_row(
+            name,
+            str(list(r.shape)),
+            "✓" if r.requires_grad else "✗",
+            fmt_value(r.norm),
+            fmt_value(r.mean),
+            fmt_value(r.std),
+            fmt_value(r.min),
+            fmt_value(r.max),
+            "-" if r.zero_fraction is None else f"{r.zero_fraction:.0%}",
+            r.grad if r.grad != "ok" else fmt_value(r.grad_norm),
+            fmt_value(r.grad_ratio),
+            style="bold red" if bad else None,
+        )
+    lines = [
+        f"Params: {human_count(data.total)} ({human_count(data.trainable)} trainable, {human_count(data.frozen)} frozen)",
+        f"Global norm: {fmt_value(data.norm)}; grad norm: {fmt_value(data.grad_norm)}",
+    ]
+    parts: list[RenderableType] = [table, Text("\n".join(lines))]
+    if data.flags:
+        parts.append(Text("\n".join(data.flags), style="bold red"))
+    return Group(*parts)
+
+
+def render_grads(data: GradReport) -> RenderableType:
+    """Per-layer grad norms, then unused parameters and flags."""
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
+    table.add_column("Layer (type)", overflow="fold")
+    table.add_column("Params", justify="right")
+    table.add_column("Trainable", justify="right")
+    table.add_column("Grad norm", justify="right")
+    table.add_column("Param norm", justify="right")
+    table.add_column("Ratio", justify="right")
+    table.add_column("Flag")
+    for la in data.layers:
+        table.add_row(
+            f"{la.name or data.model} ({la.type})",
+            human_count(la.params),
+            human_count(la.trainable),
+            fmt_value(la.grad_norm),
+            fmt_value(la.param_norm),
+            fmt_value(la.ratio),
+            la.flag or "",
+            style=GRAD_STYLE.get(la.flag or ""),
+        )
+    lines = [
+        f"Loss: {data.loss} = {fmt_value(data.loss_value)} (one {data.mode}-mode step on a random batch)",
+        f"Params: {human_count(data.trainable)} trainable, {human_count(data.frozen)} frozen",
+    ]
+    parts: list[RenderableType] = [table, Text("\n".join(lines))]
+    if data.unused:
+        parts.append(
+            Text(
+                f"{len(data.unused)} trainable parameters got no gradient (unused): "
+                + ", ".join(data.unused),
+                style="yellow",
+            )
+        )
+    if data.flags:
+        parts.append(Text("\n".join(data.flags), style="yellow"))
+    elif not data.unused:
+        parts.append(
+            Text(
+                "every trainable parameter got a finite gradient; no vanishing or exploding layer",
+                style="green",
+            )
+        )
+    return Group(*parts)
