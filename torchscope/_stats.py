@@ -112,10 +112,9 @@ def param_stats(model: nn.Module) -> ParamStats:
         for idx in by_device.values():
             params = [entries[i][2].detach() for i in idx]
             norms = torch._foreach_norm(params)
-            with_grad = [i for i in idx if _dense_grad(entries[i][2]) is not None]
-            gnorms = (
-                torch._foreach_norm([entries[i][2].grad.detach() for i in with_grad]) if with_grad else []
-            )  # type: ignore[union-attr]
+            grads_here = [(i, g) for i in idx if (g := _dense_grad(entries[i][2])) is not None]
+            with_grad = [i for i, _ in grads_here]
+            gnorms = torch._foreach_norm([g.detach() for _, g in grads_here]) if grads_here else []
             dtype = torch.float32 if params[0].device.type == "mps" else torch.float64
             rows = [
                 torch.cat([n.reshape(1).to(dtype), tensor_stats(p).to(dtype)])
