@@ -17,8 +17,7 @@ as the one argument (``model(x)``).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -454,23 +453,29 @@ class _FrozenWatch:
         _finish(check, message, report)
 
 
-@contextmanager
-def expect_frozen(model: nn.Module, *patterns: str, optimizer: Any = None) -> Iterator[None]:
+class expect_frozen:
     """Fail if the block changes any parameter or buffer selected by ``patterns``.
 
     Without patterns: every parameter with ``requires_grad=False`` and the buffers (running
     statistics) of modules whose own parameters are all frozen. Pass ``optimizer`` to name the
-    group that moved a frozen tensor.
+    group that moved a frozen tensor. The block's own exceptions pass through unchecked.
 
     >>> import torch
     >>> m = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.Linear(2, 1))
     >>> with expect_frozen(m, "0"):
     ...     _ = m(torch.randn(3, 2))
     """
-    __tracebackhide__ = True
-    watch = _FrozenWatch(model, patterns, optimizer)
-    yield
-    watch.finish("expect_frozen")
+
+    def __init__(self, model: nn.Module, *patterns: str, optimizer: Any = None) -> None:
+        self._watch = _FrozenWatch(model, patterns, optimizer)
+
+    def __enter__(self) -> expect_frozen:
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        __tracebackhide__ = True
+        if exc_type is None:
+            self._watch.finish("expect_frozen")
 
 
 # ---------------------------------------------------------------------------------------------
