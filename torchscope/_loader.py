@@ -371,8 +371,16 @@ def _zip_names(path: Path) -> list[str]:
 
 def _torch_load(path: Path, map_location: str, unsafe_load: bool) -> Any:
     """``torch.load`` with ``weights_only=True``; a whole pickled module only with ``unsafe_load``."""
+    is_zip = zipfile.is_zipfile(path)
+    with open(path, "rb") as fh:
+        head = fh.read(1)
+    # torch.save writes a zip archive, or (legacy format) a pickle, which starts with PROTO 0x80
+    if not is_zip and head != b"\x80":
+        raise SpecError(
+            f"{path} is not a PyTorch checkpoint (neither a zip archive nor a pickle); check the file"
+        )
     try:
-        return torch.load(path, map_location=map_location, weights_only=True, mmap=zipfile.is_zipfile(path))
+        return torch.load(path, map_location=map_location, weights_only=True, mmap=is_zip)
     except pickle.UnpicklingError as exc:
         if "Weights only load failed" not in str(exc):
             raise SpecError(

@@ -160,14 +160,15 @@ def _rows(entries: list[ModuleEntry], expand: bool) -> list[tuple[str, Row]]:
     children = _children(entries)
     out: list[tuple[str, Row]] = []
 
-    def visit(entry: ModuleEntry, run: list[ModuleEntry], guide: str, child_prefix: str) -> None:
+    def visit(entry: ModuleEntry, run: list[ModuleEntry], parent: str, guide: str, child_prefix: str) -> None:
+        # names relative to the row above: the tree guides already show the path
+        label = entry.name[len(parent) + 1 :] if parent else entry.name or "(model)"
         if len(run) > 1:
-            first, last = run[0].name, run[-1].name.rpartition(".")[2]
+            last = run[-1].name.rpartition(".")[2]
             index = _INDEXED.match(last)
-            label = f"{first}-{index.group(2) if index else last}"
+            label = f"{label}-{index.group(2) if index else last}"
             out.append((guide, Row(entry, label, len(run), sum(e.params for e in run))))
             return  # the blocks are identical: their insides are shown by --expand
-        label = entry.name or "(model)"
         out.append((guide, Row(entry, label, 1, entry.params)))
         runs = _runs(children.get(entry.name, []), expand)
         for i, sub in enumerate(runs):
@@ -175,12 +176,13 @@ def _rows(entries: list[ModuleEntry], expand: bool) -> list[tuple[str, Row]]:
             visit(
                 sub[0],
                 sub,
+                entry.name,
                 child_prefix + ("└── " if is_last else "├── "),
                 child_prefix + ("    " if is_last else "│   "),
             )
 
     for top in _runs(children.get(None, []), expand):
-        visit(top[0], top, "", "")
+        visit(top[0], top, "", "", "")
     return out
 
 
@@ -220,7 +222,7 @@ def render_tree(
     show_hooks = any(r.entry.hooks.total for _, r in rows)
 
     table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, title=None)
-    table.add_column("Name", overflow="fold")
+    table.add_column("Name", no_wrap=True, overflow="ellipsis")
     table.add_column("Type", overflow="fold")
     table.add_column("Params", justify="right", no_wrap=True)
     table.add_column("Trainable", justify="center", no_wrap=True)
