@@ -66,7 +66,7 @@ def test_assert_frozen_names_bn_drift() -> None:
         assert_frozen(model, sgd_step(model, x, opt), "backbone", optimizer=opt)
     text = str(info.value)
     assert "backbone.1.running_mean" in text and "backbone.4.num_batches_tracked" in text
-    assert "BatchNorm2d 'backbone.1' ran in train mode" in text
+    assert "BatchNorm2d" in text and "ran in train mode" in text
     assert "fix: call .eval() on the frozen norm layers" in text
     assert "tensor(" not in text and "\x1b[" not in text
 
