@@ -1,0 +1,378 @@
+"""Rich views of a :class:`~torchscope._bench.BenchResult`: the report, a two-file comparison, and
+the progress bar the CLI shows on stderr while the benchmark runs. No torch import.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from rich.console import Console, Group, RenderableType
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
+from rich.table import Table
+from rich.text import Text
+
+from torchscope.render._charts import sparkline
+
+if TYPE_CHECKING:
+    from torchscope._bench import BenchResult, ModeResult
+
+#: The harness must add nothing: torchscope/baseline at or above this passes.
+RATIO_GOAL = 0.98
+
+
+def fmt_bytes(n: int | None) -> str:
+    """``1536`` -> ``'1.5 KiB'``; None -> ``'-'``.
+
+    >>> fmt_bytes(3 * 1024**3), fmt_bytes(None)
+    ('3.00 GiB', '-')
+    """
+    if n is None:
+        return "-"
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if value < 1024 or unit == "TiB":
+            return (
+                f"{value:.0f} {unit}"
+                if unit == "B"
+                else f"{value:.{2 if unit in ('GiB', 'TiB') else 1}f} {unit}"
+            )
+        value /= 1024
+    return f"{value:.2f} TiB"  # pragma: no cover - loop always returns
+
+
+def fmt_flops(n: float) -> str:
+    """FLOPs with an SI unit: ``4.1e9`` -> ``'4.10 GFLOP'``.
+
+    >>> fmt_flops(4.1e9), fmt_flops(12.0)
+    ('4.10 GFLOP', '12 FLOP')
+    """
+    for unit, scale in (("PFLOP", 1e15), ("TFLOP", 1e12), ("GFLOP", 1e9), ("MFLOP", 1e6)):
+        if n >= scale:
+            return f"{n / scale:.2f} {unit}"
+    return f"{n:.0f} FLOP"
+
+
+def fmt_rate(x: float) -> str:
+    """img/s with sensible precision: 3 significant digits at least, no exponent.
+
+    >>> fmt_rate(5123.4), fmt_rate(41.26), fmt_rate(3.456)
+    ('5123', '41.3', '3.46')
+    """
+    if x >= 1000:
+        return f"{x:.0f}"
+    if x >= 10:
+        return f"{x:.1f}"
+    return f"{x:.2f}"
+
+
+def fmt_tflops(tflops: float) -> str:
+    """A FLOP rate given in TFLOP/s, in GFLOP/s below 1 TFLOP/s (CPU figures).
+
+    >>> fmt_tflops(312.0), fmt_tflops(0.0505)
+    ('312 TFLOP/s', '50.5 GFLOP/s')
+    """
+    if tflops >= 1:
+        return f"{tflops:.3g} TFLOP/s"
+    return f"{tflops * 1000:.3g} GFLOP/s"
+
+
+def fmt_pct(x: float | None, digits: int = 1) -> str:
+    """A fraction as a percentage; None -> ``'-'``."""
+    return "-" if x is None else f"{x * 100:.{digits}f}%"
+
+
+def _ratio_text(r: float | None) -> Text:
+    if r is None:
+        return Text("-")
+    ok = r >= RATIO_GOAL
+    return Text(f"{r:.3f} {'✓' if ok else '✗'}", style="green" if ok else "yellow")
+
+
+def _mfu_text(m: ModeResult) -> str:
+    e = m.efficiency
+    if e.mfu is None:
+        return "-"
+    if e.basis == "datasheet":
+        return f"{fmt_pct(e.mfu)} of {e.datasheet_key} {e.compute_dtype} {e.datasheet_peak_tflops:g} TFLOP/s (datasheet)"
+    return f"{fmt_pct(e.mfu)} of {fmt_tflops(e.measured_peak_tflops or 0.0)} (matmul measured)"
+
+
+def _memory_text(m: ModeResult) -> str:
+    mem = m.memory
+    if mem.peak_allocated_bytes is not None:
+        return f"{fmt_bytes(mem.peak_allocated_bytes)} alloc / {fmt_bytes(mem.peak_reserved_bytes)} reserved"
+    return f"{fmt_bytes(mem.peak_rss_bytes)} RSS"
+
+
+def _check_text(m: ModeResult, short: bool = False) -> Text:
+    if m.check is None:
+        return Text("not run")
+    if m.check.ok:
+        if short:
+            return Text("✓ ok", style="green")
+        frozen, trainable = m.check.report.get("frozen_params"), m.check.report.get("trainable_params")
+        if not frozen:
+            return Text(f"✓ all {trainable} tensors updated", style="green")
+        return Text(f"✓ {frozen} frozen tensors unchanged, {trainable} updated", style="green")
+    return Text(f"✗ {len(m.check.violations)} violation(s)", style="bold red")
+
+
+def _rows(modes: Sequence[ModeResult]) -> list[tuple[str, list[RenderableType]]]:
+    rows: list[tuple[str, list[RenderableType]]] = []
+
+    def row(label: str, fn: Callable[[ModeResult], RenderableType]) -> None:
+        rows.append((label, [fn(m) for m in modes]))
+
+    row(
+        "batch size",
+        lambda m: str(m.batch_size) + (f" (auto, {len(m.batch_search)} trials)" if m.batch_search else ""),
+    )
+    row("trainable params", lambda m: f"{m.trainable_params:,} of {m.total_params:,}")
+    row(
+        "img/s (median)",
+        lambda m: Text(
+            f"{fmt_rate(m.harness.stats.img_s_median)}  (spread {m.harness.stats.spread_pct:.1f}%)",
+            style="bold",
+        ),
+    )
+    row(
+        "img/s per window",
+        lambda m: (
+            f"{sparkline([m.harness.images_per_step * m.harness.steps_per_window / t for t in m.harness.window_s])}"
+            f"  {fmt_rate(m.harness.stats.img_s_min)}–{fmt_rate(m.harness.stats.img_s_max)}"
+        ),
+    )
+    if any(m.baseline is not None for m in modes):
+        row(
+            "baseline img/s", lambda m: "-" if m.baseline is None else fmt_rate(m.baseline.stats.img_s_median)
+        )
+        row("torchscope / baseline", lambda m: _ratio_text(m.ratio))
+    row(
+        "step ms p50 / p90",
+        lambda m: f"{m.harness.stats.step_ms_p50:.1f} / {m.harness.stats.step_ms_p90:.1f}",
+    )
+    row(
+        "warm-up",
+        lambda m: (
+            f"{len(m.warmup.step_s)} steps, first {m.warmup.first_step_s:.2f} s"
+            + (f", compile {m.warmup.compile_s:.1f} s" if m.warmup.compile_s is not None else "")
+        ),
+    )
+    row("FLOPs / step", lambda m: fmt_flops(m.efficiency.flops_per_step))
+    row("achieved", lambda m: fmt_tflops(m.efficiency.tflops))
+    row("MFU", _mfu_text)
+    row("peak memory", _memory_text)
+    if any(m.distributed is not None for m in modes):
+        row("global img/s", lambda m: "-" if m.distributed is None else fmt_rate(m.distributed.global_img_s))
+        row(
+            "per-rank img/s",
+            lambda m: (
+                "-" if m.distributed is None else " ".join(fmt_rate(x) for x in m.distributed.per_rank_img_s)
+            ),
+        )
+        row(
+            "single-process img/s",
+            lambda m: "-" if m.distributed is None else fmt_rate(m.distributed.single_img_s),
+        )
+        row(
+            "scaling efficiency",
+            lambda m: "-" if m.distributed is None else fmt_pct(m.distributed.scaling_efficiency),
+        )
+    row("freeze check", _check_text)
+    return rows
+
+
+def _environment_table(result: BenchResult) -> Table:
+    env, cfg = result.environment, result.config
+    table = Table(show_header=False, box=None, pad_edge=False, title="environment", title_justify="left")
+    table.add_column(style="dim")
+    table.add_column()
+    versions = f"torch {env.torch}, torchvision {env.torchvision}"
+    if env.cuda:
+        versions += f", CUDA {env.cuda}"
+    if env.cudnn:
+        versions += f", cuDNN {env.cudnn}"
+    items: list[tuple[str, str]] = [
+        ("device", f"{env.device} ({env.device_name})"),
+        ("versions", f"{versions}, Python {env.python}"),
+        ("threads", f"{env.threads} intra-op, {env.interop_threads} inter-op"),
+        (
+            "TF32",
+            f"matmul {'on' if env.tf32_matmul else 'off'}, cuDNN {'on' if env.tf32_cudnn else 'off'} "
+            f"(float32 matmul precision {env.float32_matmul_precision}); cudnn.benchmark {'on' if env.cudnn_benchmark else 'off'}",
+        ),
+        ("dtype", f"{env.compute_dtype} (amp {cfg.amp})"),
+        ("memory format", env.memory_format),
+        ("compile", env.compile),
+        (
+            "input",
+            f"{cfg.image_size}x{cfg.image_size}, {cfg.num_classes} classes, "
+            + (f"ImageFolder {cfg.data} ({cfg.workers} workers)" if cfg.data else "synthetic, on the device"),
+        ),
+        ("optimizer", f"{cfg.optimizer} lr {cfg.lr:g}, cross-entropy"),
+        (
+            "timing",
+            f"{cfg.windows} windows x {cfg.steps} steps per loop, interleaved with the baseline"
+            if cfg.baseline
+            else f"{cfg.windows} windows x {cfg.steps} steps",
+        ),
+    ]
+    if env.world_size > 1:
+        items.append(("distributed", f"DDP, {env.world_size} processes, {env.backend}"))
+    if result.matmul_peak is not None:
+        p = result.matmul_peak
+        items.append(("matmul peak", f"{fmt_tflops(p.tflops)} ({p.dtype}, {p.n}x{p.n}, best of {p.reps})"))
+    for key, value in items:
+        table.add_row(key, value)
+    return table
+
+
+def render_bench(result: BenchResult) -> RenderableType:
+    """The report: one column per mode, the violations if any, then the environment block."""
+    modes = result.modes
+    cfg, env = result.config, result.environment
+    title = (
+        f"torchscope bench · {cfg.model} · {env.device_name} · {env.compute_dtype} · "
+        f"{env.memory_format} · {'compiled ' + env.compile if env.compile != 'off' else 'eager'}"
+    )
+    table = Table(show_lines=False)
+    table.add_column("")
+    for m in modes:
+        table.add_column(m.mode, overflow="fold")
+    for label, cells in _rows(modes):
+        table.add_row(label, *cells)
+    # a line of its own: a table title would wrap to the table's width
+    parts: list[RenderableType] = [Text(title, style="bold"), table]
+    for m in modes:
+        if m.check is not None and not m.check.ok:
+            lines = Text(f"freeze invariants violated in {m.mode} mode:\n", style="bold red")
+            for v in m.check.violations:
+                lines.append(f"  ✗ {v}\n", style="red")
+            parts.append(lines)
+    timer = "CUDA events" if env.device.startswith("cuda") else "perf_counter"
+    parts.append(
+        Text(
+            f"windows timed with {timer}, synchronised only at window edges; spread = (max - min) / median of the windows; "
+            f"MFU against {'the datasheet dense peak' if any(m.efficiency.basis == 'datasheet' for m in modes) else 'the matmul peak measured in this run'}.",
+            style="dim",
+        )
+    )
+    parts.append(_environment_table(result))
+    return Group(*parts)
+
+
+def _compare_metrics(m: ModeResult) -> list[tuple[str, float | None, bool, str]]:
+    """(label, value, higher is better, format)."""
+    e = m.efficiency
+    mem = (
+        m.memory.peak_allocated_bytes
+        if m.memory.peak_allocated_bytes is not None
+        else m.memory.peak_rss_bytes
+    )
+    return [
+        ("batch size", float(m.batch_size), True, "{:.0f}"),
+        ("img/s (median)", m.harness.stats.img_s_median, True, "rate"),
+        ("baseline img/s", None if m.baseline is None else m.baseline.stats.img_s_median, True, "rate"),
+        ("torchscope / baseline", m.ratio, True, "{:.3f}"),
+        ("step ms p50", m.harness.stats.step_ms_p50, False, "{:.1f}"),
+        ("step ms p90", m.harness.stats.step_ms_p90, False, "{:.1f}"),
+        ("GFLOP / step", e.flops_per_step / 1e9, False, "{:.4g}"),
+        ("TFLOP/s", e.tflops, True, "{:.3g}"),
+        ("MFU %", None if e.mfu is None else e.mfu * 100, True, "{:.2f}"),
+        ("peak memory MiB", None if mem is None else mem / 2**20, False, "{:.1f}"),
+        ("global img/s", None if m.distributed is None else m.distributed.global_img_s, True, "rate"),
+    ]
+
+
+def _num(x: float | None, fmt: str) -> str:
+    if x is None:
+        return "-"
+    return fmt_rate(x) if fmt == "rate" else fmt.format(x)
+
+
+def render_compare(a: BenchResult, b: BenchResult, labels: tuple[str, str] = ("A", "B")) -> RenderableType:
+    """Two results side by side, per mode, with the ratio B/A; then what differs in their setups."""
+    parts: list[RenderableType] = []
+    names = [m.mode for m in a.modes if m.mode in {n.mode for n in b.modes}]
+    if not names:
+        parts.append(
+            Text(
+                f"no mode in common: {labels[0]} ran {[m.mode for m in a.modes]}, {labels[1]} ran {[m.mode for m in b.modes]}"
+            )
+        )
+    for name in names:
+        ma, mb = a.mode(name), b.mode(name)
+        table = Table(title=f"{name} · {a.config.model} vs {b.config.model}", title_justify="left")
+        table.add_column("")
+        table.add_column(labels[0], justify="right")
+        table.add_column(labels[1], justify="right")
+        table.add_column(f"{labels[1]}/{labels[0]}", justify="right")
+        for (label, va, higher, fmt), (_, vb, _, _) in zip(
+            _compare_metrics(ma), _compare_metrics(mb), strict=True
+        ):
+            if va is None and vb is None:
+                continue
+            if va is None or vb is None or va == 0:
+                ratio_cell = Text("-")
+            else:
+                r = vb / va
+                better = r > 1 if higher else r < 1
+                style = "" if abs(r - 1) < 0.02 else "green" if better else "red"
+                ratio_cell = Text(f"{r:.3f}", style=style)
+            table.add_row(label, _num(va, fmt), _num(vb, fmt), ratio_cell)
+        table.add_row("freeze check", _check_text(ma, short=True), _check_text(mb, short=True), "")
+        parts.append(table)
+    diffs = Table(title="setup differences", title_justify="left", show_header=True)
+    diffs.add_column("")
+    diffs.add_column(labels[0])
+    diffs.add_column(labels[1])
+    da: dict[str, Any] = {**a.config.to_dict(), **a.environment.to_dict()}
+    db: dict[str, Any] = {**b.config.to_dict(), **b.environment.to_dict()}
+    for key in sorted(set(da) | set(db)):
+        if da.get(key) != db.get(key):
+            diffs.add_row(key, str(da.get(key)), str(db.get(key)))
+    parts.append(diffs if diffs.row_count else Text("same setup in both files", style="dim"))
+    return Group(*parts)
+
+
+class ProgressBar:
+    """A ``progress(phase, done, total)`` callback drawing a Rich progress bar.
+
+    Refreshes only when called (no refresh thread), and the collector calls it only at window
+    edges during timing, so the bar costs the timed steps nothing.
+    """
+
+    def __init__(self, console: Console) -> None:
+        self.progress = Progress(
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+            transient=True,
+            auto_refresh=False,
+        )
+        self._tasks: dict[str, Any] = {}
+
+    def __enter__(self) -> ProgressBar:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.stop()
+
+    def __call__(self, phase: str, done: int, total: int) -> None:
+        task = self._tasks.get(phase)
+        if task is None:
+            task = self._tasks[phase] = self.progress.add_task(phase, total=total or None)
+        self.progress.update(task, completed=done, total=total or None)
+        self.progress.refresh()
