@@ -81,6 +81,10 @@ def parse_dtype(name: str | torch.dtype | None) -> torch.dtype | None:
 
 def normalize_sizes(input_size: Any) -> list[Shape]:
     """One shape or several as a list of tuples (torchinfo's rules); a bad value is a SpecError."""
+    if isinstance(input_size, (list, tuple)) and any(
+        isinstance(d, int) and d <= 0 for d in _flat_ints(input_size)
+    ):
+        raise SpecError(f"input_size={input_size!r} needs positive dimensions, e.g. (1, 3, 224, 224)")
     try:
         sizes = get_correct_input_sizes(input_size)
         out = [tuple(int(d) for d in s) for s in sizes]
@@ -91,6 +95,12 @@ def normalize_sizes(input_size: Any) -> list[Shape]:
     if not out or any(not s or min(s) <= 0 for s in out):
         raise SpecError(f"input_size={input_size!r} needs positive dimensions, e.g. (1, 3, 224, 224)")
     return out
+
+
+def _flat_ints(value: Any) -> list[Any]:
+    if isinstance(value, (list, tuple)):
+        return [d for v in value for d in _flat_ints(v)]
+    return [value]
 
 
 def make_inputs(

@@ -1,0 +1,271 @@
+from __future__ import annotations
+
+import dataclasses
+from collections import namedtuple
+
+import pytest
+import torch
+from rich.console import Console
+from torch import nn
+from torchvision.models.inception import InceptionOutputs
+from zoo import build
+
+import torchscope
+from torchscope import ForwardError, SpecError, capture_state, summary
+from torchscope._inputs import flatten_outputs, make_inputs, parse_dtype, parse_input_size, prepare_call
+from torchscope.render.summary import render_summary
+
+
+def text(renderable: object) -> str:
+    console = Console(width=100, color_system=None, record=True, file=open("/dev/null", "w"))
+    console.print(renderable)
+    return "\n".join(line.rstrip() for line in console.export_text().splitlines())
+
+
+def tiny() -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(8, 4), nn.ReLU())
+
+
+# --- the collector -------------------------------------------------------------------------------
+
+
+def test_exact_dict_of_a_small_model() -> None:
+    d = summary(tiny(), input_size=(2, 8)).to_dict()
+    assert d["total_mult_adds"] == 2 * 8 * 4
+    assert d["total_flops"] == 2 * d["total_mult_adds"]
+    assert d["total_params"] == 36 and d["trainable_params"] == 36
+    assert d["inputs"] == [{"name": "input[0]", "shape": [2, 8], "dtype": "float32"}]
+    assert d["outputs"] == [{"name": "output", "shape": [2, 4], "dtype": "float32"}]
+    assert [(r["name"], r["type"], r["depth"], r["params"], r["mult_adds"]) for r in d["rows"]] == [
+        ("", "Sequential", 0, 36, 64),
+        ("0", "Linear", 1, 36, 64),
+        ("1", "ReLU", 1, 0, 0),
+    ]
+    assert d["rows"][2]["uncounted_ops"] == ["aten.relu"]
+    assert d["rows"][1]["uncounted_ops"] == []
+    assert d["uncounted_ops"] == ["aten.relu"]
+    assert d["mult_adds_by_op"] == {"aten.addmm": 64}
+    assert d["error"] is None and d["modes_differ"] is False
+
+
+def test_every_zoo_model_is_left_as_found(zoo_model) -> None:
+    model, x = zoo_model
+    lazy = any(isinstance(p, nn.parameter.UninitializedParameter) for p in model.parameters())
+    before = None if lazy else capture_state(model)
+    s = summary(model, input_data=x)
+    assert s.total_params >= 0 and s.rows[0].name == ""
+    if lazy:  # the forward pass ran on a copy: the user's lazy module is still uninitialised
+        assert isinstance(model.lazy.weight, nn.parameter.UninitializedParameter)
+        assert s.total_params == 7 * 4 + 4 + 4 * 2 + 2
+    else:
+        assert capture_state(model).differences(before) == []
+
+
+def test_batchnorm_in_train_mode_keeps_running_stats() -> None:
+    model, x = build("small_cnn")
+    model.train()
+    model.backbone[1].eval()  # a mixed state must come back too
+    x.requires_grad_(False)
+    before = capture_state(model)
+    s = summary(model, input_data=x, mode="train")
+    assert s.mode == "train" and s.other_mode == "eval"
+    assert capture_state(model).differences(before) == []
+    assert int(model.backbone[1].num_batches_tracked) == 0
+
+
+def test_all_outputs_are_listed_with_names() -> None:
+    model, x = build("multi_output")
+    s = summary(model, input_data=x)
+    assert s.output_type == "Pair(logits, features)"
+    assert [(t.name, t.shape) for t in s.outputs] == [("output.logits", (2, 3)), ("output.features", (2, 6))]
+
+
+def test_dict_input_and_kwargs() -> None:
+    model, x = build("dict_input")
+    s = summary(model, input_data=x)
+    assert [t.name for t in s.inputs] == ["input[0]['image']", "input[0]['tokens']"]
+    assert [t.name for t in s.outputs] == ["output['logits']", "output['hidden']"]
+    # the same input as keyword arguments
+    s2 = summary(model, batch=x)
+    assert s2.total_mult_adds == s.total_mult_adds > 0
+
+
+def test_train_and_eval_outputs_differ() -> None:
+    model, x = build("aux_head")
+    s = summary(model, input_data=x)
+    assert s.modes_differ
+    assert s.output_type == "Tensor" and s.other_output_type == "Pair(logits, features)"
+    assert "train mode returns Pair(logits, features), eval mode returns Tensor" in s.notes
+    assert not summary(*build("small_cnn")[:1], input_size=(2, 3, 8, 8)).modes_differ
+
+
+def test_shared_module_has_one_row_per_call() -> None:
+    model, x = build("shared_child")
+    rows = [(r.name, r.call, r.mult_adds) for r in summary(model, input_data=x).rows]
+    assert rows == [("", 0, 3 * 36 * 2 + 3 * 12), ("block", 0, 108), ("block", 1, 108), ("head", 0, 36)]
+
+
+def test_attention_fast_path_and_sdpa_are_counted() -> None:
+    b, seq, e, h = 2, 5, 16, 4
+    mha = nn.MultiheadAttention(e, h, batch_first=True).eval()
+
+    class SelfAttention(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.attn = mha
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.attn(x, x, x, need_weights=False)[0]
+
+    s = summary(SelfAttention(), input_size=(b, seq, e))  # eval + no_grad: the fused fast path
+    expected = 4 * b * seq * e * e + 2 * b * seq * seq * e
+    assert s.total_mult_adds == expected
+    assert "aten._native_multi_head_attention" in dict(s.mult_adds_by_op)
+
+    class Sdpa(nn.Module):
+        def forward(self, q: torch.Tensor) -> torch.Tensor:
+            return nn.functional.scaled_dot_product_attention(q, q, q)
+
+    s = summary(Sdpa(), input_size=(b, h, seq, e // h))
+    assert s.total_mult_adds == 2 * b * h * seq * seq * (e // h)
+    assert s.uncounted_ops == ()
+
+
+def test_meta_device_model_counts_the_same() -> None:
+    cpu = summary(tiny(), input_size=(2, 8))
+    meta = summary(tiny().to("meta"), input_size=(2, 8))
+    assert meta.total_mult_adds == cpu.total_mult_adds
+    assert meta.inputs == cpu.inputs
+
+
+def test_failing_forward_names_module_shapes_and_predecessors() -> None:
+    model = nn.Sequential(nn.Linear(8, 4), nn.ReLU(), nn.Linear(5, 2))
+    before = capture_state(model)
+    with pytest.raises(
+        ForwardError,
+        match=r"forward pass failed in 2 \(Linear\) given \[3, 4\]: RuntimeError: .*; ran before it: 0, 1",
+    ) as info:
+        summary(model, input_size=(3, 8))
+    partial = info.value.partial  # type: ignore[attr-defined]
+    assert [(r.name, r.completed) for r in partial.rows] == [
+        ("", False),
+        ("0", True),
+        ("1", True),
+        ("2", False),
+    ]
+    assert partial.error is not None and partial.to_dict()["rows"][1]["outputs"][0]["shape"] == [3, 4]
+    assert capture_state(model).differences(before) == []
+    assert "forward pass failed" in text(render_summary(partial))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"input_size": (1, 8), "input_data": torch.zeros(1, 8)}, "give input_size or input_data, not both"),
+        ({}, "no input: pass input_size"),
+        ({"input_size": (1, 8), "mode": "test"}, "mode='test' must be 'eval' or 'train'"),
+        ({"input_size": (1, 0)}, r"input_size=\(1, 0\) needs positive dimensions"),
+        ({"input_size": "1,8"}, "must be a shape like"),
+        ({"input_size": (1, 8), "device": "meta"}, r"device='meta' but the model is on cpu; move it"),
+    ],
+)
+def test_bad_arguments(kwargs: dict, message: str) -> None:
+    with pytest.raises(SpecError, match=message):
+        summary(tiny(), **kwargs)
+
+
+def test_public_names() -> None:
+    assert torchscope.summary is summary
+    assert torchscope.Summary.__name__ == "Summary"
+
+
+# --- inputs and outputs --------------------------------------------------------------------------
+
+
+def test_parse_input_size() -> None:
+    assert parse_input_size("1,3,224,224") == [(1, 3, 224, 224)]
+    assert parse_input_size("1,3,8,8;1,10") == [(1, 3, 8, 8), (1, 10)]
+    with pytest.raises(SpecError, match="is not a list of integers"):
+        parse_input_size("1,x")
+    with pytest.raises(SpecError, match="needs positive dimensions"):
+        parse_input_size("1,-3")
+    with pytest.raises(SpecError, match="is empty"):
+        parse_input_size(" ")
+
+
+def test_make_inputs_dtypes() -> None:
+    a, b = make_inputs([(2, 3), (2, 4)], dtype=["float16", "int64"])
+    assert (a.dtype, b.dtype, tuple(b.shape)) == (torch.float16, torch.int64, (2, 4))
+    assert set(b.unique().tolist()) <= {0, 1}
+    assert parse_dtype("bf16") is torch.bfloat16
+    with pytest.raises(SpecError, match="unknown dtype 'float8'"):
+        parse_dtype("float8")
+    with pytest.raises(SpecError, match="2 dtypes given for 1 input shapes"):
+        make_inputs((2, 3), dtype=["float32", "int64"])
+
+
+def test_prepare_call_styles() -> None:
+    lin = nn.Linear(3, 2)
+    args, kw = prepare_call(lin, input_data=(torch.zeros(1, 3),))
+    assert len(args) == 1 and kw == {}
+    images = [torch.zeros(3, 8, 8), torch.zeros(3, 9, 9)]
+    args, _ = prepare_call(lin, input_data=images)
+    assert args == (images,)  # a list is one argument (detection models)
+
+    class TwoArgs(nn.Module):
+        def forward(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+            return image * mask
+
+    data = {"image": torch.ones(2), "mask": torch.zeros(2)}
+    args, kw = prepare_call(TwoArgs(), input_data=data)
+    assert args == () and set(kw) == {"image", "mask"}
+
+
+def test_flatten_outputs_of_every_structure() -> None:
+    t = torch.zeros(1)
+
+    @dataclasses.dataclass
+    class Out:
+        loss: torch.Tensor
+        extra: tuple
+
+    nt = namedtuple("nt", "a b")
+    assert [n for n, _ in flatten_outputs(InceptionOutputs(t, None))] == ["output.logits"]
+    assert [n for n, _ in flatten_outputs(Out(t, (t, 3)))] == ["output.loss", "output.extra[0]"]
+    detections = [{"boxes": t, "labels": t}, {"boxes": t, "labels": t}]
+    assert [n for n, _ in flatten_outputs(detections)] == [
+        "output[0]['boxes']",
+        "output[0]['labels']",
+        "output[1]['boxes']",
+        "output[1]['labels']",
+    ]
+    assert [n for n, _ in flatten_outputs(nt(t, {"x": [t]}), "y")] == ["y.a", "y.b['x'][0]"]
+
+
+# --- the renderer --------------------------------------------------------------------------------
+
+
+def test_render_exact() -> None:
+    out = text(render_summary(summary(tiny(), input_size=(2, 8))))
+    assert out.splitlines() == [
+        "Layer (type)   Input shape   Output shape   Params   Mult-adds   Not counted",
+        "─" * 76,
+        "Sequential     [2, 8]        [2, 4]             36          64   relu",
+        "  0 (Linear)   [2, 8]        [2, 4]             36          64",
+        "  1 (ReLU)     [2, 4]        [2, 4]              0           -   relu",
+        "Params: 36 (36 trainable, 0 frozen), 0.0 MiB",
+        "Mult-adds: 64 (FLOPs: 128), mode: eval",
+        "Input: [2, 8]",
+        "Output (Tensor): [2, 4]",
+        "Ops without a FLOP formula (not counted): relu",
+    ]
+
+
+def test_render_depth_and_multi_output() -> None:
+    model, x = build("multi_output")
+    out = text(render_summary(summary(model, input_data=x), depth=0))
+    assert "body" not in out
+    assert "logits: [2, 3]" in out and "features: [2, 6]" in out
+    with pytest.raises(torchscope.TorchscopeError, match="--depth -1 must be >= 0"):
+        render_summary(summary(model, input_data=x), depth=-1)
