@@ -1,0 +1,229 @@
+"""``diff_checkpoints``: compare two checkpoints tensor by tensor; prove the backbone is the pretrained one.
+
+Each tensor is ``unchanged`` (bit for bit), ``changed`` (with the largest absolute change and the
+relative change of its norm, ``||b - a|| / ||a||``), ``missing`` (in A only), ``added`` (in B only)
+or ``shape_changed``. ``expect_frozen`` patterns name the tensors that must be unchanged; any other
+status for them makes the report not ``ok``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from torchscope._patterns import match_names
+from torchscope.errors import SpecError, TorchscopeError
+
+STATUSES: tuple[str, ...] = ("unchanged", "changed", "missing", "added", "shape_changed")
+_CHUNK = 1 << 18
+
+Checkpoint = str | Path | Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class TensorDiff:
+    """One tensor of the two checkpoints."""
+
+    name: str
+    status: str
+    shape_a: tuple[int, ...] | None
+    shape_b: tuple[int, ...] | None
+    dtype_a: str | None
+    dtype_b: str | None
+    max_abs: float | None
+    rel_change: float | None
+    expected_frozen: bool
+    module_type: str | None = None
+
+    @property
+    def violates(self) -> bool:
+        """Expected frozen, yet not unchanged."""
+        return self.expected_frozen and self.status != "unchanged"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "status": self.status,
+            "shape_a": None if self.shape_a is None else list(self.shape_a),
+            "shape_b": None if self.shape_b is None else list(self.shape_b),
+            "dtype_a": self.dtype_a,
+            "dtype_b": self.dtype_b,
+            "max_abs": self.max_abs,
+            "rel_change": self.rel_change,
+            "expected_frozen": self.expected_frozen,
+            "module_type": self.module_type,
+        }
+
+
+@dataclass(frozen=True)
+class DiffReport:
+    """Every tensor's status, in checkpoint order (A's names first, then names only B has)."""
+
+    ok: bool
+    a: str
+    b: str
+    entries: tuple[TensorDiff, ...]
+    arch: str | None = None
+    expect_frozen: tuple[str, ...] = ()
+    not_in_arch: tuple[str, ...] = ()
+
+    @property
+    def counts(self) -> dict[str, int]:
+        out = dict.fromkeys(STATUSES, 0)
+        for e in self.entries:
+            out[e.status] += 1
+        return out
+
+    @property
+    def violations(self) -> tuple[TensorDiff, ...]:
+        """Expected-frozen tensors that are not unchanged."""
+        return tuple(e for e in self.entries if e.violates)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "a": self.a,
+            "b": self.b,
+            "arch": self.arch,
+            "expect_frozen": list(self.expect_frozen),
+            "counts": self.counts,
+            "violations": [e.name for e in self.violations],
+            "not_in_arch": list(self.not_in_arch),
+            "tensors": [e.to_dict() for e in self.entries],
+        }
+
+
+def _load(ckpt: Checkpoint, label: str, unsafe_load: bool) -> dict[str, torch.Tensor]:
+    from torchscope._loader import _extract_state_dict, _torch_load
+
+    if isinstance(ckpt, Mapping):
+        return _extract_state_dict(ckpt, Path(label))
+    if not isinstance(ckpt, str | Path):
+        raise TorchscopeError(f"checkpoint {label} must be a path or a state_dict, not {type(ckpt).__name__}")
+    path = Path(ckpt)
+    if not path.is_file():
+        raise SpecError(f"checkpoint not found: {path}; check the path")
+    return _extract_state_dict(_torch_load(path, "cpu", unsafe_load), path)
+
+
+def _stats(a: torch.Tensor, b: torch.Tensor) -> tuple[float, float]:
+    """(max |b - a|, ||b - a|| / ||a||), in float64, a chunk at a time; inf where NaN appears."""
+    fa, fb = a.detach().reshape(-1), b.detach().reshape(-1)
+    max_abs = torch.zeros((), dtype=torch.float64)
+    diff_sq = torch.zeros((), dtype=torch.float64)
+    a_sq = torch.zeros((), dtype=torch.float64)
+    for start in range(0, fa.numel(), _CHUNK):
+        ca = fa[start : start + _CHUNK].to(torch.float64)
+        cb = fb[start : start + _CHUNK].to(torch.float64)
+        d = (cb - ca).abs_()
+        d.masked_fill_(ca.isnan() & cb.isnan(), 0.0)
+        d.nan_to_num_(nan=math.inf)
+        max_abs = torch.maximum(max_abs, d.max())
+        diff_sq += d.square().sum()
+        a_sq += ca.nan_to_num(nan=0.0).square().sum()
+    m, ds, asq = torch.stack([max_abs, diff_sq, a_sq]).tolist()
+    rel = math.sqrt(ds) / math.sqrt(asq) if asq > 0 else (0.0 if ds == 0 else math.inf)
+    return float(m), float(rel)
+
+
+def _same(a: torch.Tensor, b: torch.Tensor) -> bool:
+    if a.dtype != b.dtype:
+        return False
+    if torch.equal(a, b):
+        return True
+    if a.is_floating_point():
+        # NaN != NaN: the same NaNs in the same places count as unchanged
+        return bool(torch.equal(a.isnan(), b.isnan()) and torch.equal(a.nan_to_num(), b.nan_to_num()))
+    return False
+
+
+def _arch_names(arch: str) -> dict[str, str]:
+    """State-dict key -> type name of the module that owns it, from the architecture built on meta."""
+    from torchscope._loader import load_model
+
+    model = load_model(arch, device="meta")
+    modules = dict(model.named_modules())
+    out: dict[str, str] = {}
+    for key in model.state_dict():
+        owner = key.rpartition(".")[0]
+        out[key] = type(modules.get(owner, model)).__name__
+    return out
+
+
+def diff_checkpoints(
+    a: Checkpoint,
+    b: Checkpoint,
+    *,
+    arch: str | None = None,
+    expect_frozen: str | Sequence[str] | None = None,
+    unsafe_load: bool = False,
+) -> DiffReport:
+    """Compare checkpoints ``a`` and ``b`` (paths or state_dicts) tensor by tensor.
+
+    ``arch`` (a model spec such as ``"resnet18"``) names each tensor's module type and strips
+    wrapper prefixes (``model.``) that do not fit it; ``expect_frozen`` glob patterns select the
+    tensors that must be unchanged; ``unsafe_load`` allows files that pickle a whole module.
+
+    >>> import torch
+    >>> a = torch.nn.Linear(2, 2).state_dict()
+    >>> b = {k: v.clone() for k, v in a.items()}
+    >>> b["bias"] += 1
+    >>> report = diff_checkpoints(a, b, expect_frozen=["weight"])
+    >>> report.ok, report.counts["changed"]
+    (True, 1)
+    """
+    label_a = str(a) if isinstance(a, str | Path) else "A"
+    label_b = str(b) if isinstance(b, str | Path) else "B"
+    sa = _load(a, label_a, unsafe_load)
+    sb = _load(b, label_b, unsafe_load)
+    types: dict[str, str] = {}
+    not_in_arch: tuple[str, ...] = ()
+    if arch is not None:
+        from torchscope._loader import _strip_common_prefix
+
+        types = _arch_names(arch)
+        sa = _strip_common_prefix(sa, types)
+        sb = _strip_common_prefix(sb, types)
+        not_in_arch = tuple(k for k in dict.fromkeys([*sa, *sb]) if k not in types)
+    names = list(dict.fromkeys([*sa, *sb]))
+    patterns: list[str] = []
+    if expect_frozen:
+        items = [expect_frozen] if isinstance(expect_frozen, str) else list(expect_frozen)
+        patterns = [p.strip() for item in items for p in item.split(",") if p.strip()]
+    frozen = set(match_names(names, patterns, what="checkpoint tensor")) if patterns else set()
+    entries: list[TensorDiff] = []
+    for name in names:
+        ta, tb = sa.get(name), sb.get(name)
+        shape_a = None if ta is None else tuple(ta.shape)
+        shape_b = None if tb is None else tuple(tb.shape)
+        dtype_a = None if ta is None else str(ta.dtype).removeprefix("torch.")
+        dtype_b = None if tb is None else str(tb.dtype).removeprefix("torch.")
+        max_abs = rel = None
+        if ta is None:
+            status = "added"
+        elif tb is None:
+            status = "missing"
+        elif shape_a != shape_b:
+            status = "shape_changed"
+        elif _same(ta, tb):
+            status, max_abs, rel = "unchanged", 0.0, 0.0
+        else:
+            status = "changed"
+            max_abs, rel = _stats(ta, tb)
+        entries.append(
+            TensorDiff(name, status, shape_a, shape_b, dtype_a, dtype_b, max_abs, rel, name in frozen, types.get(name))
+        )
+    return DiffReport(
+        ok=not any(e.violates for e in entries),
+        a=label_a,
+        b=label_b,
+        entries=tuple(entries),
+        arch=arch,
+        expect_frozen=tuple(patterns),
+        not_in_arch=not_in_arch,
+    )
