@@ -18,7 +18,7 @@ __version__ = "0.1.0"
 # public name -> private module that defines it
 _EXPORTS: dict[str, str] = {
     "ActivationReport": "torchscope._record",
-    "DiffReport": "torchscope._diff",
+    "BenchResult": "torchscope._bench",
     "ForwardError": "torchscope.errors",
     "GradReport": "torchscope._grads",
     "ModuleTree": "torchscope._tree",
@@ -31,9 +31,9 @@ _EXPORTS: dict[str, str] = {
     "TorchscopeError": "torchscope.errors",
     "Violation": "torchscope._check",
     "audit_optimizer": "torchscope._optaudit",
+    "bench": "torchscope._bench",
     "capture_state": "torchscope._state",
     "check_step": "torchscope._check",
-    "diff_checkpoints": "torchscope._diff",
     "find_head": "torchscope._freeze",
     "fingerprint": "torchscope._fingerprint",
     "freeze": "torchscope._freeze",
@@ -68,8 +68,8 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
+    from torchscope._bench import BenchResult, bench
     from torchscope._check import StepReport, Violation, check_step
-    from torchscope._diff import DiffReport, diff_checkpoints
     from torchscope._fingerprint import fingerprint
     from torchscope._freeze import find_head, freeze, freeze_backbone, replace_head, unfreeze
     from torchscope._grads import GradReport, grad_report
