@@ -19,6 +19,7 @@ __version__ = "0.1.0"
 _EXPORTS: dict[str, str] = {
     "ActivationReport": "torchscope._record",
     "BenchResult": "torchscope._bench",
+    "DiffReport": "torchscope._diff",
     "ForwardError": "torchscope.errors",
     "GradReport": "torchscope._grads",
     "ModuleTree": "torchscope._tree",
@@ -34,6 +35,7 @@ _EXPORTS: dict[str, str] = {
     "bench": "torchscope._bench",
     "capture_state": "torchscope._state",
     "check_step": "torchscope._check",
+    "diff_checkpoints": "torchscope._diff",
     "find_head": "torchscope._freeze",
     "fingerprint": "torchscope._fingerprint",
     "freeze": "torchscope._freeze",
@@ -70,6 +72,7 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from torchscope._bench import BenchResult, bench
     from torchscope._check import StepReport, Violation, check_step
+    from torchscope._diff import DiffReport, diff_checkpoints
     from torchscope._fingerprint import fingerprint
     from torchscope._freeze import find_head, freeze, freeze_backbone, replace_head, unfreeze
     from torchscope._grads import GradReport, grad_report
