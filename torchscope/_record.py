@@ -45,8 +45,9 @@ STAT_FIELDS: tuple[str, ...] = (
 def tensor_stats(t: torch.Tensor) -> torch.Tensor:
     """``[mean, std, min, max, absmax, zero_fraction, nan_count, inf_count]`` of ``t``, on its device.
 
-    Four cheap passes: sum, 2-norm, aminmax, count_nonzero. The std comes from the first two moments
-    (fine for activations; it loses precision only when |mean| is ~1e3 x std or more).
+    On the CPU four cheap passes (sum, 2-norm, aminmax, count_nonzero; std from the first two
+    moments, recomputed exactly when they would cancel). On an accelerator: std_mean, aminmax,
+    count_nonzero and the NaN/Inf counts, without any host sync.
 
     >>> [round(v, 4) for v in tensor_stats(torch.tensor([0.0, 2.0, -2.0, 4.0])).tolist()]
     [1.0, 2.582, -2.0, 4.0, 4.0, 0.25, 0.0, 0.0]
@@ -59,22 +60,39 @@ def tensor_stats(t: torch.Tensor) -> torch.Tensor:
     if n == 0:
         return torch.full((8,), math.nan, dtype=out_dtype, device=x.device)
     acc = torch.float64 if x.dtype == torch.float64 else torch.float32
-    s1 = x.sum(dtype=acc).to(out_dtype)
-    s2 = torch.linalg.vector_norm(x, dtype=acc).to(out_dtype)
     mn, mx = torch.aminmax(x)
     mn, mx = mn.to(out_dtype), mx.to(out_dtype)
     zeros = (n - torch.count_nonzero(x)).to(out_dtype)
-    mean = s1 / n
-    var = (s2 * s2 / n - mean * mean).clamp_min(0) * (n / max(n - 1, 1))
-    if x.device.type == "cpu" and math.isfinite(float(s1)) and math.isfinite(float(s2)):
-        # On the CPU reading a scalar is no device sync, and a finite sum and norm prove there is
-        # no NaN or Inf: skip the two slowest passes. Elsewhere count unconditionally (no sync).
-        nan = inf = torch.zeros((), dtype=out_dtype)
+    if x.device.type == "cpu":
+        # On the CPU reading a scalar is no device sync, so the cheap path may branch: sum and
+        # 2-norm are the fastest reductions there, a finite sum and norm prove there is no NaN or
+        # Inf (skipping the two slowest passes), and only a tensor whose variance is small next to
+        # its mean (where the moment formula cancels) pays for an exact std.
+        s1 = x.sum(dtype=acc).to(out_dtype)
+        s2 = torch.linalg.vector_norm(x, dtype=acc).to(out_dtype)
+        mean = s1 / n
+        var = (s2 * s2 / n - mean * mean).clamp_min(0) * (n / max(n - 1, 1))
+        finite = math.isfinite(float(s1)) and math.isfinite(float(s2))
+        if finite and float(var) <= 1e-3 * float(mean) ** 2:
+            var = torch.var(x.to(acc)).to(out_dtype) if n > 1 else torch.zeros((), dtype=out_dtype)
+        std = var.sqrt()
+        if finite:
+            nan = inf = torch.zeros((), dtype=out_dtype)
+        else:
+            nan = torch.isnan(x).count_nonzero().to(out_dtype)
+            inf = torch.isinf(x).count_nonzero().to(out_dtype)
     else:
+        # on an accelerator: no branch on values (that would sync); every statistic, always
+        xs = x.to(acc)
+        if n > 1:
+            std, mean = torch.std_mean(xs)
+        else:
+            std, mean = torch.zeros((), dtype=acc, device=x.device), xs.reshape(())
+        std, mean = std.to(out_dtype), mean.to(out_dtype)
         nan = torch.isnan(x).count_nonzero().to(out_dtype)
         inf = torch.isinf(x).count_nonzero().to(out_dtype)
     absmax = torch.maximum(mn.abs(), mx.abs())
-    return torch.stack([mean, var.sqrt(), mn, mx, absmax, zeros / n, nan, inf])
+    return torch.stack([mean, std, mn, mx, absmax, zeros / n, nan, inf])
 
 
 @dataclass(frozen=True)
