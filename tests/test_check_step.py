@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 from zoo import AuxHeadNet, SmallCNN, TiedLM
 
-from torchscope import check_step
+from torchscope import check_step, freeze
 from torchscope._fingerprint import track_allocations
 from torchscope._state import capture_state
 from torchscope.errors import PatternError, TorchscopeError
@@ -169,7 +169,7 @@ def test_batchnorm_in_train_mode_moves_frozen_buffers_and_eval_fixes_it() -> Non
         f"backbone.{i}.{b}" for i in (1, 4) for b in ("running_mean", "running_var", "num_batches_tracked")
     ]
     cause = report.by_kind("frozen_buffer_changed")[0].cause
-    assert "BatchNorm2d 'backbone.1' ran in train mode" in cause and ".eval()" in cause and "FrozenBatchNorm2d" in cause
+    assert "its BatchNorm2d module ran in train mode" in cause and ".eval()" in cause and "FrozenBatchNorm2d" in cause
     assert report.by_kind("frozen_buffer_changed")[2].max_abs_change == 1.0  # num_batches_tracked
     _eval_frozen_bn(model)
     assert check_step(model, _make_step(model, opt, x, y), optimizer=opt).ok
@@ -423,3 +423,41 @@ def test_bad_arguments_name_the_value_and_the_fix() -> None:
         check_step(model, 3)  # type: ignore[arg-type]
     with pytest.raises(PatternError, match="pattern 'wieght' matches no parameter or buffer; did you mean 'weight'"):
         check_step(model, lambda: None, frozen=["wieght"])
+
+
+def test_check_freeze_trains_a_copy_and_leaves_the_model_alone() -> None:
+    from torchscope._check import check_freeze, expected_frozen_names
+
+    model, _, _ = _cnn()
+    _freeze_backbone(model)
+    before = capture_state(model)
+    report = check_freeze(model, input_size=(4, 3, 8, 8), optimizer="adamw", weight_decay=0.01, steps=2)
+    assert before.differences(capture_state(model)) == []
+    assert {v.kind for v in report.violations} == {"frozen_buffer_changed"}
+    assert report.optimizer_steps == 2
+    assert check_freeze(model, input_size=(4, 3, 8, 8), train_bn=False, optimizer="adam").ok
+    names = expected_frozen_names(model, freeze=["backbone"], unfreeze=["backbone.4"])
+    assert names is not None and "backbone.1.running_mean" in names and "backbone.4.weight" not in names
+    assert expected_frozen_names(model) is None
+    with pytest.raises(TorchscopeError, match="optimizer 'rmsprop' is not one of sgd, adam, adamw"):
+        check_freeze(model, input_size=(2, 3, 8, 8), optimizer="rmsprop")
+
+
+def test_check_freeze_reports_a_tied_weight_frozen_by_its_other_name() -> None:
+    from torchscope._check import check_freeze, expected_frozen_names
+
+    class TiedImage(nn.Module):  # float input, tied encoder/decoder weight
+        def __init__(self) -> None:
+            super().__init__()
+            self.enc = nn.Linear(6, 6, bias=False)
+            self.dec = nn.Linear(6, 6)
+            self.dec.weight = self.enc.weight
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.dec(torch.tanh(self.enc(x)))
+
+    model = TiedImage()
+    freeze(model, "enc")
+    report = check_freeze(model, input_size=(4, 6), frozen=expected_frozen_names(model, freeze=["enc"]))
+    (v,) = report.violations
+    assert (v.kind, v.name) == ("tied_conflict", "dec.weight")

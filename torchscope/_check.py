@@ -55,8 +55,8 @@ OPTIMIZER_KINDS: tuple[str, ...] = tuple(k for k in KINDS if k.startswith("optim
 Mode = Literal["exact", "fingerprint"]
 
 # Elements compared per chunk in exact mode: the difference of a chunk is the largest temporary
-# (256 KiB for float32), whatever the size of the tensor.
-_DIFF_CHUNK = 1 << 16
+# (4 MiB for float32), whatever the size of the tensor; larger chunks pay less per-op overhead.
+_DIFF_CHUNK = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -363,6 +363,17 @@ def _max_abs_diff(now: torch.Tensor, before: torch.Tensor) -> torch.Tensor:
     return out
 
 
+def _bit_equal(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """Same values and same bits (``-0.0`` differs from ``0.0``), without a temporary of a's size."""
+    if a.dtype != b.dtype or a.shape != b.shape:
+        return False
+    if a.is_floating_point() or a.is_complex():
+        bits = {2: torch.int16, 4: torch.int32, 8: torch.int64}.get(a.element_size())
+        if bits is not None and not a.is_complex():
+            return bool(torch.equal(a.view(bits), b.view(bits)))
+    return bool(torch.equal(a, b))
+
+
 def _host_floats(values: list[torch.Tensor]) -> list[float]:
     """0-d tensors to floats with one transfer per device."""
     out = [0.0] * len(values)
@@ -552,11 +563,17 @@ def _run(
             floats.add(fingerprint_tensor(t.tensor).ne(f).to(torch.float64))
             for t, f in zip(checked, fp_before, strict=True)
         ]
-        diffs = (
-            [floats.add(_max_abs_diff(_local(t.tensor), c)) for t, c in zip(checked, copies, strict=True)]
-            if mode == "exact"
-            else [None] * len(checked)
-        )
+        # Exact mode: the element-wise difference is computed only where the tensor is not bit-equal
+        # to its copy. torch.equal on the host is cheap and needs no device sync; elsewhere the diff
+        # stays on the device until the one transfer below.
+        diffs: list[int | None] = [None] * len(checked)
+        if mode == "exact":
+            for i, (t, c) in enumerate(zip(checked, copies, strict=True)):
+                now = _local(t.tensor).detach()
+                if now.device.type == "cpu" and c.device.type == "cpu" and _bit_equal(now, c):
+                    diffs[i] = floats.add(torch.zeros((), dtype=torch.float64))
+                else:
+                    diffs[i] = floats.add(_max_abs_diff(now, c))
         tr_changed = [
             floats.add(fingerprint_tensor(t.tensor).ne(f).to(torch.float64))
             for t, f in zip(trainable, tr_before, strict=True)
@@ -741,7 +758,7 @@ class _Causes:
         kind = type(module).__name__
         if _is_norm_with_stats(module):
             return (
-                f"{kind} '{t.module_name}' ran in train mode during step(), so its running stats moved; call .eval() "
+                f"its {kind} module ran in train mode during step(), so its running stats moved; call .eval() "
                 "on the frozen norm layers after every model.train(), or replace them with "
                 "torchvision.ops.FrozenBatchNorm2d"
             )
@@ -789,3 +806,147 @@ class _Causes:
             "it had a nonzero grad but did not change: the update is below its dtype's precision (lr too "
             "small?) or the optimizer skipped it"
         )
+
+
+# ---------------------------------------------------------------------------------------------
+# The reference fine-tuning step behind `torchscope check-freeze`.
+
+OPTIMIZERS: tuple[str, ...] = ("sgd", "adam", "adamw")
+
+
+def expected_frozen_names(
+    model: nn.Module,
+    *,
+    freeze: Sequence[str] = (),
+    unfreeze: Sequence[str] = (),
+    freeze_backbone: bool = False,
+) -> list[str] | None:
+    """The param and buffer names the freeze options ask to freeze (None when no option was given).
+
+    Names, not tensors: a tied tensor frozen under one name and expected to train under another
+    shows up as a ``tied_conflict`` when these names are passed as ``check_step(frozen=...)``.
+    """
+    if not (freeze or freeze_backbone):
+        return None
+    params, buffers = _collect(model)
+    names = [n for t in params for n in t.names] + [n for b in buffers for n in b.names]
+    selected: set[str] = set()
+    if freeze_backbone:
+        from torchscope._freeze import find_head
+
+        head = find_head(model)
+        selected |= {n for n in names if not (n == head or n.startswith(head + "."))}
+    if freeze:
+        selected |= set(match_names(names, list(freeze), what="parameter or buffer"))
+    if unfreeze:
+        selected -= set(match_names(names, list(unfreeze), what="parameter or buffer"))
+    return [n for n in names if n in selected]
+
+
+def _output_tensors(out: Any) -> list[torch.Tensor]:
+    if isinstance(out, torch.Tensor):
+        return [out]
+    if isinstance(out, dict):
+        return [t for v in out.values() for t in _output_tensors(v)]
+    if isinstance(out, list | tuple):
+        return [t for v in out for t in _output_tensors(v)]
+    logits = getattr(out, "logits", None)
+    return [logits] if isinstance(logits, torch.Tensor) else []
+
+
+def synthetic_loss(out: Any, generator: torch.Generator) -> torch.Tensor | None:
+    """Cross-entropy of every (N, C, ...) float output against random labels; None if nothing needs grad."""
+    losses = []
+    for t in _output_tensors(out):
+        if not (t.is_floating_point() and t.requires_grad):
+            continue
+        if t.dim() >= 2:
+            labels = torch.randint(0, t.shape[1], (t.shape[0], *t.shape[2:]), generator=generator)
+            losses.append(nn.functional.cross_entropy(t.float(), labels.to(t.device)))
+        else:
+            losses.append(t.float().mean())
+    return torch.stack(losses).sum() if losses else None
+
+
+def check_freeze(
+    model: nn.Module,
+    *,
+    input_size: Sequence[int],
+    optimizer: str = "sgd",
+    lr: float = 0.01,
+    momentum: float = 0.0,
+    weight_decay: float = 0.0,
+    steps: int = 1,
+    train_bn: bool = True,
+    frozen: str | Sequence[str] | None = None,
+    mode: Mode = "exact",
+    seed: int = 0,
+) -> StepReport:
+    """Run a reference fine-tuning step on a *copy* of ``model`` and check it with :func:`check_step`.
+
+    Synthetic inputs of ``input_size``, cross-entropy against random labels, an optimizer over the
+    trainable params, ``steps`` steps, ``model.train()`` before each; ``train_bn=False`` puts the
+    frozen norm layers back in eval mode (the fix for moving running stats). ``model`` is not touched.
+
+    >>> import torch
+    >>> net = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.BatchNorm1d(4), torch.nn.Linear(4, 2))
+    >>> net[:2].requires_grad_(False)  # doctest: +ELLIPSIS
+    Sequential(...)
+    >>> [v.name for v in check_freeze(net, input_size=(8, 4)).violations]
+    ['1.running_mean', '1.running_var', '1.num_batches_tracked']
+    >>> check_freeze(net, input_size=(8, 4), train_bn=False).ok
+    True
+    """
+    if optimizer not in OPTIMIZERS:
+        raise TorchscopeError(f"optimizer {optimizer!r} is not one of {', '.join(OPTIMIZERS)}")
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise TorchscopeError(f"steps={steps!r} must be an integer >= 1")
+    for label, value in (("lr", lr), ("momentum", momentum), ("weight_decay", weight_decay)):
+        if not (math.isfinite(value) and value >= 0):
+            raise TorchscopeError(f"{label}={value} must be a finite number >= 0")
+    size = tuple(input_size)
+    if not size or any(isinstance(d, bool) or not isinstance(d, int) or d < 1 for d in size):
+        raise TorchscopeError(f"input_size={size!r} must be positive integers, e.g. (2, 3, 224, 224)")
+    net = copy.deepcopy(model)
+    inner, _ = _unwrap(net)
+    device = next((t.device for t in [*inner.parameters(), *inner.buffers()]), torch.device("cpu"))
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn(size, generator=gen).to(device)
+    trainable = [p for p in inner.parameters() if p.requires_grad]
+    opt: torch.optim.Optimizer | None = None
+    if trainable:
+        if optimizer == "sgd":
+            opt = torch.optim.SGD(trainable, lr=lr, momentum=momentum, weight_decay=weight_decay)
+        elif optimizer == "adam":
+            opt = torch.optim.Adam(trainable, lr=lr, betas=(momentum or 0.9, 0.999), weight_decay=weight_decay)
+        else:
+            opt = torch.optim.AdamW(trainable, lr=lr, betas=(momentum or 0.9, 0.999), weight_decay=weight_decay)
+    module_frozen = _module_frozen(inner)
+    frozen_norms = [m for name, m in inner.named_modules() if _is_norm_with_stats(m) and module_frozen.get(name)]
+
+    def step() -> None:
+        for _ in range(steps):
+            net.train()
+            if not train_bn:
+                for m in frozen_norms:
+                    m.eval()
+            if opt is not None:
+                opt.zero_grad(set_to_none=True)
+            from torchscope.errors import ForwardError
+
+            try:
+                out = net(x)
+            except Exception as exc:
+                raise ForwardError(
+                    f"forward pass on an input of size {tuple(x.shape)} failed: {type(exc).__name__}: "
+                    f"{str(exc).splitlines()[0] if str(exc) else ''}; pass a fitting --input-size"
+                ) from None
+            loss = synthetic_loss(out, gen)
+            if loss is not None:
+                loss.backward()
+            if opt is not None:
+                opt.step()
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return check_step(net, step, optimizer=opt, frozen=frozen, mode=mode)
