@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import re
 import xml.etree.ElementTree as ET
+from pathlib import Path
 
+import pytest
+from typer.testing import CliRunner
+from zoo import build
+
+import torchscope
 from torchscope._report import (
     ActivationRow,
     BlockRow,
@@ -12,7 +19,10 @@ from torchscope._report import (
     ReportData,
     TreeRow,
     ViolationRow,
+    collect_report,
 )
+from torchscope.cli import app
+from torchscope.errors import SpecError
 from torchscope.render._charts import COLOR_FROZEN
 from torchscope.render.html import render_html
 
@@ -49,7 +59,7 @@ def handmade() -> ReportData:
         ),
         grads=(GradRow("body", "Linear", None, True), GradRow("head", "Linear", 0.25, False)),
         check_ok=False,
-        checks=("trainable params updated",),
+        checks=("trainable_not_updated",),
         violations=(ViolationRow("frozen_buffer_changed", "bn.running_mean", 0.5, "BatchNorm in train mode <fix>"),),
     )
 
@@ -88,9 +98,102 @@ def test_page_without_optional_sections_says_what_is_missing() -> None:
 
 
 def test_report_data_to_dict_is_plain_json() -> None:
-    import json
-
     d = json.loads(json.dumps(handmade().to_dict()))
     assert d["grads"][0] == {"name": "body", "type": "Linear", "norm": None, "frozen": True, "flags": []}
     assert d["violations"][0]["kind"] == "frozen_buffer_changed"
     assert d["input_size"] == [[2, 4]]
+
+
+# ---------------------------------------------------------------------------------------------
+# collect_report: the collectors of torchscope on a real model
+
+ZOO = str(Path(__file__).parent / "zoo.py")
+
+
+def test_collect_report_frozen_backbone_in_train_mode_flags_batchnorm_drift() -> None:
+    model, x = build("small_cnn")
+    torchscope.freeze(model, "backbone")
+    before = torchscope.capture_state(model)
+    data = collect_report(model, input_size=tuple(x.shape), title="small")
+    assert before.differences(torchscope.capture_state(model)) == []
+
+    d = json.loads(json.dumps(data.to_dict()))
+    assert (d["title"], d["model_type"]) == ("small", "SmallCNN")
+    assert (d["total_params"], d["trainable_params"], d["frozen_params"]) == (867, 27, 840)
+    assert d["input_size"] == [[4, 3, 8, 8]]
+    assert [(b["name"], b["params"], b["trainable_params"]) for b in d["blocks"]] == [
+        ("backbone", 840, 0),
+        ("fc", 27, 27),
+    ]
+    # grads: the frozen layers are there, greyed, with no norm; the head has one
+    grads = {g["name"]: g for g in d["grads"]}
+    assert grads["backbone.0"]["frozen"] is True and grads["backbone.0"]["norm"] is None
+    assert grads["fc"]["frozen"] is False and grads["fc"]["norm"] > 0
+    # activations in forward order; containers are not leaves
+    names = [a["name"] for a in d["activations"]]
+    assert names[:3] == ["backbone.0", "backbone.1", "backbone.2"]
+    assert {a["name"]: a["leaf"] for a in d["activations"]}["backbone"] is False
+    relu = next(a for a in d["activations"] if a["name"] == "backbone.2")
+    assert 0 < relu["zero_frac"] < 1
+    # the freeze check: BatchNorm running stats moved
+    assert d["check_ok"] is False
+    assert {v["kind"] for v in d["violations"]} == {"frozen_buffer_changed"}
+    assert {v["name"] for v in d["violations"]} >= {"backbone.1.running_mean", "backbone.4.running_var"}
+    assert "frozen_param_changed" in d["checks"] and "frozen_buffer_changed" not in d["checks"]
+    assert d["mult_adds"] > 0 and d["layers"][0]["name"] == "(model)"
+
+
+def test_collect_report_with_frozen_norms_in_eval_passes_and_page_shows_it() -> None:
+    model, x = build("small_cnn")
+    torchscope.freeze(model, "backbone")
+    data = collect_report(model, input_size=tuple(x.shape), train_bn=False)
+    assert data.check_ok is True and data.violations == ()
+    page = render_html(data)
+    assert_self_contained(page)
+    assert "✓ every freeze invariant holds" in page
+    assert len(svgs(page)) == 4
+
+
+def test_collect_report_needs_inputs_and_values() -> None:
+    model, _ = build("small_cnn")
+    with pytest.raises(SpecError, match=r"needs input_size \(e.g. \(1, 3, 224, 224\)\) or input_data"):
+        collect_report(model)
+    import torch
+
+    with torch.device("meta"):
+        meta = torch.nn.Linear(2, 2)
+    with pytest.raises(SpecError, match=r"meta device .* load it on 'cpu'"):
+        collect_report(meta, input_size=(1, 2))
+
+
+def test_cli_report_writes_the_page_and_exits_1_on_a_violation(tmp_path: Path) -> None:
+    page = tmp_path / "report.html"
+    runner = CliRunner()
+    result = runner.invoke(
+        app, ["report", f"{ZOO}:SmallCNN", "--input-size", "4,3,8,8", "--freeze", "backbone", "--html", str(page), "--no-color"]
+    )
+    assert result.exit_code == 1, result.output
+    assert "✗ 6 violations: frozen_buffer_changed ×6" in result.output
+    text = page.read_text(encoding="utf-8")
+    assert_self_contained(text)
+    assert "backbone.1.running_mean" in text
+
+    fixed = runner.invoke(
+        app, ["report", f"{ZOO}:SmallCNN", "--input-size", "4,3,8,8", "--freeze", "backbone", "--eval-bn", "--json"]
+    )
+    assert fixed.exit_code == 0, fixed.output
+    d = json.loads(fixed.output)
+    assert d["check_ok"] is True and d["frozen_params"] == 840
+
+
+def test_cli_report_bad_input_exits_2_with_one_line(tmp_path: Path) -> None:
+    runner = CliRunner()
+    bad = runner.invoke(app, ["report", f"{ZOO}:SmallCNN", "--input-size", "0,3"])
+    assert bad.exit_code == 2
+    assert "--input-size '0,3' needs positive dimensions" in bad.output
+    unwritable = runner.invoke(
+        app, ["report", f"{ZOO}:SmallCNN", "--input-size", "4,3,8,8", "--no-check", "--html", str(tmp_path / "no" / "r.html")]
+    )
+    assert unwritable.exit_code == 2
+    assert "cannot write --html" in unwritable.output
+    assert "Traceback" not in unwritable.output

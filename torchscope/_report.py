@@ -6,8 +6,14 @@ The HTML page (:mod:`torchscope.render.html`) and ``torchscope report --json`` b
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
+
+import torch
+from torch import nn
+
+from torchscope.errors import SpecError
 
 
 @dataclass(frozen=True)
@@ -45,6 +51,7 @@ class ActivationRow:
     std: float | None
     zero_frac: float | None
     flags: tuple[str, ...] = ()
+    leaf: bool = True  # a module without children: the charts by depth use only these
 
 
 @dataclass(frozen=True)
@@ -102,8 +109,185 @@ class ReportData:
     checks: tuple[str, ...] = ()
     violations: tuple[ViolationRow, ...] = ()
     check_summary: str = ""
+    warnings: tuple[str, ...] = ()
     notes: tuple[str, ...] = field(default=())
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able dict of every field."""
         return asdict(self)
+
+
+def _shape_text(shape: Sequence[int]) -> str:
+    return "×".join(str(d) for d in shape)
+
+
+def _single_size(input_size: Any) -> tuple[int, ...] | None:
+    """The one input shape of ``input_size`` (``(2, 3, 8, 8)`` or ``[(2, 3, 8, 8)]``), else None."""
+    if input_size is None:
+        return None
+    if isinstance(input_size, Sequence) and input_size and all(isinstance(d, int) for d in input_size):
+        return tuple(input_size)
+    if isinstance(input_size, Sequence) and len(input_size) == 1:
+        return _single_size(input_size[0])
+    return None
+
+
+def _all_sizes(input_size: Any, input_data: Any) -> tuple[tuple[int, ...], ...]:
+    one = _single_size(input_size)
+    if one is not None:
+        return (one,)
+    if isinstance(input_size, Sequence):
+        return tuple(tuple(s) for s in input_size)
+    if isinstance(input_data, torch.Tensor):
+        return (tuple(input_data.shape),)
+    if isinstance(input_data, tuple | list):
+        return tuple(tuple(t.shape) for t in input_data if isinstance(t, torch.Tensor))
+    return ()
+
+
+def collect_report(
+    model: nn.Module,
+    input_size: Any = None,
+    input_data: Any = None,
+    *,
+    title: str | None = None,
+    modules: str | Sequence[str] | None = None,
+    check: bool = True,
+    train_bn: bool = True,
+    frozen: str | Sequence[str] | None = None,
+    optimizer: str = "sgd",
+    lr: float = 0.01,
+    momentum: float = 0.9,
+    weight_decay: float = 1e-4,
+    dtype: torch.dtype | str | None = None,
+) -> ReportData:
+    """Tree, summary, activations, grads and a freeze check of ``model``, as one plain-data report.
+
+    Runs the collectors of torchscope on synthetic inputs (``input_size``) or on ``input_data``:
+    :func:`~torchscope.tree`, :func:`~torchscope.summary`, :func:`~torchscope.record` (activation
+    stats of ``modules``, default all), :func:`~torchscope.grad_report` (one forward and backward)
+    and :func:`~torchscope.check_freeze` (a reference SGD step on a copy of the model;
+    ``train_bn=False`` keeps frozen norm layers in eval). The model is left as found.
+
+    >>> import torch
+    >>> net = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 3))
+    >>> data = collect_report(net, input_size=(2, 4))
+    >>> data.total_params, data.check_ok, [g.name for g in data.grads]
+    (67, True, ['0', '2'])
+    """
+    from torchscope._check import check_freeze
+    from torchscope._grads import grad_report
+    from torchscope._inputs import prepare_call
+    from torchscope._record import record
+    from torchscope._state import preserved
+    from torchscope._summary import shapes_text, summary
+    from torchscope._tree import tree
+
+    if input_size is None and input_data is None:
+        raise SpecError("collect_report needs input_size (e.g. (1, 3, 224, 224)) or input_data")
+    if any(p.is_meta for p in model.parameters()):
+        raise SpecError("the model is on the meta device (no values); load it on 'cpu' for a report")
+    notes: list[str] = []
+
+    t = tree(model).to_dict()
+    tree_rows = tuple(
+        TreeRow(m["name"], m["type"], m["depth"], m["params"], m["freeze"], m["training"]) for m in t["modules"]
+    )
+    blocks = tuple(
+        BlockRow(m["name"], m["type"], m["params"], m["trainable_params"]) for m in t["modules"] if m["depth"] == 1
+    )
+    warnings = tuple(w["message"] if isinstance(w, dict) else str(w) for w in t["warnings"])
+
+    s = summary(model, input_size=input_size, input_data=input_data, dtype=dtype, compare_modes=False)
+    layers = tuple(
+        LayerRow(r.name or "(model)", r.type, shapes_text(r.inputs), shapes_text(r.outputs), r.params, r.mult_adds)
+        for r in s.rows
+    )
+    notes.extend(s.notes)
+
+    # Activation stats of one eval-mode forward pass, the way `torchscope activations` takes them.
+    with_children = {name for name, m in model.named_modules() if next(m.children(), None) is not None}
+    with preserved(model):
+        model.eval()
+        args, kw = prepare_call(model, input_size, input_data, dtype=dtype)
+        with torch.no_grad(), record(model, modules) as rec:
+            model(*args, **kw)
+        acts = rec.report()
+    activation_rows = []
+    for c in acts.calls:
+        if c.stats is None:
+            continue
+        label = c.module + (f"#{c.call + 1}" if c.call else "") + ("" if c.output == "output" else f" {c.output}")
+        activation_rows.append(
+            ActivationRow(
+                label, c.type, _shape_text(c.shape), c.stats.mean, c.stats.std, c.stats.zero_fraction,
+                tuple(c.flags), leaf=c.module not in with_children,
+            )
+        )
+
+    grad_rows: tuple[GradRow, ...] = ()
+    unused: tuple[str, ...] = ()
+    if any(p.requires_grad for p in model.parameters()):
+        g = grad_report(model, input_size=input_size, input_data=input_data, dtype=dtype)
+        grad_rows = tuple(
+            GradRow(la.name or "(model)", la.type, la.grad_norm, la.trainable == 0, (la.flag,) if la.flag else ())
+            for la in g.layers
+        )
+        unused = tuple(g.unused)
+    else:
+        notes.append("grads skipped: the model has no trainable parameters")
+
+    check_ok: bool | None = None
+    checks: tuple[str, ...] = ()
+    violations: tuple[ViolationRow, ...] = ()
+    check_summary = ""
+    size = _single_size(input_size) or (tuple(input_data.shape) if isinstance(input_data, torch.Tensor) else None)
+    if not check:
+        notes.append("freeze check skipped (check=False)")
+    elif size is None:
+        notes.append("freeze check skipped: it needs a single input shape")
+    else:
+        rep = check_freeze(
+            model, input_size=size, optimizer=optimizer, lr=lr, momentum=momentum,
+            weight_decay=weight_decay, train_bn=train_bn, frozen=frozen,
+        )
+        d = rep.to_dict()
+        check_ok = bool(d["ok"])
+        violations = tuple(
+            ViolationRow(v["kind"], v["name"], v.get("max_abs_change"), v.get("cause", "")) for v in d["violations"]
+        )
+        broken = {v.kind for v in violations}
+        checks = tuple(k for k in d.get("checks", ()) if k not in broken)
+        bn = "frozen norm layers in train mode" if train_bn else "frozen norm layers in eval mode"
+        check_summary = (
+            f"one {optimizer} step (lr={lr}, momentum={momentum}, weight_decay={weight_decay}, {bn}) on a copy: "
+            f"{d['frozen_params']} frozen and {d['trainable_params']} trainable of {d['params']} params, "
+            f"{d['frozen_buffers']} frozen of {d['buffers']} buffers checked"
+        )
+
+    import torchscope
+
+    return ReportData(
+        title=title or t["model_type"],
+        model_type=t["model_type"],
+        total_params=t["total_params"],
+        trainable_params=t["trainable_params"],
+        frozen_params=t["frozen_params"],
+        input_size=_all_sizes(input_size, input_data),
+        generated_by=f"torchscope {torchscope.__version__}, torch {torch.__version__}",
+        mult_adds=s.total_mult_adds,
+        modules_in_train_mode=t["modules_in_train_mode"],
+        modules_in_eval_mode=t["modules_in_eval_mode"],
+        blocks=blocks,
+        modules=tree_rows,
+        layers=layers,
+        activations=tuple(activation_rows),
+        grads=grad_rows,
+        unused=unused,
+        check_ok=check_ok,
+        checks=checks,
+        violations=violations,
+        check_summary=check_summary,
+        warnings=warnings,
+        notes=tuple(notes),
+    )

@@ -22,6 +22,8 @@ from torchscope.render._charts import (
 )
 
 if TYPE_CHECKING:
+    from rich.console import RenderableType
+
     from torchscope._report import ReportData
 
 CSS = """
@@ -68,6 +70,20 @@ footer { color: var(--muted); font-size: 12px; margin-top: 32px; }
 """
 
 
+# What each check_step kind proves when it has no violation.
+CHECK_TEXT: dict[str, str] = {
+    "frozen_param_changed": "frozen params unchanged",
+    "frozen_buffer_changed": "frozen buffers (norm running stats) unchanged",
+    "trainable_not_updated": "every trainable param updated",
+    "nonfinite": "no NaN/Inf in params, grads or buffers",
+    "optimizer_missing_param": "every trainable param is in an optimizer group",
+    "optimizer_frozen_param": "no frozen param in a group with weight decay or momentum state",
+    "optimizer_stale_param": "the optimizer holds no tensor that left the model",
+    "optimizer_duplicate_param": "no param in two optimizer groups",
+    "tied_conflict": "no tied tensor both frozen and trainable",
+}
+
+
 def _num(v: float | int | None) -> str:
     return escape(format_number(v))
 
@@ -112,11 +128,13 @@ def _cards(data: ReportData) -> str:
 
 def _charts(data: ReportData) -> str:
     boxes = []
-    if data.activations:
-        labels = [a.name for a in data.activations]
+    # By depth: the leaf modules (a container's output repeats its last child's).
+    acts = [a for a in data.activations if a.leaf] or list(data.activations)
+    if acts:
+        labels = [a.name for a in acts]
         boxes.append(
             line_chart_svg(
-                [("std", [a.std for a in data.activations])],
+                [("std", [a.std for a in acts])],
                 labels=labels,
                 title="Activation std by depth (log scale)",
                 log=True,
@@ -125,7 +143,7 @@ def _charts(data: ReportData) -> str:
         )
         boxes.append(
             line_chart_svg(
-                [("fraction of zeros", [a.zero_frac for a in data.activations])],
+                [("fraction of zeros", [a.zero_frac for a in acts])],
                 labels=labels,
                 title="Fraction of zeros by depth",
                 y_label="zeros",
@@ -142,11 +160,12 @@ def _charts(data: ReportData) -> str:
                 log=True,
             )
         )
-    if data.blocks:
+    blocks = [b for b in data.blocks if b.params > 0]  # relu/pool rows would only add zeros
+    if blocks:
         boxes.append(
             hbar_chart_svg(
-                [b.params for b in data.blocks],
-                labels=[f"{b.name} ({b.type})" for b in data.blocks],
+                [b.params for b in blocks],
+                labels=[f"{b.name} ({b.type})" for b in blocks],
                 title="Params by top-level block",
             )
         )
@@ -164,8 +183,9 @@ def _freeze_section(data: ReportData) -> str:
         + "</div>"
     ]
     items = []
-    for line in data.checks:
-        items.append(f'<li class="ok"><span class="mark">✓</span>{escape(line)}</li>')
+    for kind in data.checks:
+        text = CHECK_TEXT.get(kind, kind)
+        items.append(f'<li class="ok"><span class="mark">✓</span>{escape(text)} <code>{escape(kind)}</code></li>')
     for v in data.violations:
         change = f" (max |Δ| {format_number(v.max_abs_change)})" if v.max_abs_change is not None else ""
         items.append(
@@ -270,7 +290,10 @@ def render_html(data: ReportData) -> str:
     True
     """
     inputs = ", ".join("×".join(str(d) for d in shape) for shape in data.input_size) or "–"
-    notes = "".join(f'<div class="note">{escape(n)}</div>' for n in data.notes)
+    notes = "".join(f'<div class="note">{escape(n)}</div>' for n in (*data.warnings[:3], *data.notes))
+    if len(data.warnings) > 3:
+        rest = "".join(f'<div class="note">{escape(n)}</div>' for n in data.warnings[3:])
+        notes += f"<details><summary>{len(data.warnings) - 3} more warnings</summary>{rest}</details>"
     sections = [
         f"<h1>{escape(data.title)}</h1>",
         f'<p class="sub">{escape(data.model_type)} · input {escape(inputs)} · {escape(data.generated_by)}</p>',
@@ -298,3 +321,52 @@ def render_html(data: ReportData) -> str:
         f"<title>torchscope report: {escape(data.title)}</title>\n"
         f"<style>{CSS}</style>\n</head>\n<body>\n<main>\n" + "\n".join(s for s in sections if s) + "\n</main>\n</body>\n</html>\n"
     )
+
+
+def render_report_terminal(data: ReportData, *, html_path: str | None = None) -> RenderableType:
+    """The terminal side of ``torchscope report``: totals, sparklines by depth, the freeze verdict."""
+    from rich.table import Table
+    from rich.text import Text
+
+    from torchscope.render._charts import sparkline
+
+    table = Table.grid(padding=(0, 2))
+    table.add_column(style="bold")
+    table.add_column()
+    params = (
+        f"{format_number(data.total_params)} (trainable {format_number(data.trainable_params)}, "
+        f"frozen {format_number(data.frozen_params)})"
+    )
+    table.add_row("params", params)
+    if data.mult_adds is not None:
+        table.add_row("mult-adds", format_number(data.mult_adds))
+    acts = [a for a in data.activations if a.leaf] or list(data.activations)
+    if acts:
+        table.add_row("activation std by depth", Text(sparkline([a.std for a in acts], log=True), style="blue"))
+        table.add_row("zeros by depth", Text(sparkline([a.zero_frac for a in acts]), style="dark_orange"))
+    if data.grads:
+        trainable = [g for g in data.grads if not g.frozen]
+        table.add_row(
+            "grad norm by layer",
+            Text(sparkline([g.norm for g in trainable], log=True), style="blue")
+            + Text(f"  ({len(trainable)} trainable, {len(data.grads) - len(trainable)} frozen layers)", style="dim"),
+        )
+    if data.unused:
+        table.add_row("unused", Text(", ".join(data.unused), style="yellow"))
+    if data.check_ok is None:
+        table.add_row("freeze check", Text("not run", style="dim"))
+    elif data.check_ok:
+        table.add_row("freeze check", Text("✓ every invariant holds", style="green"))
+    else:
+        kinds: dict[str, int] = {}
+        for v in data.violations:
+            kinds[v.kind] = kinds.get(v.kind, 0) + 1
+        text = ", ".join(f"{k} ×{n}" for k, n in kinds.items())
+        table.add_row("freeze check", Text(f"✗ {len(data.violations)} violations: {text}", style="red"))
+    for note in data.notes:
+        table.add_row("note", Text(note, style="yellow"))
+    if html_path:
+        table.add_row("page", html_path)
+    from rich.panel import Panel
+
+    return Panel(table, title=f"torchscope report: {data.title}", title_align="left", expand=False)
