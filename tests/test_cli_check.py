@@ -109,3 +109,46 @@ def test_diff_bad_input_exits_2(tmp_path: Path) -> None:
     pickled = _run("diff", pa, str(tmp_path / "whole.pt"))
     assert pickled.exit_code == 2 and "--unsafe-load" in pickled.stderr
     assert _run("diff", pa, str(tmp_path / "whole.pt"), "--unsafe-load").exit_code == 0
+
+
+def test_render_check_panel_exact_text() -> None:
+    from rich.console import Console
+
+    from torchscope._check import StepReport, Violation
+    from torchscope.render.check import render_check
+
+    report = StepReport(
+        ok=False,
+        violations=(
+            Violation("frozen_param_changed", "backbone.0.weight", 0.0125, "its grad was zero rather than None."),
+            Violation("frozen_param_changed", "backbone.0.bias", 0.5, "its grad was zero rather than None."),
+            Violation("trainable_not_updated", "head.weight", 0.0, "it got no grad."),
+        ),
+        mode="exact",
+        checks=("frozen_param_changed", "frozen_buffer_changed", "trainable_not_updated", "nonfinite"),
+        params=4,
+        frozen_params=2,
+        trainable_params=2,
+        buffers=3,
+        frozen_buffers=3,
+        bytes_checked=2048,
+        snapshot_bytes=1536,
+        optimizer_steps=1,
+    )
+    console = Console(width=100, color_system=None, record=True)
+    console.print(render_check(report, title="check-freeze net"))
+    assert console.export_text().splitlines() == [
+        "╭─ check-freeze net: ✗ 3 violation(s) ─────────────────────────────────────────────────────────────╮",
+        "│ ✗ frozen params unchanged  2× frozen_param_changed                                               │",
+        "│   backbone.0.weight, backbone.0.bias (max |change| 0.5)                                          │",
+        "│     its grad was zero rather than None.                                                          │",
+        "│ ✓ frozen buffers unchanged (norm running stats)                                                  │",
+        "│ ✗ every trainable param updated  1× trainable_not_updated                                        │",
+        "│   head.weight                                                                                    │",
+        "│     it got no grad.                                                                              │",
+        "│ ✓ params, grads and buffers finite                                                               │",
+        "│                                                                                                  │",
+        "│ checked 2 frozen + 2 trainable of 4 params, 3 frozen of 3 buffers (2.0 KiB); exact mode,         │",
+        "│ snapshot 1.5 KiB, 1 optimizer step(s)                                                            │",
+        "╰──────────────────────────────────────────────────────────────────────────────────────────────────╯",
+    ]
