@@ -410,7 +410,8 @@ class BenchResult:
 
 def is_oom_error(exc: BaseException) -> bool:
     """True for an out-of-memory error from any device (CUDA's OutOfMemoryError, a failed CPU alloc)."""
-    if isinstance(exc, torch.OutOfMemoryError):
+    # torch.OutOfMemoryError is torch >= 2.5's name for torch.cuda.OutOfMemoryError
+    if isinstance(exc, getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError)):
         return True
     return isinstance(exc, RuntimeError) and (
         "out of memory" in str(exc).lower() or "can't allocate memory" in str(exc).lower()
@@ -1400,7 +1401,8 @@ def bench(
         if dev.type == "cuda":
             torch.cuda.set_device(dev)
         if owned:
-            tdist.init_process_group(backend=backend)
+            # binding NCCL to this rank's GPU up front keeps barriers off other ranks' devices
+            tdist.init_process_group(backend=backend, device_id=dev if dev.type == "cuda" else None)
         dist = _Dist(ranks[0], ranks[1], ranks[2], tdist.get_backend(), owned)
 
     classes = num_classes or 10
