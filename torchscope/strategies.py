@@ -98,7 +98,7 @@ def tensors(
 # Inputs a model accepts
 
 
-_SPEC_NAME = re.compile(r"^[^\[]*\[(?:'([^']*)'|(\d+))\]$")
+_ACCESSOR = re.compile(r"\[(?:'((?:[^'\\]|\\.)*)'|(\d+))\]")
 
 
 def _torch_dtype(name: str) -> torch.dtype:
@@ -108,25 +108,48 @@ def _torch_dtype(name: str) -> torch.dtype:
     return dtype
 
 
+def _path(name: str) -> list[str | int]:
+    """``input[0]['image']`` -> ``[0, 'image']``."""
+    return [key if idx == "" else int(idx) for key, idx in _ACCESSOR.findall(name)]
+
+
+def _assemble(paths: list[list[str | int]], values: Sequence[Any]) -> Any:
+    """Rebuild nested lists/dicts from accessor paths (the inverse of flatten_outputs)."""
+    root: dict[Any, Any] = {}
+    for path, value in zip(paths, values, strict=True):
+        node = root
+        for key in path[:-1]:
+            node = node.setdefault(key, {})
+        node[path[-1]] = value
+
+    def convert(node: Any) -> Any:
+        if not isinstance(node, dict):
+            return node
+        if node and all(isinstance(k, int) for k in node):
+            return [convert(node[k]) for k in sorted(node)]
+        return {k: convert(v) for k, v in node.items()}
+
+    return convert(root)
+
+
 def _from_summary(summary: Any, batch_sizes: st.SearchStrategy[int] | None) -> st.SearchStrategy[Any]:
     specs = list(summary.inputs)
     if not specs:
         raise SpecError("the summary records no input tensors; build it with an example input")
+    paths = [_path(s.name) for s in specs]
+    if not all(p and isinstance(p[0], int) for p in paths):
+        paths = [[i] for i in range(len(specs))]
     batch = batch_sizes if batch_sizes is not None else st.just(specs[0].shape[0] if specs[0].shape else 1)
 
     def build(b: int) -> st.SearchStrategy[Any]:
-        parts = []
-        for s in specs:
-            shape = (b, *s.shape[1:]) if s.shape else ()
-            dtype = _torch_dtype(s.dtype)
-            parts.append(tensors(shape, dtype, high=2))
-        if len(specs) == 1:
-            return parts[0]
-        keys = [_SPEC_NAME.match(s.name) for s in specs]
-        if all(k is not None and k.group(1) is not None for k in keys):
-            names = [k.group(1) for k in keys if k is not None]
-            return st.tuples(*parts).map(lambda ts: dict(zip(names, ts, strict=True)))
-        return st.tuples(*parts)
+        parts = [tensors((b, *s.shape[1:]) if s.shape else (), _torch_dtype(s.dtype), high=2) for s in specs]
+
+        def assemble(ts: tuple[torch.Tensor, ...]) -> Any:
+            args = _assemble(paths, ts)
+            # One positional argument is passed as model(x); several as model(*x).
+            return args[0] if len(args) == 1 else tuple(args)
+
+        return st.tuples(*parts).map(assemble)
 
     return batch.flatmap(build)
 
