@@ -12,6 +12,7 @@ from torchscope._bench_stats import (
     median,
     mfu,
     next_bisect,
+    paired_ratio,
     percentile,
     ratio,
     scaling_efficiency,
@@ -118,6 +119,15 @@ def test_mfu_and_achieved() -> None:
         achieved_tflops(1.0, 0)
     with pytest.raises(TorchscopeError, match="peak 0"):
         mfu(1.0, 0)
+
+
+def test_paired_ratio_follows_load_changes() -> None:
+    # the machine slows down 3x in the second pair; each pair still shows a 2% harness cost
+    harness = [1.0 / 0.98, 3.0 / 0.98, 1.0 / 0.98]
+    baseline = [1.0, 3.0, 1.0]
+    assert paired_ratio(harness, baseline) == pytest.approx(0.98)
+    with pytest.raises(TorchscopeError, match="as many harness windows"):
+        paired_ratio([1.0], [1.0, 2.0])
 
 
 def test_ratio_and_scaling_efficiency() -> None:

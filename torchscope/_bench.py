@@ -37,7 +37,7 @@ from torchscope._bench_stats import (
     median,
     mfu,
     next_bisect,
-    ratio,
+    paired_ratio,
     scaling_efficiency,
     summarize_windows,
 )
@@ -1194,7 +1194,7 @@ def _run_mode(plan: _Plan, mode: str) -> ModeResult:
         warmup=Warmup(tuple(warm), first, compile_s),
         harness=harness,
         baseline=baseline,
-        ratio=ratio(harness.stats.img_s_median, baseline.stats.img_s_median) if baseline else None,
+        ratio=paired_ratio(harness_s, baseline_s) if baseline else None,
         efficiency=efficiency,
         memory=memory,
         check=check,

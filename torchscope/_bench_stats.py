@@ -195,6 +195,22 @@ def ratio(a: float | None, b: float | None) -> float | None:
     return a / b
 
 
+def paired_ratio(harness_s: Sequence[float], baseline_s: Sequence[float]) -> float:
+    """Median over window pairs of harness img/s / baseline img/s (same images per window).
+
+    Pair ``i`` ran back to back, so each ratio sees the same machine load; the median of the pairs
+    is steadier on a shared machine than a ratio of two medians.
+
+    >>> paired_ratio([1.0, 2.0, 1.1], [1.0, 1.9, 1.0])
+    0.95
+    """
+    if len(harness_s) != len(baseline_s) or not harness_s:
+        raise TorchscopeError(
+            f"paired ratio needs as many harness windows ({len(harness_s)}) as baseline windows ({len(baseline_s)}), >= 1"
+        )
+    return median([b / h for h, b in zip(harness_s, baseline_s, strict=True)])
+
+
 def scaling_efficiency(global_img_s: float, world_size: int, single_img_s: float) -> float:
     """Global throughput over ``world_size`` times the single-process throughput.
 

@@ -261,6 +261,7 @@ def render_bench(result: BenchResult) -> RenderableType:
     parts.append(
         Text(
             f"windows timed with {timer}, synchronised only at window edges; spread = (max - min) / median of the windows; "
+            "torchscope / baseline = median over back-to-back window pairs; "
             f"MFU against {'the datasheet dense peak' if any(m.efficiency.basis == 'datasheet' for m in modes) else 'the matmul peak measured in this run'}.",
             style="dim",
         )
