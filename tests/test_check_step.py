@@ -461,3 +461,19 @@ def test_check_freeze_reports_a_tied_weight_frozen_by_its_other_name() -> None:
     report = check_freeze(model, input_size=(4, 6), frozen=expected_frozen_names(model, freeze=["enc"]))
     (v,) = report.violations
     assert (v.kind, v.name) == ("tied_conflict", "dec.weight")
+
+
+def test_nan_change_is_strict_json_and_lazy_params_are_refused() -> None:
+    import json
+
+    model = nn.Linear(2, 2).requires_grad_(False)
+
+    def poison() -> None:
+        with torch.no_grad():
+            model.weight[0, 0] = float("nan")
+
+    d = check_step(model, poison).to_dict()
+    assert d["violations"][0] == {**d["violations"][0], "kind": "frozen_param_changed", "max_abs_change": "inf"}
+    json.loads(json.dumps(d, allow_nan=False))
+    with pytest.raises(TorchscopeError, match="uninitialized lazy params; run one forward pass"):
+        check_step(nn.LazyLinear(3), lambda: None)

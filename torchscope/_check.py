@@ -73,7 +73,14 @@ class Violation:
     cause: str
 
     def to_dict(self) -> dict[str, Any]:
-        return {"kind": self.kind, "name": self.name, "max_abs_change": self.max_abs_change, "cause": self.cause}
+        return {"kind": self.kind, "name": self.name, "max_abs_change": json_float(self.max_abs_change), "cause": self.cause}
+
+
+def json_float(x: float | None) -> float | str | None:
+    """A float JSON can hold: ``inf``/``nan`` become the strings ``"inf"``/``"nan"`` (strict JSON has neither)."""
+    if x is None or math.isfinite(x):
+        return x
+    return "nan" if math.isnan(x) else ("inf" if x > 0 else "-inf")
 
 
 @dataclass(frozen=True)
@@ -214,12 +221,12 @@ def _collect(model: nn.Module) -> tuple[list[_Tensor], list[_Tensor]]:
     return list(params.values()), list(buffers.values())
 
 
-def _module_frozen(model: nn.Module) -> dict[str, bool]:
+def _module_frozen(model: nn.Module, only: Sequence[str] | None = None) -> dict[str, bool]:
     """Module name -> whether it counts as frozen: its own params are all frozen; a module without
     params of its own follows its nearest ancestor that has any params."""
     modules = dict(model.named_modules(remove_duplicate=False))
     out: dict[str, bool] = {}
-    for mname in modules:
+    for mname in modules if only is None else dict.fromkeys(only):
         prefix = mname
         while True:
             module = modules[prefix]
@@ -245,7 +252,7 @@ def _plan(model: nn.Module, frozen: str | Sequence[str] | None) -> _Plan:
     pre: list[Violation] = []
     if frozen is None:
         frozen_params = [t for t in params if not t.tensor.requires_grad]
-        module_frozen = _module_frozen(model)
+        module_frozen = _module_frozen(model, [b.module_name for b in buffers])
         frozen_buffers = [b for b in buffers if module_frozen.get(b.module_name, False)]
     else:
         patterns = _split(frozen)
@@ -350,6 +357,9 @@ def _max_abs_diff(now: torch.Tensor, before: torch.Tensor) -> torch.Tensor:
         cb = b[start : start + _DIFF_CHUNK]
         if ca.dtype == torch.bool:
             d = ca.ne(cb)
+        elif ca.is_complex():
+            d = (ca - cb).abs()
+            d.nan_to_num_(nan=math.inf)
         elif ca.is_floating_point():
             # float32 (or wider) differences of the tensor's own values: exact enough, half the memory
             wide = torch.promote_types(ca.dtype, torch.float32)
@@ -501,6 +511,8 @@ def check_step(
     inner, wrappers = _unwrap(model)
     if any(t.is_meta for t in inner.parameters()):
         raise TorchscopeError("the model has params on the meta device; load its weights before check_step")
+    if any(isinstance(t, nn.parameter.UninitializedParameter) for t in inner.parameters()):
+        raise TorchscopeError("the model has uninitialized lazy params; run one forward pass before check_step")
     with ExitStack() as stack:
         if restore:
             stack.enter_context(preserved(inner, params=True))

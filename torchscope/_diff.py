@@ -16,6 +16,7 @@ from typing import Any
 
 import torch
 
+from torchscope._check import json_float
 from torchscope._patterns import match_names
 from torchscope.errors import SpecError, TorchscopeError
 
@@ -53,8 +54,8 @@ class TensorDiff:
             "shape_b": None if self.shape_b is None else list(self.shape_b),
             "dtype_a": self.dtype_a,
             "dtype_b": self.dtype_b,
-            "max_abs": self.max_abs,
-            "rel_change": self.rel_change,
+            "max_abs": json_float(self.max_abs),
+            "rel_change": json_float(self.rel_change),
             "expected_frozen": self.expected_frozen,
             "module_type": self.module_type,
         }
