@@ -291,7 +291,8 @@ def _tied_violation(t: _Tensor, frozen_names: list[str], other_names: list[str])
 # ---------------------------------------------------------------------------------------------
 # What the optimizer saw when optimizer.step() ran.
 
-_MOMENTUM_KEYS = ("momentum_buffer", "exp_avg", "square_avg", "acc_delta", "ax", "sum")
+# State that keeps moving a param whose grad is zero: SGD momentum, Adam/AdamW first moment.
+_MOMENTUM_KEYS = ("momentum_buffer", "exp_avg")
 
 
 @dataclass
