@@ -249,23 +249,26 @@ def test_flatten_outputs_of_every_structure() -> None:
 def test_render_exact() -> None:
     out = text(render_summary(summary(tiny(), input_size=(2, 8))))
     assert out.splitlines() == [
-        "Layer (type)   Input shape   Output shape   Params   Mult-adds   Not counted",
-        "─" * 76,
-        "Sequential     [2, 8]        [2, 4]             36          64   relu",
-        "  0 (Linear)   [2, 8]        [2, 4]             36          64",
-        "  1 (ReLU)     [2, 4]        [2, 4]              0           -   relu",
+        "Layer (type)   Input shape   Output shape   Params   Mult-adds",
+        "─" * 62,
+        "Sequential     [2,8]         [2,4]              36          64",
+        "  0 (Linear)   [2,8]         [2,4]              36          64",
+        "  1 (ReLU)     [2,4]         [2,4]               0         n/c",
         "Params: 36 (36 trainable, 0 frozen), 0.0 MiB",
         "Mult-adds: 64 (FLOPs: 128), mode: eval",
-        "Input: [2, 8]",
-        "Output (Tensor): [2, 4]",
+        "Input: [2,8]",
+        "Output (Tensor): [2,4]",
+        "n/c: only ops without a FLOP formula ran there (listed with --uncounted and in --json)",
         "Ops without a FLOP formula (not counted): relu",
     ]
+    wide = text(render_summary(summary(tiny(), input_size=(2, 8)), show_uncounted=True)).splitlines()
+    assert wide[0].endswith("Mult-adds   Not counted") and wide[4].endswith("n/c   relu")
 
 
 def test_render_depth_and_multi_output() -> None:
     model, x = build("multi_output")
     out = text(render_summary(summary(model, input_data=x), depth=0))
     assert "body" not in out
-    assert "logits: [2, 3]" in out and "features: [2, 6]" in out
+    assert "logits: [2,3]" in out and "features: [2,6]" in out
     with pytest.raises(torchscope.TorchscopeError, match="--depth -1 must be >= 0"):
         render_summary(summary(model, input_data=x), depth=-1)

@@ -69,6 +69,9 @@ def summary_command(
     depth: Annotated[
         int | None, typer.Option("--depth", help="Show module calls down to this depth.")
     ] = None,
+    uncounted: Annotated[
+        bool, typer.Option("--uncounted", help="Add a column naming the ops that have no FLOP formula.")
+    ] = False,
     weights: WeightsOpt = None,
     arg: ArgOpt = None,
     pretrained: PretrainedOpt = False,
@@ -108,10 +111,10 @@ def summary_command(
     except SummaryForwardError as exc:
         partial = exc.partial
         emit(
-            partial, lambda: render_summary(partial, depth=depth), out
+            partial, lambda: render_summary(partial, depth=depth, show_uncounted=uncounted), out
         )  # the partial summary, then the error
         raise
-    emit(data, lambda: render_summary(data, depth=depth), out)
+    emit(data, lambda: render_summary(data, depth=depth, show_uncounted=uncounted), out)
 
 
 @app.command("activations")

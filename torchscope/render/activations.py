@@ -12,7 +12,7 @@ from rich.table import Table
 from rich.text import Text
 
 if TYPE_CHECKING:
-    from torchscope._record import ActivationReport
+    from torchscope._record import ActivationCall, ActivationReport
 
 FLAG_STYLE = {
     "nan": "bold red",
@@ -34,32 +34,40 @@ def fmt_value(v: float | None) -> str:
     return f"{v:.3g}"
 
 
+def _label(c: ActivationCall) -> str:
+    out = "" if c.output == "output" else c.output.removeprefix("output")
+    return f"{c.module}{out}" + (f" #{c.call + 1}" if c.call else "")
+
+
 def render_activations(data: ActivationReport, *, forward: int | None = None) -> RenderableType:
     """The activation table (every call of ``forward``, or of all forwards), then the flags."""
     several = data.forwards > 1 and forward is None
-    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
+    shown = [c for c in data.calls if forward is None or c.forward == forward]
+    widest = max((len(_label(c)) for c in shown), default=6)
+    # NaN/Inf get a column only when there are some (the closing line says when there are none):
+    # the table has to fit 80 columns
+    nonfinite = any(c.stats is not None and (c.stats.nan_count or c.stats.inf_count) for c in shown)
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, collapse_padding=True)
     if several:
         table.add_column("Fwd", justify="right")
-    table.add_column("Module (type)", overflow="fold")
+    table.add_column("Module", no_wrap=True, min_width=min(widest, 40))
+    table.add_column("Type", overflow="ellipsis", no_wrap=True, max_width=14)
     table.add_column("Shape", overflow="fold")
     for col in ("Mean", "Std", "Min", "Max", "Zeros"):
-        table.add_column(col, justify="right")
-    table.add_column("NaN/Inf", justify="right")
+        table.add_column(col, justify="right", no_wrap=True)
+    if nonfinite:
+        table.add_column("NaN/Inf", justify="right", no_wrap=True)
     if data.grads:
-        table.add_column("Grad std", justify="right")
+        table.add_column("Grad std", justify="right", no_wrap=True)
     if data.timing:
-        table.add_column("ms", justify="right")
-    table.add_column("Flags")
-    for c in data.calls:
-        if forward is not None and c.forward != forward:
-            continue
+        table.add_column("ms", justify="right", no_wrap=True)
+    table.add_column("Flags", overflow="fold")
+    for c in shown:
         s = c.stats
-        out = "" if c.output == "output" else c.output.removeprefix("output")
-        label = f"{c.module}{out} ({c.type})" + (f" #{c.call + 1}" if c.call else "")
         cells = [str(c.forward)] if several else []
-        cells += [label, str(list(c.shape))]
+        cells += [_label(c), c.type, "[" + ",".join(str(d) for d in c.shape) + "]"]
         if s is None:
-            cells += ["-"] * 6
+            cells += ["-"] * (6 if nonfinite else 5)
         else:
             cells += [
                 fmt_value(s.mean),
@@ -67,8 +75,9 @@ def render_activations(data: ActivationReport, *, forward: int | None = None) ->
                 fmt_value(s.min),
                 fmt_value(s.max),
                 f"{s.zero_fraction:.0%}",
-                f"{s.nan_count}/{s.inf_count}" if s.nan_count or s.inf_count else "-",
             ]
+            if nonfinite:
+                cells.append(f"{s.nan_count}/{s.inf_count}" if s.nan_count or s.inf_count else "-")
         if data.grads:
             cells.append(fmt_value(None if c.grad is None else c.grad.std))
         if data.timing:

@@ -12,6 +12,7 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from torchscope.render._charts import bars
 from torchscope.render.activations import fmt_value
 from torchscope.render.tree import human_count
 
@@ -19,6 +20,7 @@ if TYPE_CHECKING:
     from torchscope._grads import GradReport
     from torchscope._stats import ParamStats
 
+GRAD_BAR_WIDTH = 10
 GRAD_STYLE = {"nonfinite": "bold red", "exploding": "red", "vanishing": "yellow", "unused": "yellow"}
 
 
@@ -66,15 +68,19 @@ def render_grads(data: GradReport) -> RenderableType:
     table.add_column("Params", justify="right")
     table.add_column("Trainable", justify="right")
     table.add_column("Grad norm", justify="right")
+    # Untitled: a log-scale bar of the grad norm beside it, so layers compare at a glance.
+    table.add_column("", no_wrap=True, style="blue")
     table.add_column("Param norm", justify="right")
     table.add_column("Ratio", justify="right")
     table.add_column("Flag")
-    for la in data.layers:
+    grad_bars = bars([la.grad_norm for la in data.layers], width=GRAD_BAR_WIDTH, log=True)
+    for la, grad_bar in zip(data.layers, grad_bars, strict=True):
         table.add_row(
             f"{la.name or data.model} ({la.type})",
             human_count(la.params),
             human_count(la.trainable),
             fmt_value(la.grad_norm),
+            grad_bar,
             fmt_value(la.param_norm),
             fmt_value(la.ratio),
             la.flag or "",

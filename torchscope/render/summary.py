@@ -32,17 +32,21 @@ def fmt_macs(n: float) -> str:
     return f"{n:.0f}"
 
 
-def fmt_shapes(specs: tuple[TensorSpec, ...]) -> str:
-    """Every tensor's shape, one per line: ``[1, 1000]``; ``-`` when there is none.
+def _shape(shape: tuple[int, ...]) -> str:
+    return "[" + ",".join(str(d) for d in shape) + "]"
 
-    Names are added when there are several (``logits: [1, 10]``) so multi-output models read well.
+
+def fmt_shapes(specs: tuple[TensorSpec, ...]) -> str:
+    """Every tensor's shape, one per line: ``[1,1000]``; ``-`` when there is none.
+
+    Names are added when there are several (``logits: [1,10]``) so multi-output models read well.
     """
     if not specs:
         return "-"
     if len(specs) == 1:
-        return str(list(specs[0].shape))
+        return _shape(specs[0].shape)
     return "\n".join(
-        f"{s.name.removeprefix('output').removeprefix('input').lstrip('.') or '-'}: {list(s.shape)}"
+        f"{s.name.removeprefix('output').removeprefix('input').lstrip('.') or '-'}: {_shape(s.shape)}"
         for s in specs
     )
 
@@ -64,21 +68,30 @@ def _ops(ops: tuple[str, ...]) -> str:
 
 
 def _label(row: ModuleRow, model: str) -> str:
-    name = row.name or model
+    # the last name component, indented by depth (the full name is in the JSON): deep models
+    # stay readable in 80 columns
     call = f" #{row.call + 1}" if row.call else ""
-    return f"{'  ' * row.depth}{name} ({row.type}){call}" if row.name else f"{name}{call}"
+    if not row.name:
+        return f"{model}{call}"
+    return f"{'  ' * row.depth}{row.name.rsplit('.', 1)[-1]} ({row.type}){call}"
 
 
-def render_summary(data: Summary, *, depth: int | None = None, show_uncounted: bool = True) -> RenderableType:
-    """The summary table, then totals and notes. ``depth`` limits the rows (0: the model only)."""
+def render_summary(
+    data: Summary, *, depth: int | None = None, show_uncounted: bool = False
+) -> RenderableType:
+    """The summary table, then totals and notes. ``depth`` limits the rows (0: the model only).
+
+    A row with no counted mult-adds but ops without a FLOP formula shows ``n/c`` (never a silent
+    zero); ``show_uncounted`` adds a column naming those ops.
+    """
     if depth is not None and depth < 0:
         raise TorchscopeError(f"--depth {depth} must be >= 0")
     table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
-    table.add_column("Layer (type)", overflow="fold")
-    table.add_column("Input shape", no_wrap=True)
-    table.add_column("Output shape", no_wrap=True)
-    table.add_column("Params", justify="right")
-    table.add_column("Mult-adds", justify="right")
+    table.add_column("Layer (type)", no_wrap=True)
+    table.add_column("Input shape", overflow="fold")
+    table.add_column("Output shape", overflow="fold")
+    table.add_column("Params", justify="right", no_wrap=True)
+    table.add_column("Mult-adds", justify="right", no_wrap=True)
     if show_uncounted:
         table.add_column("Not counted", overflow="fold")
     for row in data.rows:
@@ -89,7 +102,7 @@ def render_summary(data: Summary, *, depth: int | None = None, show_uncounted: b
             fmt_shapes(row.inputs),
             fmt_shapes(row.outputs) if row.completed else "(failed)",
             human_count(row.params) if row.call == 0 else "(shared)",
-            fmt_macs(row.mult_adds) if row.mult_adds else "-",
+            fmt_macs(row.mult_adds) if row.mult_adds else ("n/c" if row.uncounted_ops else "-"),
         ]
         if show_uncounted:
             cells.append(_ops(row.uncounted_ops))
@@ -99,9 +112,12 @@ def render_summary(data: Summary, *, depth: int | None = None, show_uncounted: b
         f"{human_count(data.total_params - data.trainable_params)} frozen), {data.param_bytes / 2**20:.1f} MiB",
         f"Mult-adds: {fmt_macs(data.total_mult_adds)} (FLOPs: {fmt_macs(data.total_flops)}), mode: {data.mode}",
         f"Input: {fmt_shapes(data.inputs).replace(chr(10), '; ')}",
-        f"Output ({data.output_type}): {fmt_shapes(data.outputs).replace(chr(10), '; ')}",
+        f"Output ({data.output_type}): {fmt_shapes(data.outputs).replace(chr(10), '; ')}"
+        if data.error is None
+        else "Output: none, the forward pass failed",
     ]
     if data.uncounted_ops:
+        lines.append("n/c: only ops without a FLOP formula ran there (listed with --uncounted and in --json)")
         lines.append("Ops without a FLOP formula (not counted): " + _ops(data.uncounted_ops))
     if data.not_called:
         lines.append("Modules never called: " + ", ".join(data.not_called))
@@ -109,5 +125,5 @@ def render_summary(data: Summary, *, depth: int | None = None, show_uncounted: b
     for note in data.notes:
         parts.append(Text(f"note: {note}", style="yellow"))
     if data.error:
-        parts.append(Text(f"forward pass failed: {data.error}", style="bold red"))
+        parts.append(Text(data.error, style="bold red"))
     return Group(*parts)
