@@ -55,6 +55,7 @@ def test_bar_uses_eighths_and_pads_to_width() -> None:
     assert bar(0, 10, width=3) == "   "
     assert bar(1e-9, 10, width=3) == "▏  "  # a tiny non-zero value never disappears
     assert bar(math.nan, 10, width=3) == "!  "
+    assert bar(None, 10, width=3) == "   "  # no value: blank, unlike a non-finite one
     assert bar(20, 10, width=2) == "██"  # clipped at the maximum
 
 
@@ -70,12 +71,13 @@ def test_bars_share_one_scale() -> None:
 
 
 def test_bars_log_scale_shows_ratios_and_marks_zero_and_nan() -> None:
-    out = bars([1e-6, 1e-3, 1.0, 0.0, math.nan], width=6, log=True)
+    out = bars([1e-6, 1e-3, 1.0, 0.0, math.nan, None], width=6, log=True)
     assert out[0] == "▏     "  # smallest positive value: shortest visible bar
     assert out[2] == "██████"
     assert 2 <= len(out[1].rstrip()) <= 4  # the middle decade in the middle
     assert out[3] == "      "
     assert out[4] == "!     "
+    assert out[5] == "      "
     assert all(len(b) == 6 for b in out)
 
 
@@ -174,3 +176,24 @@ def test_hbar_chart_widths_are_proportional_and_shares_printed() -> None:
     assert widths[0] == pytest.approx(3 * widths[1], rel=1e-3)
     assert widths[2] == 0.0
     assert "75.0%" in svg and "25.0%" in svg and "0.0%" in svg
+
+
+def test_grads_table_has_a_log_scale_bar_beside_each_grad_norm() -> None:
+    from rich.console import Console
+
+    from torchscope._grads import GradReport, LayerGrad
+    from torchscope.render.stats import render_grads
+
+    layers = (
+        LayerGrad("conv", "Conv2d", 224, 0, None, 1.65, None, None),
+        LayerGrad("mid", "Conv2d", 584, 584, 0.001, 1.69, 0.0006, None),
+        LayerGrad("fc", "Linear", 27, 27, 1.0, 0.8, 1.25, None),
+    )
+    report = GradReport("Net", "cross_entropy", 1.1, "train", layers, (), 224, 611, ())
+    console = Console(width=100, color_system=None, record=True)
+    console.print(render_grads(report))
+    lines = console.export_text().splitlines()
+    assert lines[0] == "Layer (type)    Params   Trainable   Grad norm                Param norm    Ratio   Flag"
+    assert lines[2] == "conv (Conv2d)      224           0           -                      1.65        -       "
+    assert lines[3] == "mid (Conv2d)       584         584       0.001   ▏                  1.69   0.0006       "
+    assert lines[4] == "fc (Linear)         27          27           1   ██████████          0.8     1.25       "

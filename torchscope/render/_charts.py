@@ -79,7 +79,7 @@ def bar(value: Number, maximum: float, *, width: int = 10, minimum: float = 0.0)
     """A horizontal bar of ``width`` cells for ``value`` on the scale ``minimum..maximum``.
 
     Eighth blocks give sub-cell resolution; the result is padded to ``width`` so columns line up.
-    A value that is not finite gives ``!`` (it must stand out, not vanish).
+    A value that is not finite gives ``!`` (it must stand out, not vanish); ``None`` gives blanks.
 
     >>> bar(5, 10, width=4)
     '██  '
@@ -90,6 +90,8 @@ def bar(value: Number, maximum: float, *, width: int = 10, minimum: float = 0.0)
     """
     if width < 1:
         raise ValueError(f"width={width} must be >= 1")
+    if value is None:
+        return " " * width  # no value (a frozen layer's grad): nothing to draw
     if not _finite(value):
         return MISSING_BAR.ljust(width)
     span = maximum - minimum
@@ -107,7 +109,7 @@ def bars(values: Sequence[Number], *, width: int = 10, log: bool = False) -> lis
     """Bars for a whole column, on one shared scale (log10 when ``log``).
 
     On a log scale the smallest finite positive value gets the shortest visible bar, so that the
-    column shows ratios between layers; values <= 0 show as empty cells.
+    column shows ratios between layers; values <= 0 and None show as empty cells, NaN/inf as ``!``.
 
     >>> bars([1, 2, 4], width=4)
     ['█   ', '██  ', '████']
@@ -123,7 +125,9 @@ def bars(values: Sequence[Number], *, width: int = 10, log: bool = False) -> lis
         # One eighth of a cell below the smallest value, so the smallest still shows.
         floor = lo - (hi - lo) / (width * 8 - 1) if hi > lo else lo - 1.0
         for raw, v in zip(values, scaled, strict=True):
-            if not _finite(raw):
+            if raw is None:
+                out.append(" " * width)
+            elif not _finite(raw):
                 out.append(MISSING_BAR.ljust(width))
             elif v is None:
                 out.append(" " * width)
@@ -133,6 +137,7 @@ def bars(values: Sequence[Number], *, width: int = 10, log: bool = False) -> lis
     hi = max((abs(v) for v in finite), default=0.0)
     for raw in values:
         out.append(bar(abs(float(raw)) if _finite(raw) else raw, hi, width=width))  # type: ignore[arg-type]
+    # None stays blank, NaN/inf show "!": see bar()
     return out
 
 
