@@ -300,3 +300,17 @@ def test_render_bad_options(options: dict[str, object], message: str) -> None:
     model, _ = build("small_cnn")
     with pytest.raises((TorchscopeError, PatternError), match=message):
         render_tree(tree(model), **options)  # type: ignore[arg-type]
+
+
+def test_render_groups_many_warnings_of_a_kind() -> None:
+    from torchscope import load_model
+
+    model = load_model("resnet18", device="meta")
+    freeze(model, "layer1")
+    t = tree(model)
+    assert len(t.warnings) == 4  # every one stays in the data
+    out = " ".join(text(render_tree(t, depth=0)).split())
+    assert (
+        "warning: 4 norm layers have frozen params but are in train mode: their running stats still change; "
+        "call .eval() on them to freeze them too (layer1.0.bn1, layer1.0.bn2, layer1.1.bn1 and 1 more)"
+    ) in out

@@ -278,5 +278,29 @@ def _footer(data: ModuleTree) -> Table:
     return grid
 
 
+_GROUPED = {
+    "norm_stats_drift": "norm layers have frozen params but are in train mode: their running stats still "
+    "change; call .eval() on them to freeze them too",
+    "eval_in_train": "modules are in eval mode inside a model in train mode",
+    "lazy_params": "modules have uninitialized lazy parameters, counted as 0 until their first forward pass",
+}
+
+
 def _warnings(data: ModuleTree) -> list[Text]:
-    return [Text(f"warning: {w.message}", style="yellow") for w in data.warnings]
+    """One line per warning; more than three of a kind share one line (all are in --json)."""
+    by_kind: dict[str, list[str]] = {}
+    for w in data.warnings:
+        by_kind.setdefault(w.kind, []).append(w.message)
+    lines: list[Text] = []
+    for kind, messages in by_kind.items():
+        if len(messages) <= 3 or kind not in _GROUPED:
+            lines.extend(Text(f"warning: {m}", style="yellow") for m in messages)
+            continue
+        names = [w.module for w in data.warnings if w.kind == kind]
+        shown = ", ".join(names[:3])
+        lines.append(
+            Text(
+                f"warning: {len(names)} {_GROUPED[kind]} ({shown} and {len(names) - 3} more)", style="yellow"
+            )
+        )
+    return lines
