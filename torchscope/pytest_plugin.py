@@ -26,6 +26,7 @@ pytest.register_assert_rewrite("torchscope.testing")
 __all__ = ["CheckLog", "record_check"]
 
 DEFAULT_SEED = 0
+MAX_FAILED_LINES = 10
 _WORKER_KEY = "torchscope_checks"
 
 
@@ -188,10 +189,15 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     terminalreporter.write_line(f"{summary['run']} checks run, {summary['failed']} failed")
     for name, counts in summary["per_check"].items():
         terminalreporter.write_line(f"  {name}: {counts['run']} run, {counts['failed']} failed")
-    if state.log.failed:
-        terminalreporter.write_line("failed checks:")
+    failed: dict[tuple[str, str], int] = {}
     for r in state.log.failed:
-        terminalreporter.write_line(f"  {r['test']}: {r['check']}")
+        failed[(r["test"], r["check"])] = failed.get((r["test"], r["check"]), 0) + 1
+    if failed:
+        terminalreporter.write_line("failed checks:")
+    for (test, check), n in list(failed.items())[:MAX_FAILED_LINES]:
+        terminalreporter.write_line(f"  {test}: {check}" + (f" (x{n})" if n > 1 else ""))
+    if len(failed) > MAX_FAILED_LINES:
+        terminalreporter.write_line(f"  ... and {len(failed) - MAX_FAILED_LINES} more (see --torchscope-report)")
     if path:
         terminalreporter.write_line(f"report written to {path}")
 

@@ -29,6 +29,7 @@ from torchscope._state import preserved
 from torchscope.errors import SpecError, TorchscopeError
 
 __all__ = [
+    "CheckFailed",
     "assert_batch_independent",
     "assert_eval_mode",
     "assert_frozen",
@@ -103,11 +104,28 @@ def _emit(check: str, ok: bool, message: str | None, report: dict[str, Any] | No
         plugin.record_check({"check": check, "test": "", "ok": ok, "message": message, "report": report})
 
 
+class CheckFailed(AssertionError):
+    """The AssertionError every helper raises; ``.check`` names the helper, ``.report`` is its data.
+
+    >>> import torch
+    >>> try:
+    ...     assert_eval_mode(torch.nn.Linear(2, 2))
+    ... except CheckFailed as exc:
+    ...     exc.report["train_mode"]
+    ['']
+    """
+
+    def __init__(self, message: str, check: str, report: dict[str, Any] | None) -> None:
+        super().__init__(message)
+        self.check = check
+        self.report = report
+
+
 def _finish(check: str, message: str | None, report: dict[str, Any] | None = None) -> None:
     __tracebackhide__ = True
     _emit(check, message is None, message, report)
     if message is not None:
-        raise AssertionError(message)
+        raise CheckFailed(message, check, report)
 
 
 def _call(model: nn.Module, x: Any) -> Any:
