@@ -934,11 +934,17 @@ def _baseline_window(
             if channels_last:
                 image = image.contiguous(memory_format=torch.channels_last)
             target = target.to(device, non_blocking=True)
-        with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+        if amp_dtype is None:
             output = model(image)
             if not isinstance(output, torch.Tensor):
                 output = _logits(output)
             loss = criterion(output, target)
+        else:
+            with torch.autocast(device.type, dtype=amp_dtype):
+                output = model(image)
+                if not isinstance(output, torch.Tensor):
+                    output = _logits(output)
+                loss = criterion(output, target)
         optimizer.zero_grad(set_to_none=True)
         if scaler is not None:
             scaler.scale(loss).backward()
@@ -1392,6 +1398,15 @@ def bench(
     data_path = Path(data) if data is not None else None
     n_workers = workers if workers is not None else (min(4, os.cpu_count() or 1) if data_path else 0)
 
+    classes = num_classes or 10
+    if data_path is not None:
+        _, _, found = _image_folder(data_path, size, 1, 0, False, None)
+        if num_classes is not None and num_classes < found:
+            raise TorchscopeError(
+                f"--num-classes {num_classes} is fewer than the {found} classes in --data; drop it"
+            )
+        classes = num_classes or found
+
     dist: _Dist | None = None
     if ranks is not None:
         import torch.distributed as tdist
@@ -1405,19 +1420,14 @@ def bench(
             tdist.init_process_group(backend=backend, device_id=dev if dev.type == "cuda" else None)
         dist = _Dist(ranks[0], ranks[1], ranks[2], tdist.get_backend(), owned)
 
-    classes = num_classes or 10
-    if data_path is not None:
-        _, _, found = _image_folder(data_path, size, 1, 0, False, None)
-        if num_classes is not None and num_classes < found:
-            raise TorchscopeError(
-                f"--num-classes {num_classes} is fewer than the {found} classes in --data; drop it"
-            )
-        classes = num_classes or found
-
-    cudnn_before = torch.backends.cudnn.benchmark
-    try:
+    with contextlib.ExitStack() as restore:
+        if dist is not None and dist.owned:
+            restore.callback(torch.distributed.destroy_process_group)
+        restore.callback(setattr, torch.backends.cudnn, "benchmark", torch.backends.cudnn.benchmark)
         if dev.type == "cuda":
-            # the reference scripts run with cuDNN autotuning on; restored below
+            # CUDA events and streams belong to the current device: make it ours (cuda:1 too)
+            restore.enter_context(torch.cuda.device(dev))
+            # the reference scripts run with cuDNN autotuning on
             torch.backends.cudnn.benchmark = True
         peak = None
         if measure_peak:
@@ -1453,12 +1463,6 @@ def bench(
         )
         results = tuple(_run_mode(plan, m) for m in modes)
         env = _environment(dev, amp, channels_last, plan.compile_mode, dist)
-    finally:
-        torch.backends.cudnn.benchmark = cudnn_before
-        if dist is not None and dist.owned:
-            import torch.distributed as tdist
-
-            tdist.destroy_process_group()
     config = BenchConfig(
         model=_model_name(model),
         modes=modes,
