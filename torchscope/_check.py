@@ -523,7 +523,7 @@ def check_step(
     report = StepReport(**{**report.__dict__, "wrappers": wrappers})
     from torchscope._distributed import gather_report, should_gather
 
-    if should_gather(inner):
+    if should_gather(inner, wrappers):
         report = gather_report(report, checked_trainable, inner)
     return report
 

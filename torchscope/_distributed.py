@@ -1,4 +1,4 @@
-"""Distributed check_step: each rank checks what it holds, rank 0 (every rank, in fact) gets the whole.
+"""Distributed check_step: each rank checks what it holds; rank 0 (every rank, in fact) gets the whole.
 
 With DDP every rank holds a full replica; with FSDP2 (``fully_shard``) params are DTensors and each
 rank fingerprints and compares its local shard. The per-rank reports are gathered with
@@ -21,9 +21,15 @@ def is_sharded(model: nn.Module) -> bool:
     return any(callable(getattr(p, "to_local", None)) for p in model.parameters())
 
 
-def should_gather(model: nn.Module) -> bool:
-    """Gather across ranks when a process group with more than one rank is running."""
-    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+def should_gather(model: nn.Module, wrappers: tuple[str, ...] = ()) -> bool:
+    """Gather across ranks for a DDP-wrapped or sharded model in a process group of more than one rank.
+
+    Only then: the step of such a model is itself collective, so every rank runs check_step; a plain
+    model checked on one rank of a distributed job must not wait for the others.
+    """
+    if not (dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
+        return False
+    return "DistributedDataParallel" in wrappers or is_sharded(model)
 
 
 def merge_reports(parts: list[tuple[dict[str, Any], tuple[str, ...]]], sharded: bool) -> StepReport:
