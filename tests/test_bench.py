@@ -157,6 +157,18 @@ def test_json_round_trip(both: tuple[nn.Module, Any, BenchResult]) -> None:
     assert BenchResult.from_dict(json.loads(text)) == result
 
 
+def test_torchvision_resnet18_by_name() -> None:
+    result = bench(
+        "resnet18", mode="frozen", device="cpu", batch_size=2, image_size=32, steps=1, windows=1, warmup=1,
+        baseline=False, measure_peak=False,
+    )  # fmt: skip
+    m = result.mode("frozen")
+    assert result.config.model == "resnet18" and m.head == "fc"
+    assert m.trainable_params == 512 * 10 + 10 and m.total_params == 11_181_642
+    # every BatchNorm of the frozen backbone stayed in eval: its 3 buffers x 20 layers are unchanged
+    assert m.check is not None and m.check.ok and m.check.report["frozen_buffers"] == 60
+
+
 def test_from_dict_rejects_foreign_files() -> None:
     with pytest.raises(TorchscopeError, match="not a torchscope bench result"):
         BenchResult.from_dict({"schema": "other"})
@@ -477,8 +489,12 @@ def _cli(*args: str) -> Any:
 
 def test_cli_json_file_and_compare(tmp_path: Path) -> None:
     out = tmp_path / "a.json"
-    res = _cli("--model", ZOO_SPEC, "--mode", "frozen", *CLI_TINY, "--json", str(out), "--no-progress")
+    html = tmp_path / "report.html"
+    res = _cli(
+        "--model", ZOO_SPEC, "--mode", "frozen", *CLI_TINY, "--json", str(out), "--html", str(html), "--no-progress"
+    )  # fmt: skip
     assert res.exit_code == 0, res.output
+    assert "torchscope / baseline" in html.read_text()
     assert "torchscope / baseline" in res.stdout and "freeze check" in res.stdout
     data = json.loads(out.read_text())
     assert data["schema"] == SCHEMA and len(data["modes"][0]["harness"]["window_s"]) == 2
