@@ -8,6 +8,8 @@ import re
 import pytest
 import torch
 import torch.nn.functional as F
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from torch import nn
 from zoo import AuxHeadNet, SmallCNN, TiedLM
 
@@ -367,8 +369,8 @@ def test_restore_puts_params_buffers_grads_optimizer_rng_and_modes_back() -> Non
     assert torch.equal(torch.rand(3), expected_rand)
     after = opt.state_dict()
     assert after["param_groups"] == opt_before["param_groups"]
-    for k, st in opt_before["state"].items():
-        for name, value in st.items():
+    for k, saved in opt_before["state"].items():
+        for name, value in saved.items():
             assert torch.equal(after["state"][k][name], value)
     assert not opt._optimizer_step_pre_hooks
 
@@ -477,3 +479,60 @@ def test_nan_change_is_strict_json_and_lazy_params_are_refused() -> None:
     json.loads(json.dumps(d, allow_nan=False))
     with pytest.raises(TorchscopeError, match="uninitialized lazy params; run one forward pass"):
         check_step(nn.LazyLinear(3), lambda: None)
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    which=st.integers(0, 3),
+    index=st.integers(0, 10_000),
+    mode=st.sampled_from(["exact", "fingerprint"]),
+)
+def test_any_single_element_write_to_a_frozen_tensor_is_caught(which: int, index: int, mode: str) -> None:
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(5, 7), nn.BatchNorm1d(7), nn.Linear(7, 2))
+    model[:2].requires_grad_(False)
+    targets = [model[0].weight, model[0].bias, model[1].weight, model[1].running_var]
+    names = ["0.weight", "0.bias", "1.weight", "1.running_var"]
+    target = targets[which]
+    i = index % target.numel()
+
+    def write_one() -> None:
+        with torch.no_grad():
+            flat = target.view(-1)
+            flat[i] = torch.nextafter(flat[i], torch.tensor(float("inf")))
+            model[2].weight.add_(1.0)
+            model[2].bias.add_(1.0)
+
+    report = check_step(model, write_one, mode=mode)  # type: ignore[arg-type]
+    assert [v.name for v in report.violations] == [names[which]]
+
+
+def test_merge_reports_across_ranks() -> None:
+    from torchscope._distributed import merge_reports
+
+    def part(violations: list[dict], trainable: tuple[str, ...], nbytes: int) -> tuple[dict, tuple[str, ...]]:
+        report = {
+            "ok": not violations, "mode": "exact", "checks": ["frozen_param_changed", "trainable_not_updated"],
+            "params": 3, "frozen_params": 1, "trainable_params": 2, "buffers": 0, "frozen_buffers": 0,
+            "bytes_checked": nbytes, "snapshot_bytes": nbytes // 2, "optimizer_steps": 1, "world_size": 1,
+            "wrappers": [], "violations": violations,
+        }
+        return report, trainable
+
+    def v(kind: str, name: str, change: float | None) -> dict:
+        return {"kind": kind, "name": name, "max_abs_change": change, "cause": "c"}
+
+    merged = merge_reports(
+        [
+            part([v("trainable_not_updated", "a", 0.0), v("frozen_param_changed", "f", 0.1)], ("a", "b"), 100),
+            part([v("trainable_not_updated", "a", 0.0), v("trainable_not_updated", "b", 0.0),
+                  v("frozen_param_changed", "f", 0.3)], ("a", "b"), 60),
+        ],
+        sharded=True,
+    )
+    # 'b' changed on rank 0, so it was updated; 'a' changed nowhere; the larger change of 'f' wins
+    assert [(x.kind, x.name, x.max_abs_change) for x in merged.violations] == [
+        ("frozen_param_changed", "f", 0.3),
+        ("trainable_not_updated", "a", 0.0),
+    ]
+    assert (merged.world_size, merged.bytes_checked, merged.ok) == (2, 160, False)
