@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from torchscope._bench_stats import (
     PEAK_TFLOPS,
@@ -151,3 +153,21 @@ def test_next_bisect_converges_to_multiples_of_eight_from_64() -> None:
         seen.append(mid)
         lo, hi = (mid, hi) if mid <= 100 else (lo, mid)
     assert all(m % 8 == 0 for m in seen) and lo == 96 and hi == 104
+
+
+_times = st.lists(st.floats(min_value=1e-4, max_value=1e3, allow_nan=False), min_size=1, max_size=12)
+
+
+@given(_times, st.floats(min_value=0, max_value=100), st.floats(min_value=0, max_value=100))
+def test_percentile_is_bounded_and_monotone(values: list[float], q1: float, q2: float) -> None:
+    lo, hi = sorted((q1, q2))
+    assert min(values) - 1e-9 <= percentile(values, lo) <= percentile(values, hi) + 1e-9 <= max(values) + 2e-9
+
+
+@given(_times, st.integers(min_value=1, max_value=50), st.integers(min_value=1, max_value=512))
+def test_window_summary_is_consistent(window_s: list[float], steps: int, batch: int) -> None:
+    s = summarize_windows(window_s, steps=steps, images_per_step=batch)
+    assert s.img_s_min <= s.img_s_median * (1 + 1e-9) and s.img_s_median <= s.img_s_max * (1 + 1e-9)
+    assert s.step_ms_p50 <= s.step_ms_p90 * (1 + 1e-9)
+    # the median window's rate and its step time describe the same window
+    assert s.img_s_median == pytest.approx(median([steps * batch / t for t in window_s]))

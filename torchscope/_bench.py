@@ -617,12 +617,20 @@ def measure_matmul_peak(
     a = torch.randn(n, n, device=dev, dtype=_TORCH_DTYPES[dtype])
     b = torch.randn(n, n, device=dev, dtype=_TORCH_DTYPES[dtype])
     clock = _Clock(dev)
-    torch.mm(a, b)
-    best = math.inf
-    for _ in range(reps):
-        clock.start()
+    tf32_before = torch.backends.cuda.matmul.allow_tf32
+    try:
+        # "tf32" means the model's convolutions run on TF32 tensor cores (cuDNN's flag, on by
+        # default) although plain fp32 matmuls may not: time the matmul the way the model computes
+        if dtype == "tf32":
+            torch.backends.cuda.matmul.allow_tf32 = True
         torch.mm(a, b)
-        best = min(best, clock.stop())
+        best = math.inf
+        for _ in range(reps):
+            clock.start()
+            torch.mm(a, b)
+            best = min(best, clock.stop())
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = tf32_before
     return MatmulPeak(dtype=dtype, n=n, reps=reps, tflops=2.0 * n**3 / best / 1e12)
 
 
