@@ -4,7 +4,7 @@ Everything here takes plain numbers (window times, FLOP counts, device names) an
 numbers, so the benchmark's arithmetic is tested exactly, apart from any measurement.
 
 >>> summarize_windows([0.5, 0.4, 0.6], steps=10, images_per_step=16).img_s_median
-400.0
+320.0
 """
 
 from __future__ import annotations
