@@ -326,13 +326,18 @@ class _OptimizerProbe:
         self.handle.remove()
 
 
+def _wide(device: torch.device) -> torch.dtype:
+    """The widest float a device computes in: float64, except on MPS, which has none."""
+    return torch.float32 if device.type == "mps" else torch.float64
+
+
 def _inf_norm(t: torch.Tensor) -> torch.Tensor:
     if t.numel() == 0:
-        return torch.zeros((), dtype=torch.float64, device=t.device)
+        return torch.zeros((), dtype=_wide(t.device), device=t.device)
     if not (t.is_floating_point() or t.is_complex()):
-        t = t.abs().max().to(torch.float64) if t.dtype != torch.bool else t.any().to(torch.float64)
-        return t
-    return torch.linalg.vector_norm(t, ord=math.inf).to(torch.float64)
+        t = t.abs().max() if t.dtype != torch.bool else t.any()
+        return t.to(_wide(t.device))
+    return torch.linalg.vector_norm(t, ord=math.inf).to(_wide(t.device))
 
 
 def _group_of(optimizer: torch.optim.Optimizer) -> dict[int, int]:
@@ -352,7 +357,8 @@ def _max_abs_diff(now: torch.Tensor, before: torch.Tensor) -> torch.Tensor:
     count as unchanged, a new NaN as an infinite change."""
     a = now.detach().reshape(-1)
     b = before.reshape(-1)
-    out = torch.zeros((), dtype=torch.float64, device=b.device)
+    wide64 = _wide(b.device)
+    out = torch.zeros((), dtype=wide64, device=b.device)
     for start in range(0, b.numel(), _DIFF_CHUNK):
         ca = a[start : start + _DIFF_CHUNK].to(b.device)
         cb = b[start : start + _DIFF_CHUNK]
@@ -369,8 +375,8 @@ def _max_abs_diff(now: torch.Tensor, before: torch.Tensor) -> torch.Tensor:
             d.masked_fill_(ca.isnan() & cb.isnan(), 0.0)
             d.nan_to_num_(nan=math.inf)
         else:
-            d = (ca.to(torch.float64) - cb.to(torch.float64)).abs_()
-        out = torch.maximum(out, d.max().to(torch.float64))
+            d = (ca.to(wide64) - cb.to(wide64)).abs_()
+        out = torch.maximum(out, d.max().to(wide64))
     return out
 
 
@@ -392,7 +398,7 @@ def _host_floats(values: list[torch.Tensor]) -> list[float]:
     for i, v in enumerate(values):
         by_device.setdefault(v.device, []).append(i)
     for idx in by_device.values():
-        host = torch.stack([values[i].to(torch.float64) for i in idx]).tolist()
+        host = torch.stack([values[i].to(_wide(values[i].device)) for i in idx]).tolist()
         for i, v in zip(idx, host, strict=True):
             out[i] = float(v)
     return out
@@ -573,7 +579,7 @@ def _run(
     floats = _Floats()
     with torch.no_grad():
         changed_bits = [
-            floats.add(fingerprint_tensor(t.tensor).ne(f).to(torch.float64))
+            floats.add(fingerprint_tensor(t.tensor).ne(f).to(_wide(f.device)))
             for t, f in zip(checked, fp_before, strict=True)
         ]
         # Exact mode: the element-wise difference is computed only where the tensor is not bit-equal
@@ -588,7 +594,7 @@ def _run(
                 else:
                     diffs[i] = floats.add(_max_abs_diff(now, c))
         tr_changed = [
-            floats.add(fingerprint_tensor(t.tensor).ne(f).to(torch.float64))
+            floats.add(fingerprint_tensor(t.tensor).ne(f).to(_wide(f.device)))
             for t, f in zip(trainable, tr_before, strict=True)
         ]
         grad_before_i = [floats.add(g) for g in grad_before]
