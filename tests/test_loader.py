@@ -389,3 +389,19 @@ def test_unwrap_dataparallel_and_compile() -> None:
     assert unwrap(nn.DataParallel(inner)) == (inner, ("DataParallel",))
     compiled = torch.compile(nn.DataParallel(inner))
     assert unwrap(compiled) == (inner, ("torch.compile", "DataParallel"))
+
+
+def test_pretrained_file_that_does_not_fit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
+    (tmp_path / "checkpoints").mkdir()
+    torch.save(SmallCNN().state_dict(), tmp_path / "checkpoints" / "squeezenet1_1-b8a52dc0.pth")
+    with pytest.raises(
+        SpecError, match=r"--pretrained: .*squeezenet1_1-b8a52dc0.pth does not load into squeezenet1_1"
+    ):
+        load_model("squeezenet1_1", pretrained=True)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on machines without CUDA")
+def test_cuda_device_without_cuda() -> None:
+    with pytest.raises(SpecError, match=r"device 'cuda' is not available on this machine"):
+        load_model("resnet18", device="cuda")

@@ -92,7 +92,12 @@ def init_on_meta() -> Iterator[None]:
 
 def _check_device(device: str | torch.device) -> torch.device:
     try:
-        return torch.device(device)
+        dev = torch.device(device)
+        if dev.type == "cuda" and not torch.cuda.is_available():
+            raise SpecError(
+                f"device {str(device)!r} is not available on this machine (no CUDA); use cpu or meta"
+            )
+        return dev
     except (RuntimeError, TypeError, ValueError):
         raise SpecError(
             f"device {str(device)!r} is not a torch device; use cpu, cuda, cuda:0 or meta"
@@ -217,6 +222,13 @@ def _build_torchvision(name: str, kwargs: dict[str, Any], pretrained: bool, meta
             with init_on_meta():
                 return torchvision.models.get_model(name, **merged)
         return torchvision.models.get_model(name, **merged)
+    except (RuntimeError, pickle.UnpicklingError, EOFError) as exc:
+        if not pretrained:
+            raise
+        path = _cached_weights_path(name, merged["weights"])
+        raise SpecError(
+            f"--pretrained: {path} does not load into {name} ({_first_line(exc)}); delete or replace the file"
+        ) from None
     except TypeError as exc:
         raise SpecError(
             f"building {name}({_kwargs_text(kwargs)}) failed: {exc}; check the --arg values"
