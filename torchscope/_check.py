@@ -811,19 +811,21 @@ class _Causes:
             grads, _ = self._at_step(j)
         else:
             grads = [grads_after]
+        # Without an optimizer the grads are only seen after step(), which may have cleared them.
+        seen = "" if self.optimizer is not None else " (seen after step(); pass optimizer= to see it at optimizer.step())"
         if all(g is None for g in grads):
             return (
                 "it got no grad: it is not on the path from the loss (an unused branch, e.g. an inception aux "
-                "head, or an output the loss ignores); use it in the loss, or freeze it"
+                f"head, or an output the loss ignores); use it in the loss, or freeze it{seen}"
             )
         if not any(g for g in grads):
             return (
                 "its grad was all zero (the loss does not depend on it here: dead ReLUs, a zero-initialised "
-                "layer after it, a masked output), so there was nothing to apply"
+                f"layer after it, a masked output), so there was nothing to apply{seen}"
             )
         return (
             "it had a nonzero grad but did not change: the update is below its dtype's precision (lr too "
-            "small?) or the optimizer skipped it"
+            f"small?) or no optimizer stepped it{seen}"
         )
 
 
