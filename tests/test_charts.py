@@ -191,9 +191,50 @@ def test_grads_table_has_a_log_scale_bar_beside_each_grad_norm() -> None:
     )
     report = GradReport("Net", "cross_entropy", 1.1, "train", layers, (), 224, 611, ())
     console = Console(width=100, color_system=None, record=True)
-    console.print(render_grads(report))
+    console.print(render_grads(report, grad_bar=True))
     lines = console.export_text().splitlines()
+    auto_wide = Console(width=100, color_system=None, record=True)
+    auto_wide.print(render_grads(report))
+    assert auto_wide.export_text().splitlines() == lines
+    narrow = Console(width=80, color_system=None, record=True)
+    narrow.print(render_grads(report))
+    assert narrow.export_text().splitlines()[0].split() == [
+        "Layer", "(type)", "Params", "Trainable", "Grad", "norm", "Param", "norm", "Ratio", "Flag"
+    ]
+    assert "█" not in narrow.export_text()
     assert lines[0] == "Layer (type)    Params   Trainable   Grad norm                Param norm    Ratio   Flag"
     assert lines[2] == "conv (Conv2d)      224           0           -                      1.65        -       "
     assert lines[3] == "mid (Conv2d)       584         584       0.001   ▏                  1.69   0.0006       "
     assert lines[4] == "fc (Linear)         27          27           1   ██████████          0.8     1.25       "
+
+
+def _activation_report() -> object:
+    from torchscope._record import ActivationCall, ActivationReport, TensorStats
+
+    def call(module: str, type_: str, std: float, zeros: float) -> ActivationCall:
+        stats = TensorStats(0.0, std, -std, std, std, zeros, 0, 0)
+        return ActivationCall(0, module, type_, 0, "output", (2, 4), "float32", stats)
+
+    calls = (call("0", "Linear", 1.0, 0.0), call("1", "ReLU", 0.01, 0.5), call("2", "Linear", 0.1, 0.0))
+    return ActivationReport(calls, 1, ("0", "1", "2"), ())
+
+
+def test_activations_table_std_bar_column() -> None:
+    from rich.console import Console
+
+    from torchscope.render.activations import render_activations
+
+    def lines(width: int, std_bar: bool | None) -> list[str]:
+        console = Console(width=width, color_system=None, record=True)
+        console.print(render_activations(_activation_report(), std_bar=std_bar))  # type: ignore[arg-type]
+        return console.export_text().splitlines()
+
+    with_bar = lines(100, True)
+    assert with_bar[0] == "Module  Type    Shape  Mean   Std              Min   Max  Zeros  Flags"
+    assert with_bar[2] == "0       Linear  [2,4]     0     1  ████████     -1     1     0%       "
+    assert with_bar[3] == "1       ReLU    [2,4]     0  0.01  ▏         -0.01  0.01    50%       "
+    assert with_bar[4] == "2       Linear  [2,4]     0   0.1  ████       -0.1   0.1     0%       "
+    assert lines(100, False)[0] == "Module  Type    Shape  Mean   Std    Min   Max  Zeros  Flags"
+    # auto: the bar only when it fits the width
+    assert lines(100, None) == with_bar
+    assert lines(60, None)[0] == "Module  Type    Shape  Mean   Std    Min   Max  Zeros  Flags"

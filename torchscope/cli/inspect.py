@@ -169,7 +169,7 @@ def activations_command(
         data = rec.report()
     emit(
         data,
-        lambda: render_activations(data),
+        lambda: render_activations(data, std_bar=None),
         Output(json=json, html=html, svg=svg, no_color=no_color, title=f"torchscope activations {model}"),
     )
 

@@ -4,15 +4,21 @@ highlighted, then the list of flags. No torch import.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from rich import box
-from rich.console import Group, RenderableType
+from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
+from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
+from torchscope.render._charts import bars
+
 if TYPE_CHECKING:
     from torchscope._record import ActivationCall, ActivationReport
+
+STD_BAR_WIDTH = 8
 
 FLAG_STYLE = {
     "nan": "bold red",
@@ -39,8 +45,39 @@ def _label(c: ActivationCall) -> str:
     return f"{c.module}{out}" + (f" #{c.call + 1}" if c.call else "")
 
 
-def render_activations(data: ActivationReport, *, forward: int | None = None) -> RenderableType:
-    """The activation table (every call of ``forward``, or of all forwards), then the flags."""
+class BarIfItFits:
+    """A table with its bar column when that fits the console width, else the table without it.
+
+    ``build(with_bar)`` makes the table; the bar column is ``bar_width`` cells (plus padding).
+    """
+
+    def __init__(self, build: Callable[[bool], Table], bar_width: int) -> None:
+        self.build = build
+        self.bar_width = bar_width
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        plain = self.build(False)
+        room = options.max_width - Measurement.get(console, options, plain).maximum
+        yield self.build(True) if room >= self.bar_width + 2 else plain
+
+
+def render_activations(
+    data: ActivationReport, *, forward: int | None = None, std_bar: bool | None = False
+) -> RenderableType:
+    """The activation table (every call of ``forward``, or of all forwards), then the flags.
+
+    ``std_bar=True`` adds a log-scale bar of each output's std beside the Std column, so that
+    exploding or vanishing depths stand out; ``None`` adds it only when it fits the console width.
+    """
+    table: RenderableType
+    if std_bar is None:
+        table = BarIfItFits(lambda with_bar: _table(data, forward, with_bar), STD_BAR_WIDTH)
+    else:
+        table = _table(data, forward, std_bar)
+    return _with_flags(data, forward, table)
+
+
+def _table(data: ActivationReport, forward: int | None, std_bar: bool) -> Table:
     several = data.forwards > 1 and forward is None
     shown = [c for c in data.calls if forward is None or c.forward == forward]
     widest = max((len(_label(c)) for c in shown), default=6)
@@ -55,6 +92,9 @@ def render_activations(data: ActivationReport, *, forward: int | None = None) ->
     table.add_column("Shape", overflow="fold")
     for col in ("Mean", "Std", "Min", "Max", "Zeros"):
         table.add_column(col, justify="right", no_wrap=True)
+        if col == "Std" and std_bar:
+            table.add_column("", no_wrap=True, style="blue")
+    std_bars = bars([None if c.stats is None else c.stats.std for c in shown], width=STD_BAR_WIDTH, log=True)
     if nonfinite:
         table.add_column("NaN/Inf", justify="right", no_wrap=True)
     if data.grads:
@@ -62,16 +102,15 @@ def render_activations(data: ActivationReport, *, forward: int | None = None) ->
     if data.timing:
         table.add_column("ms", justify="right", no_wrap=True)
     table.add_column("Flags", overflow="fold")
-    for c in shown:
+    for c, std_cell in zip(shown, std_bars, strict=True):
         s = c.stats
         cells = [str(c.forward)] if several else []
         cells += [_label(c), c.type, "[" + ",".join(str(d) for d in c.shape) + "]"]
         if s is None:
-            cells += ["-"] * (6 if nonfinite else 5)
+            cells += ["-"] * ((6 if nonfinite else 5) + std_bar)
         else:
+            cells += [fmt_value(s.mean), fmt_value(s.std)] + ([std_cell] if std_bar else [])
             cells += [
-                fmt_value(s.mean),
-                fmt_value(s.std),
                 fmt_value(s.min),
                 fmt_value(s.max),
                 f"{s.zero_fraction:.0%}",
@@ -87,6 +126,11 @@ def render_activations(data: ActivationReport, *, forward: int | None = None) ->
         if c.flags:
             style = next((FLAG_STYLE[f] for f in c.flags if f in FLAG_STYLE), "yellow")
         table.add_row(*cells, style=style)
+    return table
+
+
+def _with_flags(data: ActivationReport, forward: int | None, table: RenderableType) -> RenderableType:
+    several = data.forwards > 1 and forward is None
     parts: list[RenderableType] = [table]
     head = f"{len(data.calls)} recorded outputs over {data.forwards} forward pass{'es' if data.forwards != 1 else ''}"
     parts.append(Text(head))

@@ -13,7 +13,7 @@ from rich.table import Table
 from rich.text import Text
 
 from torchscope.render._charts import bars
-from torchscope.render.activations import fmt_value
+from torchscope.render.activations import BarIfItFits, fmt_value
 from torchscope.render.tree import human_count
 
 if TYPE_CHECKING:
@@ -61,15 +61,28 @@ def render_param_stats(data: ParamStats) -> RenderableType:
     return Group(*parts)
 
 
-def render_grads(data: GradReport) -> RenderableType:
-    """Per-layer grad norms, then unused parameters and flags."""
+def render_grads(data: GradReport, *, grad_bar: bool | None = None) -> RenderableType:
+    """Per-layer grad norms, then unused parameters and flags.
+
+    ``grad_bar`` draws a log-scale bar beside each grad norm; ``None`` (default) when it fits.
+    """
+    table: RenderableType
+    if grad_bar is None:
+        table = BarIfItFits(lambda with_bar: _grads_table(data, with_bar), GRAD_BAR_WIDTH)
+    else:
+        table = _grads_table(data, grad_bar)
+    return _grads_footer(data, table)
+
+
+def _grads_table(data: GradReport, with_bar: bool) -> Table:
     table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
     table.add_column("Layer (type)", overflow="fold")
     table.add_column("Params", justify="right")
     table.add_column("Trainable", justify="right")
     table.add_column("Grad norm", justify="right")
     # Untitled: a log-scale bar of the grad norm beside it, so layers compare at a glance.
-    table.add_column("", no_wrap=True, style="blue")
+    if with_bar:
+        table.add_column("", no_wrap=True, style="blue")
     table.add_column("Param norm", justify="right")
     table.add_column("Ratio", justify="right")
     table.add_column("Flag")
@@ -80,12 +93,16 @@ def render_grads(data: GradReport) -> RenderableType:
             human_count(la.params),
             human_count(la.trainable),
             fmt_value(la.grad_norm),
-            grad_bar,
+            *([grad_bar] if with_bar else []),
             fmt_value(la.param_norm),
             fmt_value(la.ratio),
             la.flag or "",
             style=GRAD_STYLE.get(la.flag or ""),
         )
+    return table
+
+
+def _grads_footer(data: GradReport, table: RenderableType) -> RenderableType:
     lines = [
         f"Loss: {data.loss} = {fmt_value(data.loss_value)} (one {data.mode}-mode step on a random batch)",
         f"Params: {human_count(data.trainable)} trainable, {human_count(data.frozen)} frozen",
