@@ -69,6 +69,7 @@ def test_check_freeze_resnet18_frozen_backbone() -> None:
         (["--steps", "0"], "steps=0 must be an integer >= 1"),
         (["--freeze", "bakbone"], "pattern 'bakbone' matches no parameter"),
         (["--input-size", "2,5"], "forward pass on an input of size (2, 5) failed"),
+        (["--device", "nonsense"], "nonsense"),
     ],
 )
 def test_check_freeze_bad_input_exits_2_with_one_line(args: list[str], message: str) -> None:

@@ -79,6 +79,7 @@ def check_freeze_command(
     fingerprint: Annotated[
         bool, typer.Option("--fingerprint", help="Keep a fingerprint per tensor instead of a copy.")
     ] = False,
+    device: Annotated[str, typer.Option("--device", help="Where to train the copy: cpu, cuda, cuda:1, mps.")] = "cpu",
     json: JsonOpt = False,
     html: HtmlOpt = None,
     svg: SvgOpt = None,
@@ -96,6 +97,7 @@ def check_freeze_command(
         args=arg,
         pretrained=pretrained,
         unsafe_load=unsafe_load,
+        device=device,
         freeze=freeze,
         unfreeze=unfreeze,
         freeze_backbone=freeze_backbone,
