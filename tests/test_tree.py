@@ -314,3 +314,11 @@ def test_render_groups_many_warnings_of_a_kind() -> None:
         "warning: 4 norm layers have frozen params but are in train mode: their running stats still change; "
         "call .eval() on them to freeze them too (layer1.0.bn1, layer1.0.bn2, layer1.1.bn1 and 1 more)"
     ) in out
+
+
+def test_torchscript_modules_show_their_original_class() -> None:
+    scripted = torch.jit.script(build("small_cnn")[0])
+    t = tree(scripted)
+    assert t.model_type == "SmallCNN"
+    assert [m.type for m in t.modules[:3]] == ["SmallCNN", "Sequential", "Conv2d"]
+    assert t.total_params == sum(p.numel() for p in scripted.parameters())

@@ -25,6 +25,7 @@ import inspect
 import os
 import pickle
 import sys
+import warnings
 import zipfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -433,7 +434,10 @@ def _load_file(path: Path, device: torch.device, unsafe_load: bool, kwargs: dict
         return program.module()
     if any(n.endswith("/constants.pkl") for n in names) and any("/code/" in n for n in names):
         try:
-            return torch.jit.load(str(path), map_location=real)
+            with warnings.catch_warnings():
+                # torch.jit.load warns that TorchScript is deprecated; loading old archives is our job
+                warnings.simplefilter("ignore", FutureWarning)
+                return torch.jit.load(str(path), map_location=real)
         except Exception as exc:
             raise SpecError(f"{path} is not a loadable TorchScript archive ({_first_line(exc)})") from None
     obj = _torch_load(path, str(device), unsafe_load)

@@ -133,6 +133,12 @@ def _numel(t: torch.Tensor) -> int:
     return t.numel()
 
 
+def _type_name(module: nn.Module) -> str:
+    # TorchScript modules are all RecursiveScriptModule; show the class they were scripted from
+    original = getattr(module, "original_name", None) if isinstance(module, torch.jit.ScriptModule) else None
+    return original if isinstance(original, str) and original else type(module).__name__
+
+
 def _hook_counts(module: nn.Module) -> HookCounts:
     def n(*attrs: str) -> int:
         return sum(len(getattr(module, a, None) or {}) for a in attrs)
@@ -253,7 +259,7 @@ def tree(model: nn.Module) -> ModuleTree:
         entries.append(
             ModuleEntry(
                 name=name,
-                type=type(module).__name__,
+                type=_type_name(module),
                 depth=depth,
                 params=trainable + frozen,
                 own_params=sum(_numel(p) for p in own_params),
@@ -277,7 +283,7 @@ def tree(model: nn.Module) -> ModuleTree:
     distinct_modules = {id(m): m for m in root.modules()}.values()
     global_hooks = _global_hook_count()
     return ModuleTree(
-        model_type=type(root).__name__,
+        model_type=_type_name(root),
         wrappers=wrappers,
         total_params=total_trainable + total_frozen,
         trainable_params=total_trainable,
