@@ -35,9 +35,9 @@ from torch import nn
 from torch.nn.modules.batchnorm import _NormBase
 
 from torchscope._fingerprint import fingerprint_tensor
-from torchscope._patterns import match_names
+from torchscope._patterns import match_names, no_match_message
 from torchscope._state import preserved
-from torchscope.errors import TorchscopeError
+from torchscope.errors import PatternError, TorchscopeError
 
 KINDS: tuple[str, ...] = (
     "frozen_param_changed",
@@ -242,6 +242,28 @@ def _module_frozen(model: nn.Module, only: Sequence[str] | None = None) -> dict[
     return out
 
 
+def _select(names: Sequence[str], patterns: Sequence[str]) -> set[str]:
+    """``match_names`` for many patterns: plain names (no glob characters) are looked up by prefix
+    in a dict, so a list of thousands of exact names costs linear, not quadratic, time."""
+    by_prefix: dict[str, list[str]] = {}
+    for n in names:
+        parts = n.split(".")
+        for i in range(1, len(parts) + 1):
+            by_prefix.setdefault(".".join(parts[:i]), []).append(n)
+    selected: set[str] = set()
+    globs = []
+    for p in patterns:
+        if any(c in p for c in "*?["):
+            globs.append(p)
+        elif p in by_prefix:
+            selected.update(by_prefix[p])
+        else:
+            raise PatternError(no_match_message(p, list(names), what="parameter or buffer"))
+    if globs:
+        selected.update(match_names(names, globs, what="parameter or buffer"))
+    return selected
+
+
 def _split(frozen: str | Sequence[str]) -> list[str]:
     items = [frozen] if isinstance(frozen, str) else list(frozen)
     return [p.strip() for item in items for p in item.split(",") if p.strip()]
@@ -259,7 +281,7 @@ def _plan(model: nn.Module, frozen: str | Sequence[str] | None) -> _Plan:
         if not patterns:
             raise TorchscopeError(f"frozen={frozen!r} holds no pattern; pass e.g. frozen=['backbone.*'] or None")
         all_names = [n for t in params for n in t.names] + [n for b in buffers for n in b.names]
-        selected = set(match_names(all_names, patterns, what="parameter or buffer"))
+        selected = _select(all_names, patterns)
         frozen_params = [t for t in params if any(n in selected for n in t.names)]
         frozen_buffers = [b for b in buffers if any(n in selected for n in b.names)]
         for t in frozen_params:
@@ -858,9 +880,9 @@ def expected_frozen_names(
         head = find_head(model)
         selected |= {n for n in names if not (n == head or n.startswith(head + "."))}
     if freeze:
-        selected |= set(match_names(names, list(freeze), what="parameter or buffer"))
+        selected |= _select(names, list(freeze))
     if unfreeze:
-        selected -= set(match_names(names, list(unfreeze), what="parameter or buffer"))
+        selected -= _select(names, list(unfreeze))
     return [n for n in names if n in selected]
 
 
