@@ -536,3 +536,20 @@ def test_merge_reports_across_ranks() -> None:
         ("trainable_not_updated", "a", 0.0),
     ]
     assert (merged.world_size, merged.bytes_checked, merged.ok) == (2, 160, False)
+
+
+def test_optimizer_step_that_never_ran_and_data_parallel_wrapper() -> None:
+    model, x, y = _cnn()
+    _freeze_backbone(model)
+    model.eval()
+    wrapped = nn.DataParallel(model)  # on a CPU-only machine it just calls the module
+    opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.1)
+
+    def forgot_step() -> None:  # e.g. a GradScaler that skipped every step
+        opt.zero_grad()
+        F.cross_entropy(wrapped(x), y).backward()
+
+    report = check_step(wrapped, forgot_step, optimizer=opt)
+    assert report.wrappers == ("DataParallel",) and report.optimizer_steps == 0
+    assert [v.name for v in report.by_kind("trainable_not_updated")] == ["fc.weight", "fc.bias"]
+    assert "optimizer.step() never ran" in report.violations[0].cause
