@@ -372,3 +372,10 @@ def test_helpers_restore_state_when_forward_raises(call: str) -> None:
 def test_format_table_caps_rows() -> None:
     text = format_table(["a"], [[str(i)] for i in range(25)], max_rows=3)
     assert text.splitlines() == ["  a", "  -", "  0", "  1", "  2", "  ... and 22 more"]
+
+
+def test_assert_batch_independent_refuses_a_blind_check() -> None:
+    model = nn.Linear(3, 2)
+    nn.init.zeros_(model.weight)
+    with pytest.raises(SpecError, match="every gradient of the outputs with respect to x is zero"):
+        assert_batch_independent(model, torch.randn(4, 3))

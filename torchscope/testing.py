@@ -870,6 +870,11 @@ def assert_batch_independent(model: nn.Module, x: Any, *, rtol: float = 1e-6, ma
                     per_sample = torch.maximum(per_sample, g.detach().abs().reshape(batch, -1).amax(1).double().to(per_sample.device))
             dep_rows.append(per_sample)
         dep = torch.stack(dep_rows).cpu().tolist()  # one host sync
+    if not any(v for row in dep for v in row):
+        raise SpecError(
+            "every gradient of the outputs with respect to x is zero (a zero-initialised head?), so batch "
+            "independence cannot be seen; run the check with a non-zero head, or on the backbone"
+        )
     leaks = []
     for i, row in enumerate(dep):
         own = row[i]
