@@ -124,6 +124,15 @@ def test_models_lists_and_greps() -> None:
     assert plain.exit_code == 0 and "resnet18" in plain.stdout and "wide_resnet" not in plain.stdout
 
 
+def test_models_timm() -> None:
+    pytest.importorskip("timm")
+    result = run("models", "--timm", "--grep", "timm:resnet18*", "--json")
+    assert result.exit_code == 0, result.output
+    assert "timm:resnet18" in json.loads(result.stdout)["names"]
+    missing = run("models", "--grep", "timm:resnet18")
+    assert missing.exit_code == 2 and "add --timm to list timm models" in missing.stderr
+
+
 # --- bad input: one line on stderr, exit 2, no traceback ---------------------------------------
 
 

@@ -131,9 +131,10 @@ def models_command(
         glob = any(c in grep for c in "*?[")
         names = [n for n in names if (fnmatchcase(n, grep) if glob else grep.lower() in n.lower())]
         if not names:
-            raise PatternError(
-                f"--grep {grep!r} matches no model name; run `torchscope models` to see them all"
+            hint = (
+                "add --timm to list timm models" if "timm" in grep and not timm else "run `torchscope models`"
             )
+            raise PatternError(f"--grep {grep!r} matches no model name; {hint}")
     data = ModelNames(tuple(names))
     emit(
         data,
