@@ -42,12 +42,35 @@ STAT_FIELDS: tuple[str, ...] = (
 )
 
 
+_ONES: dict[tuple[int, torch.dtype], torch.Tensor] = {}
+
+
+def _fast_sum(x: torch.Tensor, acc: torch.dtype) -> torch.Tensor:
+    """Sum of a CPU tensor through a BLAS matrix-vector product with ones.
+
+    About twice as fast as ``Tensor.sum`` on the CPU (whose cascade summation is not vectorised as
+    well); float32/float64 contiguous tensors only, else ``sum``.
+    """
+    if x.dtype not in (torch.float32, torch.float64) or not x.is_contiguous() or x.ndim == 0:
+        return x.sum(dtype=acc)
+    cols = x.shape[-1] * (x.shape[-2] if x.ndim >= 2 else 1)
+    if cols == 0:
+        return x.sum(dtype=acc)
+    key = (cols, x.dtype)
+    ones = _ONES.get(key)
+    if ones is None:
+        ones = _ONES[key] = torch.ones(cols, dtype=x.dtype)
+    return (x.view(-1, cols) @ ones).sum(dtype=acc)
+
+
 def tensor_stats(t: torch.Tensor) -> torch.Tensor:
     """``[mean, std, min, max, absmax, zero_fraction, nan_count, inf_count]`` of ``t``, on its device.
 
-    On the CPU four cheap passes (sum, 2-norm, aminmax, count_nonzero; std from the first two
-    moments, recomputed exactly when they would cancel). On an accelerator: std_mean, aminmax,
-    count_nonzero and the NaN/Inf counts, without any host sync.
+    On the CPU (where the statistics compete with the model for the same cores) four reductions
+    that allocate nothing the size of ``t`` (a fresh large buffer costs more in page faults than
+    the pass itself): sum, 2-norm, aminmax and count_nonzero; std from the first two moments,
+    recomputed exactly when they would cancel. On an accelerator: std_mean, aminmax,
+    count_nonzero and the NaN/Inf counts, with no host sync.
 
     >>> [round(v, 4) for v in tensor_stats(torch.tensor([0.0, 2.0, -2.0, 4.0])).tolist()]
     [1.0, 2.582, -2.0, 4.0, 4.0, 0.25, 0.0, 0.0]
@@ -62,13 +85,12 @@ def tensor_stats(t: torch.Tensor) -> torch.Tensor:
     acc = torch.float64 if x.dtype == torch.float64 else torch.float32
     mn, mx = torch.aminmax(x)
     mn, mx = mn.to(out_dtype), mx.to(out_dtype)
-    zeros = (n - torch.count_nonzero(x)).to(out_dtype)
     if x.device.type == "cpu":
-        # On the CPU reading a scalar is no device sync, so the cheap path may branch: sum and
-        # 2-norm are the fastest reductions there, a finite sum and norm prove there is no NaN or
-        # Inf (skipping the two slowest passes), and only a tensor whose variance is small next to
-        # its mean (where the moment formula cancels) pays for an exact std.
-        s1 = x.sum(dtype=acc).to(out_dtype)
+        # On the CPU reading a scalar is no device sync, so this path may branch on values: a
+        # finite sum and norm prove there is no NaN or Inf (skipping those two counts), and only a
+        # tensor whose variance is small next to its mean (where the moment formula cancels) pays
+        # for an exact std.
+        s1 = _fast_sum(x, acc).to(out_dtype)
         s2 = torch.linalg.vector_norm(x, dtype=acc).to(out_dtype)
         mean = s1 / n
         var = (s2 * s2 / n - mean * mean).clamp_min(0) * (n / max(n - 1, 1))
@@ -76,6 +98,7 @@ def tensor_stats(t: torch.Tensor) -> torch.Tensor:
         if finite and float(var) <= 1e-3 * float(mean) ** 2:
             var = torch.var(x.to(acc)).to(out_dtype) if n > 1 else torch.zeros((), dtype=out_dtype)
         std = var.sqrt()
+        nonzero = torch.count_nonzero(x).to(out_dtype)
         if finite:
             nan = inf = torch.zeros((), dtype=out_dtype)
         else:
@@ -89,10 +112,11 @@ def tensor_stats(t: torch.Tensor) -> torch.Tensor:
         else:
             std, mean = torch.zeros((), dtype=acc, device=x.device), xs.reshape(())
         std, mean = std.to(out_dtype), mean.to(out_dtype)
+        nonzero = torch.count_nonzero(x).to(out_dtype)
         nan = torch.isnan(x).count_nonzero().to(out_dtype)
         inf = torch.isinf(x).count_nonzero().to(out_dtype)
     absmax = torch.maximum(mn.abs(), mx.abs())
-    return torch.stack([mean, std, mn, mx, absmax, zeros / n, nan, inf])
+    return torch.stack([mean, std, mn, mx, absmax, (n - nonzero) / n, nan, inf])
 
 
 @dataclass(frozen=True)

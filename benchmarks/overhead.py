@@ -1,0 +1,117 @@
+"""Overhead of ``torchscope.record()`` on every module of a training step.
+
+Times a resnet50 training step (forward, backward, SGD step; batch 8 at 224 on the CPU by default)
+without and with ``record()`` hooked on every module, interleaved in one run (A B B A ...) so drift
+of a shared machine hits both alike, and prints the ratio of the medians. Goal: <= 1.05.
+
+    python benchmarks/overhead.py                  # CPU, 4 pairs of steps
+    python benchmarks/overhead.py --device cuda --steps 20 --json out.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from collections.abc import Callable
+from typing import Any
+
+import torch
+import torchvision
+
+import torchscope
+
+
+def summarize(plain: list[float], recorded: list[float]) -> dict[str, Any]:
+    """Medians, spreads and the ratio of the medians: pure, from the raw per-step seconds."""
+    p, r = statistics.median(plain), statistics.median(recorded)
+    return {
+        "plain_median_s": p,
+        "recorded_median_s": r,
+        "plain_min_s": min(plain),
+        "recorded_min_s": min(recorded),
+        "ratio_median": r / p,
+        "ratio_min": min(recorded) / min(plain),
+        "plain_s": plain,
+        "recorded_s": recorded,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--model", default="resnet50")
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--image-size", type=int, default=224)
+    parser.add_argument("--steps", type=int, default=4, help="timed steps per variant")
+    parser.add_argument("--warmup", type=int, default=1, help="untimed steps per variant")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--json", default=None, help="save raw times and statistics here")
+    args = parser.parse_args()
+
+    device = torch.device(args.device)
+    torch.manual_seed(0)
+    model = torchvision.models.get_model(args.model, weights=None).to(device).train()
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    x = torch.randn(args.batch, 3, args.image_size, args.image_size, device=device)
+    y = torch.randint(0, 1000, (args.batch,), device=device)
+
+    def sync() -> None:
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+
+    def step() -> None:
+        opt.zero_grad(set_to_none=True)
+        loss = torch.nn.functional.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+
+    def plain() -> None:
+        step()
+
+    def recorded() -> None:
+        with torchscope.record(model) as rec:  # every module
+            step()
+        rec.report()
+
+    def timed(fn: Callable[[], None]) -> float:
+        sync()
+        t0 = time.perf_counter()
+        fn()
+        sync()
+        return time.perf_counter() - t0
+
+    for _ in range(args.warmup):
+        plain()
+        recorded()
+    times: dict[str, list[float]] = {"plain": [], "recorded": []}
+    for i in range(args.steps):
+        order = [("plain", plain), ("recorded", recorded)]
+        if i % 2:
+            order.reverse()  # A B B A: neither variant always runs first
+        for name, fn in order:
+            times[name].append(timed(fn))
+    result = summarize(times["plain"], times["recorded"])
+    n_modules = sum(1 for n, _ in model.named_modules() if n)
+    print(
+        f"{args.model} train step, batch {args.batch} at {args.image_size}, {device}, "
+        f"record() on {n_modules} modules, {args.steps} steps each (interleaved)"
+    )
+    print(
+        f"  plain:    median {result['plain_median_s'] * 1e3:8.1f} ms   min {result['plain_min_s'] * 1e3:8.1f} ms"
+    )
+    print(
+        f"  recorded: median {result['recorded_median_s'] * 1e3:8.1f} ms   min {result['recorded_min_s'] * 1e3:8.1f} ms"
+    )
+    print(
+        f"  ratio (median): {result['ratio_median']:.3f}   ratio (min): {result['ratio_min']:.3f}   goal <= 1.05"
+    )
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"args": vars(args), **result}, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()
