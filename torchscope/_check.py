@@ -953,8 +953,9 @@ def check_freeze(
     net = copy.deepcopy(model)
     inner, _ = _unwrap(net)
     device = next((t.device for t in [*inner.parameters(), *inner.buffers()]), torch.device("cpu"))
+    dtype = next((p.dtype for p in inner.parameters() if p.is_floating_point()), torch.float32)
     gen = torch.Generator().manual_seed(seed)
-    x = torch.randn(size, generator=gen).to(device)
+    x = torch.randn(size, generator=gen).to(device=device, dtype=dtype)  # a half model gets half inputs
     trainable = [p for p in inner.parameters() if p.requires_grad]
     opt: torch.optim.Optimizer | None = None
     if trainable:
