@@ -405,3 +405,17 @@ def test_pretrained_file_that_does_not_fit(tmp_path: Path, monkeypatch: pytest.M
 def test_cuda_device_without_cuda() -> None:
     with pytest.raises(SpecError, match=r"device 'cuda' is not available on this machine"):
         load_model("resnet18", device="cuda")
+
+
+def test_builder_without_meta_kernel_falls_back(tmp_path: Path) -> None:
+    path = tmp_path / "odd.py"
+    path.write_text(
+        "import torch\nfrom torch import nn\n\n"
+        "def build():\n"
+        "    m = nn.Linear(3, 3)\n"
+        "    if m.weight.is_meta:\n"
+        "        raise NotImplementedError('Cannot copy out of meta tensor; no data!')\n"
+        "    return m\n"
+    )
+    model = load_model(f"{path}:build", device="meta")
+    assert model.weight.is_meta

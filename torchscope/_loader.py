@@ -27,7 +27,7 @@ import pickle
 import sys
 import warnings
 import zipfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -89,6 +89,21 @@ def init_on_meta() -> Iterator[None]:
     finally:
         nn.Module.register_parameter = register_parameter  # type: ignore[method-assign]
         nn.Module.register_buffer = register_buffer  # type: ignore[method-assign]
+
+
+def build_on_meta(builder: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Call ``builder`` under :func:`init_on_meta`; if an op has no meta kernel, build for real and move.
+
+    The fallback costs memory and init time once, but a model that builds at all can be inspected.
+    """
+    try:
+        with init_on_meta():
+            return builder(*args, **kwargs)
+    except (NotImplementedError, RuntimeError) as exc:
+        if "meta" not in str(exc).lower():
+            raise
+    model = builder(*args, **kwargs)
+    return model.to("meta") if isinstance(model, nn.Module) else model
 
 
 def _check_device(device: str | torch.device) -> torch.device:
@@ -220,8 +235,7 @@ def _build_torchvision(name: str, kwargs: dict[str, Any], pretrained: bool, meta
                 merged.pop(key, None)
     try:
         if meta:
-            with init_on_meta():
-                return torchvision.models.get_model(name, **merged)
+            return build_on_meta(torchvision.models.get_model, name, **merged)
         return torchvision.models.get_model(name, **merged)
     except (RuntimeError, pickle.UnpicklingError, EOFError) as exc:
         if not pretrained:
@@ -281,8 +295,7 @@ def _build_timm(spec: str, kwargs: dict[str, Any], pretrained: bool, meta: bool)
         raise SpecError(f"unknown timm model {name!r}; {hint}")
     try:
         if meta:
-            with init_on_meta():
-                return timm.create_model(name, pretrained=False, **kwargs)  # type: ignore[no-any-return]
+            return build_on_meta(timm.create_model, name, pretrained=False, **kwargs)
         return timm.create_model(name, pretrained=False, **kwargs)  # type: ignore[no-any-return]
     except TypeError as exc:
         raise SpecError(
@@ -356,8 +369,7 @@ def _build_attr(spec: str, kwargs: dict[str, Any], meta: bool) -> nn.Module:
         raise SpecError(f"{spec!r} is class {obj.__name__}, not an nn.Module subclass")
     try:
         if meta:
-            with init_on_meta():
-                model = obj(**kwargs)
+            model = build_on_meta(obj, **kwargs)
         else:
             model = obj(**kwargs)
     except TypeError as exc:
