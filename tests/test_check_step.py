@@ -553,3 +553,15 @@ def test_optimizer_step_that_never_ran_and_data_parallel_wrapper() -> None:
     assert report.wrappers == ("DataParallel",) and report.optimizer_steps == 0
     assert [v.name for v in report.by_kind("trainable_not_updated")] == ["fc.weight", "fc.bias"]
     assert "optimizer.step() never ran" in report.violations[0].cause
+
+
+def test_bf16_update_below_precision_is_explained() -> None:
+    from torchscope._check import check_freeze
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(4, 4), nn.Linear(4, 2)).to(torch.bfloat16)
+    net[0].requires_grad_(False)
+    report = check_freeze(net, input_size=(8, 4), lr=1e-4)
+    assert [v.name for v in report.violations] == ["1.weight", "1.bias"]
+    assert "below its dtype's precision" in report.violations[0].cause
+    assert check_freeze(net, input_size=(8, 4), lr=0.5).ok
