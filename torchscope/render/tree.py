@@ -59,7 +59,12 @@ def human_bytes(n: int) -> str:
 def check_display_options(
     depth: int | None = None, trainable_only: bool = False, frozen_only: bool = False
 ) -> None:
-    """Reject display options that cannot work, before any model is loaded."""
+    """Reject display options that cannot work, before any model is loaded.
+
+    >>> check_display_options(depth=-1)
+    Traceback (most recent call last):
+    torchscope.errors.TorchscopeError: depth=-1 must be >= 0 (0 shows only the model itself)
+    """
     if depth is not None and depth < 0:
         raise TorchscopeError(f"depth={depth} must be >= 0 (0 shows only the model itself)")
     if trainable_only and frozen_only:
@@ -215,6 +220,21 @@ def render_tree(
 
     Runs of identical sibling blocks collapse to one row (``layers.0-11  EncoderBlock ×12``)
     unless ``expand``.
+
+    >>> import torch, torchscope
+    >>> from rich.console import Console
+    >>> data = torchscope.tree(torch.nn.Sequential(torch.nn.Linear(2, 3)))
+    >>> Console(width=60, color_system=None).print(render_tree(data, depth=0))  # doctest: +NORMALIZE_WHITESPACE
+    Name      Type         Params   Trainable   Mode
+    ─────────────────────────────────────────────────
+    (model)   Sequential        9       ✓       train
+    Trainable params:                       9
+    Non-trainable params:                   0
+    Total params:                           9
+    Total estimated model params size (MB): 0.0
+    Modules in train mode:                  2
+    Modules in eval mode:                   0
+    Devices:                                cpu
     """
     check_display_options(depth, trainable_only, frozen_only)
     entries = _visible(data.modules, depth, grep, trainable_only, frozen_only)
