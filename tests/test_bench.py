@@ -28,6 +28,7 @@ from torchscope._bench import (
     MatmulPeak,
     Warmup,
     bench,
+    efficiency,
     find_batch_size,
     is_oom_error,
     measure_matmul_peak,
@@ -137,6 +138,20 @@ def test_flops_are_those_of_the_real_step(both: tuple[nn.Module, Any, BenchResul
         assert e.tflops == pytest.approx(e.flops_per_step / step_s / 1e12)
         assert e.measured_peak_tflops == result.matmul_peak.tflops  # type: ignore[union-attr]
         assert e.mfu == pytest.approx(e.tflops / e.measured_peak_tflops)
+
+
+def test_mfu_basis_on_gpus_is_the_datasheet() -> None:
+    # ResNet-50 full step at batch 256 (~3 x 4.1 GFLOP per image) in 0.1 s on an H100 SXM with bf16
+    flops = int(3 * 4.1e9 * 256)
+    e = efficiency(flops, 0.1, "bf16", "NVIDIA H100 80GB HBM3", 600.0)
+    assert e.basis == "datasheet" and e.datasheet_key == "H100 SXM" and e.datasheet_peak_tflops == 989.5
+    assert e.mfu == pytest.approx(flops / 0.1 / 1e12 / 989.5) and e.mfu == e.mfu_datasheet
+    assert e.mfu_measured == pytest.approx(flops / 0.1 / 1e12 / 600.0)
+    # a GPU that is not in the table falls back to the matmul measured in the run
+    e = efficiency(flops, 0.1, "bf16", "NVIDIA GeForce RTX 4090", 150.0)
+    assert e.basis == "measured" and e.datasheet_key is None and e.mfu == e.mfu_measured
+    e = efficiency(flops, 0.1, "fp32", None, None)
+    assert e.basis == "none" and e.mfu is None
 
 
 def test_environment_and_config_block(both: tuple[nn.Module, Any, BenchResult]) -> None:
@@ -422,6 +437,16 @@ def test_render_report_rows(both: tuple[nn.Module, Any, BenchResult]) -> None:
     footer = " ".join(line.strip() for line in lines)
     assert "torchscope / baseline = median over back-to-back window pairs" in footer
     assert "MFU against the matmul peak measured in this run" in footer
+
+
+def test_render_names_the_datasheet_basis(both: tuple[nn.Module, Any, BenchResult]) -> None:
+    _, _, result = both
+    fixed = _fixed(result, 99.0, 100.0)
+    eff = efficiency(int(3 * 4.1e9 * 256), 0.1, "bf16", "NVIDIA H100 80GB HBM3", 600.0)
+    gpu = dataclasses.replace(fixed, modes=(dataclasses.replace(fixed.mode("full"), efficiency=eff),))
+    text = _text(render_bench(gpu))
+    assert "│ MFU                   │ 3.2% of H100 SXM bf16 989.5 TFLOP/s (datasheet) │" in text.splitlines()
+    assert "MFU against the datasheet dense peak" in " ".join(line.strip() for line in text.splitlines())
 
 
 def test_render_ratio_below_goal_is_flagged(both: tuple[nn.Module, Any, BenchResult]) -> None:

@@ -1190,7 +1190,13 @@ def _run_mode(plan: _Plan, mode: str) -> ModeResult:
             summarize_windows(baseline_s, steps=plan.steps, images_per_step=batch_size),
         )
     step_s = median(harness_s) / plan.steps
-    efficiency = _efficiency(plan, flops, step_s)
+    eff = efficiency(
+        flops,
+        step_s,
+        _compute_dtype(plan.amp, device),
+        torch.cuda.get_device_name(device) if device.type == "cuda" else None,
+        plan.peak.tflops if plan.peak is not None else None,
+    )
     distributed = _gather_distributed(plan, harness_s, single, batch_size) if dist is not None else None
 
     check = _check(plan, model, step, batches, optimizer) if plan.check else None
@@ -1209,7 +1215,7 @@ def _run_mode(plan: _Plan, mode: str) -> ModeResult:
         harness=harness,
         baseline=baseline,
         ratio=paired_ratio(harness_s, baseline_s) if baseline else None,
-        efficiency=efficiency,
+        efficiency=eff,
         memory=memory,
         check=check,
         distributed=distributed,
@@ -1285,13 +1291,24 @@ def _gather_distributed(
     )
 
 
-def _efficiency(plan: _Plan, flops: int, step_s: float) -> Efficiency:
-    dtype = _compute_dtype(plan.amp, plan.device)
+def efficiency(
+    flops_per_step: int,
+    step_s: float,
+    compute_dtype: str,
+    device_name: str | None,
+    measured_peak: float | None,
+) -> Efficiency:
+    """Achieved TFLOP/s and MFU; the datasheet peak is the basis when ``device_name`` is in the table.
+
+    >>> e = efficiency(int(2.4e12), 0.01, "bf16", "NVIDIA H100 80GB HBM3", 700.0)
+    >>> e.basis, round(e.tflops), round(e.mfu, 3), round(e.mfu_measured, 3)
+    ('datasheet', 240, 0.243, 0.343)
+    """
+    dtype = compute_dtype
+    flops = flops_per_step
+    measured = measured_peak
     achieved = achieved_tflops(flops, step_s)
-    sheet = (
-        datasheet_peak(torch.cuda.get_device_name(plan.device), dtype) if plan.device.type == "cuda" else None
-    )
-    measured = plan.peak.tflops if plan.peak is not None else None
+    sheet = datasheet_peak(device_name, dtype) if device_name else None
     mfu_sheet = mfu(achieved, sheet[1]) if sheet else None
     mfu_meas = mfu(achieved, measured) if measured else None
     basis = "datasheet" if sheet else "measured" if measured else "none"
