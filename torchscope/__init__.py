@@ -26,6 +26,7 @@ _EXPORTS: dict[str, str] = {
     "ParamStats": "torchscope._stats",
     "PatternError": "torchscope.errors",
     "Recorder": "torchscope._record",
+    "ReportData": "torchscope._report",
     "SpecError": "torchscope.errors",
     "StepReport": "torchscope._check",
     "Summary": "torchscope._summary",
@@ -34,7 +35,9 @@ _EXPORTS: dict[str, str] = {
     "audit_optimizer": "torchscope._optaudit",
     "bench": "torchscope._bench",
     "capture_state": "torchscope._state",
+    "check_freeze": "torchscope._check",
     "check_step": "torchscope._check",
+    "collect_report": "torchscope._report",
     "diff_checkpoints": "torchscope._diff",
     "find_head": "torchscope._freeze",
     "fingerprint": "torchscope._fingerprint",
@@ -71,7 +74,7 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from torchscope._bench import BenchResult, bench
-    from torchscope._check import StepReport, Violation, check_step
+    from torchscope._check import StepReport, Violation, check_freeze, check_step
     from torchscope._diff import DiffReport, diff_checkpoints
     from torchscope._fingerprint import fingerprint
     from torchscope._freeze import find_head, freeze, freeze_backbone, replace_head, unfreeze
@@ -79,6 +82,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from torchscope._loader import load_model
     from torchscope._optaudit import audit_optimizer
     from torchscope._record import ActivationReport, Recorder, record
+    from torchscope._report import ReportData, collect_report
     from torchscope._state import capture_state, preserved
     from torchscope._stats import ParamStats, param_stats, update_ratio
     from torchscope._summary import Summary, summary
