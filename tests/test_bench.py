@@ -121,6 +121,15 @@ def test_users_model_is_never_trained(both: tuple[nn.Module, Any, BenchResult]) 
     assert before.differences(capture_state(model)) == []
 
 
+def test_callers_rng_is_left_alone() -> None:
+    model = SmallCNN()
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    bench(model, mode="frozen", baseline=False, check=False, measure_peak=False, **TINY)
+    assert torch.equal(torch.rand(3), expected)
+
+
 def test_flops_are_those_of_the_real_step(both: tuple[nn.Module, Any, BenchResult]) -> None:
     _, _, result = both
     model = SmallCNN(num_classes=10)

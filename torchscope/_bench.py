@@ -1449,6 +1449,8 @@ def bench(
         if dist is not None and dist.owned:
             restore.callback(torch.distributed.destroy_process_group)
         restore.callback(setattr, torch.backends.cudnn, "benchmark", torch.backends.cudnn.benchmark)
+        # models are built under a fixed seed; the caller's RNG streams come back untouched
+        restore.enter_context(torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []))
         if dev.type == "cuda":
             # CUDA events and streams belong to the current device: make it ours (cuda:1 too)
             restore.enter_context(torch.cuda.device(dev))
