@@ -104,8 +104,23 @@ def test_meta_build_of_large_model_is_fast_and_allocates_nothing() -> None:
 
 
 def test_init_on_meta_restores_registration() -> None:
+    before = (
+        nn.Module.register_parameter,
+        nn.Module.register_buffer,
+        nn.init.normal_,
+        nn.init.kaiming_uniform_,
+    )
     with init_on_meta():
         inside = nn.Linear(2, 2)
+        real = torch.zeros(3)
+        nn.init.normal_(real)  # real tensors are still initialised
+    assert real.abs().sum() > 0
+    assert (
+        nn.Module.register_parameter,
+        nn.Module.register_buffer,
+        nn.init.normal_,
+        nn.init.kaiming_uniform_,
+    ) == before
     outside = nn.Linear(2, 2)
     assert inside.weight.is_meta and not outside.weight.is_meta
     assert isinstance(inside.weight, nn.Parameter) and inside.weight.requires_grad
