@@ -171,3 +171,11 @@ def test_render_highlights_flags() -> None:
         "2 recorded outputs over 1 forward pass",
         "inf: 1 - 2 Inf values in output",
     ]
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:FutureWarning")
+def test_torchscript_model_is_refused() -> None:
+    scripted = torch.jit.script(nn.Linear(2, 2))
+    with pytest.raises(torchscope.SpecError, match="record\\(\\) cannot hook a TorchScript module"):
+        with record(scripted):
+            pass

@@ -272,3 +272,10 @@ def test_render_depth_and_multi_output() -> None:
     assert "logits: [2,3]" in out and "features: [2,6]" in out
     with pytest.raises(torchscope.TorchscopeError, match="--depth -1 must be >= 0"):
         render_summary(summary(model, input_data=x), depth=-1)
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:FutureWarning")
+def test_torchscript_model_counts_in_total() -> None:
+    scripted = torch.jit.script(tiny())  # no Python hooks on TorchScript modules: totals only
+    s = summary(scripted, input_size=(2, 8))
+    assert (s.total_mult_adds, s.rows, s.outputs[0].shape) == (64, (), (2, 4))

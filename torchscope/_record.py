@@ -441,6 +441,10 @@ def record(
     """
     if not isinstance(model, nn.Module):
         raise SpecError(f"record() needs an nn.Module, got {type(model).__name__}")
+    if isinstance(model, torch.jit.ScriptModule):
+        raise SpecError(
+            "record() cannot hook a TorchScript module; load the eager model (NAME or file.py:attr)"
+        )
     all_names: list[tuple[str, nn.Module]] = [
         (n, m) for n, m in model.named_modules(remove_duplicate=False) if n
     ]

@@ -180,8 +180,8 @@ class CallTracker:
         seen: set[int] = set()
         try:
             for module in self.model.modules():
-                if id(module) in seen:
-                    continue
+                if id(module) in seen or isinstance(module, torch.jit.ScriptModule):
+                    continue  # TorchScript modules take no Python hooks: their ops count in the total only
                 seen.add(id(module))
                 self._handles.append(module.register_forward_pre_hook(self._pre, with_kwargs=True))
                 self._handles.append(module.register_forward_hook(self._post))
