@@ -458,6 +458,20 @@ def test_render_names_the_datasheet_basis(both: tuple[nn.Module, Any, BenchResul
     assert "MFU against the datasheet dense peak" in " ".join(line.strip() for line in text.splitlines())
 
 
+def test_render_notes_noisy_windows(both: tuple[nn.Module, Any, BenchResult]) -> None:
+    _, _, result = both
+    fixed = _fixed(result, 99.0, 100.0)
+    assert "note: windows differ" not in _text(render_bench(fixed))
+    m = fixed.mode("frozen")
+    windows = (8 / 80.0, 8 / 100.0, 8 / 120.0)  # 80, 100, 120 img/s: spread 40%
+    noisy_timing = dataclasses.replace(
+        m.harness, window_s=windows, stats=summarize_windows(windows, steps=2, images_per_step=4)
+    )
+    noisy = dataclasses.replace(fixed, modes=(dataclasses.replace(m, harness=noisy_timing),))
+    text = " ".join(line.strip() for line in _text(render_bench(noisy)).splitlines())
+    assert "note: windows differ by up to 40% (spread)" in text
+
+
 def test_render_ratio_below_goal_is_flagged(both: tuple[nn.Module, Any, BenchResult]) -> None:
     _, _, result = both
     lines = _text(render_bench(_fixed(result, 90.0, 100.0))).splitlines()

@@ -26,6 +26,8 @@ if TYPE_CHECKING:
 
 #: The harness must add nothing: torchscope/baseline at or above this passes.
 RATIO_GOAL = 0.98
+#: Above this spread (percent) the report says that the figures are noisy.
+NOISY_SPREAD_PCT = 10.0
 
 
 def fmt_bytes(n: int | None) -> str:
@@ -257,6 +259,16 @@ def render_bench(result: BenchResult) -> RenderableType:
             for v in m.check.violations:
                 lines.append(f"  ✗ {v}\n", style="red")
             parts.append(lines)
+    noisy = [m for m in modes if m.harness.stats.spread_pct > NOISY_SPREAD_PCT]
+    if noisy:
+        worst = max(m.harness.stats.spread_pct for m in noisy)
+        parts.append(
+            Text(
+                f"note: windows differ by up to {worst:.0f}% (spread); the machine is busy or the windows are short. "
+                "Compare ratios rather than absolute figures, or use more --steps and --windows.",
+                style="yellow",
+            )
+        )
     timer = "CUDA events" if env.device.startswith("cuda") else "perf_counter"
     parts.append(
         Text(
