@@ -434,3 +434,14 @@ def test_builder_without_meta_kernel_falls_back(tmp_path: Path) -> None:
     )
     model = load_model(f"{path}:build", device="meta")
     assert model.weight.is_meta
+
+
+def test_half_weights_take_the_model_dtype(tmp_path: Path) -> None:
+    source = SmallCNN()
+    path = tmp_path / "half.pt"
+    torch.save(source.half().state_dict(), path)
+    for device in ("cpu", "meta"):
+        model = load_model(f"{ZOO_PY}:SmallCNN", weights=path, device=device)
+        assert model.fc.weight.dtype == torch.float32, device
+        assert model.backbone[1].num_batches_tracked.dtype == torch.int64
+    assert torch.equal(load_model(f"{ZOO_PY}:SmallCNN", weights=path).fc.weight, source.fc.weight.float())

@@ -577,6 +577,13 @@ def load_weights(
             f"{path} does not fit {type(model).__name__}: shape mismatch at {_few(wrong)} (file vs model); "
             "pick the matching architecture or --arg values (e.g. num_classes)"
         )
+    if meta:
+        # assign=True takes the file's tensors as they are; cast floats to the model's dtypes, as a
+        # copying load_state_dict would
+        state = {
+            k: v.to(expected[k].dtype) if v.is_floating_point() and v.dtype != expected[k].dtype else v
+            for k, v in state.items()
+        }
     model.load_state_dict(state, strict=True, assign=meta)
     return model
 
