@@ -21,7 +21,7 @@ def test_torchrun_two_processes_gloo(tmp_path: Path) -> None:
     # torchrun is `python -m torch.distributed.run`; --standalone picks a free local port
     cmd = [
         sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-        "-m", "torchscope", "bench", "--model", ZOO_SPEC, "--device", "cpu", "-b", "4",
+        "-m", "torchscope", "bench", "--model", ZOO_SPEC, "--device", "cpu", "-b", "auto", "--max-batch-size", "4",
         "--image-size", "16", "--steps", "2", "--windows", "2", "--warmup", "1",
         "--json", str(out), "--no-progress",
     ]  # fmt: skip
@@ -34,6 +34,9 @@ def test_torchrun_two_processes_gloo(tmp_path: Path) -> None:
     data = json.loads(out.read_text())
     assert data["environment"]["world_size"] == 2 and data["environment"]["backend"] == "gloo"
     for m in data["modes"]:
+        # each rank searched on its own, then all took the smallest size that fits everywhere
+        assert m["batch_size"] == 4
+        assert m["batch_search"] == [{"batch_size": b, "fits": True} for b in (1, 2, 4)]
         d = m["distributed"]
         assert d["world_size"] == 2 and d["backend"] == "gloo"
         assert len(d["per_rank_img_s"]) == 2 and all(r > 0 for r in d["per_rank_img_s"])
