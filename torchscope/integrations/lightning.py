@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
-from typing import Any
+from typing import Any, Literal
 
 try:
     import lightning.pytorch as pl
@@ -66,7 +66,7 @@ class CheckFreeze(pl.Callback):
         every_n_steps: int | None = None,
         *,
         frozen: str | Sequence[str] | None = None,
-        mode: str = "exact",
+        mode: Literal["exact", "fingerprint"] = "exact",
         atol: float = 0.0,
         fail_fast: bool = True,
     ) -> None:
