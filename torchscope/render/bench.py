@@ -216,6 +216,7 @@ def _environment_table(result: BenchResult) -> Table:
         ("compile", env.compile),
         (
             "input",
+            f"batch {cfg.batch_size}{' per process' if env.world_size > 1 else ''}, "
             f"{cfg.image_size}x{cfg.image_size}, {cfg.num_classes} classes, "
             + (f"ImageFolder {cfg.data} ({cfg.workers} workers)" if cfg.data else "synthetic, on the device"),
         ),
