@@ -197,3 +197,15 @@ def test_cli_report_bad_input_exits_2_with_one_line(tmp_path: Path) -> None:
     assert unwritable.exit_code == 2
     assert "cannot write --html" in unwritable.output
     assert "Traceback" not in unwritable.output
+
+
+def test_cli_eval_bn_puts_frozen_norms_in_eval_and_drops_the_drift_warning() -> None:
+    runner = CliRunner()
+    args = ["report", f"{ZOO}:SmallCNN", "--input-size", "4,3,8,8", "--freeze", "backbone", "--json"]
+    drifting = json.loads(runner.invoke(app, args).stdout)
+    assert any("backbone.1 (BatchNorm2d) has frozen params but is in train mode" in w for w in drifting["warnings"])
+    fixed = json.loads(runner.invoke(app, [*args, "--eval-bn"]).stdout)
+    assert fixed["warnings"] == []
+    modes = {m["name"]: m["training"] for m in fixed["modules"]}
+    assert (modes["backbone.1"], modes["backbone.4"], modes["backbone.0"]) == (False, False, True)
+    assert fixed["check_ok"] is True

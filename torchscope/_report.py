@@ -117,6 +117,25 @@ class ReportData:
         return asdict(self)
 
 
+def eval_frozen_norms(model: nn.Module) -> list[str]:
+    """Put norm layers with running stats whose own params are all frozen in eval mode; their names.
+
+    The fix for running statistics that drift under ``model.train()`` (``--eval-bn``).
+
+    >>> net = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.BatchNorm1d(2))
+    >>> _ = net[1].requires_grad_(False)
+    >>> eval_frozen_norms(net), net[1].training
+    (['1'], False)
+    """
+    names = []
+    for name, m in model.named_modules():
+        own = list(m.parameters(recurse=False))
+        if getattr(m, "track_running_stats", False) and own and not any(p.requires_grad for p in own):
+            m.eval()
+            names.append(name)
+    return names
+
+
 def _shape_text(shape: Sequence[int]) -> str:
     return "×".join(str(d) for d in shape)
 
@@ -196,7 +215,18 @@ def collect_report(
     blocks = tuple(
         BlockRow(m["name"], m["type"], m["params"], m["trainable_params"]) for m in t["modules"] if m["depth"] == 1
     )
-    warnings = tuple(w["message"] if isinstance(w, dict) else str(w) for w in t["warnings"])
+    # A frozen norm layer in eval inside a training model is the fix for drifting running stats
+    # (eval_frozen_norms, --eval-bn), not something to warn about.
+    fixed = {
+        name for name, m in model.named_modules()
+        if getattr(m, "track_running_stats", False) and not m.training
+        and (own := list(m.parameters(recurse=False))) and not any(p.requires_grad for p in own)
+    }  # fmt: skip
+    warnings = tuple(
+        w["message"]
+        for w in t["warnings"]
+        if not (w.get("kind") == "eval_in_train" and w.get("module") in fixed)
+    )
 
     s = summary(model, input_size=input_size, input_data=input_data, dtype=dtype, compare_modes=False)
     layers = tuple(

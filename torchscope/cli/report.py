@@ -68,7 +68,7 @@ def report_command(
     from torchscope._check import expected_frozen_names
     from torchscope._inputs import parse_input_size
     from torchscope._loader import default_input_size
-    from torchscope._report import collect_report
+    from torchscope._report import collect_report, eval_frozen_norms
     from torchscope.render.html import render_html, render_report_terminal
 
     sizes = parse_input_size(input_size) if input_size else [default_input_size(model, batch=2)]
@@ -76,6 +76,8 @@ def report_command(
         model, weights=weights, args=arg, pretrained=pretrained, unsafe_load=unsafe_load,
         freeze=freeze, unfreeze=unfreeze, freeze_backbone=freeze_backbone,
     )  # fmt: skip
+    if not train_bn:
+        eval_frozen_norms(loaded)  # the loaded copy is ours: tree and page show the fixed modes
     frozen = expected_frozen_names(
         loaded, freeze=split_patterns(freeze), unfreeze=split_patterns(unfreeze), freeze_backbone=freeze_backbone
     )
