@@ -209,3 +209,16 @@ def test_cli_eval_bn_puts_frozen_norms_in_eval_and_drops_the_drift_warning() -> 
     modes = {m["name"]: m["training"] for m in fixed["modules"]}
     assert (modes["backbone.1"], modes["backbone.4"], modes["backbone.0"]) == (False, False, True)
     assert fixed["check_ok"] is True
+
+
+def test_collect_report_is_reproducible_and_leaves_the_rng_alone() -> None:
+    import torch
+
+    model, x = build("small_cnn")
+    torch.manual_seed(123)
+    state = torch.get_rng_state()
+    first = collect_report(model, input_size=tuple(x.shape), check=False)
+    assert torch.equal(torch.get_rng_state(), state)
+    second = collect_report(model, input_size=tuple(x.shape), check=False)
+    assert first.to_dict() == second.to_dict()
+    assert collect_report(model, input_size=tuple(x.shape), check=False, seed=1).to_dict() != first.to_dict()

@@ -179,6 +179,7 @@ def collect_report(
     momentum: float = 0.9,
     weight_decay: float = 1e-4,
     dtype: torch.dtype | str | None = None,
+    seed: int = 0,
 ) -> ReportData:
     """Tree, summary, activations, grads and a freeze check of ``model``, as one plain-data report.
 
@@ -186,7 +187,9 @@ def collect_report(
     :func:`~torchscope.tree`, :func:`~torchscope.summary`, :func:`~torchscope.record` (activation
     stats of ``modules``, default all), :func:`~torchscope.grad_report` (one forward and backward)
     and :func:`~torchscope.check_freeze` (a reference SGD step on a copy of the model;
-    ``train_bn=False`` keeps frozen norm layers in eval). The model is left as found.
+    ``train_bn=False`` keeps frozen norm layers in eval). Synthetic inputs are drawn from ``seed``,
+    so the same model gives the same report; the caller's RNG state is left as found, and so is
+    the model.
 
     >>> import torch
     >>> net = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 3))
@@ -194,6 +197,30 @@ def collect_report(
     >>> data.total_params, data.check_ok, [g.name for g in data.grads]
     (67, True, ['0', '2'])
     """
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return _collect(
+            model, input_size, input_data, title=title, modules=modules, check=check, train_bn=train_bn,
+            frozen=frozen, optimizer=optimizer, lr=lr, momentum=momentum, weight_decay=weight_decay, dtype=dtype,
+        )  # fmt: skip
+
+
+def _collect(
+    model: nn.Module,
+    input_size: Any,
+    input_data: Any,
+    *,
+    title: str | None,
+    modules: str | Sequence[str] | None,
+    check: bool,
+    train_bn: bool,
+    frozen: str | Sequence[str] | None,
+    optimizer: str,
+    lr: float,
+    momentum: float,
+    weight_decay: float,
+    dtype: torch.dtype | str | None,
+) -> ReportData:
     from torchscope._check import check_freeze
     from torchscope._grads import grad_report
     from torchscope._inputs import prepare_call
