@@ -5,13 +5,16 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from torchscope.cli._app import app
 from torchscope.cli._common import HtmlOpt, NoColorOpt, Output, SvgOpt, console, emit, handle_errors
 from torchscope.errors import TorchscopeError
+
+if TYPE_CHECKING:
+    from torchscope._bench import BenchResult
 
 
 def _batch_size(text: str) -> int | str:
@@ -23,7 +26,7 @@ def _batch_size(text: str) -> int | str:
         raise TorchscopeError(f"--batch-size {text!r} must be a positive integer or 'auto'") from None
 
 
-def _read_result(path: Path):  # type: ignore[no-untyped-def]
+def _read_result(path: Path) -> BenchResult:
     from torchscope._bench import BenchResult
 
     try:
