@@ -222,3 +222,20 @@ def test_collect_report_is_reproducible_and_leaves_the_rng_alone() -> None:
     second = collect_report(model, input_size=tuple(x.shape), check=False)
     assert first.to_dict() == second.to_dict()
     assert collect_report(model, input_size=tuple(x.shape), check=False, seed=1).to_dict() != first.to_dict()
+
+
+@pytest.mark.slow
+def test_collect_report_on_every_zoo_model_leaves_it_as_found(zoo_model: tuple) -> None:
+    from torch.nn.parameter import UninitializedParameter
+
+    model, x = zoo_model
+    lazy = any(isinstance(p, UninitializedParameter) for p in model.parameters())
+    before = None if lazy else torchscope.capture_state(model)
+    data = collect_report(model, input_data=x)
+    if lazy:
+        assert isinstance(model.lazy.weight, UninitializedParameter)
+        assert "lazy modules were initialised on a copy of the model" in data.notes
+    else:
+        assert before is not None and before.differences(torchscope.capture_state(model)) == []
+    assert data.layers and data.activations
+    assert_self_contained(render_html(data))

@@ -6,6 +6,7 @@ The HTML page (:mod:`torchscope.render.html`) and ``torchscope report --json`` b
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -223,7 +224,7 @@ def _collect(
 ) -> ReportData:
     from torchscope._check import check_freeze
     from torchscope._grads import grad_report
-    from torchscope._inputs import prepare_call
+    from torchscope._inputs import parse_dtype, prepare_call
     from torchscope._record import record
     from torchscope._state import preserved
     from torchscope._summary import shapes_text, summary
@@ -234,6 +235,10 @@ def _collect(
     if any(p.is_meta for p in model.parameters()):
         raise SpecError("the model is on the meta device (no values); load it on 'cpu' for a report")
     notes: list[str] = []
+    if any(isinstance(p, nn.parameter.UninitializedParameter) for p in model.parameters()):
+        # forward passes would materialise the lazy parameters of the caller's model
+        model = copy.deepcopy(model)
+        notes.append("lazy modules were initialised on a copy of the model")
 
     t = tree(model).to_dict()
     tree_rows = tuple(
@@ -299,10 +304,16 @@ def _collect(
     violations: tuple[ViolationRow, ...] = ()
     check_summary = ""
     size = _single_size(input_size) or (tuple(input_data.shape) if isinstance(input_data, torch.Tensor) else None)
+    # check_freeze feeds random floats of that shape: token ids and other integer inputs cannot be
+    integer = (isinstance(input_data, torch.Tensor) and not input_data.is_floating_point()) or (
+        dtype is not None and not parse_dtype(dtype).is_floating_point  # type: ignore[union-attr]
+    )
     if not check:
         notes.append("freeze check skipped (check=False)")
     elif size is None:
         notes.append("freeze check skipped: it needs a single input shape")
+    elif integer:
+        notes.append("freeze check skipped: it feeds random floats, and this model takes integer inputs")
     else:
         rep = check_freeze(
             model, input_size=size, optimizer=optimizer, lr=lr, momentum=momentum,
@@ -346,5 +357,5 @@ def _collect(
         violations=violations,
         check_summary=check_summary,
         warnings=warnings,
-        notes=tuple(notes),
+        notes=tuple(dict.fromkeys(notes)),
     )
