@@ -243,3 +243,16 @@ def test_bad_arguments_name_the_value_and_the_fix(tmp_path: Path) -> None:
         torchscope.watch(model, object())
     # a failed watch leaves no hook behind
     assert all(not m._forward_hooks for m in model.modules())
+
+
+def test_without_update_ratios_or_histograms(tmp_path: Path) -> None:
+    model = mlp()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    with SummaryWriter(str(tmp_path)) as writer, torchscope.watch(
+        model, writer, every=1, modules=[], update_ratios=False, histograms=False
+    ) as w:
+        train(model, opt, 2)
+    assert w.logged_steps == [0, 1]
+    tags = read_events(tmp_path).Tags()
+    assert set(tags["scalars"]) == {"grad_norm/0", "grad_norm/2", "grad_norm/total"}
+    assert tags["histograms"] == []

@@ -110,6 +110,7 @@ class Watch:
         modules: str | Sequence[str] | None = None,
         optimizer: torch.optim.Optimizer | None = None,
         histograms: bool = True,
+        update_ratios: bool = True,
         bins: int = HIST_BINS,
     ) -> None:
         if isinstance(every, bool) or not isinstance(every, int) or every < 1:
@@ -126,6 +127,7 @@ class Watch:
         self.writer = writer
         self.every = every
         self.histograms = histograms
+        self.update_ratios = update_ratios
         self.bins = bins
         self.step = 0
         """Optimizer steps seen so far."""
@@ -232,14 +234,16 @@ class Watch:
                 for n, p in with_grad:
                     stats.append(_hist_stats(p.grad, self.bins).to(device))  # type: ignore[arg-type]
                     layout.append(("grad_hist", n, _HIST_HEAD + self.bins))
-        before = [p.detach().clone() for _, p in params]
+        # The update needs the params before the step: one copy of the trainable params, on
+        # logged steps only.
+        before = [p.detach().clone() for _, p in params] if self.update_ratios else []
         return _Pending(step, params, before, stats, layout)
 
     def _write(self, pending: _Pending) -> None:
         stats, layout = list(pending.device_stats), list(pending.layout)
         params = pending.params
         device = params[0][1].device if params else torch.device("cpu")
-        if params:
+        if params and pending.before:
             after = [p.detach() for _, p in params]
             updates = torch._foreach_sub(after, pending.before)
             upd_norms = torch._foreach_norm(updates)
@@ -249,10 +253,10 @@ class Watch:
             ref = _group_norms(list(before_norms), groups, device)
             stats.append((upd / ref.clamp_min(1e-30)).to(device))
             layout += [("update_ratio", layer, 1) for layer in layers]
-            if self.histograms:
-                for n, p in params:
-                    stats.append(_hist_stats(p, self.bins).to(device))
-                    layout.append(("param_hist", n, _HIST_HEAD + self.bins))
+        if self.histograms:
+            for n, p in params:
+                stats.append(_hist_stats(p, self.bins).to(device))
+                layout.append(("param_hist", n, _HIST_HEAD + self.bins))
         for name, total in self._act_sum.items():
             stats.append((total / self._act_calls[name]).to(device))
             layout.append(("activation", name, len(ACTIVATION_STATS)))
@@ -348,6 +352,7 @@ def watch(
     modules: str | Sequence[str] | None = None,
     optimizer: torch.optim.Optimizer | None = None,
     histograms: bool = True,
+    update_ratios: bool = True,
 ) -> Watch:
     """Log param/grad histograms, per-layer grad norms, update ratios and activation stats.
 
@@ -355,7 +360,9 @@ def watch(
     or only on ``optimizer`` when given), it writes to ``writer``, a
     ``torch.utils.tensorboard.SummaryWriter``. ``modules`` picks the modules whose activation
     stats are logged (glob patterns, see :func:`torchscope.freeze`); by default every module that
-    owns parameters, ``[]`` for none. One host transfer per logged step.
+    owns parameters, ``[]`` for none. One host transfer per logged step. Update ratios need the
+    params from before the step: on logged steps only, the watch keeps one copy of the trainable
+    params; ``update_ratios=False`` skips it (and the ratios), ``histograms=False`` the histograms.
 
     >>> import torch, tempfile
     >>> from torch.utils.tensorboard import SummaryWriter
@@ -369,4 +376,7 @@ def watch(
     >>> w.logged_steps
     [0, 2]
     """
-    return Watch(model, writer, every=every, modules=modules, optimizer=optimizer, histograms=histograms)
+    return Watch(
+        model, writer, every=every, modules=modules, optimizer=optimizer, histograms=histograms,
+        update_ratios=update_ratios,
+    )  # fmt: skip
