@@ -292,7 +292,7 @@ class Recorder:
                     time_ms=elapsed,
                 )
                 self._rows.append(row)
-                if not (t.is_floating_point() or t.is_complex()) or t.is_meta or t.is_complex():
+                if not t.is_floating_point() or t.is_meta:  # no statistics for ints, bools, shapes only
                     continue
                 self._pending.append((row, self._stats_of(t)))
                 if self.grads and t.requires_grad:
