@@ -1,6 +1,6 @@
 # Two commands do all the set-up on a fresh machine:
 #   make demo   -> creates .venv if missing, installs torchscope, runs `torchscope tree resnet18`
-#   make test   -> creates .venv if missing, installs torchscope[test], runs the whole test suite
+#   make test   -> creates .venv if missing, installs torchscope[test,docs], runs the whole test suite
 VENV ?= .venv
 PYTHON ?= python3
 PY := $(VENV)/bin/python
@@ -11,10 +11,10 @@ PYTEST_ARGS ?=
 
 .PHONY: demo test lint bench docs clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml Makefile
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q $(TORCH_SPEC)
-	$(PY) -m pip install -q -e '.[test]'
+	$(PY) -m pip install -q -e '.[test,docs]'
 	@touch $(STAMP)
 
 demo: $(STAMP)
@@ -24,8 +24,12 @@ test: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check torchscope tests benchmarks
+	$(VENV)/bin/ruff check torchscope tests benchmarks examples scripts
 	$(VENV)/bin/mypy
+
+docs: $(STAMP)
+	$(PY) scripts/gen_cli_docs.py --check
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict -d site
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
