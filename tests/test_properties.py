@@ -22,7 +22,6 @@ from torchscope import capture_state, check_step
 from torchscope.errors import TorchscopeError
 from torchscope.strategies import SmallNet, freeze_patterns, inputs_for, small_models
 from torchscope.testing import (
-    CheckFailed,
     assert_batch_independent,
     assert_eval_mode,
     assert_grads_finite,
@@ -132,8 +131,7 @@ def test_expect_frozen_names_exactly_the_planted_tensors(setup: Any, data: st.Da
     with pytest.raises(AssertionError, match=r"expect_frozen: \d+ of \d+ tensors expected frozen") as info:
         with expect_frozen(model, *patterns):
             step()
-    assert isinstance(info.value, CheckFailed) and info.value.report is not None
-    flagged = {id(names[v["name"]]) for v in info.value.report["violations"]}
+    flagged = {id(names[v["name"]]) for v in info.value.report["violations"]}  # type: ignore[attr-defined]
     assert flagged == {id(t) for _, t in planted}
 
 
@@ -143,11 +141,16 @@ def torchscope_name_matches(name: str, pattern: str) -> bool:
     return name_matches(name, pattern)
 
 
+def backward(out: torch.Tensor) -> None:
+    if out.requires_grad:  # everything frozen: nothing to backpropagate
+        out.square().mean().backward()
+
+
 CALLS: dict[str, Callable[[nn.Module, torch.Tensor], Any]] = {
     "tree": lambda m, x: torchscope.tree(m),
     "param_stats": lambda m, x: torchscope.param_stats(m),
     "grad_report": lambda m, x: torchscope.grad_report(m, input_data=x),
-    "check_step_restore": lambda m, x: check_step(m, lambda: m(x).sum().backward(), restore=True),
+    "check_step_restore": lambda m, x: check_step(m, lambda: backward(m(x)), restore=True),
     "output_shape": lambda m, x: assert_output_shape(m, x, (x.shape[0], None)),
     "batch_independent": lambda m, x: assert_batch_independent(m, x),
     "no_unused_params": lambda m, x: assert_no_unused_params(m, lambda: m(x).square().mean()),

@@ -379,3 +379,21 @@ def test_assert_batch_independent_refuses_a_blind_check() -> None:
     nn.init.zeros_(model.weight)
     with pytest.raises(SpecError, match="every gradient of the outputs with respect to x is zero"):
         assert_batch_independent(model, torch.randn(4, 3))
+
+
+def test_assert_no_unused_params_when_the_loss_reaches_no_trainable_param() -> None:
+    model, x = build("aux_head")
+    model.stem.requires_grad_(False)
+    model.fc.requires_grad_(False)
+    model.eval()
+    with pytest.raises(AssertionError, match=r"4 of 4 trainable parameters got no gradient"):
+        assert_no_unused_params(model, lambda: model(x).square().mean())
+
+
+def test_assert_overfits_one_batch_when_the_loss_reaches_no_trainable_param() -> None:
+    model, x = build("aux_head")
+    model.stem.requires_grad_(False)
+    model.fc.requires_grad_(False)
+    model.eval()
+    with pytest.raises(AssertionError, match="fix: the loss does not depend on any trainable parameter"):
+        assert_overfits_one_batch(model, (x, torch.zeros(4, dtype=torch.long)), steps=5)

@@ -2,6 +2,7 @@
 
 Each helper raises :class:`AssertionError` whose message is a plain-text table (never ANSI codes,
 never a wall of tensors): the offending names, their shapes, the max |Δ|, the cause and the fix.
+The error's ``.check`` names the helper and ``.report`` holds its data as a dict.
 Every helper leaves the model as it found it (:func:`torchscope.preserved`), except those whose
 purpose is to run your step (``assert_step_ok``, ``assert_frozen``, ``expect_frozen``,
 ``assert_trainable_updated``).
@@ -29,7 +30,6 @@ from torchscope._state import preserved
 from torchscope.errors import SpecError, TorchscopeError
 
 __all__ = [
-    "CheckFailed",
     "assert_batch_independent",
     "assert_eval_mode",
     "assert_frozen",
@@ -104,28 +104,15 @@ def _emit(check: str, ok: bool, message: str | None, report: dict[str, Any] | No
         plugin.record_check({"check": check, "test": "", "ok": ok, "message": message, "report": report})
 
 
-class CheckFailed(AssertionError):
-    """The AssertionError every helper raises; ``.check`` names the helper, ``.report`` is its data.
-
-    >>> import torch
-    >>> try:
-    ...     assert_eval_mode(torch.nn.Linear(2, 2))
-    ... except CheckFailed as exc:
-    ...     exc.report["train_mode"]
-    ['']
-    """
-
-    def __init__(self, message: str, check: str, report: dict[str, Any] | None) -> None:
-        super().__init__(message)
-        self.check = check
-        self.report = report
-
-
 def _finish(check: str, message: str | None, report: dict[str, Any] | None = None) -> None:
     __tracebackhide__ = True
     _emit(check, message is None, message, report)
     if message is not None:
-        raise CheckFailed(message, check, report)
+        # A plain AssertionError (pytest prints "AssertionError: ..."), carrying the data too.
+        error = AssertionError(message)
+        error.check = check  # type: ignore[attr-defined]
+        error.report = report  # type: ignore[attr-defined]
+        raise error
 
 
 def _call(model: nn.Module, x: Any) -> Any:
@@ -564,7 +551,10 @@ def assert_no_unused_params(model: nn.Module, loss_fn_or_step: Callable[[], Any]
             n.tensor.grad = None
         out = loss_fn_or_step()
         if out is not None:
-            _loss_of(out).backward()
+            loss = _loss_of(out)
+            # A loss that needs no grad reaches no trainable param: all of them are unused.
+            if loss.requires_grad:
+                loss.backward()
         unused = [n for n in params if n.tensor.grad is None]
     names_of: dict[str, list[str]] = {}
     for a, c in alias.items():
@@ -998,6 +988,7 @@ def assert_overfits_one_batch(
     if not params:
         raise TorchscopeError("the model has no trainable parameter; unfreeze some before this check")
     history: list[torch.Tensor] = []
+    no_path = False
     with preserved(model, params=True):
         opt = optimizer_factory(params) if optimizer_factory else torch.optim.Adam(params, lr=lr)
         for _ in range(steps):
@@ -1006,6 +997,9 @@ def assert_overfits_one_batch(
             loss = loss_fn(out, y) if loss_fn else torch.nn.functional.cross_entropy(_first_tensor(out), y)
             history.append(loss.detach().float().reshape(()))
             if not bool(torch.isfinite(history[-1])):
+                break
+            if not loss.requires_grad:
+                no_path = True
                 break
             loss.backward()
             opt.step()
@@ -1022,7 +1016,9 @@ def assert_overfits_one_batch(
     if not ok:
         marks = sorted({0, *(round(k * (len(curve) - 1) / 4) for k in range(1, 5))})
         rows = [[str(k), _fmt(float(curve[k]))] for k in marks]
-        if not math.isfinite(final):
+        if no_path:
+            fix = "the loss does not depend on any trainable parameter: unfreeze the layers you mean to train"
+        elif not math.isfinite(final):
             fix = "the loss became non-finite: lower lr, check the loss for log(0)"
         elif final >= curve[0]:
             fix = "the loss did not decrease: check the optimizer sees the parameters, the labels, and the lr"
