@@ -565,3 +565,23 @@ def test_bf16_update_below_precision_is_explained() -> None:
     assert [v.name for v in report.violations] == ["1.weight", "1.bias"]
     assert "below its dtype's precision" in report.violations[0].cause
     assert check_freeze(net, input_size=(8, 4), lr=0.5).ok
+
+
+def test_str_prints_a_shared_cause_once_under_its_rows() -> None:
+    from zoo import build
+
+    import torchscope
+
+    model, x = build("small_cnn")
+    torchscope.freeze(model, "backbone")
+    opt = torch.optim.SGD(model.fc.parameters(), lr=0.1)
+
+    def step() -> None:
+        opt.zero_grad()
+        model(x).sum().backward()
+        opt.step()
+
+    text = str(torchscope.check_step(model.train(), step, optimizer=opt))
+    assert text.count("frozen_buffer_changed") == 6  # 2 BatchNorm layers x 3 buffers
+    assert text.count("cause") == 1
+    assert "cause (all 6 above): " in text

@@ -143,9 +143,17 @@ class StepReport:
             w1 = max(len(r[1]) for r in rows)
             lines.append("")
             lines.append(f"{rows[0][0]:<{w0}}  {rows[0][1]:<{w1}}  {rows[0][2]}")
-            for row, v in zip(rows[1:], self.violations, strict=True):
+            # A cause shared by a run of rows (60 BatchNorm buffers drifting) is printed once,
+            # under the run, so the table stays readable.
+            run = 0
+            for i, (row, v) in enumerate(zip(rows[1:], self.violations, strict=True)):
                 lines.append(f"{row[0]:<{w0}}  {row[1]:<{w1}}  {row[2]}")
-                lines.append(f"    cause: {v.cause}")
+                run += 1
+                nxt = self.violations[i + 1] if i + 1 < len(self.violations) else None
+                if nxt is None or nxt.cause != v.cause:
+                    label = "cause" if run == 1 else f"cause (all {run} above)"
+                    lines.append(f"    {label}: {v.cause}")
+                    run = 0
         return "\n".join(lines)
 
 
