@@ -445,3 +445,8 @@ def test_half_weights_take_the_model_dtype(tmp_path: Path) -> None:
         assert model.fc.weight.dtype == torch.float32, device
         assert model.backbone[1].num_batches_tracked.dtype == torch.int64
     assert torch.equal(load_model(f"{ZOO_PY}:SmallCNN", weights=path).fc.weight, source.fc.weight.float())
+
+
+def test_python_file_without_attr(net_py: Path) -> None:
+    with pytest.raises(SpecError, match=r"net.py is a Python file; name the model in it, e.g. .*net.py:Net"):
+        load_model(str(net_py))

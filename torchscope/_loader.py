@@ -468,6 +468,10 @@ def _first_line(exc: BaseException) -> str:
 
 
 def _load_file(path: Path, device: torch.device, unsafe_load: bool, kwargs: dict[str, Any]) -> nn.Module:
+    if path.suffix == ".py":
+        raise SpecError(
+            f"{path} is a Python file; name the model in it, e.g. {path}:Net or {path}:build_model"
+        )
     if kwargs:
         raise SpecError(
             f"{path} is a saved model; --arg only applies to builders (got {_kwargs_text(kwargs)})"
