@@ -171,7 +171,7 @@ def test_loss_at_init(model: nn.Module, batch: Batch) -> None:
 
 def test_overfits_one_batch(model: nn.Module, batch: Batch) -> None:
     set_train_mode(model)
-    assert_overfits_one_batch(model, batch, steps=60, target_loss=0.05, lr=0.1)
+    assert_overfits_one_batch(model, batch, steps=30, target_loss=0.05, lr=0.1)
 
 
 def test_checks_are_reported(model: nn.Module, batch: Batch, torchscope_report: object) -> None:
