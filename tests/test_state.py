@@ -88,3 +88,13 @@ def test_capture_state_sees_each_kind_of_change() -> None:
     assert any(d.startswith("requires_grad") for d in diffs)
     assert any(d.startswith("hooks") for d in diffs)
     assert any(d.startswith("training") for d in diffs)
+
+
+def test_lazy_modules_can_be_captured_and_preserved_before_their_first_forward() -> None:
+    model, x = build("lazy")
+    before = capture_state(model)
+    with preserved(model, params=True):
+        model.lazy.weight.requires_grad  # noqa: B018 - reading a flag is allowed on placeholders
+    assert before.differences(capture_state(model)) == []
+    model(x)  # materialising the lazy weights is a change, and the capture sees it
+    assert any("lazy.weight" in d for d in before.differences(capture_state(model)))

@@ -35,6 +35,11 @@ HOOK_DICTS: tuple[str, ...] = (
 )
 
 
+def _uninitialized(t: torch.Tensor | None) -> bool:
+    # Lazy modules hold placeholders that cannot be detached or cloned until their first forward.
+    return isinstance(t, (nn.parameter.UninitializedParameter, nn.parameter.UninitializedBuffer))
+
+
 def _hook_keys(model: nn.Module) -> dict[str, dict[str, tuple[Any, ...]]]:
     out: dict[str, dict[str, tuple[Any, ...]]] = {}
     for name, module in model.named_modules(remove_duplicate=False):
@@ -108,10 +113,11 @@ def preserved(
                 continue
             seen.add(id(m))
             for bname, b in m._buffers.items():
-                buf_saved.append((m, bname, b, None if b is None or b.is_meta else b.detach().clone()))
+                keep = b is None or b.is_meta or _uninitialized(b)
+                buf_saved.append((m, bname, b, None if keep else b.detach().clone()))
     param_saved: list[tuple[nn.Parameter, torch.Tensor]] = []
     if params:
-        param_saved = [(p, p.detach().clone()) for p in unique_params if not p.is_meta]
+        param_saved = [(p, p.detach().clone()) for p in unique_params if not (p.is_meta or _uninitialized(p))]
     hook_saved: list[tuple[nn.Module, dict[str, set[Any]]]] = []
     if hooks:
         for _, m in named_modules:
@@ -124,7 +130,8 @@ def preserved(
             for m, flag in mode_flags:
                 m.training = flag
             for p, flag in rg_flags:
-                p.requires_grad_(flag)
+                if not _uninitialized(p):
+                    p.requires_grad_(flag)
             for m, bname, obj, value in buf_saved:
                 m._buffers[bname] = obj
                 if obj is not None and value is not None:
@@ -194,7 +201,10 @@ def capture_state(model: nn.Module) -> ModelState:
     >>> before.differences(capture_state(m))
     []
     """
-    tensors = {k: v.detach().clone() for k, v in model.state_dict(keep_vars=True).items()}
+    tensors = {
+        k: (torch.empty(0, device="meta") if _uninitialized(v) else v.detach().clone())
+        for k, v in model.state_dict(keep_vars=True).items()
+    }
     named = dict(model.named_parameters(remove_duplicate=False))
     grads = {k: (None if p.grad is None else p.grad.detach().clone()) for k, p in named.items()}
     requires_grad = {k: p.requires_grad for k, p in named.items()}
