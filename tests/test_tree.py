@@ -182,6 +182,9 @@ def test_warnings_as_data() -> None:
     ]
     assert "its running stats still change" in d["warnings"][0]["message"]
     assert d["modules_in_eval_mode"] == 1
+    # a frozen norm layer held in eval is the fix for drifting stats: no warning of either kind
+    model.backbone[1].eval()
+    assert [(w.kind, w.module) for w in tree(model).warnings] == [("eval_in_train", "backbone.4")]
     # a model in eval mode has no eval-in-train warning, and frozen norms in eval do not drift
     model.eval()
     assert tree(model).warnings == ()

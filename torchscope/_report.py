@@ -247,18 +247,7 @@ def _collect(
     blocks = tuple(
         BlockRow(m["name"], m["type"], m["params"], m["trainable_params"]) for m in t["modules"] if m["depth"] == 1
     )
-    # A frozen norm layer in eval inside a training model is the fix for drifting running stats
-    # (eval_frozen_norms, --eval-bn), not something to warn about.
-    fixed = {
-        name for name, m in model.named_modules()
-        if getattr(m, "track_running_stats", False) and not m.training
-        and (own := list(m.parameters(recurse=False))) and not any(p.requires_grad for p in own)
-    }  # fmt: skip
-    warnings = tuple(
-        w["message"]
-        for w in t["warnings"]
-        if not (w.get("kind") == "eval_in_train" and w.get("module") in fixed)
-    )
+    warnings = tuple(w["message"] for w in t["warnings"])
 
     s = summary(model, input_size=input_size, input_data=input_data, dtype=dtype, compare_modes=False)
     layers = tuple(

@@ -326,7 +326,12 @@ def _module_warnings(
                 "stats still change; call .eval() on it to freeze them too",
             )
         )
-    if model_training and name and not module.training and _parent(root, name).training:
+    # A frozen norm layer held in eval inside a training model is the fix for drifting running
+    # stats (FrozenBatchNorm's behaviour), not a mistake to warn about.
+    frozen_norm = (
+        isinstance(module, _NormBase) and bool(own_params) and not any(p.requires_grad for p in own_params)
+    )
+    if model_training and name and not module.training and not frozen_norm and _parent(root, name).training:
         out.append(
             TreeWarning(
                 "eval_in_train",
