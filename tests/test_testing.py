@@ -397,3 +397,19 @@ def test_assert_overfits_one_batch_when_the_loss_reaches_no_trainable_param() ->
     model.eval()
     with pytest.raises(AssertionError, match="fix: the loss does not depend on any trainable parameter"):
         assert_overfits_one_batch(model, (x, torch.zeros(4, dtype=torch.long)), steps=5)
+
+
+def test_assert_trainable_updated_sees_the_same_bit_flipped_in_two_elements() -> None:
+    # Two elements changing by the same bit pattern cancel out in an XOR-reduced fingerprint.
+    model = nn.Linear(1, 2)
+    with torch.no_grad():
+        model.weight.copy_(torch.tensor([[0.5], [0.25]]))
+        model.bias.copy_(torch.tensor([1.0, 2.0]))
+
+    def step() -> None:
+        with torch.no_grad():
+            model.weight.mul_(2)
+            model.bias.copy_((model.bias.view(torch.int32) ^ 1).view(torch.float32))
+
+    assert_trainable_updated(model, step)
+    assert bool((model.bias != torch.tensor([1.0, 2.0])).all())
