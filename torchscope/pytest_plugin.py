@@ -157,7 +157,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         return
     if _is_worker(config):
         # Each worker sends its own part; the controller merges them in pytest_testnodedown.
-        config.workeroutput[_WORKER_KEY] = json.dumps(state.log.records)  # type: ignore[attr-defined]
+        config.workeroutput[_WORKER_KEY] = json.dumps(state.log.records, default=str)  # type: ignore[attr-defined]
         return
     path = config.getoption("torchscope_report")
     if path:
