@@ -279,3 +279,17 @@ def test_torchscript_model_counts_in_total() -> None:
     scripted = torch.jit.script(tiny())  # no Python hooks on TorchScript modules: totals only
     s = summary(scripted, input_size=(2, 8))
     assert (s.total_mult_adds, s.rows, s.outputs[0].shape) == (64, (), (2, 4))
+
+
+def test_multihead_attention_out_proj_is_not_reported_as_never_called() -> None:
+    class Attn(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.mha = torch.nn.MultiheadAttention(8, 2, batch_first=True)
+            self.unused = torch.nn.Linear(8, 8)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.mha(x, x, x, need_weights=False)[0]
+
+    s = torchscope.summary(Attn(), input_size=(2, 5, 8))
+    assert s.to_dict()["not_called"] == ["unused"]

@@ -373,10 +373,18 @@ def _build_summary(
             )
         )
     called = {c.module_id for c in tracker.calls}
+    # nn.MultiheadAttention uses its out_proj's weights functionally, without calling it: that
+    # child is not an unused branch.
+    used_functionally = {
+        id(m.out_proj) for m in model.modules() if isinstance(m, nn.MultiheadAttention) and id(m) in called
+    }
     not_called = tuple(
         name
         for name, m in model.named_modules()
-        if id(m) not in called and name and not isinstance(m, nn.ModuleDict | nn.ModuleList)
+        if id(m) not in called
+        and id(m) not in used_functionally
+        and name
+        and not isinstance(m, nn.ModuleDict | nn.ModuleList)
     )
     unique = list({id(p): p for p in model.parameters()}.values())
     uncounted: dict[str, None] = {}

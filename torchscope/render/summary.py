@@ -120,7 +120,9 @@ def render_summary(
         lines.append("n/c: only ops without a FLOP formula ran there (listed with --uncounted and in --json)")
         lines.append("Ops without a FLOP formula (not counted): " + _ops(data.uncounted_ops))
     if data.not_called:
-        lines.append("Modules never called: " + ", ".join(data.not_called))
+        shown = ", ".join(data.not_called[:5])
+        more = f" and {len(data.not_called) - 5} more (all in --json)" if len(data.not_called) > 5 else ""
+        lines.append(f"Modules never called: {shown}{more}")
     parts: list[RenderableType] = [table, Text("\n".join(lines))]
     for note in data.notes:
         parts.append(Text(f"note: {note}", style="yellow"))
