@@ -3,13 +3,15 @@
 A fingerprint is one 64-bit number per tensor, computed on the tensor's own device without copying
 it. Two methods:
 
-- ``"hash"``: ``torch.hash_tensor`` (torch >= 2.10), an XOR reduction of the bit patterns. A single
-  changed element always changes the XOR (its bits differ, and XOR is invertible), and the reduction
-  allocates nothing but the result.
-- ``"weighted"``: a sum of the bit patterns times fixed pseudo-random *odd* 64-bit weights,
-  wrapping modulo 2**64. An odd weight is invertible modulo 2**64, so a single changed element
-  always changes the sum. The tensor is read in chunks, so the extra memory is O(chunk), and unlike
-  XOR it also notices two elements swapping places. Used where ``torch.hash_tensor`` is missing.
+- ``"weighted"`` (the default): a sum of the bit patterns times fixed pseudo-random *odd* 64-bit
+  weights, wrapping modulo 2**64. An odd weight is invertible modulo 2**64, so a single changed
+  element always changes the sum, and because every position has its own weight, several changed
+  elements cancel out only with probability ~2**-64. The tensor is read in chunks, so the extra
+  memory is O(chunk).
+- ``"hash"``: ``torch.hash_tensor`` (torch >= 2.10), an XOR reduction of the bit patterns: faster and
+  allocation-free, and a single changed element always changes it, but the same bit flipped in an
+  even number of elements cancels out. A real SGD step does that (two bias elements each moved by
+  one ulp), so ``check_step`` never uses it; it is kept for users who fingerprint single writes.
 
 Fingerprints are kept on the device as int64 tensors and brought to the host together, once.
 """
@@ -78,7 +80,22 @@ def _flat_view(t: torch.Tensor) -> torch.Tensor:
     return t.contiguous().reshape(-1)
 
 
-def _weighted(t: torch.Tensor, chunk: int = CHUNK) -> torch.Tensor:
+def chunk_for(numel: int) -> int:
+    """Chunk length for a tensor of ``numel`` elements: a power of two from 256 to CHUNK.
+
+    Small tensors get small chunks, so the scratch space (3 int64 chunk buffers and the cached
+    weights) stays a fraction of a percent of the tensor itself; large ones get CHUNK, where the
+    per-chunk overhead of a Python loop no longer shows.
+    """
+    chunk = 256
+    while chunk < CHUNK and chunk * 1024 <= numel:
+        chunk *= 2
+    return chunk
+
+
+def _weighted(t: torch.Tensor, chunk: int | None = None) -> torch.Tensor:
+    if chunk is None:
+        chunk = chunk_for(t.numel())
     flat = _flat_view(t)
     if flat.dtype.is_complex:
         flat = torch.view_as_real(flat).reshape(-1)
@@ -101,7 +118,8 @@ def fingerprint_tensor(t: torch.Tensor, method: Method = "auto") -> torch.Tensor
     if t.is_meta:
         raise TorchscopeError("cannot fingerprint a tensor on the meta device; load or materialize the weights first")
     if method == "auto":
-        method = "hash" if has_hash_tensor() else "weighted"
+        # Not "hash": XOR misses the same bit flipped in two elements (see the module docstring).
+        method = "weighted"
     if t.numel() == 0:
         return torch.zeros((), dtype=torch.int64, device=t.device)
     if method == "hash":
