@@ -127,7 +127,8 @@ def test_small_models_space_has_every_feature() -> None:
 
 def test_small_models_are_reproducible_and_leave_global_rng() -> None:
     state = torch.get_rng_state()
-    a = find(small_models(("mlp",)), lambda m: m.spec.seed == 7 and len(m.spec.widths) == 1)
+    # any drawn spec will do: rebuilding it must give the same weights
+    a = find(small_models(("mlp",)), lambda m: len(m.spec.widths) >= 1)
     assert torch.equal(torch.get_rng_state(), state)
     from torchscope.strategies import build_small_model
 
