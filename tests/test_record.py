@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 from rich.console import Console
@@ -179,3 +181,37 @@ def test_torchscript_model_is_refused() -> None:
     with pytest.raises(torchscope.SpecError, match="record\\(\\) cannot hook a TorchScript module"):
         with record(scripted):
             pass
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])
+def test_cpu_fast_paths_agree_with_plain_torch(dtype: torch.dtype) -> None:
+    from torchscope._record import _SIGN_CHUNK, tensor_stats
+
+    torch.manual_seed(0)
+    # larger than one sign chunk, with exact zeros (both signs), and a non-contiguous view
+    x = torch.randn(_SIGN_CHUNK + 12345, dtype=torch.float64).relu()
+    x[:100] = -0.0
+    x = x.to(dtype)
+    for t in (x, x.view(-1, 5)[:, :3] if x.numel() % 5 == 0 else x[::2]):
+        got = tensor_stats(t).tolist()
+        ref = t.double()
+        want = [
+            ref.mean().item(),
+            ref.std().item(),
+            ref.min().item(),
+            ref.max().item(),
+            ref.abs().max().item(),
+            1 - torch.count_nonzero(ref).item() / ref.numel(),
+            0.0,
+            0.0,
+        ]
+        assert got == pytest.approx(want, rel=1e-4, abs=1e-6)
+
+
+def test_huge_finite_values_keep_a_finite_std() -> None:
+    from torchscope._record import tensor_stats
+
+    x = torch.tensor([1e20, -1e20, 3e20], dtype=torch.float32)  # squares overflow float32
+    _mean, std, *_rest, nan, inf = tensor_stats(x).tolist()
+    assert math.isfinite(std) and std == pytest.approx(x.double().std().item(), rel=1e-5)
+    assert (nan, inf) == (0.0, 0.0)
