@@ -27,6 +27,9 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check torchscope tests benchmarks examples scripts
 	$(VENV)/bin/mypy
 
+bench: $(STAMP)
+	$(PY) benchmarks/bench_overhead.py
+
 docs: $(STAMP)
 	$(PY) scripts/gen_cli_docs.py --check
 	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict -d site
