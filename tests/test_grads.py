@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from rich.console import Console
+from rendering import text
 from torch import nn
 from zoo import build
 
@@ -10,21 +10,6 @@ import torchscope
 from torchscope import ForwardError, capture_state, freeze, grad_report
 from torchscope.errors import SpecError
 from torchscope.render.stats import render_grads
-
-
-def text(renderable: object) -> str:
-    console = Console(width=100, color_system=None, record=True, file=open("/dev/null", "w"))
-    console.print(renderable)
-    return "\n".join(line.rstrip() for line in console.export_text().splitlines())
-
-
-class Scale(nn.Module):
-    def __init__(self, factor: float) -> None:
-        super().__init__()
-        self.factor = factor
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * self.factor
 
 
 def test_unused_params_and_model_left_as_found() -> None:

@@ -4,31 +4,14 @@ import math
 
 import pytest
 import torch
-from rich.console import Console
+from rendering import text
 from torch import nn
-from zoo import build
+from zoo import Scale, build
 
 import torchscope
 from torchscope import capture_state, record
 from torchscope.errors import PatternError
 from torchscope.render.activations import render_activations
-
-
-def text(renderable: object) -> str:
-    console = Console(width=100, color_system=None, record=True, file=open("/dev/null", "w"))
-    console.print(renderable)
-    return "\n".join(line.rstrip() for line in console.export_text().splitlines())
-
-
-class Scale(nn.Module):
-    """Multiplies by a constant: makes an activation explode or vanish on purpose."""
-
-    def __init__(self, factor: float) -> None:
-        super().__init__()
-        self.factor = factor
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * self.factor
 
 
 def test_stats_match_torch_and_order_is_call_order() -> None:

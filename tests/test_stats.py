@@ -4,7 +4,7 @@ import math
 
 import pytest
 import torch
-from rich.console import Console
+from rendering import text
 from torch import nn
 from zoo import build
 
@@ -12,12 +12,6 @@ import torchscope
 from torchscope import capture_state, param_stats, update_ratio
 from torchscope.errors import SpecError
 from torchscope.render.stats import render_param_stats
-
-
-def text(renderable: object) -> str:
-    console = Console(width=100, color_system=None, record=True, file=open("/dev/null", "w"))
-    console.print(renderable)
-    return "\n".join(line.rstrip() for line in console.export_text().splitlines())
 
 
 def test_values_match_torch_and_tied_params_appear_once() -> None:

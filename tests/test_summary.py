@@ -5,7 +5,7 @@ from collections import namedtuple
 
 import pytest
 import torch
-from rich.console import Console
+from rendering import text
 from torch import nn
 from torchvision.models.inception import InceptionOutputs
 from zoo import build
@@ -14,12 +14,6 @@ import torchscope
 from torchscope import ForwardError, SpecError, capture_state, summary
 from torchscope._inputs import flatten_outputs, make_inputs, parse_dtype, parse_input_size, prepare_call
 from torchscope.render.summary import render_summary
-
-
-def text(renderable: object) -> str:
-    console = Console(width=100, color_system=None, record=True, file=open("/dev/null", "w"))
-    console.print(renderable)
-    return "\n".join(line.rstrip() for line in console.export_text().splitlines())
 
 
 def tiny() -> nn.Module:

@@ -4,7 +4,7 @@ import json
 
 import pytest
 import torch
-from rich.console import Console
+from rendering import text
 from torch import nn
 from zoo import build
 
@@ -22,12 +22,6 @@ def row_names(out: str) -> list[str]:
             break
         names.append(line.lstrip("│├└─ ").split()[0])
     return names
-
-
-def text(renderable: object) -> str:
-    console = Console(width=100, color_system=None, record=True, file=open("/dev/null", "w"))
-    console.print(renderable)
-    return "\n".join(line.rstrip() for line in console.export_text().splitlines())
 
 
 # --- the collector -------------------------------------------------------------------------------

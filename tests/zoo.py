@@ -120,6 +120,17 @@ class AuxHeadNet(nn.Module):
         return self.fc(h)
 
 
+class Scale(nn.Module):
+    """Multiplies by a constant: makes an activation (and its grad) explode or vanish on purpose."""
+
+    def __init__(self, factor: float) -> None:
+        super().__init__()
+        self.factor = factor
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.factor
+
+
 def no_params() -> nn.Module:
     """A module tree with no parameters at all."""
     return nn.Sequential(nn.ReLU(), nn.Flatten(), nn.Identity())
