@@ -10,6 +10,16 @@ sys.path.insert(0, str(Path(__file__).parent))
 from zoo import ZOO, build
 
 
+@pytest.fixture(autouse=True)
+def _private_cache_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Each test gets its own empty torchscope cache (``torchscope tree`` caches results), so the suite
+    never writes to ~/.cache and no test sees another's entries. Not under ``tmp_path``, which tests
+    may list."""
+    path = tmp_path_factory.mktemp("torchscope-cache")
+    monkeypatch.setenv("TORCHSCOPE_CACHE_DIR", str(path))
+    return path
+
+
 @pytest.fixture(params=sorted(ZOO))
 def zoo_model(request: pytest.FixtureRequest):
     """Every zoo model with its example input."""

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable
-from dataclasses import dataclass, fields, is_dataclass
-from typing import Any
 
 import torch
 from torch import nn
@@ -18,112 +16,20 @@ from torch.nn.parameter import UninitializedBuffer, UninitializedParameter
 
 from torchscope._loader import unwrap
 
-FREEZE_STATES: tuple[str, ...] = ("trainable", "frozen", "partial", "none")
+# the plain data lives in a torch-free module (read back from the cache without torch); re-exported
+# here so ``from torchscope._tree import ModuleTree`` keeps working
+from torchscope._treedata import (
+    FREEZE_STATES,
+    HookCounts,
+    ModuleEntry,
+    ModuleTree,
+    TreeWarning,
+    _jsonable,
+)
+
+__all__ = ["FREEZE_STATES", "HookCounts", "ModuleEntry", "ModuleTree", "TreeWarning", "_jsonable", "tree"]
+
 _LAZY = (UninitializedParameter, UninitializedBuffer)
-
-
-def _jsonable(value: Any) -> Any:
-    if is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _jsonable(getattr(value, f.name)) for f in fields(value)}
-    if isinstance(value, tuple | list):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    return value
-
-
-@dataclass(frozen=True)
-class HookCounts:
-    """Hooks already registered on one module (by the user or a library), per kind."""
-
-    forward: int = 0
-    forward_pre: int = 0
-    backward: int = 0
-    state_dict: int = 0
-    load_state_dict: int = 0
-
-    @property
-    def total(self) -> int:
-        """All hooks of every kind."""
-        return self.forward + self.forward_pre + self.backward + self.state_dict + self.load_state_dict
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-ready data."""
-        return _jsonable(self)  # type: ignore[no-any-return]
-
-
-@dataclass(frozen=True)
-class ModuleEntry:
-    """One module of the tree, in pre-order.
-
-    ``params``, ``trainable_params``, ``frozen_params`` and ``buffers`` (elements) count everything
-    under the module, each tensor once; ``own_params`` only its direct parameters. ``aliases`` are the
-    other names of a module registered more than once (it is listed once, under its first name).
-    ``signature`` is equal for structurally identical subtrees (same types, shapes, dtypes, flags),
-    which renderers use to collapse repeated blocks.
-    """
-
-    name: str
-    type: str
-    depth: int
-    params: int
-    own_params: int
-    trainable_params: int
-    frozen_params: int
-    buffers: int
-    training: bool
-    freeze: str
-    hooks: HookCounts
-    aliases: tuple[str, ...]
-    extra: str
-    signature: str
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-ready data."""
-        return _jsonable(self)  # type: ignore[no-any-return]
-
-
-@dataclass(frozen=True)
-class TreeWarning:
-    """Something in the model that is probably not what its owner wants."""
-
-    kind: str  # "norm_stats_drift" | "eval_in_train" | "lazy_params"
-    module: str
-    message: str
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-ready data."""
-        return _jsonable(self)  # type: ignore[no-any-return]
-
-
-@dataclass(frozen=True)
-class ModuleTree:
-    """What ``tree(model)`` found. All counts are unique tensors; sizes are in bytes."""
-
-    model_type: str
-    wrappers: tuple[str, ...]
-    total_params: int
-    trainable_params: int
-    frozen_params: int
-    total_buffers: int
-    param_bytes: tuple[tuple[str, int], ...]  # (dtype, bytes), largest first
-    buffer_bytes: tuple[tuple[str, int], ...]
-    devices: tuple[str, ...]
-    modules_in_train_mode: int
-    modules_in_eval_mode: int
-    tied: tuple[tuple[str, ...], ...]
-    global_hooks: int
-    modules: tuple[ModuleEntry, ...]
-    warnings: tuple[TreeWarning, ...]
-
-    @property
-    def total_param_bytes(self) -> int:
-        """Bytes of all parameters, every dtype."""
-        return sum(b for _, b in self.param_bytes)
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-ready data: ``json.loads(json.dumps(t.to_dict())) == t.to_dict()``."""
-        return _jsonable(self)  # type: ignore[no-any-return]
 
 
 def _numel(t: torch.Tensor) -> int:

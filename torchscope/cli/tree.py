@@ -64,29 +64,44 @@ def tree_command(
     expand: Annotated[
         bool, typer.Option("--expand", help="Do not collapse repeated identical blocks.")
     ] = False,
+    cache: Annotated[
+        bool,
+        typer.Option(
+            "--cache/--no-cache",
+            help="Reuse the tree of a torchvision name built on meta (no --weights/--pretrained) from "
+            "~/.cache/torchscope/tree, so a repeat run needs no torch import; TORCHSCOPE_CACHE_DIR "
+            "moves the cache. --no-cache neither reads nor writes it.",
+        ),
+    ] = True,
     json: JsonOpt = False,
     html: HtmlOpt = None,
     svg: SvgOpt = None,
     no_color: NoColorOpt = False,
 ) -> None:
     """Show the module tree: params (tied counted once), trainable state, train/eval mode, hooks."""
+    from torchscope._treecache import load_cached_tree, store_tree, tree_cache_key
     from torchscope.render.tree import check_display_options, render_tree
 
     check_display_options(depth, trainable_only, frozen_only)
-    loaded = load_cli_model(
-        model,
+    options: dict[str, Any] = dict(
         weights=weights,
         args=arg,
         pretrained=pretrained,
         device=device,
-        unsafe_load=unsafe_load,
         freeze=freeze,
         unfreeze=unfreeze,
         freeze_backbone=freeze_backbone,
     )
-    from torchscope._tree import tree
+    key = tree_cache_key(model, **options) if cache else None
+    # a hit renders the stored tree without importing torch: that import is most of the run time
+    data = load_cached_tree(key) if key is not None else None
+    if data is None:
+        loaded = load_cli_model(model, unsafe_load=unsafe_load, **options)
+        from torchscope._tree import tree
 
-    data = tree(loaded)
+        data = tree(loaded)
+        if key is not None:
+            store_tree(key, data)
     render = lambda: render_tree(  # noqa: E731
         data, depth=depth, grep=grep, trainable_only=trainable_only, frozen_only=frozen_only, expand=expand
     )
