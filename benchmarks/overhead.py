@@ -21,6 +21,7 @@ import torch
 import torchvision
 
 import torchscope
+from torchscope import _fused
 
 
 def summarize(plain: list[float], recorded: list[float]) -> dict[str, Any]:
@@ -48,6 +49,12 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=4, help="timed steps per variant")
     parser.add_argument("--warmup", type=int, default=1, help="untimed steps per variant")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument(
+        "--compare-torch",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also time record() with torch's reductions instead of the fused kernel (CPU)",
+    )
     parser.add_argument("--json", default=None, help="save raw times and statistics here")
     args = parser.parse_args()
 
@@ -76,6 +83,14 @@ def main() -> None:
             step()
         rec.report()
 
+    def recorded_torch() -> None:
+        # the same, with the statistics from torch's own reductions instead of the fused kernel
+        _fused.enabled = False
+        try:
+            recorded()
+        finally:
+            _fused.enabled = True
+
     def timed(fn: Callable[[], None]) -> float:
         sync()
         t0 = time.perf_counter()
@@ -83,17 +98,21 @@ def main() -> None:
         sync()
         return time.perf_counter() - t0
 
+    variants: list[tuple[str, Callable[[], None]]] = [("plain", plain), ("recorded", recorded)]
+    if args.compare_torch and device.type == "cpu":
+        variants.append(("recorded_torch", recorded_torch))
     for _ in range(args.warmup):
-        plain()
-        recorded()
-    times: dict[str, list[float]] = {"plain": [], "recorded": []}
+        for _, fn in variants:
+            fn()
+    times: dict[str, list[float]] = {name: [] for name, _ in variants}
     for i in range(args.steps):
-        order = [("plain", plain), ("recorded", recorded)]
+        order = list(variants)
         if i % 2:
-            order.reverse()  # A B B A: neither variant always runs first
+            order.reverse()  # A B C C B A: no variant always runs first
         for name, fn in order:
             times[name].append(timed(fn))
     result = summarize(times["plain"], times["recorded"])
+    torch_result = summarize(times["plain"], times["recorded_torch"]) if "recorded_torch" in times else None
     n_modules = sum(1 for n, _ in model.named_modules() if n)
     print(
         f"{args.model} train step, batch {args.batch} at {args.image_size}, {device}, "
@@ -108,9 +127,16 @@ def main() -> None:
     print(
         f"  ratio (median): {result['ratio_median']:.3f}   ratio (min): {result['ratio_min']:.3f}   goal <= 1.05"
     )
+    if device.type == "cpu":
+        print(f"  fused CPU statistics kernel: {_fused.status()}")
+    if torch_result is not None:
+        print(
+            f"  recorded, torch reductions: median {torch_result['recorded_median_s'] * 1e3:8.1f} ms   "
+            f"ratio (median): {torch_result['ratio_median']:.3f}   ratio (min): {torch_result['ratio_min']:.3f}"
+        )
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"args": vars(args), **result}, f, indent=2)
+            json.dump({"args": vars(args), **result, "torch_reductions": torch_result}, f, indent=2)
 
 
 if __name__ == "__main__":

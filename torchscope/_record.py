@@ -19,6 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from torchscope._fused import fused_stats
 from torchscope._inputs import flatten_outputs
 from torchscope._patterns import match_names
 from torchscope.errors import SpecError
@@ -104,12 +105,13 @@ def _fast_count_nonzero(x: torch.Tensor) -> torch.Tensor:
 def tensor_stats(t: torch.Tensor) -> torch.Tensor:
     """``[mean, std, min, max, absmax, zero_fraction, nan_count, inf_count]`` of ``t``, on its device.
 
-    On the CPU (where the statistics compete with the model for the same cores) four reductions
-    that allocate nothing the size of ``t`` (a fresh large buffer costs more in page faults than
-    the pass itself): a BLAS sum, a BLAS sum of squares, aminmax, and a non-zero count (sign into a
-    reused buffer, then a dot); std from the first two moments, recomputed exactly when they would
-    cancel. On an accelerator: std_mean, aminmax,
-    count_nonzero and the NaN/Inf counts, with no host sync.
+    On the CPU (where the statistics compete with the model for the same cores) a dense
+    float32/bfloat16/float16 tensor is read once by the fused kernel of ``_fused.py`` when it could
+    be built. Otherwise four torch reductions that allocate nothing the size of ``t`` (a fresh
+    large buffer costs more in page faults than the pass itself): a BLAS sum, a BLAS sum of
+    squares, aminmax, and a non-zero count (sign into a reused buffer, then a dot). Both take std
+    from the first two moments, recomputed exactly when they would cancel. On an accelerator:
+    std_mean, aminmax, count_nonzero and the NaN/Inf counts, with no host sync.
 
     >>> [round(v, 4) for v in tensor_stats(torch.tensor([0.0, 2.0, -2.0, 4.0])).tolist()]
     [1.0, 2.582, -2.0, 4.0, 4.0, 0.25, 0.0, 0.0]
@@ -121,6 +123,10 @@ def tensor_stats(t: torch.Tensor) -> torch.Tensor:
     out_dtype = torch.float32 if x.device.type == "mps" else torch.float64
     if n == 0:
         return torch.full((8,), math.nan, dtype=out_dtype, device=x.device)
+    if x.device.type == "cpu":
+        fused = fused_stats(x)
+        if fused is not None:
+            return fused
     acc = torch.float64 if x.dtype == torch.float64 else torch.float32
     mn, mx = torch.aminmax(x)
     mn, mx = mn.to(out_dtype), mx.to(out_dtype)

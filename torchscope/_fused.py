@@ -1,0 +1,146 @@
+"""The fused one-pass statistics kernel behind ``record()`` on the CPU.
+
+``_fused_stats.c`` is compiled on first use with the system C compiler (``$CC``, else ``cc`` or
+``gcc``) into the user cache (``$TORCHSCOPE_CACHE_DIR``, else ``$XDG_CACHE_HOME/torchscope``, else
+``~/.cache/torchscope``), keyed by the hash of the source, compiler and flags, and loaded with
+ctypes. It reads a dense float32/bfloat16/float16 tensor once, where the torch reductions read it
+four times. Anything that stops it (no compiler, a CPU without AVX2, another architecture,
+``TORCHSCOPE_FUSED=0``) leaves :func:`library` returning None and ``record()`` on the torch path;
+:func:`status` says which.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import hashlib
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import torch
+
+SOURCE = Path(__file__).with_name("_fused_stats.c")
+FLAGS: tuple[str, ...] = ("-O2", "-shared", "-fPIC", "-pthread")
+KINDS: dict[torch.dtype, int] = {torch.float32: 0, torch.bfloat16: 1, torch.float16: 2}
+
+_status = "not loaded yet"
+# switched off by benchmarks and tests that compare against the torch reductions
+enabled = True
+
+
+def cache_root() -> Path:
+    """Where torchscope keeps files between runs."""
+    env = os.environ.get("TORCHSCOPE_CACHE_DIR")
+    if env:
+        return Path(env)
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg) if xdg else Path.home() / ".cache") / "torchscope"
+
+
+def status() -> str:
+    """Whether the fused kernel is in use, or why not (after the first :func:`library` call).
+
+    >>> library() is not None or status() != "in use"
+    True
+    """
+    return _status
+
+
+def _compile(cc: str, target: Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    # compile beside the target, then rename: parallel processes never load a half-written file
+    fd, tmp = tempfile.mkstemp(suffix=".so", dir=target.parent)
+    os.close(fd)
+    try:
+        subprocess.run(
+            [cc, *FLAGS, "-o", tmp, str(SOURCE), "-lm"],
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
+        os.replace(tmp, target)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+@functools.cache
+def library() -> ctypes.CDLL | None:
+    """The loaded kernel, or None when it cannot be used here (see :func:`status`)."""
+    global _status
+    if os.environ.get("TORCHSCOPE_FUSED", "1").strip().lower() in {"0", "false", "no", "off"}:
+        _status = "disabled by TORCHSCOPE_FUSED=0"
+        return None
+    if platform.machine().lower() not in {"x86_64", "amd64"}:
+        _status = f"no kernel for {platform.machine()} (x86-64 only)"
+        return None
+    cc = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
+    if not cc:
+        _status = "no C compiler found (set CC, or install gcc)"
+        return None
+    digest = hashlib.sha256(SOURCE.read_bytes() + "\0".join((cc, *FLAGS)).encode()).hexdigest()[:16]
+    target = cache_root() / "kernels" / f"fused_stats-{digest}.so"
+    try:
+        if not target.is_file():
+            _compile(cc, target)
+        lib = ctypes.CDLL(str(target))
+    except (OSError, subprocess.SubprocessError) as exc:
+        detail = getattr(exc, "stderr", b"") or b""
+        first = detail.decode(errors="replace").strip().splitlines()[:1]
+        _status = f"build failed: {first[0] if first else exc}"
+        return None
+    lib.ts_cpu_ok.restype = ctypes.c_int
+    if not lib.ts_cpu_ok():
+        _status = "this CPU lacks AVX2/FMA/F16C"
+        return None
+    lib.ts_stats.restype = None
+    lib.ts_stats.argtypes = [ctypes.c_void_p, ctypes.c_int64, ctypes.c_int, ctypes.c_int, ctypes.c_void_p]
+    _status = "in use"
+    return lib
+
+
+def dense(x: torch.Tensor) -> bool:
+    """Whether ``x``'s elements fill ``numel`` consecutive slots from ``data_ptr()`` (any order).
+
+    >>> dense(torch.zeros(2, 3).t()), dense(torch.zeros(4, 4)[:, ::2])
+    (True, False)
+    """
+    if x.is_contiguous() or (x.ndim == 4 and x.is_contiguous(memory_format=torch.channels_last)):
+        return True
+    expected = 1
+    for size, stride in sorted(
+        (p for p in zip(x.shape, x.stride(), strict=True) if p[0] != 1), key=lambda p: p[1]
+    ):
+        if stride != expected:
+            return False
+        expected *= size
+    return True
+
+
+def fused_stats(x: torch.Tensor) -> torch.Tensor | None:
+    """``tensor_stats(x)`` in one pass, or None when the kernel does not apply to ``x``.
+
+    >>> s = fused_stats(torch.tensor([0.0, 2.0, -2.0, 4.0]))
+    >>> s is None or [round(v, 4) for v in s.tolist()] == [1.0, 2.582, -2.0, 4.0, 4.0, 0.25, 0.0, 0.0]
+    True
+    """
+    kind = KINDS.get(x.dtype)
+    if (
+        not enabled
+        or kind is None
+        or x.device.type != "cpu"
+        or x.layout != torch.strided
+        or x.numel() == 0
+        or not dense(x)
+    ):
+        return None
+    lib = library()
+    if lib is None:
+        return None
+    out = torch.empty(8, dtype=torch.float64)
+    lib.ts_stats(x.data_ptr(), x.numel(), kind, torch.get_num_threads(), out.data_ptr())
+    return out

@@ -1,0 +1,219 @@
+/* One pass over a dense CPU tensor for record()'s activation statistics.
+ *
+ * torch needs four separate reductions for these (aminmax, sum, sum of squares, a non-zero count),
+ * each reading the whole tensor from memory; this kernel reads it once and keeps the running min,
+ * max, sum, sum of squares and zero count in AVX2 registers. Sums are accumulated in float over
+ * blocks of 4096 elements and the block sums in double. Large tensors are split over threads.
+ *
+ * Built on first use by torchscope/_fused.py with the system C compiler and loaded with ctypes;
+ * without a compiler (or without AVX2/FMA/F16C) record() uses the torch reductions instead.
+ * Non-finite tensors and tensors whose variance cancels take a second, exact scalar pass in double,
+ * so the results follow the same rules as the torch path (see tensor_stats in _record.py).
+ */
+#include <immintrin.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <string.h>
+
+enum { KIND_F32 = 0, KIND_BF16 = 1, KIND_F16 = 2 };
+enum { BLOCK = 4096, MIN_PER_THREAD = 1 << 22, MAX_THREADS = 64 };
+
+typedef struct {
+    double sum, sumsq;
+    float mn, mx;
+    int64_t zeros;
+} part_t;
+
+typedef struct {
+    const void *x;
+    int64_t begin, end;
+    int kind;
+    part_t r;
+} job_t;
+
+#define TARGET __attribute__((target("avx2,fma,f16c")))
+
+TARGET static inline __m256 load8(const void *x, int64_t i, int kind) {
+    if (kind == KIND_F32) return _mm256_loadu_ps((const float *)x + i);
+    __m128i h = _mm_loadu_si128((const __m128i *)((const uint16_t *)x + i));
+    if (kind == KIND_F16) return _mm256_cvtph_ps(h);
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+}
+
+TARGET static inline float load1(const void *x, int64_t i, int kind) {
+    if (kind == KIND_F32) return ((const float *)x)[i];
+    uint16_t h = ((const uint16_t *)x)[i];
+    if (kind == KIND_F16) return _cvtsh_ss(h);
+    uint32_t bits = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &bits, sizeof f);
+    return f;
+}
+
+/* min/max/sum/sumsq/zeros of x[begin:end]; `kind` is a constant at each call site below. */
+TARGET __attribute__((always_inline)) static inline void hot(const void *x, int64_t begin, int64_t end,
+                                                            int kind, part_t *out) {
+    const __m256 zero = _mm256_setzero_ps();
+    __m256 mn = _mm256_set1_ps(INFINITY), mx = _mm256_set1_ps(-INFINITY);
+    double sum = 0.0, sumsq = 0.0;
+    int64_t zeros = 0, i = begin;
+    while (i + 16 <= end) {
+        int64_t stop = i + BLOCK < end ? i + BLOCK : end;
+        __m256 s0 = zero, s1 = zero, q0 = zero, q1 = zero;
+        __m256i z0 = _mm256_setzero_si256(), z1 = _mm256_setzero_si256();
+        for (; i + 16 <= stop; i += 16) {
+            __m256 a = load8(x, i, kind), b = load8(x, i + 8, kind);
+            mn = _mm256_min_ps(mn, _mm256_min_ps(a, b));
+            mx = _mm256_max_ps(mx, _mm256_max_ps(a, b));
+            s0 = _mm256_add_ps(s0, a);
+            s1 = _mm256_add_ps(s1, b);
+            q0 = _mm256_fmadd_ps(a, a, q0);
+            q1 = _mm256_fmadd_ps(b, b, q1);
+            /* a compare is all ones (-1 as int) where equal: subtracting it counts */
+            z0 = _mm256_sub_epi32(z0, _mm256_castps_si256(_mm256_cmp_ps(a, zero, _CMP_EQ_OQ)));
+            z1 = _mm256_sub_epi32(z1, _mm256_castps_si256(_mm256_cmp_ps(b, zero, _CMP_EQ_OQ)));
+        }
+        float fs[8], fq[8];
+        int32_t iz[8];
+        _mm256_storeu_ps(fs, _mm256_add_ps(s0, s1));
+        _mm256_storeu_ps(fq, _mm256_add_ps(q0, q1));
+        _mm256_storeu_si256((__m256i *)iz, _mm256_add_epi32(z0, z1));
+        for (int k = 0; k < 8; k++) {
+            sum += fs[k];
+            sumsq += fq[k];
+            zeros += iz[k];
+        }
+    }
+    float lo[8], hi[8];
+    _mm256_storeu_ps(lo, mn);
+    _mm256_storeu_ps(hi, mx);
+    float fmn = INFINITY, fmx = -INFINITY;
+    for (int k = 0; k < 8; k++) {
+        fmn = lo[k] < fmn ? lo[k] : fmn;
+        fmx = hi[k] > fmx ? hi[k] : fmx;
+    }
+    for (; i < end; i++) {
+        float v = load1(x, i, kind);
+        fmn = v < fmn ? v : fmn;
+        fmx = v > fmx ? v : fmx;
+        sum += v;
+        sumsq += (double)v * v;
+        zeros += v == 0.0f;
+    }
+    out->sum = sum;
+    out->sumsq = sumsq;
+    out->mn = fmn;
+    out->mx = fmx;
+    out->zeros = zeros;
+}
+
+TARGET static void hot_f32(const void *x, int64_t b, int64_t e, part_t *r) { hot(x, b, e, KIND_F32, r); }
+TARGET static void hot_bf16(const void *x, int64_t b, int64_t e, part_t *r) { hot(x, b, e, KIND_BF16, r); }
+TARGET static void hot_f16(const void *x, int64_t b, int64_t e, part_t *r) { hot(x, b, e, KIND_F16, r); }
+
+static void run(job_t *j) {
+    if (j->kind == KIND_F32)
+        hot_f32(j->x, j->begin, j->end, &j->r);
+    else if (j->kind == KIND_BF16)
+        hot_bf16(j->x, j->begin, j->end, &j->r);
+    else
+        hot_f16(j->x, j->begin, j->end, &j->r);
+}
+
+static void *run_thread(void *arg) {
+    run((job_t *)arg);
+    return NULL;
+}
+
+/* 1 when this CPU can run the kernel; the caller falls back to torch otherwise. */
+int ts_cpu_ok(void) {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+}
+
+/* The exact scalar pass: double sums, NaN/Inf counts. `mean` is used for the two-pass variance. */
+static void exact(const void *x, int64_t n, int kind, double mean, double *sum, double *sumsq,
+                  double *centered, int64_t *nan, int64_t *inf) {
+    double s = 0.0, q = 0.0, c = 0.0;
+    int64_t nn = 0, ni = 0;
+    for (int64_t i = 0; i < n; i++) {
+        double v = load1(x, i, kind);
+        nn += isnan(v) != 0;
+        ni += isinf(v) != 0;
+        s += v;
+        q += v * v;
+        c += (v - mean) * (v - mean);
+    }
+    *sum = s;
+    *sumsq = q;
+    *centered = c;
+    *nan = nn;
+    *inf = ni;
+}
+
+/* out: [mean, std, min, max, absmax, zero_fraction, nan_count, inf_count], as tensor_stats(). */
+void ts_stats(const void *x, int64_t n, int kind, int threads, double *out) {
+    if (n <= 0) {
+        for (int k = 0; k < 8; k++) out[k] = NAN;
+        return;
+    }
+    if (threads > MAX_THREADS) threads = MAX_THREADS;
+    if (threads > n / MIN_PER_THREAD) threads = (int)(n / MIN_PER_THREAD);
+    if (threads < 1) threads = 1;
+    job_t jobs[MAX_THREADS];
+    pthread_t tids[MAX_THREADS];
+    int started[MAX_THREADS] = {0};
+    int64_t per = (n / threads + 63) & ~(int64_t)63; /* whole cache lines per thread */
+    for (int t = 0; t < threads; t++) {
+        int64_t b = per * t, e = t == threads - 1 ? n : per * (t + 1);
+        jobs[t] = (job_t){x, b < n ? b : n, e < n ? e : n, kind, {0}};
+    }
+    for (int t = 1; t < threads; t++) started[t] = pthread_create(&tids[t], NULL, run_thread, &jobs[t]) == 0;
+    run(&jobs[0]);
+    for (int t = 1; t < threads; t++) {
+        if (started[t])
+            pthread_join(tids[t], NULL);
+        else
+            run(&jobs[t]);
+    }
+    double sum = 0.0, sumsq = 0.0;
+    float mn = INFINITY, mx = -INFINITY;
+    int64_t zeros = 0, nan = 0, inf = 0;
+    for (int t = 0; t < threads; t++) {
+        sum += jobs[t].r.sum;
+        sumsq += jobs[t].r.sumsq;
+        zeros += jobs[t].r.zeros;
+        mn = jobs[t].r.mn < mn ? jobs[t].r.mn : mn;
+        mx = jobs[t].r.mx > mx ? jobs[t].r.mx : mx;
+    }
+    double mean = sum / (double)n;
+    int finite = isfinite(sum) && isfinite(sumsq);
+    double var = sumsq / (double)n - mean * mean, centered = 0.0;
+    if (!finite) {
+        /* NaN/Inf in the data, or float block sums that overflowed: redo every sum in double */
+        exact(x, n, kind, 0.0, &sum, &sumsq, &centered, &nan, &inf);
+        mean = sum / (double)n;
+        var = sumsq / (double)n - mean * mean;
+        finite = nan == 0 && inf == 0;
+    }
+    if (var < 0.0) var = 0.0;
+    var *= (double)n / (double)(n > 1 ? n - 1 : 1);
+    if (finite && var <= 1e-3 * mean * mean) {
+        /* the moment formula cancels: two-pass variance around the mean */
+        double s, q;
+        int64_t a, b;
+        exact(x, n, kind, mean, &s, &q, &centered, &a, &b);
+        var = n > 1 ? centered / (double)(n - 1) : 0.0;
+    }
+    double dmn = mn, dmx = mx;
+    if (nan) dmn = dmx = NAN; /* as torch.aminmax: NaN wins */
+    out[0] = mean;
+    out[1] = sqrt(var);
+    out[2] = dmn;
+    out[3] = dmx;
+    out[4] = nan ? NAN : fmax(fabs(dmn), fabs(dmx));
+    out[5] = (double)zeros / (double)n;
+    out[6] = (double)nan;
+    out[7] = (double)inf;
+}
