@@ -22,6 +22,7 @@ import torchvision
 
 import torchscope
 from torchscope import _fused
+from torchscope._record import Recorder
 
 
 def summarize(plain: list[float], recorded: list[float]) -> dict[str, Any]:
@@ -78,10 +79,31 @@ def main() -> None:
     def plain() -> None:
         step()
 
+    # Wall time spent inside record()'s own hooks and report(), per step: on the CPU the statistics
+    # run synchronously there, so this is the work record() adds, measured without the noise of
+    # the rest of the step (which the interleaved ratio above still carries).
+    in_hooks = [0.0]
+
+    def clocked(fn: Callable[..., Any]) -> Callable[..., Any]:
+        def wrapper(*a: Any, **k: Any) -> Any:
+            t0 = time.perf_counter()
+            try:
+                return fn(*a, **k)
+            finally:
+                in_hooks[0] += time.perf_counter() - t0
+
+        return wrapper
+
+    for attr in ("_root_pre", "_root_post", "_post", "report"):
+        setattr(Recorder, attr, clocked(getattr(Recorder, attr)))
+    hook_times: dict[str, list[float]] = {"recorded": [], "recorded_torch": []}
+
     def recorded() -> None:
+        in_hooks[0] = 0.0
         with torchscope.record(model) as rec:  # every module
             step()
         rec.report()
+        hook_times["recorded_torch" if not _fused.enabled else "recorded"].append(in_hooks[0])
 
     def recorded_torch() -> None:
         # the same, with the statistics from torch's own reductions instead of the fused kernel
@@ -127,6 +149,15 @@ def main() -> None:
     print(
         f"  ratio (median): {result['ratio_median']:.3f}   ratio (min): {result['ratio_min']:.3f}   goal <= 1.05"
     )
+    for name, label in (("recorded", "recorded"), ("recorded_torch", "torch reductions")):
+        spent = hook_times[name][args.warmup :]
+        if spent:
+            share = statistics.median(spent) / result["plain_median_s"]
+            result[f"{name}_in_hooks_s"] = spent
+            print(
+                f"  inside record()'s hooks ({label}): median {statistics.median(spent) * 1e3:6.1f} ms per step"
+                f" = {share:.3f} of the plain median"
+            )
     if device.type == "cpu":
         print(f"  fused CPU statistics kernel: {_fused.status()}")
     if torch_result is not None:

@@ -6,6 +6,7 @@ import math
 import platform
 import shutil
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import torch
@@ -185,3 +186,15 @@ def test_built_once_into_the_cache_and_reused(fresh_library: None, tmp_path) -> 
     _fused.library.cache_clear()
     assert _fused.library() is not None and built[0].stat().st_mtime_ns == stamp
     assert list((tmp_path / "kernels").iterdir()) == built  # no temporary files left behind
+
+
+@needs_kernel
+@pytest.mark.skipif(not Path("/proc/self/maps").exists(), reason="reads /proc/self/maps (Linux)")
+def test_kernel_shares_torchs_openmp_runtime() -> None:
+    """Two OpenMP runtimes in one process would mean twice the threads fighting for the cores."""
+    assert _fused.library() is not None, _fused.status()
+    maps = Path("/proc/self/maps").read_text().splitlines()
+    runtimes = {
+        line.split()[-1] for line in maps if "libgomp" in line or "libiomp" in line or "libomp" in line
+    }
+    assert len(runtimes) <= 1, runtimes

@@ -23,22 +23,18 @@ from pathlib import Path
 
 import torch
 
+from torchscope._treecache import cache_dir
+
 SOURCE = Path(__file__).with_name("_fused_stats.c")
-FLAGS: tuple[str, ...] = ("-O2", "-shared", "-fPIC", "-pthread")
+FLAGS: tuple[str, ...] = ("-O2", "-shared", "-fPIC")
+# With OpenMP the kernel links libgomp.so.1, which resolves to the copy torch already loaded, so it
+# runs on torch's own intra-op threads; a compiler without OpenMP builds it single-threaded.
+OPENMP: tuple[tuple[str, ...], ...] = (("-fopenmp",), ())
 KINDS: dict[torch.dtype, int] = {torch.float32: 0, torch.bfloat16: 1, torch.float16: 2}
 
 _status = "not loaded yet"
 # switched off by benchmarks and tests that compare against the torch reductions
 enabled = True
-
-
-def cache_root() -> Path:
-    """Where torchscope keeps files between runs."""
-    env = os.environ.get("TORCHSCOPE_CACHE_DIR")
-    if env:
-        return Path(env)
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    return (Path(xdg) if xdg else Path.home() / ".cache") / "torchscope"
 
 
 def status() -> str:
@@ -56,12 +52,18 @@ def _compile(cc: str, target: Path) -> None:
     fd, tmp = tempfile.mkstemp(suffix=".so", dir=target.parent)
     os.close(fd)
     try:
-        subprocess.run(
-            [cc, *FLAGS, "-o", tmp, str(SOURCE), "-lm"],
-            check=True,
-            capture_output=True,
-            timeout=120,
-        )
+        for extra in OPENMP:
+            try:
+                subprocess.run(
+                    [cc, *FLAGS, *extra, "-o", tmp, str(SOURCE), "-lm"],
+                    check=True,
+                    capture_output=True,
+                    timeout=120,
+                )
+                break
+            except subprocess.CalledProcessError:
+                if not extra:
+                    raise
         os.replace(tmp, target)
     finally:
         if os.path.exists(tmp):
@@ -82,8 +84,9 @@ def library() -> ctypes.CDLL | None:
     if not cc:
         _status = "no C compiler found (set CC, or install gcc)"
         return None
-    digest = hashlib.sha256(SOURCE.read_bytes() + "\0".join((cc, *FLAGS)).encode()).hexdigest()[:16]
-    target = cache_root() / "kernels" / f"fused_stats-{digest}.so"
+    build = "\0".join((cc, *FLAGS, *(" ".join(o) for o in OPENMP)))
+    digest = hashlib.sha256(SOURCE.read_bytes() + build.encode()).hexdigest()[:16]
+    target = cache_dir() / "kernels" / f"fused_stats-{digest}.so"
     try:
         if not target.is_file():
             _compile(cc, target)

@@ -3,7 +3,8 @@
  * torch needs four separate reductions for these (aminmax, sum, sum of squares, a non-zero count),
  * each reading the whole tensor from memory; this kernel reads it once and keeps the running min,
  * max, sum, sum of squares and zero count in AVX2 registers. Sums are accumulated in float over
- * blocks of 4096 elements and the block sums in double. Large tensors are split over threads.
+ * blocks of 4096 elements and the block sums in double. Tensors above 2 x 32K elements are split
+ * over torch's OpenMP threads (built without -fopenmp, the kernel runs on the calling thread).
  *
  * Built on first use by torchscope/_fused.py with the system C compiler and loaded with ctypes;
  * without a compiler (or without AVX2/FMA/F16C) record() uses the torch reductions instead.
@@ -12,12 +13,11 @@
  */
 #include <immintrin.h>
 #include <math.h>
-#include <pthread.h>
 #include <stdint.h>
 #include <string.h>
 
 enum { KIND_F32 = 0, KIND_BF16 = 1, KIND_F16 = 2 };
-enum { BLOCK = 4096, MIN_PER_THREAD = 1 << 22, MAX_THREADS = 64 };
+enum { BLOCK = 4096, MIN_PER_THREAD = 1 << 15, MAX_THREADS = 64 };
 
 typedef struct {
     double sum, sumsq;
@@ -121,11 +121,6 @@ static void run(job_t *j) {
         hot_f16(j->x, j->begin, j->end, &j->r);
 }
 
-static void *run_thread(void *arg) {
-    run((job_t *)arg);
-    return NULL;
-}
-
 /* 1 when this CPU can run the kernel; the caller falls back to torch otherwise. */
 int ts_cpu_ok(void) {
     __builtin_cpu_init();
@@ -162,21 +157,15 @@ void ts_stats(const void *x, int64_t n, int kind, int threads, double *out) {
     if (threads > n / MIN_PER_THREAD) threads = (int)(n / MIN_PER_THREAD);
     if (threads < 1) threads = 1;
     job_t jobs[MAX_THREADS];
-    pthread_t tids[MAX_THREADS];
-    int started[MAX_THREADS] = {0};
     int64_t per = (n / threads + 63) & ~(int64_t)63; /* whole cache lines per thread */
     for (int t = 0; t < threads; t++) {
         int64_t b = per * t, e = t == threads - 1 ? n : per * (t + 1);
         jobs[t] = (job_t){x, b < n ? b : n, e < n ? e : n, kind, {0}};
     }
-    for (int t = 1; t < threads; t++) started[t] = pthread_create(&tids[t], NULL, run_thread, &jobs[t]) == 0;
-    run(&jobs[0]);
-    for (int t = 1; t < threads; t++) {
-        if (started[t])
-            pthread_join(tids[t], NULL);
-        else
-            run(&jobs[t]);
-    }
+    /* OpenMP, not threads of our own: linked against the libgomp torch already loaded, this runs on
+     * torch's intra-op worker threads, which are awake and spinning right after the module's ops */
+#pragma omp parallel for num_threads(threads) schedule(static, 1) if (threads > 1)
+    for (int t = 0; t < threads; t++) run(&jobs[t]);
     double sum = 0.0, sumsq = 0.0;
     float mn = INFINITY, mx = -INFINITY;
     int64_t zeros = 0, nan = 0, inf = 0;

@@ -21,7 +21,7 @@ from torchscope._patterns import name_matches
 from torchscope.errors import PatternError, TorchscopeError
 
 if TYPE_CHECKING:
-    from torchscope._tree import ModuleEntry, ModuleTree
+    from torchscope._treedata import ModuleEntry, ModuleTree
 
 FREEZE_MARK = {"trainable": "✓", "frozen": "✗", "partial": "partial", "none": ""}
 _INDEXED = re.compile(r"^(.*?)(\d+)$")
