@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -206,6 +207,21 @@ def test_wrappers_are_unwrapped_and_named() -> None:
     assert t.wrappers == ("torch.compile", "DataParallel")
     assert t.model_type == "SmallCNN"
     assert t.modules[1].name == "backbone"
+
+
+def test_ddp_is_unwrapped_and_named(tmp_path: Path) -> None:
+    import torch.distributed as dist
+    from torch.nn.parallel import DistributedDataParallel
+
+    model, _ = build("small_cnn")
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1)
+    try:
+        t = tree(torch.compile(DistributedDataParallel(model)))
+    finally:
+        dist.destroy_process_group()
+    assert t.wrappers == ("torch.compile", "DistributedDataParallel")
+    assert t.model_type == "SmallCNN"
+    assert [m.name for m in t.modules] == [m.name for m in tree(model).modules]
 
 
 def test_identical_blocks_share_a_signature() -> None:
