@@ -171,7 +171,9 @@ def test_key_changes_with_package_versions(monkeypatch: pytest.MonkeyPatch) -> N
     assert tree_cache_key("resnet18") is None
 
 
-@pytest.mark.parametrize("source", ["_tree.py", "_treedata.py", "_loader.py", "_freeze.py", "_patterns.py"])
+@pytest.mark.parametrize(
+    "source", ["_tree.py", "_treedata.py", "_loader/spec.py", "_loader/vision.py", "_freeze.py", "_patterns.py"]
+)
 def test_key_changes_when_a_source_file_changes(
     source: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -17,6 +17,7 @@ from typing import Any
 import torch
 
 from torchscope._check import json_float
+from torchscope._loader import extract_state_dict, load_model, strip_common_prefix, torch_load
 from torchscope._patterns import match_names
 from torchscope.errors import SpecError, TorchscopeError
 
@@ -100,16 +101,14 @@ class DiffReport:
 
 
 def _load(ckpt: Checkpoint, label: str, unsafe_load: bool) -> dict[str, torch.Tensor]:
-    from torchscope._loader import _extract_state_dict, _torch_load
-
     if isinstance(ckpt, Mapping):
-        return _extract_state_dict(ckpt, Path(label))
+        return extract_state_dict(ckpt, Path(label))
     if not isinstance(ckpt, str | Path):
         raise TorchscopeError(f"checkpoint {label} must be a path or a state_dict, not {type(ckpt).__name__}")
     path = Path(ckpt)
     if not path.is_file():
         raise SpecError(f"checkpoint not found: {path}; check the path")
-    return _extract_state_dict(_torch_load(path, "cpu", unsafe_load), path)
+    return extract_state_dict(torch_load(path, "cpu", unsafe_load), path)
 
 
 def _stats(a: torch.Tensor, b: torch.Tensor) -> tuple[float, float]:
@@ -145,8 +144,6 @@ def _same(a: torch.Tensor, b: torch.Tensor) -> bool:
 
 def _arch_names(arch: str) -> dict[str, str]:
     """State-dict key -> type name of the module that owns it, from the architecture built on meta."""
-    from torchscope._loader import load_model
-
     model = load_model(arch, device="meta")
     modules = dict(model.named_modules())
     out: dict[str, str] = {}
@@ -185,11 +182,9 @@ def diff_checkpoints(
     types: dict[str, str] = {}
     not_in_arch: tuple[str, ...] = ()
     if arch is not None:
-        from torchscope._loader import _strip_common_prefix
-
         types = _arch_names(arch)
-        sa = _strip_common_prefix(sa, types)
-        sb = _strip_common_prefix(sb, types)
+        sa = strip_common_prefix(sa, types)
+        sb = strip_common_prefix(sb, types)
         not_in_arch = tuple(k for k in dict.fromkeys([*sa, *sb]) if k not in types)
     names = list(dict.fromkeys([*sa, *sb]))
     patterns: list[str] = []

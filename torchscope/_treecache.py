@@ -26,7 +26,7 @@ from torchscope.errors import TorchscopeError
 SCHEMA = 1
 _PACKAGES = ("torch", "torchvision", "torchscope")
 # the modules whose code decides what a cached tree holds; an edit to any of them is a new key
-_SOURCES = ("_tree.py", "_treedata.py", "_loader.py", "_freeze.py", "_patterns.py", "cli/_common.py")
+_SOURCES = ("_tree.py", "_treedata.py", "_loader", "_freeze.py", "_patterns.py", "_parsing.py", "cli/_common.py")
 _HERE = Path(__file__).resolve().parent
 
 
@@ -80,7 +80,14 @@ def _source_hash() -> str | None:
     digest = hashlib.sha256()
     for rel in _SOURCES:
         try:
-            digest.update(rel.encode() + b"\0" + (_HERE / rel).read_bytes() + b"\0")
+            path = _HERE / rel
+            # a package counts with every module in it
+            files = sorted(path.glob("*.py")) if path.is_dir() else [path]
+            if not files:
+                return None
+            for file in files:
+                name = file.relative_to(_HERE).as_posix()
+                digest.update(name.encode() + b"\0" + file.read_bytes() + b"\0")
         except OSError:
             return None
     return digest.hexdigest()
@@ -106,7 +113,7 @@ def tree_cache_key(
     >>> tree_cache_key("resnet18") == tree_cache_key("resnet18", args=[]), tree_cache_key("x.py:Net")
     (True, None)
     """
-    from torchscope.cli._common import parse_kwargs, split_patterns
+    from torchscope._parsing import parse_kwargs, split_patterns
 
     if weights is not None or pretrained or device != "meta":
         return None

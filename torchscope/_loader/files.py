@@ -1,0 +1,184 @@
+"""Model and weight files: TorchScript, ``torch.export`` archives, ``torch.save`` files and state_dicts."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import warnings
+import zipfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from torchscope._loader.common import few, first_line, kwargs_text
+from torchscope.errors import SpecError
+
+# Keys under which training frameworks nest the state_dict in a checkpoint dict.
+NESTED_STATE_KEYS: tuple[str, ...] = ("state_dict", "model_state_dict", "model", "module", "net")
+# Prefixes that wrappers add to every key: DataParallel/DDP, torch.compile.
+WRAPPER_PREFIXES: tuple[str, ...] = ("module.", "_orig_mod.")
+
+
+def _zip_names(path: Path) -> list[str]:
+    if not zipfile.is_zipfile(path):
+        return []
+    with zipfile.ZipFile(path) as archive:
+        return archive.namelist()
+
+
+def torch_load(path: Path, map_location: str, unsafe_load: bool) -> Any:
+    """``torch.load`` with ``weights_only=True``; a whole pickled module only with ``unsafe_load``."""
+    is_zip = zipfile.is_zipfile(path)
+    with open(path, "rb") as fh:
+        head = fh.read(1)
+    # torch.save writes a zip archive, or (legacy format) a pickle, which starts with PROTO 0x80
+    if not is_zip and head != b"\x80":
+        raise SpecError(
+            f"{path} is not a PyTorch checkpoint (neither a zip archive nor a pickle); check the file"
+        )
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True, mmap=is_zip)
+    except pickle.UnpicklingError as exc:
+        if "Weights only load failed" not in str(exc):
+            raise SpecError(
+                f"{path} is not a PyTorch checkpoint ({first_line(exc)}); check the file"
+            ) from None
+        if not unsafe_load:
+            raise SpecError(
+                f"{path} pickles Python objects (a whole module?), and unpickling them runs code from the file; "
+                "pass --unsafe-load (unsafe_load=True) only if you trust it, or save a state_dict instead"
+            ) from None
+    except (RuntimeError, KeyError, EOFError, ValueError, OSError) as exc:
+        raise SpecError(f"{path} is not a PyTorch checkpoint ({first_line(exc)}); check the file") from None
+    try:
+        return torch.load(path, map_location=map_location, weights_only=False)
+    except Exception as exc:
+        raise SpecError(f"loading {path} with --unsafe-load failed: {first_line(exc)}") from None
+
+
+def load_file(path: Path, device: torch.device, unsafe_load: bool, kwargs: dict[str, Any]) -> nn.Module:
+    if path.suffix == ".py":
+        raise SpecError(
+            f"{path} is a Python file; name the model in it, e.g. {path}:Net or {path}:build_model"
+        )
+    if kwargs:
+        raise SpecError(
+            f"{path} is a saved model; --arg only applies to builders (got {kwargs_text(kwargs)})"
+        )
+    names = _zip_names(path)
+    # Meta has no storage to load into; saved programs are loaded on the CPU instead.
+    real = "cpu" if device.type == "meta" else str(device)
+    if any(n.endswith("/archive_format") for n in names):
+        try:
+            program = torch.export.load(path)
+        except Exception as exc:
+            raise SpecError(f"{path} is not a loadable torch.export archive ({first_line(exc)})") from None
+        return program.module()
+    if any(n.endswith("/constants.pkl") for n in names) and any("/code/" in n for n in names):
+        try:
+            with warnings.catch_warnings():
+                # torch.jit.load warns that TorchScript is deprecated; loading old archives is our job
+                warnings.simplefilter("ignore", FutureWarning)
+                return torch.jit.load(str(path), map_location=real)
+        except Exception as exc:
+            raise SpecError(f"{path} is not a loadable TorchScript archive ({first_line(exc)})") from None
+    obj = torch_load(path, str(device), unsafe_load)
+    if isinstance(obj, nn.Module):
+        return obj
+    if isinstance(obj, Mapping):
+        raise SpecError(
+            f"{path} holds a state_dict, which needs an architecture: give the model and the file, "
+            f"e.g. `resnet18 --weights {path}` (weights= in Python)"
+        )
+    raise SpecError(f"{path} holds a {type(obj).__name__}, not a model or state_dict; check the file")
+
+
+def extract_state_dict(obj: Any, path: Path) -> dict[str, torch.Tensor]:
+    if isinstance(obj, nn.Module):
+        obj = obj.state_dict()
+    if isinstance(obj, Mapping) and not any(isinstance(v, torch.Tensor) for v in obj.values()):
+        for key in NESTED_STATE_KEYS:
+            inner = obj.get(key)
+            if isinstance(inner, Mapping):
+                obj = inner
+                break
+    if not isinstance(obj, Mapping) or not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise SpecError(
+            f"{path} holds no state_dict (a mapping of names to tensors); check the --weights file"
+        )
+    state = dict(obj)
+    for prefix in WRAPPER_PREFIXES:
+        if all(k.startswith(prefix) for k in state):
+            state = {k.removeprefix(prefix): v for k, v in state.items()}
+    return state
+
+
+def strip_common_prefix(
+    state: dict[str, torch.Tensor], expected: Mapping[str, Any]
+) -> dict[str, torch.Tensor]:
+    """Lightning checkpoints prefix every key with the attribute that holds the model (``model.``)."""
+    firsts = {k.split(".", 1)[0] for k in state}
+    if len(firsts) == 1 and all("." in k for k in state):
+        stripped = {k.split(".", 1)[1]: v for k, v in state.items()}
+        if set(stripped) == set(expected):
+            return stripped
+    return state
+
+
+def load_weights(
+    model: nn.Module,
+    path: str | os.PathLike[str],
+    *,
+    unsafe_load: bool = False,
+    map_location: str | None = None,
+) -> nn.Module:
+    """Load a state_dict file into ``model``; a mismatch lists the missing and unexpected keys.
+
+    A meta model takes the file's tensors as they are (``load_state_dict(assign=True)``), loaded on
+    ``map_location``; by default that is meta too, so no values are read but names, shapes and dtypes
+    are checked.
+
+    >>> import tempfile, torch
+    >>> f = tempfile.NamedTemporaryFile(suffix=".pt", delete=False).name
+    >>> torch.save(nn.Linear(2, 3).state_dict(), f)
+    >>> load_weights(nn.Linear(2, 3), f).out_features
+    3
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise SpecError(f"weights file not found: {path}; check the --weights path")
+    device = next((t.device for t in [*model.parameters(), *model.buffers()]), torch.device("cpu"))
+    meta = device.type == "meta"
+    obj = torch_load(path, map_location or str(device), unsafe_load)
+    state = extract_state_dict(obj, path)
+    expected = model.state_dict()
+    state = strip_common_prefix(state, expected)
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    if missing or unexpected:
+        raise SpecError(
+            f"{path} does not fit {type(model).__name__}: missing keys {few(missing)}, "
+            f"unexpected keys {few(unexpected)}; pick the matching architecture or --arg values"
+        )
+    wrong = [
+        f"{k} {tuple(state[k].shape)} vs {tuple(v.shape)}"
+        for k, v in expected.items()
+        if state[k].shape != v.shape
+    ]
+    if wrong:
+        raise SpecError(
+            f"{path} does not fit {type(model).__name__}: shape mismatch at {few(wrong)} (file vs model); "
+            "pick the matching architecture or --arg values (e.g. num_classes)"
+        )
+    if meta:
+        # assign=True takes the file's tensors as they are; cast floats to the model's dtypes, as a
+        # copying load_state_dict would
+        state = {
+            k: v.to(expected[k].dtype) if v.is_floating_point() and v.dtype != expected[k].dtype else v
+            for k, v in state.items()
+        }
+    model.load_state_dict(state, strict=True, assign=meta)
+    return model

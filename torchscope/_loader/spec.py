@@ -1,0 +1,107 @@
+"""The entry point: which source a spec names, then build, place and load weights."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from torchscope._loader.common import SPEC_FORMS, BuildRequest, check_device
+from torchscope._loader.files import load_file, load_weights
+from torchscope._loader.objects import build_attr, build_timm
+from torchscope._loader.vision import build_torchvision
+from torchscope.errors import SpecError
+
+
+def _timm(request: BuildRequest) -> nn.Module:
+    return build_timm(request.spec, request.kwargs, request.pretrained, request.meta)
+
+
+# Sources named by a prefix (``timm:NAME``), tried before any other form. A new source is one module
+# beside the others in this package and one entry here.
+PREFIX_SOURCES: dict[str, Callable[[BuildRequest], nn.Module]] = {
+    "timm:": _timm,
+}
+
+
+def _looks_like_path(spec: str) -> bool:
+    return (
+        "/" in spec
+        or os.sep in spec
+        or Path(spec).suffix.lower() in {".pt", ".pth", ".pt2", ".ts", ".bin", ".ckpt", ".jit"}
+    )
+
+
+def load_model(
+    spec: str,
+    *,
+    weights: str | os.PathLike[str] | None = None,
+    device: str | torch.device = "cpu",
+    unsafe_load: bool = False,
+    pretrained: bool = False,
+    kwargs: Mapping[str, Any] | None = None,
+) -> nn.Module:
+    """Build or load the model ``spec`` names, optionally load a state_dict, and place it on ``device``.
+
+    ``device="meta"`` allocates nothing and runs no init, for any builder.
+
+    >>> load_model("resnet18", device="meta").fc
+    Linear(in_features=512, out_features=1000, bias=True)
+    >>> load_model("resnet1800")  # doctest: +IGNORE_EXCEPTION_DETAIL
+    Traceback (most recent call last):
+    torchscope.errors.SpecError: unknown model 'resnet1800'; did you mean 'resnet18', ...?
+    """
+    if not isinstance(spec, str) or not spec.strip():
+        raise SpecError(f"model spec {spec!r} is empty; use {SPEC_FORMS}")
+    spec = spec.strip()
+    dev = check_device(device)
+    meta = dev.type == "meta"
+    kw = dict(kwargs or {})
+    if weights is not None and not Path(weights).is_file():
+        raise SpecError(f"weights file not found: {weights}; check the --weights path")
+    if ":" in spec or not Path(spec).is_file():
+        if weights is not None and not meta:
+            # Build without init cost, then take the file's tensors as they are (assign=True).
+            model = _build(spec, kw, pretrained, meta=True, device=dev, unsafe_load=unsafe_load)
+            if not any(t.is_meta for t in [*model.parameters(), *model.buffers()]):
+                model = model.to(dev)  # a module instance: already real
+                return load_weights(model, weights, unsafe_load=unsafe_load)
+            load_weights(model, weights, unsafe_load=unsafe_load, map_location=str(dev))
+            if not any(t.is_meta for t in [*model.parameters(), *model.buffers()]):
+                return model
+            # non-persistent buffers are not in the file: build for real and copy the weights in
+    model = _build(spec, kw, pretrained, meta, dev, unsafe_load)
+    if not meta:
+        model = model.to(dev)
+    elif any(not t.is_meta for t in [*model.parameters(), *model.buffers()]) and not isinstance(
+        model, torch.jit.ScriptModule
+    ):
+        model = model.to("meta")
+    if weights is not None:
+        load_weights(model, weights, unsafe_load=unsafe_load)
+    return model
+
+
+def _build(
+    spec: str, kw: dict[str, Any], pretrained: bool, meta: bool, device: torch.device, unsafe_load: bool
+) -> nn.Module:
+    for prefix, source in PREFIX_SOURCES.items():
+        if spec.startswith(prefix):
+            return source(BuildRequest(spec, kw, pretrained, meta, device, unsafe_load))
+    if ":" in spec:
+        if pretrained:
+            raise SpecError(f"--pretrained only reads torchvision weights; for {spec!r} pass --weights FILE")
+        return build_attr(spec, kw, meta)
+    if Path(spec).is_file():
+        if pretrained:
+            raise SpecError(f"--pretrained only applies to torchvision names, not the file {spec!r}")
+        return load_file(Path(spec), device, unsafe_load, kw)
+    if _looks_like_path(spec):
+        raise SpecError(f"file not found: {spec}; check the path (or give a torchvision name)")
+    if not spec.replace("_", "").isalnum():
+        raise SpecError(f"malformed spec {spec!r}; use {SPEC_FORMS}")
+    return build_torchvision(spec, kw, pretrained, meta)
