@@ -50,7 +50,8 @@ def test_bad_input_size_exits_2() -> None:
     assert result.exit_code == 2
     assert (
         result.stderr
-        == "error: --input-size '2,x' is not a list of integers; write e.g. 1,3,224,224 (several: 1,3,8,8;1,10)\n"
+        == "error: --input-size '2,x' is not a list of integers; write e.g. 1,3,224,224 or 1x3x224x224 "
+        "(several inputs: 1,3,8,8;1,10)\n"
     )
 
 

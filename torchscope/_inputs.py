@@ -1,10 +1,11 @@
 """Synthetic inputs in, named output tensors out: what every forward-running collector shares.
 
-``parse_input_size`` reads the CLI's ``--input-size``; :func:`make_inputs` builds random tensors of
-those shapes; :func:`prepare_call` turns ``input_size``/``input_data``/kwargs into the positional and
-keyword arguments of one forward call; :func:`flatten_outputs` names every tensor in whatever the
-model returned (tuple, namedtuple, dict, dataclass, ``InceptionOutputs``, a detection model's list of
-dicts), so reports show every output shape and not only the first.
+``parse_input_size`` (from the torch-free :mod:`torchscope._parsing`) reads ``--input-size``;
+:func:`make_inputs` builds random tensors of those shapes; :func:`prepare_call` turns
+``input_size``/``input_data``/kwargs into the positional and keyword arguments of one forward call;
+:func:`flatten_outputs` names every tensor in whatever the model returned (tuple, namedtuple, dict,
+dataclass, ``InceptionOutputs``, a detection model's list of dicts), so reports show every output
+shape and not only the first.
 """
 
 from __future__ import annotations
@@ -18,9 +19,10 @@ import torch
 from torch import nn
 from torchinfo.torchinfo import get_correct_input_sizes, set_device
 
+# re-exported for the collectors: the one input-size grammar lives, torch-free, in _parsing
+from torchscope._parsing import Shape as Shape
+from torchscope._parsing import parse_input_size as parse_input_size
 from torchscope.errors import SpecError
-
-Shape = tuple[int, ...]
 
 _DTYPES: dict[str, torch.dtype] = {
     "float32": torch.float32,
@@ -39,30 +41,6 @@ _DTYPES: dict[str, torch.dtype] = {
     "int": torch.int32,
     "bool": torch.bool,
 }
-
-
-def parse_input_size(text: str) -> list[Shape]:
-    """Parse ``--input-size``: one shape ``1,3,224,224`` or several separated by ``;`` or spaces.
-
-    >>> parse_input_size("1,3,224,224")
-    [(1, 3, 224, 224)]
-    >>> parse_input_size("2,16; 2,16")
-    [(2, 16), (2, 16)]
-    """
-    shapes: list[Shape] = []
-    for part in text.replace(";", " ").split():
-        try:
-            shape = tuple(int(d) for d in part.strip("()[]").split(",") if d.strip())
-        except ValueError:
-            raise SpecError(
-                f"--input-size {text!r} is not a list of integers; write e.g. 1,3,224,224 (several: 1,3,8,8;1,10)"
-            ) from None
-        if not shape or any(d <= 0 for d in shape):
-            raise SpecError(f"--input-size {text!r} needs positive dimensions, e.g. 1,3,224,224")
-        shapes.append(shape)
-    if not shapes:
-        raise SpecError(f"--input-size {text!r} is empty; write e.g. 1,3,224,224")
-    return shapes
 
 
 def parse_dtype(name: str | torch.dtype | None) -> torch.dtype | None:

@@ -1,25 +1,34 @@
-"""What every command shares: option types, error handling, model loading, and output.
+"""What every command shares: model loading, and re-exports of the options, parsers and output.
 
-A command is parse -> load -> collect -> :func:`emit`. Errors derived from
-:class:`~torchscope.errors.TorchscopeError` are caught once by :func:`handle_errors`: one line on
-stderr, exit code 2, no traceback.
+A command is parse -> load -> collect -> :func:`emit`. The exit-code contract is applied by the app
+itself (:mod:`torchscope.cli._exit`), the options are declared once in :mod:`torchscope.cli._options`,
+value grammars are parsed by :mod:`torchscope._parsing`, and output goes through
+:mod:`torchscope.cli._output`.
 """
 
 from __future__ import annotations
 
-import ast
-import functools
-import io
-import json
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, ParamSpec, TypeVar
 
-import typer
-from rich.console import Console, RenderableType
-
-from torchscope.errors import TorchscopeError
+from torchscope._parsing import parse_kwargs as parse_kwargs
+from torchscope._parsing import split_patterns as split_patterns
+from torchscope.cli._options import ArgOpt as ArgOpt
+from torchscope.cli._options import FreezeBackboneOpt as FreezeBackboneOpt
+from torchscope.cli._options import FreezeOpt as FreezeOpt
+from torchscope.cli._options import HtmlOpt as HtmlOpt
+from torchscope.cli._options import JsonOpt as JsonOpt
+from torchscope.cli._options import ModelArg as ModelArg
+from torchscope.cli._options import NoColorOpt as NoColorOpt
+from torchscope.cli._options import PretrainedOpt as PretrainedOpt
+from torchscope.cli._options import SvgOpt as SvgOpt
+from torchscope.cli._options import UnfreezeOpt as UnfreezeOpt
+from torchscope.cli._options import UnsafeLoadOpt as UnsafeLoadOpt
+from torchscope.cli._options import WeightsOpt as WeightsOpt
+from torchscope.cli._output import Output as Output
+from torchscope.cli._output import console as console
+from torchscope.cli._output import emit as emit
 
 if TYPE_CHECKING:
     from torch import nn
@@ -27,81 +36,10 @@ if TYPE_CHECKING:
 P = ParamSpec("P")
 R = TypeVar("R")
 
-# ---------------------------------------------------------------------------------------------
-# Option types, shared so that every command spells them the same way.
-ModelArg = Annotated[
-    str,
-    typer.Argument(
-        help="torchvision name (resnet18), timm:NAME, pkg.module:attr, path/to/file.py:attr, "
-        "or a TorchScript/.pt2/whole-model file.",
-        show_default=False,
-    ),
-]
-WeightsOpt = Annotated[
-    Path | None, typer.Option("--weights", help="state_dict file to load into the architecture.")
-]
-ArgOpt = Annotated[
-    list[str] | None,
-    typer.Option("--arg", help="Keyword argument for the model builder, k=v (value is a Python literal). Repeatable."),
-]
-PretrainedOpt = Annotated[
-    bool, typer.Option("--pretrained", help="Load torchvision's default weights from the local torch hub cache.")
-]
-UnsafeLoadOpt = Annotated[
-    bool,
-    typer.Option("--unsafe-load", help="Allow files that pickle a whole module (runs code from the file)."),
-]
-FreezeOpt = Annotated[
-    str | None, typer.Option("--freeze", help="Comma-separated glob patterns of modules/params to freeze.")
-]
-UnfreezeOpt = Annotated[
-    str | None, typer.Option("--unfreeze", help="Comma-separated glob patterns of modules/params to unfreeze.")
-]
-FreezeBackboneOpt = Annotated[
-    bool, typer.Option("--freeze-backbone", help="Freeze everything but the classifier head.")
-]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Write the collected data as JSON to stdout.")]
-HtmlOpt = Annotated[Path | None, typer.Option("--html", help="Also save the report as an HTML file.")]
-SvgOpt = Annotated[Path | None, typer.Option("--svg", help="Also save the report as an SVG file.")]
-NoColorOpt = Annotated[bool, typer.Option("--no-color", help="Plain text, no colours.")]
-
 
 def handle_errors(func: Callable[P, R]) -> Callable[P, R]:
-    """Turn a :class:`TorchscopeError` into one stderr line and exit code 2."""
-
-    @functools.wraps(func)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        try:
-            return func(*args, **kwargs)
-        except TorchscopeError as exc:
-            typer.echo(f"error: {exc}", err=True)
-            raise typer.Exit(2) from None
-
-    return wrapper
-
-
-def parse_kwargs(pairs: list[str] | None) -> dict[str, Any]:
-    """Parse repeated ``--arg k=v`` values; a value that is no Python literal stays a string.
-
-    >>> parse_kwargs(["num_classes=10", "weights=None", "name=abc"])
-    {'num_classes': 10, 'weights': None, 'name': 'abc'}
-    """
-    out: dict[str, Any] = {}
-    for pair in pairs or []:
-        key, sep, raw = pair.partition("=")
-        key = key.strip()
-        if not sep or not key.isidentifier():
-            raise TorchscopeError(f"--arg {pair!r} must look like key=value, e.g. --arg num_classes=10")
-        try:
-            out[key] = ast.literal_eval(raw)
-        except (ValueError, SyntaxError):
-            out[key] = raw
-    return out
-
-
-def split_patterns(text: str | None) -> list[str]:
-    """Split a comma-separated pattern option into patterns, dropping blanks."""
-    return [p.strip() for p in (text or "").split(",") if p.strip()]
+    """Deprecated no-op: the app applies the exit-code contract to every command (see ``_exit``)."""
+    return func
 
 
 def load_cli_model(
@@ -122,57 +60,17 @@ def load_cli_model(
     from torchscope._freeze import unfreeze as do_unfreeze
     from torchscope._loader import load_model
 
+    # parsed before the (slow) load, so a bad value fails at once
+    kwargs = parse_kwargs(args)
+    freeze_patterns = split_patterns(freeze, option="--freeze")
+    unfreeze_patterns = split_patterns(unfreeze, option="--unfreeze")
     model = load_model(
-        spec,
-        weights=weights,
-        device=device,
-        unsafe_load=unsafe_load,
-        pretrained=pretrained,
-        kwargs=parse_kwargs(args),
+        spec, weights=weights, device=device, unsafe_load=unsafe_load, pretrained=pretrained, kwargs=kwargs
     )
     if freeze_backbone:
         do_freeze_backbone(model)
-    if freeze:
-        do_freeze(model, *split_patterns(freeze))
-    if unfreeze:
-        do_unfreeze(model, *split_patterns(unfreeze))
+    if freeze_patterns:
+        do_freeze(model, *freeze_patterns)
+    if unfreeze_patterns:
+        do_unfreeze(model, *unfreeze_patterns)
     return model
-
-
-@dataclass(frozen=True)
-class Output:
-    """Where and how a command's report goes."""
-
-    json: bool = False
-    html: Path | None = None
-    svg: Path | None = None
-    no_color: bool = False
-    title: str = "torchscope"
-
-
-def console(no_color: bool = False, stderr: bool = False) -> Console:
-    """The console commands print to."""
-    return Console(no_color=no_color, highlight=False, stderr=stderr)
-
-
-def emit(data: Any, render: Callable[[], RenderableType], out: Output) -> None:
-    """Print ``render()`` (or ``data.to_dict()`` as JSON) and save HTML/SVG copies when asked.
-
-    Every format comes from the same collected ``data``: nothing is re-run for another format.
-    """
-    renderable: RenderableType | None = None
-    if out.html is not None or out.svg is not None:
-        renderable = render()
-        recorder = Console(record=True, file=io.StringIO(), width=120, force_terminal=True, highlight=False)
-        recorder.print(renderable)
-        try:
-            if out.html is not None:
-                recorder.save_html(str(out.html), clear=False)
-            if out.svg is not None:
-                recorder.save_svg(str(out.svg), title=out.title, clear=False)
-        except OSError as exc:
-            raise TorchscopeError(f"cannot write report file: {exc}; pick a writable path") from None
-    if out.json:
-        typer.echo(json.dumps(data.to_dict(), indent=2, default=str))
-    else:
-        console(out.no_color).print(renderable if renderable is not None else render())

@@ -1,0 +1,104 @@
+"""The grammars of torchscope's option values, parsed one way for every command and the core.
+
+Torch-free, so the CLI can check every value before anything heavy is imported, and the core (the
+tree cache's key, the collectors) can read the same values without importing ``torchscope.cli``.
+Every bad value is a :class:`~torchscope.errors.TorchscopeError` naming the value and the fix.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from typing import Any
+
+from torchscope.errors import PatternError, SpecError
+
+Shape = tuple[int, ...]
+
+INT64_MAX = 2**63 - 1
+"""The largest dimension (and element count) a tensor can have."""
+
+_EXAMPLE = "e.g. 1,3,224,224 or 1x3x224x224 (several inputs: 1,3,8,8;1,10)"
+# "2, 3, 64, 64" and "2 x 3" are one shape: spaces around a dimension separator are not input separators
+_AROUND_SEPARATOR = re.compile(r"\s*([,xX])\s*")
+
+
+def parse_input_size(text: str, *, option: str = "--input-size") -> list[Shape]:
+    """Parse an input-size value: one shape or several, separated by ``;`` or spaces.
+
+    Dimensions are separated by ``,`` or ``x``. An empty value is an error, never "the default":
+    leave the option out for the default.
+
+    >>> parse_input_size("1,3,224,224"), parse_input_size("1x3x224x224")
+    ([(1, 3, 224, 224)], [(1, 3, 224, 224)])
+    >>> parse_input_size("2,16; 2,16"), parse_input_size("2, 3, 64, 64")
+    ([(2, 16), (2, 16)], [(2, 3, 64, 64)])
+    >>> parse_input_size("")
+    Traceback (most recent call last):
+    torchscope.errors.SpecError: --input-size '' is empty; write e.g. 1,3,224,224 or 1x3x224x224 (several inputs: 1,3,8,8;1,10), or leave the option out for the default
+    """
+    shapes: list[Shape] = []
+    for part in _AROUND_SEPARATOR.sub(r"\1", text).replace(";", " ").split():
+        raw = re.split(r"[,xX]", part.strip("()[]"))
+        if len(raw) > 1 and raw[-1] == "" and part.rstrip("()[]").endswith(","):
+            raw.pop()  # "(2,)": a trailing comma, as in a Python tuple
+        try:
+            shape = tuple(int(d) for d in raw)
+        except ValueError:
+            raise SpecError(f"{option} {text!r} is not a list of integers; write {_EXAMPLE}") from None
+        if not shape or any(d <= 0 for d in shape):
+            raise SpecError(f"{option} {text!r} needs positive dimensions; write {_EXAMPLE}")
+        numel = 1
+        for d in shape:
+            numel *= d
+        if numel > INT64_MAX:
+            raise SpecError(
+                f"{option} {text!r}: shape {shape} has {numel:.3g} elements, more than a tensor can hold "
+                f"(2^63 - 1); write {_EXAMPLE}"
+            )
+        shapes.append(shape)
+    if not shapes:
+        raise SpecError(
+            f"{option} {text!r} is empty; write {_EXAMPLE}, or leave the option out for the default"
+        )
+    return shapes
+
+
+def split_patterns(text: str | None, *, option: str = "--freeze") -> list[str]:
+    """Split a comma-separated pattern option; ``None`` (option not given) is no pattern.
+
+    A value that is given must name patterns: ``''``, ``','`` and ``'a,,b'`` are errors.
+
+    >>> split_patterns("layer1.*, fc"), split_patterns(None)
+    (['layer1.*', 'fc'], [])
+    >>> split_patterns(",")
+    Traceback (most recent call last):
+    torchscope.errors.PatternError: --freeze ',' has an empty pattern; give comma-separated globs such as 'layer1.*,fc'
+    """
+    if text is None:
+        return []
+    patterns = [p.strip() for p in text.split(",")]
+    if not any(patterns) or not all(patterns):
+        raise PatternError(
+            f"{option} {text!r} has an empty pattern; give comma-separated globs such as 'layer1.*,fc'"
+        )
+    return patterns
+
+
+def parse_kwargs(pairs: list[str] | None, *, option: str = "--arg") -> dict[str, Any]:
+    """Parse repeated ``--arg k=v`` values; a value that is no Python literal stays a string.
+
+    >>> parse_kwargs(["num_classes=10", "weights=None", "name=abc"])
+    {'num_classes': 10, 'weights': None, 'name': 'abc'}
+    """
+    out: dict[str, Any] = {}
+    for pair in pairs or []:
+        key, sep, raw = pair.partition("=")
+        key = key.strip()
+        if not sep or not key.isidentifier():
+            raise SpecError(f"{option} {pair!r} must look like key=value, e.g. {option} num_classes=10")
+        try:
+            out[key] = ast.literal_eval(raw)
+        except (ValueError, SyntaxError, MemoryError, RecursionError):
+            out[key] = raw
+    return out

@@ -1,0 +1,173 @@
+"""The exit-code contract of every torchscope command, defined and applied in one place.
+
+* 0 success; 1 an invariant was violated (the check ran and found a problem);
+* 2 the input cannot be used: a :class:`~torchscope.errors.TorchscopeError` (bad spec, file or
+  option), or the user's own model raising on import, construction or forward (any
+  ``BaseException``, ``SystemExit`` and ``KeyboardInterrupt`` included): one line on stderr naming the
+  user's file and line, the exception and the fix;
+* 3 an internal error, a bug in torchscope: the traceback, then one line asking for a report.
+
+:func:`guard` applies it; the app's command class (:mod:`torchscope.cli._app`) calls it around every
+command, so no command has to remember to.
+"""
+
+from __future__ import annotations
+
+import enum
+import errno
+import os
+import signal
+import sys
+import sysconfig
+import threading
+import traceback
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from types import FrameType, TracebackType
+from typing import TypeVar
+
+import typer
+
+from torchscope.errors import TorchscopeError
+
+R = TypeVar("R")
+
+
+class ExitCode(enum.IntEnum):
+    """What a torchscope command's exit status means."""
+
+    OK = 0
+    VIOLATION = 1
+    BAD_INPUT = 2
+    INTERNAL = 3
+    INTERRUPTED = 130  # Ctrl-C by the user (128 + SIGINT), as shells report it
+
+
+BUG_LINE = "this is a bug in torchscope; please report it with the traceback above and the command you ran"
+
+_PACKAGE_DIR = str(Path(__file__).resolve().parent.parent)
+
+
+def _library_dirs() -> tuple[str, ...]:
+    paths = sysconfig.get_paths()
+    dirs = {_PACKAGE_DIR, *(paths.get(k, "") for k in ("stdlib", "platstdlib", "purelib", "platlib"))}
+    return tuple(d for d in dirs if d)
+
+
+_LIBRARY_DIRS = _library_dirs()
+
+
+def is_user_file(filename: str) -> bool:
+    """Whether ``filename`` is the user's code: not torchscope, not the standard library, not installed."""
+    if filename.startswith("<"):  # <frozen importlib._bootstrap>, <string>
+        return False
+    path = os.path.realpath(filename)
+    if "site-packages" in path or "dist-packages" in path:
+        return False
+    return not any(path == d or path.startswith(d + os.sep) for d in _LIBRARY_DIRS)
+
+
+def user_frame(exc: BaseException) -> traceback.FrameSummary | None:
+    """The innermost frame of the user's code in ``exc``'s traceback (or in its cause's)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        frames = [f for f in traceback.extract_tb(current.__traceback__) if is_user_file(f.filename)]
+        if frames:
+            return frames[-1]
+        current = current.__cause__
+    return None
+
+
+def _where(frame: traceback.FrameSummary) -> str:
+    path = Path(frame.filename)
+    try:
+        shown = str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        shown = str(path)
+    return f"{shown}:{frame.lineno}"
+
+
+def user_error_line(exc: BaseException, frame: traceback.FrameSummary) -> str:
+    """The one line for an exception raised by the user's model code."""
+    what = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    if isinstance(exc, (SystemExit, KeyboardInterrupt)):
+        fix = (
+            "a model file must not exit or interrupt when torchscope imports or runs it; "
+            "move script code under `if __name__ == '__main__':`"
+        )
+        what = f"{type(exc).__name__}({exc.code!r})" if isinstance(exc, SystemExit) else what
+    elif frame.name == "forward" or frame.name.endswith("forward"):
+        fix = "fix the forward pass there, or give inputs it accepts (--input-size, --dtype)"
+    else:
+        fix = "fix the model code there, or the --arg values it was given"
+    return f"error: your model raised {what} at {_where(frame)} (in {frame.name}); {fix}"
+
+
+def _is_broken_pipe(exc: BaseException) -> bool:
+    return isinstance(exc, OSError) and exc.errno == errno.EPIPE
+
+
+def _is_out_of_memory(exc: BaseException) -> bool:
+    return isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError"
+
+
+@contextmanager
+def _sigint_seen() -> Iterator[list[bool]]:
+    """Tell a real Ctrl-C apart from a ``KeyboardInterrupt`` that the user's code raises."""
+    seen = [False]
+    if threading.current_thread() is not threading.main_thread():
+        yield seen
+        return
+
+    def on_sigint(signum: int, frame: FrameType | None) -> None:
+        seen[0] = True
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        yield seen
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _echo_err(line: str) -> None:
+    typer.echo(line, err=True)
+
+
+def guard(call: Callable[[], R]) -> R:
+    """Run ``call`` under the exit-code contract; every outcome but success becomes a ``typer.Exit``."""
+    with _sigint_seen() as interrupted:
+        try:
+            return call()
+        except (typer.Exit, typer.TyperException, typer.Abort):
+            raise  # an exit code a command chose, or a usage error Typer reports (exit 2)
+        except TorchscopeError as exc:
+            _echo_err(f"error: {exc}")
+            raise typer.Exit(ExitCode.BAD_INPUT) from None
+        except BaseException as exc:
+            if isinstance(exc, KeyboardInterrupt) and interrupted[0]:
+                _echo_err("interrupted")
+                raise typer.Exit(ExitCode.INTERRUPTED) from None
+            frame = user_frame(exc)
+            if frame is not None:
+                _echo_err(user_error_line(exc, frame))
+                raise typer.Exit(ExitCode.BAD_INPUT) from None
+            if isinstance(exc, SystemExit) or _is_broken_pipe(exc):
+                raise  # a deliberate exit keeps its status; Typer reports a closed pipe itself
+            if _is_out_of_memory(exc):
+                _echo_err(
+                    f"error: out of memory ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); "
+                    "use a smaller --input-size or batch, or run `torchscope memory` to see what fits"
+                )
+                raise typer.Exit(ExitCode.BAD_INPUT) from None
+            _print_traceback(exc, exc.__traceback__)
+            _echo_err(f"error: {BUG_LINE}")
+            raise typer.Exit(ExitCode.INTERNAL) from None
+
+
+def _print_traceback(exc: BaseException, tb: TracebackType | None) -> None:
+    sys.stderr.write("".join(traceback.format_exception(type(exc), exc, tb)))
+    sys.stderr.flush()

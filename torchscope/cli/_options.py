@@ -1,0 +1,133 @@
+"""Every option that more than one command takes, declared once.
+
+A command spells a shared option by its alias and gives its own default at the use site::
+
+    def summary_command(model: ModelArg, device: DeviceOpt = "meta", json: JsonOpt = False): ...
+
+so ``--device`` (or ``--momentum``, ``--input-size``...) has one name, one help text and one meaning in
+every command. Values with a grammar (shapes, patterns, ``k=v``) are strings here and parsed by the
+one parser of :mod:`torchscope._parsing`, inside the command, before any work starts. Flags (booleans)
+show no type in ``--help``: the app's command group blanks their metavar for every command.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+# -- the model and how it is loaded -------------------------------------------------------------
+ModelArg = Annotated[
+    str,
+    typer.Argument(
+        help="torchvision name (resnet18), timm:NAME, pkg.module:attr, path/to/file.py:attr, "
+        "or a TorchScript/.pt2/whole-model file.",
+        show_default=False,
+        metavar="MODEL",
+    ),
+]
+WeightsOpt = Annotated[
+    Path | None,
+    typer.Option("--weights", help="state_dict file to load into the architecture.", metavar="FILE"),
+]
+ArgOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--arg",
+        help="Keyword argument for the model builder, k=v (value is a Python literal). Repeatable.",
+        metavar="K=V",
+    ),
+]
+PretrainedOpt = Annotated[
+    bool,
+    typer.Option("--pretrained", help="Load torchvision's default weights from the local torch hub cache."),
+]
+UnsafeLoadOpt = Annotated[
+    bool,
+    typer.Option("--unsafe-load", help="Allow files that pickle a whole module (runs code from the file)."),
+]
+DeviceOpt = Annotated[
+    str,
+    typer.Option(
+        "--device",
+        help="Where to build and run the model: meta (no memory, no values: shapes and FLOPs only), "
+        "cpu, cuda, cuda:N or mps.",
+        metavar="DEVICE",
+    ),
+]
+
+# -- what is frozen --------------------------------------------------------------------------------
+FreezeOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--freeze", help="Comma-separated glob patterns of modules/params to freeze.", metavar="GLOBS"
+    ),
+]
+UnfreezeOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--unfreeze", help="Comma-separated glob patterns of modules/params to unfreeze.", metavar="GLOBS"
+    ),
+]
+FreezeBackboneOpt = Annotated[
+    bool, typer.Option("--freeze-backbone", help="Freeze everything but the classifier head.")
+]
+
+# -- the synthetic batch ---------------------------------------------------------------------------
+InputSizeOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--input-size",
+        help="Input shape: 1,3,224,224 or 1x3x224x224; several inputs: 1,3,8,8;1,10. "
+        "Default: the model family's own size.",
+        metavar="SHAPE",
+    ),
+]
+DtypeOpt = Annotated[
+    str | None,
+    typer.Option("--dtype", help="dtype of the synthetic inputs (float32, bf16, int64...).", metavar="DTYPE"),
+]
+SeedOpt = Annotated[
+    int | None,
+    typer.Option("--seed", help="Seed of the random inputs and initialisation, for a repeatable run."),
+]
+
+# -- the reference training step -------------------------------------------------------------------
+OptimizerOpt = Annotated[str, typer.Option("--optimizer", help="sgd, adam or adamw.", metavar="NAME")]
+LrOpt = Annotated[float, typer.Option("--lr", help="Learning rate.")]
+MomentumOpt = Annotated[float, typer.Option("--momentum", help="SGD momentum (Adam/AdamW: beta1).")]
+WeightDecayOpt = Annotated[float, typer.Option("--weight-decay", help="Weight decay.")]
+TrainBnOpt = Annotated[
+    bool,
+    typer.Option(
+        "--train-bn/--eval-bn",
+        help="Leave frozen norm layers in train mode as model.train() does (the bug), or put them in "
+        "eval (the fix).",
+    ),
+]
+CheckOpt = Annotated[
+    bool,
+    typer.Option("--check/--no-check", help="Check the freeze invariants on one reference step (on a copy)."),
+]
+StepsOpt = Annotated[int, typer.Option("--steps", help="Training steps to run.")]
+
+# -- where the result goes -------------------------------------------------------------------------
+JsonOpt = Annotated[
+    bool, typer.Option("--json", help="Write the collected data as JSON to stdout (and nothing else).")
+]
+HtmlOpt = Annotated[
+    Path | None,
+    typer.Option("--html", help="Also save the console output as an HTML file.", metavar="FILE"),
+]
+SvgOpt = Annotated[
+    Path | None,
+    typer.Option("--svg", help="Also save the console output as an SVG file.", metavar="FILE"),
+]
+NoColorOpt = Annotated[bool, typer.Option("--no-color", help="Plain text, no colours.")]
+ForceOpt = Annotated[
+    bool,
+    typer.Option(
+        "--force", help="Overwrite output files that torchscope did not write (never the command's inputs)."
+    ),
+]
