@@ -585,3 +585,51 @@ def test_str_prints_a_shared_cause_once_under_its_rows() -> None:
     assert text.count("frozen_buffer_changed") == 6  # 2 BatchNorm layers x 3 buffers
     assert text.count("cause") == 1
     assert "cause (all 6 above): " in text
+
+
+# ---------------------------------------------------------------------------------------------
+# The one definition of "changed": max_abs_diff is exact where a cast to double is not.
+
+
+def test_max_abs_diff_sees_an_int64_step_above_2_pow_53() -> None:
+    from torchscope._check import max_abs_diff
+
+    before = torch.tensor([2**53, 2**62, -(2**63)], dtype=torch.int64)
+    now = before.clone()
+    now[0] += 1  # 2**53 + 1 rounds to 2**53 as a double: a cast would call this unchanged
+    assert float(max_abs_diff(now, before)) == 1.0
+    assert float(max_abs_diff(before.clone(), before)) == 0.0
+    # the largest possible difference overflows int64 and is still measured
+    assert float(max_abs_diff(torch.tensor([-(2**63)]), torch.tensor([2**63 - 1]))) == 2.0**64
+
+
+def test_max_abs_diff_counts_the_imaginary_part_and_keeps_equal_nans_equal() -> None:
+    from torchscope._check import max_abs_diff
+
+    before = torch.tensor([1 + 1j, complex("nan")], dtype=torch.complex64)
+    now = before.clone()
+    assert float(max_abs_diff(now, before)) == 0.0
+    now[0] = 1 + 3j  # same real part
+    assert float(max_abs_diff(now, before)) == pytest.approx(2.0)
+    now[0] = before[0]
+    now[1] = 0
+    assert float(max_abs_diff(now, before)) == float("inf")
+
+
+def test_check_step_reports_an_int64_buffer_moved_by_one_above_2_pow_53() -> None:
+    class Counter(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.lin = nn.Linear(2, 2)
+            self.register_buffer("ticks", torch.tensor([2**53], dtype=torch.int64))
+
+    model = Counter()
+    model.lin.requires_grad_(False)
+
+    def step() -> None:
+        model.ticks += 1
+
+    report = check_step(model, step, frozen="ticks")
+    assert [(v.kind, v.name, v.max_abs_change) for v in report.violations] == [
+        ("frozen_buffer_changed", "ticks", 1.0)
+    ]

@@ -28,15 +28,15 @@ _EXPORTS: dict[str, str] = {
     "Recorder": "torchscope._record",
     "ReportData": "torchscope._report",
     "SpecError": "torchscope.errors",
-    "StepReport": "torchscope._check",
+    "StepReport": "torchscope._check.report",
     "Summary": "torchscope._summary",
     "TorchscopeError": "torchscope.errors",
-    "Violation": "torchscope._check",
+    "Violation": "torchscope._check.report",
     "audit_optimizer": "torchscope._optaudit",
     "bench": "torchscope._bench",
     "capture_state": "torchscope._state",
-    "check_freeze": "torchscope._check",
-    "check_step": "torchscope._check",
+    "check_freeze": "torchscope._check.reference",
+    "check_step": "torchscope._check.step",
     "collect_report": "torchscope._report",
     "diff_checkpoints": "torchscope._diff",
     "find_head": "torchscope._freeze",
@@ -74,7 +74,9 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from torchscope._bench import BenchResult, bench
-    from torchscope._check import StepReport, Violation, check_freeze, check_step
+    from torchscope._check.reference import check_freeze
+    from torchscope._check.report import StepReport, Violation
+    from torchscope._check.step import check_step
     from torchscope._diff import DiffReport, diff_checkpoints
     from torchscope._fingerprint import fingerprint
     from torchscope._freeze import find_head, freeze, freeze_backbone, replace_head, unfreeze

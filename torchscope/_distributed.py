@@ -13,7 +13,7 @@ from typing import Any
 import torch.distributed as dist
 from torch import nn
 
-from torchscope._check import StepReport, Violation
+from torchscope._check.report import StepReport, Violation
 
 
 def is_sharded(model: nn.Module) -> bool:
@@ -70,6 +70,7 @@ def merge_reports(parts: list[tuple[dict[str, Any], tuple[str, ...]]], sharded: 
         optimizer_steps=first["optimizer_steps"],
         world_size=len(reports),
         wrappers=tuple(first["wrappers"]) + (("fully_shard",) if sharded else ()),
+        caveats=tuple(dict.fromkeys(c for r in reports for c in r.get("caveats", ()))),
     )
 
 

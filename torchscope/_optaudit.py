@@ -1,6 +1,6 @@
 """Optimizer audit: which tensors the optimizer holds, matched to the model by identity, never value.
 
-Four findings, each a :class:`~torchscope._check.Violation`:
+Four findings, each a :class:`~torchscope.Violation`:
 
 - ``optimizer_missing_param``: a trainable param is in no param group, so it never trains;
 - ``optimizer_frozen_param``: a frozen param sits in a group with ``weight_decay > 0`` or has
@@ -13,12 +13,13 @@ Four findings, each a :class:`~torchscope._check.Violation`:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import torch
 from torch import nn
 
-from torchscope._check import _MOMENTUM_KEYS, Violation, _collect, _Tensor, _unwrap
+from torchscope._check.plan import CheckedTensor, collect_tensors, unwrap
+from torchscope._check.probe import has_momentum
+from torchscope._check.report import Violation
 from torchscope.errors import TorchscopeError
 
 
@@ -26,14 +27,7 @@ def _shape(t: torch.Tensor) -> str:
     return "x".join(str(d) for d in t.shape) or "scalar"
 
 
-def _has_momentum(state: dict[str, Any]) -> bool:
-    for k, v in state.items():
-        if k in _MOMENTUM_KEYS and isinstance(v, torch.Tensor):
-            return True
-    return False
-
-
-def audit(params: Sequence[_Tensor], optimizer: torch.optim.Optimizer, frozen_ids: set[int]) -> list[Violation]:
+def audit(params: Sequence[CheckedTensor], optimizer: torch.optim.Optimizer, frozen_ids: set[int]) -> list[Violation]:
     """Audit ``optimizer`` against the model's unique params; ``frozen_ids`` are ids expected frozen."""
     by_id = {id(t.tensor): t for t in params}
     seen: dict[int, str] = {}
@@ -72,7 +66,7 @@ def audit(params: Sequence[_Tensor], optimizer: torch.optim.Optimizer, frozen_id
                 wd = group.get("weight_decay", 0) or 0
                 if wd:
                     reasons.append(f"is in param group {i} with weight_decay={wd}")
-                if _has_momentum(optimizer.state.get(p, {})):
+                if has_momentum(optimizer.state.get(p, {})):
                     reasons.append("has momentum state from before the freeze")
                 if reasons:
                     out.append(
@@ -112,7 +106,7 @@ def audit_optimizer(model: nn.Module, optimizer: torch.optim.Optimizer) -> tuple
         raise TorchscopeError(f"model must be an nn.Module, not {type(model).__name__}")
     if not isinstance(optimizer, torch.optim.Optimizer):
         raise TorchscopeError(f"optimizer must be a torch.optim.Optimizer, not {type(optimizer).__name__}")
-    inner, _ = _unwrap(model)
-    params, _ = _collect(inner)
+    inner, _ = unwrap(model)
+    params, _ = collect_tensors(inner)
     frozen_ids = {id(t.tensor) for t in params if not t.tensor.requires_grad}
     return tuple(audit(params, optimizer, frozen_ids))

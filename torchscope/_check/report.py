@@ -1,0 +1,145 @@
+"""The report types of the step check: :class:`Violation` and :class:`StepReport`. Plain data, no torch."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+KINDS: tuple[str, ...] = (
+    "frozen_param_changed",
+    "frozen_buffer_changed",
+    "trainable_not_updated",
+    "nonfinite",
+    "optimizer_missing_param",
+    "optimizer_frozen_param",
+    "optimizer_stale_param",
+    "optimizer_duplicate_param",
+    "tied_conflict",
+)
+OPTIMIZER_KINDS: tuple[str, ...] = tuple(k for k in KINDS if k.startswith("optimizer_"))
+
+
+def json_float(x: float | None) -> float | str | None:
+    """A float JSON can hold: ``inf``/``nan`` become the strings ``"inf"``/``"nan"`` (strict JSON has neither).
+
+    >>> json_float(1.5), json_float(float("inf")), json_float(None)
+    (1.5, 'inf', None)
+    """
+    if x is None or math.isfinite(x):
+        return x
+    return "nan" if math.isnan(x) else ("inf" if x > 0 else "-inf")
+
+
+def format_bytes(n: int) -> str:
+    """1536 -> '1.5 KiB'.
+
+    >>> format_bytes(1536)
+    '1.5 KiB'
+    """
+    size = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{int(size)} B" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} GiB"  # pragma: no cover - loop always returns
+
+
+def format_change(x: float | None) -> str:
+    """A max |change| for a table cell: ``-`` when no value is known."""
+    return "-" if x is None else f"{x:.3g}"
+
+
+@dataclass(frozen=True)
+class Violation:
+    """One broken invariant: what (``kind``), where (qualified ``name``), how much, and why.
+
+    ``max_abs_change`` is the largest absolute change of an element (exact mode), or None where no
+    value is known (fingerprint mode, optimizer audit, tied names).
+    """
+
+    kind: str
+    name: str
+    max_abs_change: float | None
+    cause: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "name": self.name, "max_abs_change": json_float(self.max_abs_change), "cause": self.cause}
+
+
+@dataclass(frozen=True)
+class StepReport:
+    """What :func:`check_step` checked and every violation it found. Plain data.
+
+    ``checks`` lists the violation kinds that were checked (the optimizer kinds only when an
+    optimizer was given); ``str(report)`` is a plain-text table. ``caveats`` are sentences that
+    limit the verdict (e.g. params no forward used on this input: it holds for this input only).
+    """
+
+    ok: bool
+    violations: tuple[Violation, ...]
+    mode: str
+    checks: tuple[str, ...]
+    params: int
+    frozen_params: int
+    trainable_params: int
+    buffers: int
+    frozen_buffers: int
+    bytes_checked: int
+    snapshot_bytes: int
+    optimizer_steps: int | None = None
+    world_size: int = 1
+    wrappers: tuple[str, ...] = ()
+    caveats: tuple[str, ...] = ()
+
+    def by_kind(self, kind: str) -> tuple[Violation, ...]:
+        """The violations of one kind, in report order."""
+        return tuple(v for v in self.violations if v.kind == kind)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "mode": self.mode,
+            "checks": list(self.checks),
+            "params": self.params,
+            "frozen_params": self.frozen_params,
+            "trainable_params": self.trainable_params,
+            "buffers": self.buffers,
+            "frozen_buffers": self.frozen_buffers,
+            "bytes_checked": self.bytes_checked,
+            "snapshot_bytes": self.snapshot_bytes,
+            "optimizer_steps": self.optimizer_steps,
+            "world_size": self.world_size,
+            "wrappers": list(self.wrappers),
+            "caveats": list(self.caveats),
+            "violations": [v.to_dict() for v in self.violations],
+        }
+
+    def __str__(self) -> str:
+        verdict = "OK" if self.ok else f"FAILED, {len(self.violations)} violation(s)"
+        lines = [
+            f"check_step ({self.mode} mode): {verdict}",
+            f"checked {self.frozen_params} frozen and {self.trainable_params} trainable of {self.params} params, "
+            f"{self.frozen_buffers} frozen of {self.buffers} buffers ({format_bytes(self.bytes_checked)}); "
+            f"snapshot {format_bytes(self.snapshot_bytes)}",
+        ]
+        lines += [f"note: {c}" for c in self.caveats]
+        if self.violations:
+            rows = [("kind", "name", "max |change|")]
+            rows += [(v.kind, v.name, format_change(v.max_abs_change)) for v in self.violations]
+            w0 = max(len(r[0]) for r in rows)
+            w1 = max(len(r[1]) for r in rows)
+            lines.append("")
+            lines.append(f"{rows[0][0]:<{w0}}  {rows[0][1]:<{w1}}  {rows[0][2]}")
+            # A cause shared by a run of rows (60 BatchNorm buffers drifting) is printed once,
+            # under the run, so the table stays readable.
+            run = 0
+            for i, (row, v) in enumerate(zip(rows[1:], self.violations, strict=True)):
+                lines.append(f"{row[0]:<{w0}}  {row[1]:<{w1}}  {row[2]}")
+                run += 1
+                nxt = self.violations[i + 1] if i + 1 < len(self.violations) else None
+                if nxt is None or nxt.cause != v.cause:
+                    label = "cause" if run == 1 else f"cause (all {run} above)"
+                    lines.append(f"    {label}: {v.cause}")
+                    run = 0
+        return "\n".join(lines)

@@ -1,0 +1,244 @@
+"""``check_step``: run the user's real training step once and prove what was frozen stayed frozen.
+
+Before ``step()`` it records the tensors under check (copies in ``exact`` mode, one 64-bit
+fingerprint per tensor in ``fingerprint`` mode); an optimizer step pre-hook records what each param's
+grad and optimizer state looked like at the moment ``optimizer.step()`` ran. After ``step()`` it
+compares, brings every number to the host in one transfer per device, and explains each violation
+with a cause: one sentence that says why it happened and what fixes it.
+
+Violation kinds (stable names, documented in docs/freeze.md):
+
+==============================  ==================================================================
+``frozen_param_changed``        a param expected frozen changed
+``frozen_buffer_changed``       a buffer of a frozen module changed (BatchNorm stats in train mode)
+``trainable_not_updated``       a param that requires grad did not change
+``nonfinite``                   NaN/Inf in a param, grad (``name.grad``) or buffer after the step
+``optimizer_missing_param``     a trainable param is in no optimizer param group
+``optimizer_frozen_param``      a frozen param in a group with weight decay, or with momentum state
+``optimizer_stale_param``       the optimizer holds a tensor that is no longer in the model
+``optimizer_duplicate_param``   one tensor in more than one place of the param groups
+``tied_conflict``               one tensor expected frozen under one name and trainable under another
+==============================  ==================================================================
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from contextlib import ExitStack
+from typing import Any, Literal
+
+import torch
+from torch import nn
+
+from torchscope._check.causes import Causes, nonfinite_cause
+from torchscope._check.numerics import Floats, bit_equal, inf_norm, max_abs_diff, wide_float
+from torchscope._check.plan import local_tensor, make_plan, unwrap
+from torchscope._check.probe import OptimizerProbe, restoring_optimizer
+from torchscope._check.report import KINDS, OPTIMIZER_KINDS, StepReport, Violation
+from torchscope._distributed import gather_report, should_gather
+from torchscope._fingerprint import fingerprint_tensor
+from torchscope._optaudit import audit
+from torchscope._state import preserved
+from torchscope.errors import TorchscopeError
+
+__all__ = ["Mode", "check_step"]
+
+Mode = Literal["exact", "fingerprint"]
+
+def check_step(
+    model: nn.Module,
+    step: Callable[[], Any],
+    *,
+    optimizer: torch.optim.Optimizer | None = None,
+    frozen: str | Sequence[str] | None = None,
+    mode: Mode = "exact",
+    atol: float = 0.0,
+    restore: bool = False,
+    snapshot_device: str | torch.device | None = None,
+) -> StepReport:
+    """Run ``step()`` once and check every freeze invariant; each violation comes with its cause.
+
+    ``frozen`` defaults to the params with ``requires_grad=False`` and the buffers of modules whose
+    own params are all frozen; glob patterns (``"backbone.*"``) choose params and buffers instead.
+    ``mode="exact"`` copies the frozen tensors (to ``snapshot_device`` if given) and reports the
+    largest change (within ``atol``); ``mode="fingerprint"`` keeps one number per tensor.
+    ``restore=True`` puts params, buffers, grads, optimizer state, RNG and modes back afterwards.
+
+    >>> import torch
+    >>> model = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.Linear(4, 2))
+    >>> model[0].requires_grad_(False)  # doctest: +ELLIPSIS
+    Linear(...)
+    >>> opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.1)
+    >>> def step():
+    ...     opt.zero_grad()
+    ...     model(torch.randn(8, 4)).square().mean().backward()
+    ...     opt.step()
+    >>> check_step(model, step, optimizer=opt).ok
+    True
+    """
+    if not isinstance(model, nn.Module):
+        raise TorchscopeError(f"model must be an nn.Module, not {type(model).__name__}")
+    if not callable(step):
+        raise TorchscopeError(f"step must be a callable that runs one training step, not {type(step).__name__}")
+    if mode not in ("exact", "fingerprint"):
+        raise TorchscopeError(f"mode={mode!r} is not 'exact' or 'fingerprint'")
+    if not (isinstance(atol, int | float) and atol >= 0 and not math.isnan(atol)):
+        raise TorchscopeError(f"atol={atol!r} must be a number >= 0")
+    if atol and mode != "exact":
+        raise TorchscopeError(f"atol={atol} needs mode='exact'; a fingerprint only tells whether anything changed")
+    if optimizer is not None and not isinstance(optimizer, torch.optim.Optimizer):
+        raise TorchscopeError(f"optimizer must be a torch.optim.Optimizer, not {type(optimizer).__name__}")
+    snap_dev = None if snapshot_device is None else torch.device(snapshot_device)
+
+    inner, wrappers = unwrap(model)
+    if any(t.is_meta for t in inner.parameters()):
+        raise TorchscopeError("the model has params on the meta device; load its weights before check_step")
+    if any(isinstance(t, nn.parameter.UninitializedParameter) for t in inner.parameters()):
+        raise TorchscopeError("the model has uninitialized lazy params; run one forward pass before check_step")
+    with ExitStack() as stack:
+        if restore:
+            stack.enter_context(preserved(inner, params=True))
+            stack.enter_context(restoring_optimizer(optimizer))
+        result = _run(inner, step, optimizer, frozen, mode, atol, snap_dev)
+    report, checked_trainable = result
+    report = StepReport(**{**report.__dict__, "wrappers": wrappers})
+    if should_gather(inner, wrappers):
+        report = gather_report(report, checked_trainable, inner)
+    return report
+
+
+def _run(
+    model: nn.Module,
+    step: Callable[[], Any],
+    optimizer: torch.optim.Optimizer | None,
+    frozen: str | Sequence[str] | None,
+    mode: Mode,
+    atol: float,
+    snap_dev: torch.device | None,
+) -> tuple[StepReport, tuple[str, ...]]:
+    plan = make_plan(model, frozen)
+    violations: list[Violation] = list(plan.pre)
+    if optimizer is not None:
+        violations += audit(plan.params, optimizer, {id(t.tensor) for t in plan.frozen})
+
+    frozen_tensors = plan.frozen + plan.frozen_buffers
+    checked = [t for t in frozen_tensors if local_tensor(t.tensor).numel() > 0]
+    trainable = [t for t in plan.trainable if local_tensor(t.tensor).numel() > 0]
+
+    # Before: fingerprints of everything under check (bit-level), copies of frozen tensors in exact mode.
+    with torch.no_grad():
+        fp_before = [fingerprint_tensor(t.tensor) for t in checked]
+        tr_before = [fingerprint_tensor(t.tensor) for t in trainable]
+        copies: list[torch.Tensor] = []
+        if mode == "exact":
+            for t in checked:
+                loc = local_tensor(t.tensor).detach()
+                copies.append(loc.to(snap_dev, copy=True) if snap_dev is not None else loc.clone())
+        grad_before = [None if t.tensor.grad is None else inf_norm(local_tensor(t.tensor.grad)) for t in plan.frozen]
+    rg_before = [t.tensor.requires_grad for t in plan.frozen]
+    snapshot_bytes = sum(c.nbytes for c in copies) + 8 * (len(fp_before) + len(tr_before) + len(grad_before))
+
+    probe = None
+    if optimizer is not None:
+        probe = OptimizerProbe(optimizer, [t.tensor for t in plan.frozen + plan.trainable])
+    try:
+        step()
+    finally:
+        if probe is not None:
+            probe.remove()
+
+    floats = Floats()
+    with torch.no_grad():
+        changed_bits = [
+            floats.add(fingerprint_tensor(t.tensor).ne(f).to(wide_float(f.device)))
+            for t, f in zip(checked, fp_before, strict=True)
+        ]
+        # Exact mode: the element-wise difference is computed only where the tensor is not bit-equal
+        # to its copy. torch.equal on the host is cheap and needs no device sync; elsewhere the diff
+        # stays on the device until the one transfer below.
+        diffs: list[int | None] = [None] * len(checked)
+        if mode == "exact":
+            for i, (t, c) in enumerate(zip(checked, copies, strict=True)):
+                now = local_tensor(t.tensor).detach()
+                if now.device.type == "cpu" and c.device.type == "cpu" and bit_equal(now, c):
+                    diffs[i] = floats.add(torch.zeros((), dtype=torch.float64))
+                else:
+                    diffs[i] = floats.add(max_abs_diff(now, c))
+        tr_changed = [
+            floats.add(fingerprint_tensor(t.tensor).ne(f).to(wide_float(f.device)))
+            for t, f in zip(trainable, tr_before, strict=True)
+        ]
+        grad_before_i = [floats.add(g) for g in grad_before]
+        grad_after_i = [
+            None if t.tensor.grad is None else floats.add(inf_norm(local_tensor(t.tensor.grad)))
+            for t in plan.frozen + plan.trainable
+        ]
+        finite_i: list[tuple[str, int | None]] = []
+        for t in plan.params:
+            loc = local_tensor(t.tensor)
+            if loc.numel() and loc.is_floating_point():
+                finite_i.append((t.name, floats.add(inf_norm(loc))))
+            g = t.tensor.grad
+            if g is not None and local_tensor(g).numel() and local_tensor(g).is_floating_point():
+                finite_i.append((t.name + ".grad", floats.add(inf_norm(local_tensor(g)))))
+        for b in plan.buffers:
+            loc = local_tensor(b.tensor)
+            if loc.numel() and loc.is_floating_point():
+                finite_i.append((b.name, floats.add(inf_norm(loc))))
+        sight_i: list[tuple[list[int | None], list[int | None]]] = []
+        if probe is not None:
+            for sight in probe.sights:
+                sight_i.append(([floats.add(g) for g in sight.grad], [floats.add(m) for m in sight.momentum]))
+    floats.sync()  # the one host transfer (per device) of the whole check
+
+    nfrozen = len(plan.frozen)
+    ctx = Causes(plan, optimizer, probe, floats, sight_i, grad_before_i, grad_after_i, rg_before)
+    checked_ids = {id(t.tensor) for t in checked}
+    idx = {id(t.tensor): i for i, t in enumerate(checked)}
+    frozen_pos = {id(t): j for j, t in enumerate(plan.frozen)}
+    for t in plan.frozen + plan.frozen_buffers:
+        if id(t.tensor) not in checked_ids:
+            continue
+        i = idx[id(t.tensor)]
+        bits = floats.get(changed_bits[i]) or 0.0
+        change = floats.get(diffs[i])
+        moved = (change is not None and change > atol) if atol else (bits > 0 or bool(change))
+        if not moved:
+            continue
+        j = frozen_pos.get(id(t))
+        if j is not None:
+            violations.append(Violation("frozen_param_changed", t.name, change, ctx.frozen_param_cause(j)))
+        else:
+            violations.append(Violation("frozen_buffer_changed", t.name, change, ctx.buffer_cause(t)))
+    tr_pos = {id(t.tensor): k for k, t in enumerate(plan.trainable)}
+    for t, flag in zip(trainable, tr_changed, strict=True):
+        if not floats.get(flag):
+            k = tr_pos[id(t.tensor)]
+            violations.append(Violation("trainable_not_updated", t.name, 0.0 if mode == "exact" else None,
+                                        ctx.trainable_cause(nfrozen + k)))
+    for name, fi in finite_i:
+        value = floats.get(fi)
+        if value is not None and not math.isfinite(value):
+            violations.append(Violation("nonfinite", name, None, nonfinite_cause(name, plan)))
+
+    checks = [k for k in KINDS if optimizer is not None or k not in OPTIMIZER_KINDS]
+    if not plan.pattern_frozen:
+        checks.remove("tied_conflict")
+    report = StepReport(
+        ok=not violations,
+        violations=tuple(violations),
+        mode=mode,
+        checks=tuple(checks),
+        params=len(plan.params),
+        frozen_params=len(plan.frozen),
+        trainable_params=len(plan.trainable),
+        buffers=len(plan.buffers),
+        frozen_buffers=len(plan.frozen_buffers),
+        bytes_checked=sum(local_tensor(t.tensor).nbytes for t in frozen_tensors + plan.trainable),
+        snapshot_bytes=snapshot_bytes,
+        optimizer_steps=None if probe is None else len(probe.sights),
+    )
+    return report, tuple(t.name for t in trainable)
+
+
