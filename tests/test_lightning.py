@@ -130,6 +130,7 @@ def test_bad_arguments() -> None:
         CheckFreeze(mode="fast")
 
 
+@pytest.mark.slow
 def test_import_torchscope_does_not_import_lightning() -> None:
     code = "import sys, torchscope, torchscope.integrations; print('lightning' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -65,8 +65,9 @@ def test_passing_and_failing_suite_with_exact_failure_text(pytester: pytest.Pyte
             "E       fix: check the head's out_features and any flatten/view/permute before it",
         ]
     )
-    # The traceback stops at the user's call: no frames from inside torchscope.testing.
+    # The traceback stops at the user's call: no frames from torchscope.testing or the code behind it.
     assert "torchscope/testing.py" not in result.stdout.str()
+    assert "torchscope/_testing/" not in result.stdout.str()
     assert "\x1b[" not in result.stdout.str()
     result.stdout.fnmatch_lines(
         [
@@ -191,6 +192,7 @@ def test_report_fixture_and_json_report(pytester: pytest.Pytester) -> None:
     assert "failed checks in failing tests" not in result.stdout.str()
 
 
+@pytest.mark.slow
 def test_xdist_workers_parts_are_merged(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(
         test_many="""
@@ -211,7 +213,27 @@ def test_xdist_workers_parts_are_merged(pytester: pytest.Pytester) -> None:
     result.stdout.fnmatch_lines(["6 checks run, 1 failed", "  test_many.py::test_shape[[]0[]]: assert_output_shape"])
 
 
+@pytest.mark.slow
 def test_plugin_import_is_cheap() -> None:
     code = "import sys, torchscope.pytest_plugin; print(sorted(m for m in ('torch', 'numpy') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+@pytest.mark.slow
+def test_helpers_are_assert_rewritten(pytester: pytest.Pytester) -> None:
+    # A fresh interpreter: the plugin registers the rewrite before any test module imports the helpers.
+    pytester.makepyfile(
+        """
+        import sys
+        import torchscope.testing
+
+        def test_loaders():
+            names = sorted(n for n in sys.modules if n == "torchscope.testing" or n.startswith("torchscope._testing"))
+            loaders = {n: type(sys.modules[n].__loader__).__name__ for n in names}
+            assert "torchscope._testing.step" in loaders
+            assert set(loaders.values()) == {"AssertionRewritingHook"}, loaders
+        """
+    )
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-W", "error::pytest.PytestAssertRewriteWarning")
+    result.assert_outcomes(passed=1)

@@ -47,7 +47,8 @@ def _hook_keys(model: nn.Module) -> dict[str, dict[str, tuple[Any, ...]]]:
     return out
 
 
-def _rng_state() -> dict[str, Any]:
+def rng_state() -> dict[str, Any]:
+    """The torch, Python, numpy (when installed) and initialised CUDA generators' states."""
     state: dict[str, Any] = {"torch": torch.get_rng_state(), "python": random.getstate()}
     try:
         import numpy as np
@@ -60,7 +61,8 @@ def _rng_state() -> dict[str, Any]:
     return state
 
 
-def _set_rng_state(state: dict[str, Any]) -> None:
+def set_rng_state(state: dict[str, Any]) -> None:
+    """Put back what :func:`rng_state` saved."""
     torch.set_rng_state(state["torch"])
     random.setstate(state["python"])
     if "numpy" in state:
@@ -122,7 +124,7 @@ def preserved(
     if hooks:
         for _, m in named_modules:
             hook_saved.append((m, {d: set(getattr(m, d, {}).keys()) for d in HOOK_DICTS}))
-    rng_saved = _rng_state() if rng else None
+    rng_saved = rng_state() if rng else None
     try:
         yield model
     finally:
@@ -150,7 +152,7 @@ def preserved(
                 for k in [k for k in hook_dict if k not in before]:
                     del hook_dict[k]
         if rng_saved is not None:
-            _set_rng_state(rng_saved)
+            set_rng_state(rng_saved)
 
 
 @dataclass(frozen=True)

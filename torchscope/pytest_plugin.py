@@ -20,8 +20,9 @@ from typing import Any
 
 import pytest
 
-# The helpers use plain ``assert`` for their final comparison; rewriting gives pytest's diff.
-pytest.register_assert_rewrite("torchscope.testing")
+# An ``assert`` in a helper then shows pytest's diff. Registered before any test module imports
+# them: the public facade and the private package that holds the helpers' code.
+pytest.register_assert_rewrite("torchscope.testing", "torchscope._testing")
 
 __all__ = ["CheckLog", "record_check"]
 
@@ -215,9 +216,9 @@ def _seeded(seed: int) -> Iterator[int]:
 
     import torch
 
-    from torchscope._state import _rng_state, _set_rng_state
+    from torchscope._state import rng_state, set_rng_state
 
-    saved = _rng_state()
+    saved = rng_state()
     random.seed(seed)
     torch.manual_seed(seed)
     try:
@@ -229,7 +230,7 @@ def _seeded(seed: int) -> Iterator[int]:
     try:
         yield seed
     finally:
-        _set_rng_state(saved)
+        set_rng_state(saved)
 
 
 @pytest.fixture

@@ -1,0 +1,146 @@
+"""What a failed check says: plain-text tables (no ANSI codes, no tensors), violations with their
+causes written once, and the record each check hands to the pytest plugin."""
+
+from __future__ import annotations
+
+import math
+import sys
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+__all__ = [
+    "MAX_ROWS",
+    "finish",
+    "fmt",
+    "format_table",
+    "message",
+    "plural",
+    "shape_of",
+    "split_cause",
+    "violation_message",
+    "violation_table",
+]
+
+MAX_ROWS = 20
+
+
+def fmt(value: float) -> str:
+    """A number in three significant digits; NaN and Inf as Python writes them."""
+    if isinstance(value, float) and (math.isnan(value) or math.isinf(value)):
+        return str(value)
+    return f"{value:.3g}"
+
+
+def shape_of(t: torch.Tensor | None) -> str:
+    """A tensor's shape as a tuple literal: ``(3,)``, ``(2, 4)``, ``-`` for none."""
+    if t is None:
+        return "-"
+    if isinstance(t, nn.parameter.UninitializedParameter):
+        return "(uninitialized)"
+    return "(" + ", ".join(str(s) for s in t.shape) + ("," if t.dim() == 1 else "") + ")"
+
+
+def plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def format_table(headers: Sequence[str], rows: Sequence[Sequence[str]], *, max_rows: int = MAX_ROWS) -> str:
+    """A plain-text table, two spaces of indent, a dashed rule under the header.
+
+    >>> print(format_table(["name", "shape"], [["fc.weight", "(2, 4)"]]))
+      name       shape
+      ---------  ------
+      fc.weight  (2, 4)
+    """
+    shown = list(rows[:max_rows])
+    widths = [max([len(h)] + [len(r[i]) for r in shown]) for i, h in enumerate(headers)]
+
+    def line(cells: Sequence[str]) -> str:
+        return ("  " + "  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True))).rstrip()
+
+    out = [line(headers), line(["-" * w for w in widths]), *(line(r) for r in shown)]
+    if len(rows) > max_rows:
+        out.append(f"  ... and {len(rows) - max_rows} more")
+    return "\n".join(out)
+
+
+def message(check: str, title: str, table: str, fixes: Sequence[str]) -> str:
+    """``check: title``, the table, then each distinct fix once."""
+    parts = [f"{check}: {title}", "", table]
+    unique = list(dict.fromkeys(f for f in fixes if f))
+    if unique:
+        parts.append("")
+        parts.extend(f"fix: {f}" for f in unique)
+    return "\n".join(parts)
+
+
+def _emit(check: str, ok: bool, text: str | None, report: dict[str, Any] | None) -> None:
+    # The plugin is only in sys.modules when pytest loaded it; outside pytest this is a no-op.
+    plugin = sys.modules.get("torchscope.pytest_plugin")
+    if plugin is not None:
+        plugin.record_check({"check": check, "test": "", "ok": ok, "message": text, "report": report})
+
+
+def finish(check: str, text: str | None, report: dict[str, Any] | None = None) -> None:
+    """Record the check's outcome, then raise ``AssertionError(text)`` unless ``text`` is None.
+
+    The error carries ``.check`` (the helper's name) and ``.report`` (its data).
+    """
+    __tracebackhide__ = True
+    _emit(check, text is None, text, report)
+    if text is not None:
+        # A plain AssertionError (pytest prints "AssertionError: ..."), carrying the data too.
+        error = AssertionError(text)
+        error.check = check  # type: ignore[attr-defined]
+        error.report = report  # type: ignore[attr-defined]
+        raise error
+
+
+# ---------------------------------------------------------------------------------------------
+# Violations: one row per tensor, its cause and fix underneath (causes are sentences, not cells).
+
+
+def split_cause(cause: str, default_fix: str = "") -> tuple[str, str]:
+    """check_step's causes read "what happened; how to fix it": split them at the first ``"; "``."""
+    head, sep, tail = cause.partition("; ")
+    return (head, tail) if sep else (cause, default_fix)
+
+
+def violation_table(violations: Sequence[Mapping[str, Any]], *, max_rows: int = MAX_ROWS) -> str:
+    """Render violations (``kind``, ``name``, ``shape``, ``max_abs_change``, ``cause``, ``fix``) as text.
+
+    Each distinct cause is written once, numbered, under the table.
+
+    >>> print(violation_table([{"kind": "frozen_param_changed", "name": "fc.weight", "shape": "(2, 4)",
+    ...                         "max_abs_change": 0.5, "cause": "requires_grad=True", "fix": "freeze it"}]))
+      kind                  name       shape   max |Δ|  cause
+      --------------------  ---------  ------  -------  -----
+      frozen_param_changed  fc.weight  (2, 4)  0.5      [1]
+    <BLANKLINE>
+      [1] requires_grad=True
+          fix: freeze it
+    """
+    shown = list(violations[:max_rows])
+    causes: dict[tuple[str, str], int] = {}
+    rows = []
+    for v in shown:
+        key = (v.get("cause") or "", v.get("fix") or "")
+        number = causes.setdefault(key, len(causes) + 1)
+        change = v.get("max_abs_change")
+        rows.append([v["kind"], v["name"], v.get("shape", "-"), "-" if change is None else fmt(change), f"[{number}]"])
+    out = [format_table(["kind", "name", "shape", "max |Δ|", "cause"], rows, max_rows=max_rows)]
+    if len(violations) > max_rows:
+        out.append(f"  ... and {len(violations) - max_rows} more")
+    out.append("")
+    for (cause, fix), number in causes.items():
+        out.append(f"  [{number}] {cause}")
+        if fix:
+            out.append(f"      fix: {fix}")
+    return "\n".join(out)
+
+
+def violation_message(check: str, title: str, violations: Sequence[Mapping[str, Any]]) -> str:
+    return f"{check}: {title}\n\n{violation_table(violations)}"

@@ -1,0 +1,286 @@
+"""The assertions that run your training step: ``assert_step_ok``, ``assert_frozen``,
+``expect_frozen`` (a block instead of a callable) and ``assert_trainable_updated``."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from torchscope._check import check_step
+from torchscope._patterns import match_names
+from torchscope._testing.messages import finish, plural, shape_of, split_cause, violation_message
+from torchscope._testing.tensors import Named, is_meta_or_lazy, named_tensors, select
+from torchscope.errors import TorchscopeError
+
+__all__ = ["assert_frozen", "assert_step_ok", "assert_trainable_updated", "expect_frozen"]
+
+_NORM_TYPES = (nn.modules.batchnorm._NormBase,)
+
+
+def _max_abs_diff(pairs: Sequence[tuple[torch.Tensor, torch.Tensor]]) -> list[float]:
+    """max |a - b| for each pair, with one host transfer per device (habit 4)."""
+    out: list[float] = [0.0] * len(pairs)
+    by_device: dict[torch.device, list[int]] = {}
+    for i, (a, _) in enumerate(pairs):
+        by_device.setdefault(a.device, []).append(i)
+    with torch.no_grad():
+        for idx in by_device.values():
+            vals = []
+            for i in idx:
+                a, b = pairs[i]
+                if a.numel() == 0:
+                    vals.append(torch.zeros((), device=a.device))
+                    continue
+                d = (a.detach().double() - b.double()).abs()
+                # NaN appearing where there was none is a change; NaN staying NaN is not.
+                same_nan = a.detach().isnan() & b.isnan()
+                vals.append(torch.where(same_nan, torch.zeros_like(d), d).max())
+            for i, v in zip(idx, torch.stack(vals).tolist(), strict=True):
+                out[i] = float(v)
+    return out
+
+
+
+def _from_report(model: nn.Module, violations: Sequence[Any]) -> list[dict[str, Any]]:
+    """check_step violations as dicts with the tensor's shape and the cause split from the fix."""
+    shapes: dict[str, str] = {}
+    for n, t in [*model.named_parameters(remove_duplicate=False), *model.named_buffers(remove_duplicate=False)]:
+        shapes[n] = shape_of(t)
+    out = []
+    for v in violations:
+        base = v.name[: -len(".grad")] if v.name.endswith(".grad") else v.name
+        cause, fix = split_cause(v.cause, _STEP_FIXES.get(v.kind, ""))
+        out.append({"kind": v.kind, "name": v.name, "shape": shapes.get(base, shapes.get(v.name, "-")),
+                    "max_abs_change": v.max_abs_change, "cause": cause, "fix": fix})
+    return out
+
+
+_STEP_FIXES: dict[str, str] = {
+    "frozen_param_changed": "build the optimizer from trainable params only and set p.grad = None when freezing",
+    "frozen_buffer_changed": "put frozen norm layers in eval mode after every model.train()",
+    "trainable_not_updated": "add it to the optimizer and make sure the loss depends on it",
+    "nonfinite": "lower the learning rate, clip gradients, or guard log/division in the loss",
+}
+_FROZEN_KINDS = ("frozen_param_changed", "frozen_buffer_changed", "tied_conflict")
+
+
+def assert_step_ok(
+    model: nn.Module, step: Callable[[], Any], optimizer: Any = None, **check_step_kwargs: Any
+) -> None:
+    """Run ``step()`` under :func:`torchscope.check_step` and fail on any violated invariant.
+
+    ``check_step_kwargs`` go to ``check_step`` (``frozen=``, ``mode=``, ``atol=``, ``restore=``).
+
+    >>> import torch
+    >>> m = torch.nn.Linear(2, 1)
+    >>> opt = torch.optim.SGD(m.parameters(), lr=0.1)
+    >>> def step():
+    ...     opt.zero_grad(); m(torch.randn(3, 2)).sum().backward(); opt.step()
+    >>> assert_step_ok(m, step, optimizer=opt)
+    """
+    __tracebackhide__ = True
+    report = check_step(model, step, optimizer=optimizer, **check_step_kwargs)
+    text = None
+    if not report.ok:
+        found = _from_report(model, report.violations)
+        text = violation_message(
+            "assert_step_ok",
+            f"{plural(len(found), 'invariant')} of the training step violated "
+            f"({report.frozen_params} frozen, {report.trainable_params} trainable params checked)",
+            found,
+        )
+    finish("assert_step_ok", text, report.to_dict())
+
+
+def assert_frozen(model: nn.Module, step: Callable[[], Any], *patterns: str, optimizer: Any = None) -> None:
+    """Run ``step()`` once; fail if it changed a parameter or buffer selected by ``patterns``.
+
+    Without patterns: the params with ``requires_grad=False`` and the buffers (running stats) of
+    modules whose own params are all frozen. Pass ``optimizer`` for a precise cause.
+
+    >>> import torch
+    >>> m = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.Linear(2, 1))
+    >>> opt = torch.optim.SGD(m[1].parameters(), lr=0.1)
+    >>> def step():
+    ...     opt.zero_grad(); m(torch.randn(3, 2)).sum().backward(); opt.step()
+    >>> assert_frozen(m, step, "0", optimizer=opt)
+    """
+    __tracebackhide__ = True
+    report = check_step(model, step, optimizer=optimizer, frozen=list(patterns) if patterns else None)
+    found = _from_report(model, [v for v in report.violations if v.kind in _FROZEN_KINDS])
+    data = report.to_dict()
+    data["ok"] = not found
+    data["violations"] = [v for v in data["violations"] if v["kind"] in _FROZEN_KINDS]
+    text = None
+    if found:
+        what = ", ".join(repr(p) for p in patterns) if patterns else "requires_grad=False"
+        checked = report.frozen_params + report.frozen_buffers
+        text = violation_message(
+            "assert_frozen", f"{len(found)} of {plural(checked, 'tensor')} expected frozen ({what}) changed", found
+        )
+    finish("assert_frozen", text, data)
+
+
+def assert_trainable_updated(
+    model: nn.Module, step: Callable[[], Any], *patterns: str, optimizer: Any = None
+) -> None:
+    """Run ``step()`` once; fail if a trainable parameter (selected by ``patterns``) did not change.
+
+    >>> import torch
+    >>> m = torch.nn.Linear(2, 1)
+    >>> opt = torch.optim.SGD(m.parameters(), lr=0.1)
+    >>> def step():
+    ...     opt.zero_grad(); m(torch.randn(3, 2)).sum().backward(); opt.step()
+    >>> assert_trainable_updated(m, step)
+    """
+    __tracebackhide__ = True
+    named = [(n, p) for n, p in model.named_parameters(remove_duplicate=False) if p.requires_grad]
+    names = [n for n, _ in named]
+    if not names:
+        raise TorchscopeError("the model has no trainable parameter; unfreeze some before this check")
+    selected = set(match_names(names, list(patterns), what="trainable parameter")) if patterns else set(names)
+    selected_ids = {id(p) for n, p in named if n in selected}
+    by_name = dict(named)
+    report = check_step(model, step, optimizer=optimizer)
+
+    def wanted(v: Any) -> bool:
+        return v.kind == "trainable_not_updated" and v.name in by_name and id(by_name[v.name]) in selected_ids
+
+    found = _from_report(model, [v for v in report.violations if wanted(v)])
+    data = report.to_dict()
+    data["ok"] = not found
+    data["violations"] = [v for v in data["violations"] if v["kind"] == "trainable_not_updated"]
+    text = None
+    if found:
+        text = violation_message(
+            "assert_trainable_updated",
+            f"{len(found)} of {plural(len(selected_ids), 'trainable parameter')} were not updated by the step",
+            found,
+        )
+    finish("assert_trainable_updated", text, data)
+
+
+# expect_frozen wraps a block, not a callable, so it snapshots the tensors itself.
+
+
+def _optimizer_group(optimizer: Any, p: torch.Tensor) -> tuple[int, dict[str, Any]] | None:
+    if optimizer is None:
+        return None
+    for gi, group in enumerate(optimizer.param_groups):
+        if any(q is p for q in group["params"]):  # identity, not value (habit 3)
+            return gi, group
+    return None
+
+
+def _frozen_cause(model: nn.Module, item: Named, optimizer: Any) -> tuple[str, str]:
+    """(cause, fix) for a tensor that should have stayed frozen but changed."""
+    if not item.is_param:
+        module = model.get_submodule(item.module_name)
+        kind = type(module).__name__
+        if isinstance(module, _NORM_TYPES) and module.training:
+            return (
+                f"{kind} '{item.module_name}' ran in train mode, so its running stats moved",
+                "call .eval() on the frozen norm layers after every model.train(), or use "
+                "torchvision.ops.FrozenBatchNorm2d",
+            )
+        return (f"a buffer of {kind} '{item.module_name}' was written in the block",
+                "find that write, or do not expect this buffer frozen")
+    p = item.tensor
+    group = _optimizer_group(optimizer, p)
+    where = ""
+    if group is not None:
+        gi, g = group
+        extras = ", ".join(f"{k}={g[k]}" for k in ("lr", "weight_decay", "momentum") if k in g)
+        where = f", in optimizer group {gi} ({extras})"
+    if p.requires_grad:
+        return (
+            f"it has requires_grad=True{where}, so backward gives it a grad and the optimizer updates it",
+            f"call torchscope.freeze(model, '{item.name}') or p.requires_grad_(False)",
+        )
+    if p.grad is not None:
+        return (
+            f"requires_grad=False but it still has a .grad{where}, so weight decay or momentum moves it",
+            "set p.grad = None after freezing, use zero_grad(set_to_none=True), and build the optimizer "
+            "from trainable params only",
+        )
+    if group is not None:
+        return (
+            f"requires_grad=False{where}, and something wrote to it",
+            "build the optimizer from [p for p in model.parameters() if p.requires_grad]",
+        )
+    return ("requires_grad=False with no grad, so something other than an optimizer wrote to it",
+            "find the in-place write (.data, copy_(), an EMA, load_state_dict) and skip frozen params")
+
+
+def _currently_frozen(model: nn.Module) -> list[Named]:
+    named, _ = named_tensors(model)
+    frozen = [n for n in named if n.is_param and not n.tensor.requires_grad]
+    frozen_modules = set()
+    for mname, m in model.named_modules():
+        ps = list(m.parameters(recurse=False))
+        if ps and not any(p.requires_grad for p in ps):
+            frozen_modules.add(mname)
+    return frozen + [n for n in named if not n.is_param and n.module_name in frozen_modules]
+
+
+class _FrozenWatch:
+    def __init__(self, model: nn.Module, patterns: Sequence[str], optimizer: Any) -> None:
+        self.model = model
+        self.optimizer = optimizer
+        if patterns:
+            items = select(model, patterns)
+            self.what = ", ".join(repr(p) for p in patterns)
+        else:
+            items = _currently_frozen(model)
+            self.what = "requires_grad=False"
+        self.items = [i for i in items if not is_meta_or_lazy(i.tensor)]
+        with torch.no_grad():
+            self.before = [i.tensor.detach().clone() for i in self.items]
+
+    def conclude(self, check: str) -> None:
+        __tracebackhide__ = True
+        diffs = _max_abs_diff([(i.tensor, b) for i, b in zip(self.items, self.before, strict=True)])
+        found: list[dict[str, Any]] = []
+        for item, d in zip(self.items, diffs, strict=True):
+            if d > 0 or math.isnan(d):
+                cause, fix = _frozen_cause(self.model, item, self.optimizer)
+                kind = "frozen_param_changed" if item.is_param else "frozen_buffer_changed"
+                found.append({"kind": kind, "name": item.name, "shape": shape_of(item.tensor), "max_abs_change": d,
+                              "cause": cause, "fix": fix})
+        report = {"ok": not found, "checked": [i.name for i in self.items], "violations": found}
+        text = None
+        if found:
+            text = violation_message(
+                check, f"{len(found)} of {plural(len(self.items), 'tensor')} expected frozen ({self.what}) changed",
+                found,
+            )
+        finish(check, text, report)
+
+
+class expect_frozen:
+    """Fail if the block changes any parameter or buffer selected by ``patterns``.
+
+    Without patterns: every parameter with ``requires_grad=False`` and the buffers (running
+    statistics) of modules whose own parameters are all frozen. Pass ``optimizer`` to name the
+    group that moved a frozen tensor. The block's own exceptions pass through unchecked.
+
+    >>> import torch
+    >>> m = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.Linear(2, 1))
+    >>> with expect_frozen(m, "0"):
+    ...     _ = m(torch.randn(3, 2))
+    """
+
+    def __init__(self, model: nn.Module, *patterns: str, optimizer: Any = None) -> None:
+        self._watch = _FrozenWatch(model, patterns, optimizer)
+
+    def __enter__(self) -> expect_frozen:
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        __tracebackhide__ = True
+        if exc_type is None:
+            self._watch.conclude("expect_frozen")
