@@ -5,11 +5,13 @@ tests/conftest.py points TORCHSCOPE_CACHE_DIR at a fresh directory for every tes
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -17,8 +19,9 @@ from typer.testing import CliRunner
 from zoo import build
 
 import torchscope._treecache as tc
-from torchscope import TorchscopeError, freeze, load_model, tree
-from torchscope._treecache import cache_dir, load_cached_tree, store_tree, tree_cache_key
+from torchscope import PatternError, TorchscopeError, freeze, load_model, tree
+from torchscope._paths import CacheDirError, cache_dir
+from torchscope._treecache import MAX_ENTRY_BYTES, load_cached_tree, store_tree, tree_cache_key
 from torchscope._treedata import HookCounts, ModuleTree
 from torchscope.cli import app
 
@@ -133,7 +136,7 @@ def test_key_is_stable_and_canonical() -> None:
     assert key is not None and len(key) == 64
     assert tree_cache_key("resnet18") == key
     assert tree_cache_key("resnet18", args=[]) == key
-    assert tree_cache_key("resnet18", freeze="", unfreeze=None) == key
+    assert tree_cache_key("resnet18", freeze=None, unfreeze=None) == key
     assert tree_cache_key("resnet18", args=["num_classes=10", "zero_init_residual=True"]) == tree_cache_key(
         "resnet18", args=["zero_init_residual=True", " num_classes=10"]
     )
@@ -214,6 +217,10 @@ def test_key_is_none_for_a_file_named_like_the_spec(tmp_path: Path, monkeypatch:
 def test_key_with_a_bad_arg_is_the_loaders_error() -> None:
     with pytest.raises(TorchscopeError, match=r"--arg 'oops' must look like key=value"):
         tree_cache_key("resnet18", args=["oops"])
+    with pytest.raises(PatternError, match=r"--freeze '' has an empty pattern"):
+        tree_cache_key("resnet18", freeze="")
+    with pytest.raises(PatternError, match=r"--unfreeze ',' has an empty pattern"):
+        tree_cache_key("resnet18", unfreeze=",")
 
 
 # --- storing and loading ---------------------------------------------------------------------------
@@ -241,6 +248,9 @@ def test_store_then_load_is_the_same_tree() -> None:
         b"[]",
         b'{"schema": 1, "key": "KEY", "tree": {"model_type": "Net"}}',
         b'{"schema": 0, "key": "KEY", "tree": null}',
+        b'{"schema": 2, "key": "KEY", "size": 2, "sha256": "00"}\n{}',
+        b'{"schema": 2, "key": "KEY"}\n{}',
+        b"null\n{}",
     ],
 )
 def test_a_damaged_entry_is_a_miss(content: bytes) -> None:
@@ -394,3 +404,146 @@ def test_cli_grep_matching_nothing_fails_on_a_hit_too() -> None:
     result = run("tree", "resnet18", "--grep", "nosuchmodule")
     assert result.exit_code == 2, result.output
     assert "nosuchmodule" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+# --- a cache that cannot lie -----------------------------------------------------------------------
+
+
+def resnet18_entry() -> tuple[str, Path]:
+    """Run `tree resnet18` once (a miss that stores the entry); its key and file."""
+    assert run("tree", "resnet18", "--json").exit_code == 0
+    key = tree_cache_key("resnet18")
+    assert key is not None
+    path = cache_dir() / "tree" / f"{key}.json"
+    assert path.is_file()
+    return key, path
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "lie"),
+    [
+        (b'"total_params":11689512', b'"total_params":999', "999"),
+        (b'"model_type":"ResNet"', b'"model_type":"HACKED"', "HACKED"),
+    ],
+)
+def test_an_edited_entry_is_not_shown_and_gets_repaired(old: bytes, new: bytes, lie: str) -> None:
+    key, path = resnet18_entry()
+    good = path.read_bytes()
+    assert old in good
+    path.write_bytes(good.replace(old, new))
+    result = run("tree", "resnet18", "--no-color")
+    assert result.exit_code == 0, result.output
+    assert lie not in result.stdout
+    assert "Total params:                           11.7 M" in result.stdout
+    assert "ResNet" in result.stdout
+    assert path.read_bytes() == good  # rebuilt and rewritten
+    cached = load_cached_tree(key)
+    assert cached is not None and cached.total_params == 11_689_512
+
+
+def test_an_edit_that_keeps_the_size_and_fixes_the_header_size_is_still_caught() -> None:
+    key, path = resnet18_entry()
+    header, _, body = path.read_bytes().partition(b"\n")
+    forged = body.replace(b'"total_params":11689512', b'"total_params":99999999')
+    assert len(forged) == len(body)
+    path.write_bytes(header + b"\n" + forged)
+    assert load_cached_tree(key) is None
+
+
+def test_an_entry_copied_to_another_keys_file_is_a_miss() -> None:
+    key, path = resnet18_entry()
+    other = tree_cache_key("resnet18", args=["num_classes=10"])
+    assert other is not None and other != key
+    # the header says which key it answers; rewrite that too: the checksum covers the key
+    header, _, body = path.read_bytes().partition(b"\n")
+    (path.parent / f"{other}.json").write_bytes(header.replace(key.encode(), other.encode()) + b"\n" + body)
+    assert load_cached_tree(other) is None
+    result = run("tree", "resnet18", "--arg", "num_classes=10", "--json")
+    assert json.loads(result.stdout)["total_params"] == 11_181_642
+
+
+def test_an_oversized_entry_is_not_read_and_gets_replaced() -> None:
+    key, path = resnet18_entry()
+    good = path.read_bytes()
+    with open(path, "wb") as fh:  # 80 MB: a valid header, then junk
+        fh.write(good.partition(b"\n")[0] + b"\n")
+        for _ in range(80):
+            fh.write(b" " * (1 << 20))
+    assert path.stat().st_size > 80 * (1 << 20) > MAX_ENTRY_BYTES
+    start = time.perf_counter()
+    assert load_cached_tree(key) is None
+    elapsed = time.perf_counter() - start
+    assert elapsed < 0.5, f"reading a planted 80 MB entry took {elapsed:.2f} s"
+    result = run("tree", "resnet18", "--json")
+    assert result.exit_code == 0 and json.loads(result.stdout)["total_params"] == 11_689_512
+    assert path.read_bytes() == good
+
+
+def test_the_checksum_covers_key_and_body() -> None:
+    key, path = resnet18_entry()
+    header, _, body = path.read_bytes().partition(b"\n")
+    doc = json.loads(header)
+    assert doc["sha256"] == hashlib.sha256(key.encode() + b"\0" + body).hexdigest()
+    assert doc["size"] == len(body) and doc["key"] == key
+
+
+# --- an unusable cache directory -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("value", ["~nosuchuser/x", "~nosuchuser"])
+def test_an_unresolvable_cache_dir_skips_the_cache_with_one_warning(
+    value: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import torchscope._paths as paths
+
+    monkeypatch.setattr(paths, "_warned", set())
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("TORCHSCOPE_CACHE_DIR", value)
+    with pytest.raises(CacheDirError, match=r"TORCHSCOPE_CACHE_DIR='~nosuchuser.*' names no known user"):
+        cache_dir()
+    for _ in range(2):
+        result = run("tree", "resnet18", "--no-color", "--depth", "1")
+        assert result.exit_code == 0, result.output
+        assert "Total params:                           11.7 M" in result.stdout
+        assert "Traceback" not in result.output
+    # one warning for the whole process, not one per read and write
+    assert [r.getMessage() for r in caplog.records] == [
+        f"warning: TORCHSCOPE_CACHE_DIR={value!r} names no known user's home; set it to a writable folder; "
+        "running without the cache"
+    ]
+    assert list(tmp_path.iterdir()) == []  # no folder named "~nosuchuser" in the working directory
+
+
+def test_an_unresolvable_cache_dir_warns_once_in_a_fresh_process(tmp_path: Path) -> None:
+    env = {**os.environ, "TORCHSCOPE_CACHE_DIR": "~nosuchuser/x", "COLUMNS": "100"}
+    done = subprocess.run(
+        [sys.executable, "-m", "torchscope", "tree", "resnet18", "--depth", "1", "--no-color"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "Total params" in done.stdout
+    assert done.stderr.strip().splitlines() == [
+        "warning: TORCHSCOPE_CACHE_DIR='~nosuchuser/x' names no known user's home; set it to a writable "
+        "folder; running without the cache"
+    ]
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_unwritable_cache_dir_says_so_once(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import torchscope._paths as paths
+
+    monkeypatch.setattr(paths, "_warned", set())
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    monkeypatch.setenv("TORCHSCOPE_CACHE_DIR", str(blocker / "cache"))
+    result = run("tree", "resnet18", "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["total_params"] == 11_689_512
+    assert run("tree", "resnet18", "--json").exit_code == 0
+    warnings = [r.getMessage() for r in caplog.records]
+    assert len(warnings) == 1 and warnings[0].startswith("warning: cannot write the tree cache in "), warnings

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-from torchscope._treecache import cache_dir
+from torchscope._paths import CacheDirError, cache_dir
 
 SOURCE = Path(__file__).with_name("_fused_stats.c")
 FLAGS: tuple[str, ...] = ("-O2", "-shared", "-fPIC")
@@ -86,7 +86,11 @@ def library() -> ctypes.CDLL | None:
         return None
     build = "\0".join((cc, *FLAGS, *(" ".join(o) for o in OPENMP)))
     digest = hashlib.sha256(SOURCE.read_bytes() + build.encode()).hexdigest()[:16]
-    target = cache_dir() / "kernels" / f"fused_stats-{digest}.so"
+    try:
+        target = cache_dir() / "kernels" / f"fused_stats-{digest}.so"
+    except CacheDirError as exc:
+        _status = f"no cache folder to build into: {exc}"
+        return None
     try:
         if not target.is_file():
             _compile(cc, target)

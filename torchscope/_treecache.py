@@ -19,35 +19,20 @@ import sys
 import tempfile
 from pathlib import Path
 
+from torchscope._parsing import parse_kwargs, split_patterns
+from torchscope._paths import usable_cache_dir, warn_cache_unusable
 from torchscope._treedata import ModuleTree
 from torchscope.errors import TorchscopeError
 
 # bump when the file layout or the meaning of a cached tree changes
-SCHEMA = 1
+SCHEMA = 2
+MAX_ENTRY_BYTES = 8 * 1024 * 1024
+"""The largest entry read or written: 8 MiB, 16x the largest torchvision tree (efficientnet_v2_l,
+0.50 MB). A larger file is a miss that is never parsed, so a planted giant cannot slow a run down."""
 _PACKAGES = ("torch", "torchvision", "torchscope")
 # the modules whose code decides what a cached tree holds; an edit to any of them is a new key
 _SOURCES = ("_tree.py", "_treedata.py", "_loader", "_freeze.py", "_patterns.py", "_parsing.py", "cli/_common.py")
 _HERE = Path(__file__).resolve().parent
-
-
-def cache_dir() -> Path:
-    """Where torchscope keeps its caches: ``$TORCHSCOPE_CACHE_DIR``, else ``$XDG_CACHE_HOME/torchscope``,
-    else ``~/.cache/torchscope``.
-
-    >>> print(cache_dir() / "tree")  # doctest: +SKIP
-    /home/me/.cache/torchscope/tree
-    """
-    explicit = os.environ.get("TORCHSCOPE_CACHE_DIR")
-    if explicit:
-        return Path(explicit).expanduser()
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    if xdg:
-        return Path(xdg).expanduser() / "torchscope"
-    return Path.home() / ".cache" / "torchscope"
-
-
-def _tree_dir() -> Path:
-    return cache_dir() / "tree"
 
 
 def _dist_version(name: str) -> str | None:
@@ -113,8 +98,6 @@ def tree_cache_key(
     >>> tree_cache_key("resnet18") == tree_cache_key("resnet18", args=[]), tree_cache_key("x.py:Net")
     (True, None)
     """
-    from torchscope._parsing import parse_kwargs, split_patterns
-
     if weights is not None or pretrained or device != "meta":
         return None
     if not spec.replace("_", "").isalnum() or Path(spec).is_file():
@@ -131,7 +114,7 @@ def tree_cache_key(
         # 1, 1.0 and True apart
         "args": repr(sorted(parse_kwargs(args).items())),
         "freeze": split_patterns(freeze),
-        "unfreeze": split_patterns(unfreeze),
+        "unfreeze": split_patterns(unfreeze, option="--unfreeze"),
         "freeze_backbone": bool(freeze_backbone),
         "versions": versions,
         "sources": sources,
@@ -139,46 +122,76 @@ def tree_cache_key(
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 
-def _entry_path(key: str) -> Path:
-    return _tree_dir() / f"{key}.json"
+def _entry_path(folder: Path, key: str) -> Path:
+    return folder / f"{key}.json"
+
+
+def _checksum(key: str, body: bytes) -> str:
+    # covers the key too, so an entry copied or renamed to another key's file is not its answer
+    return hashlib.sha256(key.encode() + b"\0" + body).hexdigest()
 
 
 def load_cached_tree(key: str) -> ModuleTree | None:
-    """The tree stored under ``key``, or ``None`` when there is none or it cannot be used.
+    """The tree stored under ``key``, or ``None`` when there is none or it cannot be trusted.
 
-    A missing, unreadable, truncated or foreign file is a miss, never an error.
+    A missing, unreadable, truncated, edited, foreign or oversized (> :data:`MAX_ENTRY_BYTES`) file
+    is a miss, never an error: the caller rebuilds the tree and :func:`store_tree` rewrites it.
 
     >>> load_cached_tree("0" * 64) is None
     True
     """
+    folder = usable_cache_dir("tree")
+    if folder is None:
+        return None
     try:
-        raw = _entry_path(key).read_bytes()
-        doc = json.loads(raw)
-        if not isinstance(doc, dict) or doc.get("schema") != SCHEMA or doc.get("key") != key:
+        path = _entry_path(folder, key)
+        with open(path, "rb") as fh:
+            # bounded read: an entry over the cap is never parsed, however large it is
+            raw = fh.read(MAX_ENTRY_BYTES + 1)
+        if len(raw) > MAX_ENTRY_BYTES:
             return None
-        return ModuleTree.from_dict(doc["tree"])
-    except (OSError, ValueError, KeyError, TypeError, RecursionError, TorchscopeError):
+        header_line, sep, body = raw.partition(b"\n")
+        if not sep:
+            return None
+        header = json.loads(header_line)
+        if (
+            not isinstance(header, dict)
+            or header.get("schema") != SCHEMA
+            or header.get("key") != key
+            or header.get("size") != len(body)
+            or header.get("sha256") != _checksum(key, body)
+        ):
+            return None
+        return ModuleTree.from_dict(json.loads(body))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError, TorchscopeError):
         return None
 
 
 def store_tree(key: str, tree: ModuleTree) -> None:
-    """Save ``tree`` under ``key``, atomically; a cache that cannot be written is silently skipped.
+    """Save ``tree`` under ``key``, atomically, with the checksum :func:`load_cached_tree` verifies.
 
     The file is written next to its final name and renamed into place, so a reader never sees half a
-    file, even with two ``torchscope tree`` runs at once.
+    file, even with two ``torchscope tree`` runs at once. A cache that cannot be written is skipped
+    with one warning line; a tree over :data:`MAX_ENTRY_BYTES` is not stored.
     """
-    text = json.dumps({"schema": SCHEMA, "key": key, "tree": tree.to_dict()}, separators=(",", ":"))
-    folder = _tree_dir()
+    body = json.dumps(tree.to_dict(), separators=(",", ":")).encode()
+    if len(body) > MAX_ENTRY_BYTES - 4096:  # leave room for the header line
+        return
+    header = {"schema": SCHEMA, "key": key, "size": len(body), "sha256": _checksum(key, body)}
+    folder = usable_cache_dir("tree")
+    if folder is None:
+        return
     tmp: str | None = None
     try:
         folder.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{key[:16]}.", suffix=".tmp")
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, _entry_path(key))
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(json.dumps(header, separators=(",", ":")).encode() + b"\n" + body)
+        os.replace(tmp, _entry_path(folder, key))
         tmp = None
-    except OSError:
-        pass  # a read-only or full cache must never fail the command
+    except OSError as exc:
+        # a read-only or full cache must never fail the command
+        warn_cache_unusable(f"cannot write the tree cache in {folder} ({exc.strerror or exc})")
     finally:
         if tmp is not None:
             try:
