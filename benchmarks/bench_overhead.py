@@ -17,7 +17,7 @@ import time
 
 import torch
 
-from torchscope._bench import bench
+from torchscope._bench.run import bench
 
 
 def main() -> None:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -22,18 +24,12 @@ from torch.utils.flop_counter import FlopCounterMode
 from typer.testing import CliRunner
 from zoo import SmallCNN
 
-from torchscope._bench import (
-    SCHEMA,
-    BenchResult,
-    MatmulPeak,
-    Warmup,
-    bench,
-    efficiency,
-    find_batch_size,
-    is_oom_error,
-    measure_matmul_peak,
-)
-from torchscope._bench_stats import summarize_windows
+from torchscope._bench.batchsize import find_batch_size, is_oom_error
+from torchscope._bench.device import measure_matmul_peak
+from torchscope._bench.efficiency import efficiency
+from torchscope._bench.run import bench
+from torchscope._bench.schema import SCHEMA, BenchResult, MatmulPeak, Warmup
+from torchscope._bench.stats import summarize_windows
 from torchscope._state import capture_state
 from torchscope.errors import TorchscopeError
 from torchscope.render.bench import render_bench, render_compare
@@ -613,3 +609,33 @@ def test_cli_compare_rejects_other_json(tmp_path: Path) -> None:
     other.write_text('{"hello": 1}')
     res = _cli("--compare", str(other), str(other))
     assert res.exit_code == 2 and "not a torchscope bench result" in res.output
+
+
+@pytest.mark.slow
+def test_saved_results_render_and_compare_without_torch(
+    both: tuple[nn.Module, Any, BenchResult], tmp_path: Path
+) -> None:
+    # a fresh interpreter: in this one torch is long imported
+    _, _, result = both
+    saved = tmp_path / "run.json"
+    saved.write_text(json.dumps(result.to_dict()))
+    script = textwrap.dedent(
+        f"""
+        import json, os, sys
+        from rich.console import Console
+        from typer.testing import CliRunner
+        from torchscope._bench.schema import BenchResult
+        from torchscope.cli import app
+        from torchscope.render.bench import render_bench
+
+        res = CliRunner().invoke(app, ["bench", "--compare", {str(saved)!r}, {str(saved)!r}])
+        assert res.exit_code == 0, res.output
+        assert "same setup in both files" in res.stdout, res.stdout
+        result = BenchResult.from_dict(json.loads(open({str(saved)!r}).read()))
+        Console(file=open(os.devnull, "w")).print(render_bench(result))
+        print(sorted(m for m in sys.modules if m.split(".")[0] in ("torch", "torchvision")))
+        """
+    )
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.strip().splitlines()[-1] == "[]"

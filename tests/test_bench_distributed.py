@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from torchscope._bench_stats import median, scaling_efficiency
+from torchscope._bench.stats import median, scaling_efficiency
 
 ZOO_SPEC = f"{Path(__file__).parent / 'zoo.py'}:SmallCNN"
 

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from torchscope._bench_stats import (
+from torchscope._bench.stats import (
     PEAK_TFLOPS,
     achieved_tflops,
     datasheet_key,

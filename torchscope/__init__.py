@@ -18,7 +18,7 @@ __version__ = "0.1.0"
 # public name -> private module that defines it
 _EXPORTS: dict[str, str] = {
     "ActivationReport": "torchscope._record",
-    "BenchResult": "torchscope._bench",
+    "BenchResult": "torchscope._bench.schema",
     "DiffReport": "torchscope._diff",
     "ForwardError": "torchscope.errors",
     "GradReport": "torchscope._grads",
@@ -33,7 +33,7 @@ _EXPORTS: dict[str, str] = {
     "TorchscopeError": "torchscope.errors",
     "Violation": "torchscope._check.report",
     "audit_optimizer": "torchscope._optaudit",
-    "bench": "torchscope._bench",
+    "bench": "torchscope._bench.run",
     "capture_state": "torchscope._state",
     "check_freeze": "torchscope._check.reference",
     "check_step": "torchscope._check.step",
@@ -73,7 +73,8 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
-    from torchscope._bench import BenchResult, bench
+    from torchscope._bench.run import bench
+    from torchscope._bench.schema import BenchResult
     from torchscope._check.reference import check_freeze
     from torchscope._check.report import StepReport, Violation
     from torchscope._check.step import check_step

@@ -14,7 +14,7 @@ from torchscope.cli._common import HtmlOpt, NoColorOpt, Output, SvgOpt, console,
 from torchscope.errors import TorchscopeError
 
 if TYPE_CHECKING:
-    from torchscope._bench import BenchResult
+    from torchscope._bench.schema import BenchResult
 
 
 def _batch_size(text: str) -> int | str:
@@ -27,7 +27,8 @@ def _batch_size(text: str) -> int | str:
 
 
 def _read_result(path: Path) -> BenchResult:
-    from torchscope._bench import BenchResult
+    # the schema module imports no torch: --compare renders saved files without it
+    from torchscope._bench.schema import BenchResult
 
     try:
         data = json.loads(path.read_text())
@@ -131,20 +132,22 @@ def bench_command(
         out = Output(html=html, svg=svg, no_color=no_color, title="torchscope bench --compare")
         emit(None, lambda: render_compare(a, b, (compare[0].name, compare[1].name)), out)
         return
-    from torchscope._bench import bench
+    from torchscope._bench.run import run_bench
+    from torchscope._bench.schema import BenchConfig, modes_of
 
     rank0 = os.environ.get("RANK", "0") == "0"
-    kwargs = dict(
-        mode=mode, device=device, batch_size=_batch_size(batch_size), max_batch_size=max_batch_size,
-        image_size=image_size, num_classes=num_classes, steps=steps, windows=windows, warmup=warmup,
-        optimizer=optimizer, lr=lr, amp=amp, channels_last=channels_last, compile=compile,
-        compile_mode=compile_mode, data=data, workers=workers, baseline=baseline, check=check,
+    config = BenchConfig(
+        model=model, modes=modes_of(mode), device=device, batch_size=_batch_size(batch_size),
+        max_batch_size=max_batch_size, image_size=image_size, num_classes=num_classes, steps=steps,
+        windows=windows, warmup=warmup, optimizer=optimizer, lr=lr, amp=amp, channels_last=channels_last,
+        compile=compile, compile_mode=compile_mode, data=None if data is None else str(data),
+        workers=workers, baseline=baseline, check=check,
     )  # fmt: skip
     if progress and rank0:
         with ProgressBar(console(no_color, stderr=True)) as bar:
-            result = bench(model, progress=bar, **kwargs)  # type: ignore[arg-type]
+            result = run_bench(config, progress=bar)
     else:
-        result = bench(model, **kwargs)  # type: ignore[arg-type]
+        result = run_bench(config)
     if not rank0:  # every rank ran; rank 0 speaks for all of them
         return
     if json_path is not None and json_path != "-":

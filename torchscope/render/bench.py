@@ -1,4 +1,4 @@
-"""Rich views of a :class:`~torchscope._bench.BenchResult`: the report, a two-file comparison, and
+"""Rich views of a :class:`~torchscope._bench.schema.BenchResult`: the report, a two-file comparison, and
 the progress bar the CLI shows on stderr while the benchmark runs. No torch import.
 """
 
@@ -22,10 +22,8 @@ from rich.text import Text
 from torchscope.render._charts import sparkline
 
 if TYPE_CHECKING:
-    from torchscope._bench import BenchResult, ModeResult
+    from torchscope._bench.schema import BenchResult, ModeResult
 
-#: The harness must add nothing: torchscope/baseline at or above this passes.
-RATIO_GOAL = 0.98
 #: Above this spread (percent) the report says that the figures are noisy.
 NOISY_SPREAD_PCT = 10.0
 
@@ -91,11 +89,12 @@ def fmt_pct(x: float | None, digits: int = 1) -> str:
     return "-" if x is None else f"{x * 100:.{digits}f}%"
 
 
-def _ratio_text(r: float | None) -> Text:
-    if r is None:
+def _ratio_text(m: ModeResult) -> Text:
+    # the verdict is the result's (ratio_ok), so the mark shown and the exit code cannot disagree
+    if m.ratio is None:
         return Text("-")
-    ok = r >= RATIO_GOAL
-    return Text(f"{r:.3f} {'✓' if ok else '✗'}", style="green" if ok else "yellow")
+    ok = bool(m.ratio_ok)
+    return Text(f"{m.ratio:.3f} {'✓' if ok else '✗'}", style="green" if ok else "yellow")
 
 
 def _mfu_text(m: ModeResult) -> str:
@@ -156,7 +155,7 @@ def _rows(modes: Sequence[ModeResult]) -> list[tuple[str, list[RenderableType]]]
         row(
             "baseline img/s", lambda m: "-" if m.baseline is None else fmt_rate(m.baseline.stats.img_s_median)
         )
-        row("torchscope / baseline", lambda m: _ratio_text(m.ratio))
+        row("torchscope / baseline", _ratio_text)
     row(
         "step ms p50 / p90",
         lambda m: f"{m.harness.stats.step_ms_p50:.1f} / {m.harness.stats.step_ms_p90:.1f}",

@@ -1,0 +1,190 @@
+"""The entry points: :func:`run_bench` takes a :class:`BenchConfig`; :func:`bench` is the keyword call.
+
+A torchvision classifier gets a new head, then trains with its backbone frozen (``frozen``) or
+everything trainable (``full``), each mode timed against a plain hand-written loop (the baseline),
+so the harness proves that it adds nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+from pathlib import Path
+
+import torch
+import torch.distributed as tdist
+from torch import nn
+
+from torchscope._bench.data import image_folder
+from torchscope._bench.device import Dist, dist_from_env, measure_matmul_peak, resolve_device
+from torchscope._bench.environment import capture_environment, compute_dtype
+from torchscope._bench.loops import DEFAULT_LR
+from torchscope._bench.mode import run_mode
+from torchscope._bench.plan import Plan, validate
+from torchscope._bench.schema import BenchConfig, BenchResult, OomProbe, ProgressFn, modes_of
+from torchscope._loader import default_input_size
+from torchscope.errors import TorchscopeError
+
+
+def run_bench(
+    config: BenchConfig,
+    *,
+    module: nn.Module | None = None,
+    progress: ProgressFn | None = None,
+    oom_probe: OomProbe | None = None,
+) -> BenchResult:
+    """Benchmark the reference fine-tune that ``config`` describes.
+
+    ``config.model`` is the spec the loader resolves; pass ``module`` to benchmark a module you
+    built instead (it is copied per mode and never trained; ``config.model`` then only names it).
+    ``progress(phase, done, total)`` is called at window edges only; ``oom_probe(b)`` before each
+    trial of ``batch_size="auto"`` (raise ``torch.OutOfMemoryError`` in it to impose a limit).
+    Under ``torchrun`` it runs DDP and adds global, per-rank and scaling figures. The result's
+    config is ``config`` with every ``None`` replaced by what was chosen.
+
+    >>> cfg = BenchConfig("resnet18", modes=("frozen",), device="cpu", batch_size=2, image_size=32,
+    ...                   steps=1, windows=1, warmup=1, check=False, measure_peak=False)
+    >>> run_bench(cfg).mode("frozen").harness.stats.img_s_median > 0
+    True
+    """
+    validate(config)
+    ranks = dist_from_env()
+    dev = resolve_device(config.device, ranks[2] if ranks else None)
+    if config.amp == "fp16" and dev.type == "cpu":
+        raise TorchscopeError(
+            "--amp fp16 needs a GPU (GradScaler on CPU float16 is not a reference setup); use --amp bf16"
+        )
+    auto = config.batch_size == "auto"
+    size = config.image_size or (224 if module is not None else int(default_input_size(config.model)[-1]))
+    data_path = Path(config.data) if config.data is not None else None
+    workers = (
+        config.workers if config.workers is not None else (min(4, os.cpu_count() or 1) if data_path else 0)
+    )
+
+    classes = config.num_classes or 10
+    if data_path is not None:
+        _, _, found = image_folder(data_path, size, 1, 0, False, None)
+        if config.num_classes is not None and config.num_classes < found:
+            raise TorchscopeError(
+                f"--num-classes {config.num_classes} is fewer than the {found} classes in --data; drop it"
+            )
+        classes = config.num_classes or found
+
+    dist: Dist | None = None
+    if ranks is not None:
+        backend = "nccl" if dev.type == "cuda" else "gloo"
+        owned = not tdist.is_initialized()
+        if dev.type == "cuda":
+            torch.cuda.set_device(dev)
+        if owned:
+            # binding NCCL to this rank's GPU up front keeps barriers off other ranks' devices
+            tdist.init_process_group(backend=backend, device_id=dev if dev.type == "cuda" else None)
+        dist = Dist(ranks[0], ranks[1], ranks[2], tdist.get_backend(), owned)
+
+    with contextlib.ExitStack() as restore:
+        if dist is not None and dist.owned:
+            restore.callback(tdist.destroy_process_group)
+        restore.callback(setattr, torch.backends.cudnn, "benchmark", torch.backends.cudnn.benchmark)
+        # models are built under a fixed seed; the caller's RNG streams come back untouched
+        restore.enter_context(torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []))
+        if dev.type == "cuda":
+            # CUDA events and streams belong to the current device: make it ours (cuda:1 too)
+            restore.enter_context(torch.cuda.device(dev))
+            # the reference scripts run with cuDNN autotuning on
+            torch.backends.cudnn.benchmark = True
+        peak = None
+        if config.measure_peak:
+            if progress is not None:
+                progress("matmul peak", 0, 1)
+            peak = measure_matmul_peak(dev, compute_dtype(config.amp, dev))
+            if progress is not None:
+                progress("matmul peak", 1, 1)
+        plan = Plan(
+            spec=module if module is not None else config.model,
+            device=dev,
+            batch_size=None if auto else int(config.batch_size),
+            max_batch_size=config.max_batch_size or (1024 if dev.type == "cuda" else 64),
+            image_size=size,
+            num_classes=classes,
+            steps=config.steps,
+            windows=config.windows,
+            warmup=config.warmup,
+            optimizer=config.optimizer,
+            lr=config.lr or DEFAULT_LR[config.optimizer],
+            amp=config.amp,
+            channels_last=config.channels_last,
+            compile_mode=config.compile_mode if config.compile else None,
+            data=data_path,
+            workers=workers,
+            baseline=config.baseline,
+            check=config.check,
+            seed=config.seed,
+            progress=progress,
+            oom_probe=oom_probe,
+            dist=dist,
+            peak=peak,
+        )
+        results = tuple(run_mode(plan, m) for m in config.modes)
+        env = capture_environment(dev, config.amp, config.channels_last, plan.compile_mode, dist)
+    resolved = dataclasses.replace(
+        config,
+        device=str(dev),
+        max_batch_size=plan.max_batch_size if auto else config.max_batch_size,
+        image_size=size,
+        num_classes=classes,
+        lr=plan.lr,
+        data=None if data_path is None else str(data_path),
+        workers=workers,
+    )
+    return BenchResult(config=resolved, environment=env, matmul_peak=peak, modes=results)
+
+
+def bench(
+    model: str | nn.Module = "resnet50",
+    *,
+    mode: str = "both",
+    device: str | None = None,
+    batch_size: int | str = 32,
+    max_batch_size: int | None = None,
+    image_size: int | None = None,
+    num_classes: int | None = None,
+    steps: int = 10,
+    windows: int = 5,
+    warmup: int = 3,
+    optimizer: str = "sgd",
+    lr: float | None = None,
+    amp: str = "off",
+    channels_last: bool = False,
+    compile: bool = False,
+    compile_mode: str = "default",
+    data: str | Path | None = None,
+    workers: int | None = None,
+    baseline: bool = True,
+    check: bool = True,
+    measure_peak: bool = True,
+    seed: int = 0,
+    progress: ProgressFn | None = None,
+    oom_probe: OomProbe | None = None,
+) -> BenchResult:
+    """Benchmark a reference fine-tune of ``model`` (frozen backbone and/or full) against a plain loop.
+
+    The keyword form of :func:`run_bench`: each keyword is the :class:`BenchConfig` field of the
+    same name (``mode`` is ``"frozen"``, ``"full"`` or ``"both"``). ``model`` is a spec the loader
+    resolves (``"resnet18"``) or a module, which is copied and never trained.
+
+    >>> r = bench("resnet18", mode="frozen", device="cpu", batch_size=2, image_size=32,
+    ...           steps=1, windows=1, warmup=1, check=False, measure_peak=False)
+    >>> r.mode("frozen").harness.stats.img_s_median > 0
+    True
+    """
+    config = BenchConfig(
+        model=model if isinstance(model, str) else type(model).__name__,
+        modes=modes_of(mode), device=device, batch_size=batch_size, max_batch_size=max_batch_size,
+        image_size=image_size, num_classes=num_classes, steps=steps, windows=windows, warmup=warmup,
+        optimizer=optimizer, lr=lr, amp=amp, channels_last=channels_last, compile=compile,
+        compile_mode=compile_mode, data=None if data is None else str(data), workers=workers,
+        baseline=baseline, seed=seed, check=check, measure_peak=measure_peak,
+    )  # fmt: skip
+    module = None if isinstance(model, str) else model
+    return run_bench(config, module=module, progress=progress, oom_probe=oom_probe)
