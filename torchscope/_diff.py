@@ -18,6 +18,7 @@ import torch
 
 from torchscope._check import json_float
 from torchscope._loader import extract_state_dict, load_model, strip_common_prefix, torch_load
+from torchscope._loader.safetensors_io import is_safetensors, load_safetensors
 from torchscope._patterns import match_names
 from torchscope.errors import SpecError, TorchscopeError
 
@@ -108,6 +109,8 @@ def _load(ckpt: Checkpoint, label: str, unsafe_load: bool) -> dict[str, torch.Te
     path = Path(ckpt)
     if not path.is_file():
         raise SpecError(f"checkpoint not found: {path}; check the path")
+    if is_safetensors(path):
+        return load_safetensors(path, "cpu")
     return extract_state_dict(torch_load(path, "cpu", unsafe_load), path)
 
 

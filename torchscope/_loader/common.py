@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
 from torchscope.errors import SpecError
 
-SPEC_FORMS = "NAME (a torchvision model), timm:NAME, package.module:attr or path/to/file.py:attr"
+SPEC_FORMS = "NAME (a torchvision model), timm:NAME, hf:MODEL_TYPE, hf:DIR, package.module:attr or path/to/file.py:attr"
 
 
 @dataclass(frozen=True)
@@ -24,6 +24,10 @@ class BuildRequest:
     meta: bool
     device: torch.device
     unsafe_load: bool
+    # hf: models only (see :mod:`.hf`): config field overrides, the head, the classifier's labels
+    config: Mapping[str, Any] = field(default_factory=dict)
+    task: str | None = None
+    num_labels: int | None = None
 
 
 def check_device(device: str | torch.device) -> torch.device:

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from torchscope._loader.common import few, first_line, kwargs_text
+from torchscope._loader.safetensors_io import is_safetensors, load_safetensors
 from torchscope.errors import SpecError
 
 # Keys under which training frameworks nest the state_dict in a checkpoint dict.
@@ -152,10 +153,20 @@ def load_weights(
         raise SpecError(f"weights file not found: {path}; check the --weights path")
     device = next((t.device for t in [*model.parameters(), *model.buffers()]), torch.device("cpu"))
     meta = device.type == "meta"
-    obj = torch_load(path, map_location or str(device), unsafe_load)
-    state = extract_state_dict(obj, path)
+    if is_safetensors(path):
+        # no code in the file: no --unsafe-load question to ask
+        state = load_safetensors(path, map_location or str(device))
+    else:
+        state = extract_state_dict(torch_load(path, map_location or str(device), unsafe_load), path)
     expected = model.state_dict()
     state = strip_common_prefix(state, expected)
+    tied = tied_names(model)
+    # a file saved without duplicates (save_pretrained, safetensors' save_model) has one name per tied tensor
+    for names in tied:
+        present = [n for n in names if n in state]
+        if present:
+            for n in names:
+                state.setdefault(n, state[present[0]])
     missing = [k for k in expected if k not in state]
     unexpected = [k for k in state if k not in expected]
     if missing or unexpected:
@@ -181,4 +192,22 @@ def load_weights(
             for k, v in state.items()
         }
     model.load_state_dict(state, strict=True, assign=meta)
+    if meta:
+        _retie(model, tied)  # assign=True put a separate tensor under each tied name
     return model
+
+
+def tied_names(model: nn.Module) -> list[list[str]]:
+    """Groups of parameter names that are one tensor (tied weights), each group in registration order."""
+    groups: dict[int, list[str]] = {}
+    for name, p in model.named_parameters(remove_duplicate=False):
+        groups.setdefault(id(p), []).append(name)
+    return [names for names in groups.values() if len(names) > 1]
+
+
+def _retie(model: nn.Module, tied: list[list[str]]) -> None:
+    for names in tied:
+        first = model.get_parameter(names[0])
+        for name in names[1:]:
+            owner, _, attr = name.rpartition(".")
+            model.get_submodule(owner)._parameters[attr] = first

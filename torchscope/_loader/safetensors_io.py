@@ -97,7 +97,9 @@ def read_header(path: str | os.PathLike[str]) -> dict[str, TensorInfo]:
     try:
         header = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError):
-        raise SpecError(f"{path} is not a safetensors file (its header is not JSON); check the file") from None
+        raise SpecError(
+            f"{path} is not a safetensors file (its header is not JSON); check the file"
+        ) from None
     if not isinstance(header, dict):
         raise SpecError(f"{path} is not a safetensors file (its header is not a JSON object)")
     out: dict[str, TensorInfo] = {}
@@ -115,7 +117,9 @@ def read_header(path: str | os.PathLike[str]) -> dict[str, TensorInfo]:
     return out
 
 
-def load_safetensors(path: str | os.PathLike[str], device: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
+def load_safetensors(
+    path: str | os.PathLike[str], device: str | torch.device = "cpu"
+) -> dict[str, torch.Tensor]:
     """Every tensor of a safetensors file, by name, in file order.
 
     On the CPU the tensors are views of a private (copy-on-write) map of the file: nothing is read
@@ -157,6 +161,8 @@ def load_safetensors(path: str | os.PathLike[str], device: str | torch.device = 
             flat = torch.frombuffer(buffer, dtype=torch.uint8, count=count, offset=data_start + info.start)
             t = flat.view(dtype).reshape(info.shape)
         if t.numel() * t.element_size() != count:
-            raise SpecError(f"{path}: tensor {name!r} has {count} bytes for shape {list(info.shape)}; check the file")
+            raise SpecError(
+                f"{path}: tensor {name!r} has {count} bytes for shape {list(info.shape)}; check the file"
+            )
         out[name] = t if dev.type == "cpu" else t.to(dev)
     return out

@@ -12,6 +12,8 @@ from torch import nn
 
 from torchscope._loader.common import SPEC_FORMS, BuildRequest, check_device
 from torchscope._loader.files import load_file, load_weights
+from torchscope._loader.hf import PREFIX as HF_PREFIX
+from torchscope._loader.hf import build_hf
 from torchscope._loader.objects import build_attr, build_timm
 from torchscope._loader.vision import build_torchvision
 from torchscope.errors import SpecError
@@ -25,6 +27,7 @@ def _timm(request: BuildRequest) -> nn.Module:
 # beside the others in this package and one entry here.
 PREFIX_SOURCES: dict[str, Callable[[BuildRequest], nn.Module]] = {
     "timm:": _timm,
+    HF_PREFIX: build_hf,
 }
 
 
@@ -44,10 +47,14 @@ def load_model(
     unsafe_load: bool = False,
     pretrained: bool = False,
     kwargs: Mapping[str, Any] | None = None,
+    config: Mapping[str, Any] | None = None,
+    task: str | None = None,
+    num_labels: int | None = None,
 ) -> nn.Module:
     """Build or load the model ``spec`` names, optionally load a state_dict, and place it on ``device``.
 
-    ``device="meta"`` allocates nothing and runs no init, for any builder.
+    ``device="meta"`` allocates nothing and runs no init, for any builder. ``config`` (field
+    overrides), ``task`` and ``num_labels`` apply to ``hf:`` specs (see :func:`build_hf`).
 
     >>> load_model("resnet18", device="meta").fc
     Linear(in_features=512, out_features=1000, bias=True)
@@ -61,12 +68,16 @@ def load_model(
     dev = check_device(device)
     meta = dev.type == "meta"
     kw = dict(kwargs or {})
+    hf = {"config": dict(config or {}), "task": task, "num_labels": num_labels}
+    if not spec.startswith(HF_PREFIX) and (config or task is not None or num_labels is not None):
+        given = "config" if config else "task" if task is not None else "num_labels"
+        raise SpecError(f"{given}= (--{given.replace('_', '-')}) only applies to hf: models, not {spec!r}")
     if weights is not None and not Path(weights).is_file():
         raise SpecError(f"weights file not found: {weights}; check the --weights path")
     if ":" in spec or not Path(spec).is_file():
         if weights is not None and not meta:
             # Build without init cost, then take the file's tensors as they are (assign=True).
-            model = _build(spec, kw, pretrained, meta=True, device=dev, unsafe_load=unsafe_load)
+            model = _build(spec, kw, pretrained, meta=True, device=dev, unsafe_load=unsafe_load, hf=hf)
             if not any(t.is_meta for t in [*model.parameters(), *model.buffers()]):
                 model = model.to(dev)  # a module instance: already real
                 return load_weights(model, weights, unsafe_load=unsafe_load)
@@ -74,7 +85,7 @@ def load_model(
             if not any(t.is_meta for t in [*model.parameters(), *model.buffers()]):
                 return model
             # non-persistent buffers are not in the file: build for real and copy the weights in
-    model = _build(spec, kw, pretrained, meta, dev, unsafe_load)
+    model = _build(spec, kw, pretrained, meta, dev, unsafe_load, hf=hf)
     if not meta:
         model = model.to(dev)
     elif any(not t.is_meta for t in [*model.parameters(), *model.buffers()]) and not isinstance(
@@ -87,11 +98,17 @@ def load_model(
 
 
 def _build(
-    spec: str, kw: dict[str, Any], pretrained: bool, meta: bool, device: torch.device, unsafe_load: bool
+    spec: str,
+    kw: dict[str, Any],
+    pretrained: bool,
+    meta: bool,
+    device: torch.device,
+    unsafe_load: bool,
+    hf: Mapping[str, Any] | None = None,
 ) -> nn.Module:
     for prefix, source in PREFIX_SOURCES.items():
         if spec.startswith(prefix):
-            return source(BuildRequest(spec, kw, pretrained, meta, device, unsafe_load))
+            return source(BuildRequest(spec, kw, pretrained, meta, device, unsafe_load, **(hf or {})))
     if ":" in spec:
         if pretrained:
             raise SpecError(f"--pretrained only reads torchvision weights; for {spec!r} pass --weights FILE")

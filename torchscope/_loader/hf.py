@@ -1,0 +1,396 @@
+"""Hugging Face models: ``hf:MODEL_TYPE`` and ``hf:DIR``, never from the network.
+
+- ``hf:MODEL_TYPE`` (``hf:bert``, ``hf:gpt2``, ``hf:llama``...): that model type's default config
+  (``AutoConfig.for_model``), nothing downloaded.
+- ``hf:DIR``: a local model directory (``config.json``; weights in ``model.safetensors``, sharded
+  ``model-0000x-of-0000y.safetensors`` with their index, or ``pytorch_model.bin``). A directory with
+  ``adapter_config.json`` (PEFT) puts the adapter on top of its base: the same directory when it
+  also has ``config.json``, else the local directory the adapter config's
+  ``base_model_name_or_path`` names.
+
+``config`` overrides config fields (each must exist in the config), ``task`` picks the head (see
+:data:`TASKS`; default: the directory's ``architectures``, else ``causal-lm`` for decoder-only
+model types and ``base`` for the rest), ``num_labels`` sizes a classifier. On meta nothing is read
+but ``config.json`` (and the adapter's config and header). Every transformers call runs offline
+(``HF_HUB_OFFLINE=1``, ``local_files_only=True``). transformers and peft are imported here only.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import os
+import warnings
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from torchscope._loader.common import BuildRequest, first_line
+from torchscope._loader.meta import init_on_meta
+from torchscope._loader.safetensors_io import read_header
+from torchscope.errors import SpecError
+
+PREFIX = "hf:"
+# task -> transformers Auto class
+TASKS: dict[str, str] = {
+    "base": "AutoModel",
+    "causal-lm": "AutoModelForCausalLM",
+    "sequence-classification": "AutoModelForSequenceClassification",
+    "token-classification": "AutoModelForTokenClassification",
+}
+# peft's task_type -> our task
+_PEFT_TASKS: dict[str, str] = {
+    "CAUSAL_LM": "causal-lm",
+    "SEQ_CLS": "sequence-classification",
+    "TOKEN_CLS": "token-classification",
+    "FEATURE_EXTRACTION": "base",
+}
+_OFFLINE = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_HUB_DISABLE_TELEMETRY": "1"}
+_INSTALL = "pip install 'torchscope[hf]'"
+
+
+@contextmanager
+def offline() -> Iterator[None]:
+    """Run transformers/peft with the hub switched off (and quiet), restoring the environment after."""
+    saved = {k: os.environ.get(k) for k in _OFFLINE}
+    os.environ.update(_OFFLINE)
+    try:
+        with warnings.catch_warnings():
+            # deprecation notes and "weights not initialized" hints from the libraries, not ours
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def import_transformers() -> Any:
+    """transformers, imported offline and with its logging at error level; a SpecError if missing."""
+    try:
+        with offline():
+            import transformers
+    except ImportError:
+        raise SpecError(f"hf: models need transformers, which is not installed; {_INSTALL}") from None
+    transformers.logging.set_verbosity_error()
+    # "Loading weights" bars would land in our output
+    transformers.logging.disable_progress_bar()
+    return transformers
+
+
+def _import_peft() -> Any:
+    try:
+        with offline():
+            import peft
+    except ImportError:
+        raise SpecError(f"the directory holds a PEFT adapter, which needs peft; {_INSTALL}") from None
+    return peft
+
+
+def model_types() -> list[str]:
+    """Every model type ``hf:MODEL_TYPE`` accepts (transformers' ``CONFIG_MAPPING``)."""
+    return sorted(import_transformers().CONFIG_MAPPING.keys())
+
+
+# ---------------------------------------------------------------------------------------------
+# config
+
+
+def _check_overrides(config: Any, overrides: Mapping[str, Any], where: str) -> None:
+    known = set(config.to_dict()) | set(getattr(config, "attribute_map", {}) or {})
+    for key in overrides:
+        if key not in known and not hasattr(config, key):
+            close = difflib.get_close_matches(key, sorted(known), n=3, cutoff=0.6)
+            hint = f"did you mean {', '.join(repr(c) for c in close)}?" if close else "see its config.json"
+            raise SpecError(f"--config {key}: the {where} config has no field {key!r}; {hint}")
+
+
+def _config_from_type(model_type: str, overrides: Mapping[str, Any]) -> Any:
+    tf = import_transformers()
+    with offline():
+        default = tf.AutoConfig.for_model(model_type)
+        _check_overrides(default, overrides, model_type)
+        if not overrides:
+            return default
+        try:
+            return tf.AutoConfig.for_model(model_type, **overrides)
+        except (TypeError, ValueError) as exc:
+            raise SpecError(f"--config values do not make a {model_type} config: {first_line(exc)}") from None
+
+
+def _config_from_dir(path: Path, overrides: Mapping[str, Any]) -> Any:
+    tf = import_transformers()
+    with offline():
+        try:
+            config = tf.AutoConfig.from_pretrained(str(path), local_files_only=True)
+        except (OSError, ValueError, KeyError) as exc:
+            raise SpecError(f"{path}/config.json does not load: {first_line(exc)}; check the file") from None
+        _check_overrides(config, overrides, str(path / "config.json"))
+        for key, value in overrides.items():
+            setattr(config, key, value)
+    return config
+
+
+def _set_num_labels(config: Any, num_labels: int | None, task: str) -> None:
+    if num_labels is None:
+        return
+    if isinstance(num_labels, bool) or not isinstance(num_labels, int) or num_labels < 1:
+        raise SpecError(f"--num-labels {num_labels!r} must be a positive integer")
+    if task not in ("sequence-classification", "token-classification"):
+        raise SpecError(
+            f"--num-labels only applies to classifiers; add --task sequence-classification (task is {task})"
+        )
+    config.num_labels = num_labels
+
+
+# ---------------------------------------------------------------------------------------------
+# building
+
+
+def _default_task(config: Any) -> str:
+    from transformers.models.auto import modeling_auto
+
+    model_type = getattr(config, "model_type", "")
+    decoder_only = (
+        model_type in modeling_auto.MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+        and model_type not in modeling_auto.MODEL_FOR_MASKED_LM_MAPPING_NAMES
+        and not getattr(config, "is_encoder_decoder", False)
+    )
+    return "causal-lm" if decoder_only else "base"
+
+
+def _model_class(config: Any, task: str | None, where: str) -> Any:
+    tf = import_transformers()
+    if task is None:
+        # a saved model names its own class (LlamaForCausalLM, BertForSequenceClassification...)
+        for arch in getattr(config, "architectures", None) or ():
+            cls = getattr(tf, str(arch), None)
+            if isinstance(cls, type):
+                return cls
+        task = _default_task(config)
+    if task not in TASKS:
+        close = difflib.get_close_matches(task, list(TASKS), n=1, cutoff=0.5)
+        hint = f"did you mean {close[0]!r}?" if close else f"use one of {', '.join(TASKS)}"
+        raise SpecError(f"--task {task!r} is not a task; {hint}")
+    return getattr(tf, TASKS[task])
+
+
+def _instantiate(cls: Any, config: Any, meta: bool, where: str, task: str | None) -> nn.Module:
+    def build() -> nn.Module:
+        with offline():
+            if hasattr(cls, "from_config"):
+                return cls.from_config(config)  # type: ignore[no-any-return]
+            return cls(config)  # type: ignore[no-any-return]
+
+    try:
+        if meta:
+            with init_on_meta():
+                return build()
+        return build()
+    except ValueError as exc:
+        if "Unrecognized configuration class" in str(exc):
+            tasks = [t for t, auto in TASKS.items() if _has_head(auto, config)]
+            raise SpecError(
+                f"{where} has no {task or 'default'} head in transformers; use --task {' or '.join(tasks) or 'base'}"
+            ) from None
+        raise SpecError(f"building {where} failed: {first_line(exc)}; check the --config values") from None
+    except (TypeError, RuntimeError, AttributeError) as exc:
+        raise SpecError(f"building {where} failed: {first_line(exc)}; check the --config values") from None
+
+
+def _has_head(auto: str, config: Any) -> bool:
+    mapping = getattr(import_transformers(), auto)._model_mapping
+    try:
+        mapping[type(config)]
+    except KeyError:
+        return False
+    return True
+
+
+def _weight_files(path: Path) -> list[Path]:
+    for index in ("model.safetensors.index.json", "pytorch_model.bin.index.json"):
+        if (path / index).is_file():
+            return [path / index]
+    return [path / f for f in ("model.safetensors", "pytorch_model.bin") if (path / f).is_file()]
+
+
+def _from_pretrained(cls: Any, path: Path, config: Any, device: torch.device) -> nn.Module:
+    with offline():
+        try:
+            model = cls.from_pretrained(str(path), config=config, local_files_only=True)
+        except (OSError, ValueError, RuntimeError, KeyError) as exc:
+            raise SpecError(
+                f"the weights in {path} do not load into {cls.__name__}: {first_line(exc)}; "
+                "check the directory (or the --config/--task values)"
+            ) from None
+    return model.to(device)  # type: ignore[no-any-return]
+
+
+def _base_from_dir(path: Path, request: BuildRequest, task: str | None) -> nn.Module:
+    config = _config_from_dir(path, request.config)
+    cls = _model_class(config, task, str(path))
+    if task is not None:
+        _set_num_labels(config, request.num_labels, task)
+    elif request.num_labels is not None:
+        raise SpecError("--num-labels needs --task sequence-classification or token-classification")
+    if not request.meta and _weight_files(path):
+        return _from_pretrained(cls, path, config, request.device)
+    return _instantiate(cls, config, request.meta, str(path), task)
+
+
+# ---------------------------------------------------------------------------------------------
+# adapters
+
+
+def _adapter_config(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads((path / "adapter_config.json").read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise SpecError(f"{path}/adapter_config.json does not load: {exc}; check the file") from None
+    if not isinstance(data, dict):
+        raise SpecError(f"{path}/adapter_config.json is not a JSON object; check the file")
+    return data
+
+
+def _adapter_base(path: Path, adapter: Mapping[str, Any]) -> Path:
+    if (path / "config.json").is_file():
+        return path
+    base = adapter.get("base_model_name_or_path")
+    if not base:
+        raise SpecError(
+            f"{path} holds an adapter without a base (no config.json, no base_model_name_or_path); "
+            "put the base model's config.json beside it"
+        )
+    for candidate in (Path(str(base)).expanduser(), path / str(base), path.parent / str(base)):
+        if (candidate / "config.json").is_file():
+            return candidate
+    raise SpecError(
+        f"the adapter in {path} is for base {base!r}, which is not a local directory; torchscope never "
+        f"downloads: download it first (hf download {base} --local-dir DIR) and set base_model_name_or_path "
+        "in adapter_config.json to DIR"
+    )
+
+
+def _adapter_file_shapes(path: Path) -> dict[str, tuple[int, ...]] | None:
+    file = path / "adapter_model.safetensors"
+    if file.is_file():
+        return {k: v.shape for k, v in read_header(file).items()}
+    return None
+
+
+def _check_adapter_fits(model: nn.Module, path: Path, base: Path, adapter_name: str) -> None:
+    """Every tensor of the adapter file must be an adapter tensor of the model, with its shape."""
+    shapes = _adapter_file_shapes(path)
+    if shapes is None:
+        return
+    ours: dict[str, tuple[int, ...]] = {}
+    tag = f".{adapter_name}."
+    for name, p in model.named_parameters():
+        if tag in name:
+            ours[name.replace(tag, ".")] = tuple(p.shape)
+    wrong = [f"{k} {list(s)} vs {list(ours[k])}" for k, s in shapes.items() if k in ours and ours[k] != s]
+    unknown = [k for k in shapes if k not in ours and not k.endswith(tuple(_saved_suffixes(ours)))]
+    if wrong or unknown:
+        detail = f"shape differs at {wrong[0]} (file vs model)" if wrong else f"no module for {unknown[0]}"
+        raise SpecError(
+            f"the adapter in {path} does not fit the base {base}: {detail}; give the base it was trained on"
+        )
+
+
+def _saved_suffixes(ours: Mapping[str, Any]) -> list[str]:
+    # modules_to_save copies are saved under the original module's name (".modules_to_save" dropped)
+    return [k.split(".modules_to_save.", 1)[1] for k in ours if ".modules_to_save." in k]
+
+
+def _with_adapter(path: Path, request: BuildRequest) -> nn.Module:
+    adapter = _adapter_config(path)
+    base_dir = _adapter_base(path, adapter)
+    task = request.task or _PEFT_TASKS.get(str(adapter.get("task_type") or ""), None)
+    base = _base_from_dir(base_dir, request, task)
+    peft = _import_peft()
+    with offline():
+        try:
+            config = peft.PeftConfig.from_pretrained(str(path), local_files_only=True)
+            # saved adapters say inference_mode=True (frozen); torchscope looks at fine-tuning
+            config.inference_mode = False
+            if request.meta:
+                # the structure only: adapter layers on meta, no weights read
+                with init_on_meta():
+                    model = peft.get_peft_model(base, config)
+            else:
+                model = peft.PeftModel.from_pretrained(base, str(path), config=config, is_trainable=True)
+        except (ValueError, RuntimeError, KeyError, TypeError) as exc:
+            # load_state_dict's first line is a heading; the size mismatch below it is the news
+            lines = [ln.strip() for ln in str(exc).splitlines() if "size mismatch" in ln]
+            detail = lines[0][:300] if lines else first_line(exc)
+            raise SpecError(
+                f"the adapter in {path} does not fit the base {base_dir}: {detail}; give the base it was trained on"
+            ) from None
+    _check_adapter_fits(model, path, base_dir, "default")
+    return model  # type: ignore[no-any-return]
+
+
+# ---------------------------------------------------------------------------------------------
+# the source
+
+
+def _not_found(name: str) -> SpecError:
+    types = model_types()
+    close = difflib.get_close_matches(name.lower(), types, n=3, cutoff=0.6)
+    if "/" in name or "-" in name or "." in name:
+        return SpecError(
+            f"hf:{name} is neither a local directory nor a model type; torchscope never downloads: "
+            f"download it first (hf download {name} --local-dir DIR) and give hf:DIR"
+        )
+    hint = (
+        f"did you mean {', '.join('hf:' + c for c in close)}?"
+        if close
+        else "see transformers' CONFIG_MAPPING"
+    )
+    return SpecError(f"unknown model type {name!r}; {hint} (or give hf:DIR, a local model directory)")
+
+
+def build_hf(request: BuildRequest) -> nn.Module:
+    """The model an ``hf:`` spec names (see the module docstring).
+
+    >>> build_hf(BuildRequest("hf:bert", {}, False, True, torch.device("meta"), False)).num_parameters()
+    109482240
+    """
+    name = request.spec[len(PREFIX) :].strip()
+    if not name:
+        raise SpecError(
+            "malformed spec 'hf:'; write hf:MODEL_TYPE (hf:llama) or hf:DIR (a local model directory)"
+        )
+    if request.kwargs:
+        raise SpecError("--arg does not apply to hf: models; set config fields with --config key=value")
+    if request.pretrained:
+        raise SpecError(
+            "--pretrained does not apply to hf: models; give hf:DIR, a directory with the weights"
+        )
+    tf = import_transformers()
+    path = Path(name).expanduser()
+    if path.is_dir():
+        if (path / "adapter_config.json").is_file():
+            return _with_adapter(path, request)
+        if not (path / "config.json").is_file():
+            raise SpecError(
+                f"{path} has no config.json; give a transformers model directory (save_pretrained) or a model type"
+            )
+        return _base_from_dir(path, request, request.task)
+    if path.exists():
+        raise SpecError(
+            f"hf:{name} is a file; hf: takes a model directory (with config.json) or a model type"
+        )
+    if name not in tf.CONFIG_MAPPING:
+        raise _not_found(name)
+    config = _config_from_type(name, request.config)
+    cls = _model_class(config, request.task, f"hf:{name}")
+    task = request.task or _default_task(config)
+    _set_num_labels(config, request.num_labels, task)
+    return _instantiate(cls, config, request.meta, f"hf:{name}", task)
