@@ -1,0 +1,256 @@
+"""Check the import graph of the torchscope package: no circles, and the core never imports the CLI.
+
+Reads every ``.py`` file under ``torchscope/`` with :mod:`ast` (nothing is imported), and counts every
+``import`` statement wherever it is, function-local ones included, because a function-local import
+only hides a circle. Imports under ``if TYPE_CHECKING:`` are left out: they never run.
+
+An edge ``a -> b`` means running ``a`` may import ``b``. ``from pkg import name`` is an edge to
+``pkg.name`` when that is a module, else to ``pkg``; importing ``pkg.sub`` also runs ``pkg``'s
+``__init__`` (an edge to ``pkg`` unless the importer lives inside it, where ``pkg`` is already
+being imported). The root ``torchscope/__init__.py`` re-exports lazily and is never an edge target.
+
+Fails (exit 1, printing each circle and each offending edge with file and line) on
+
+- any circle: a strongly connected component of more than one module, or a module importing itself;
+- any core -> CLI edge: core is every module outside ``torchscope.cli``; ``torchscope.__main__``
+  (``python -m torchscope``) is an entry point, like the ``torchscope`` console script, and belongs
+  to the CLI side.
+
+On success prints one summary line. ``--root DIR`` checks another tree (the tests use it).
+
+    python scripts/check_imports.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import itertools
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+PACKAGE = "torchscope"
+CLI = f"{PACKAGE}.cli"
+ENTRY_POINTS = frozenset({f"{PACKAGE}.__main__"})
+
+
+@dataclass(frozen=True)
+class Edge:
+    source: str
+    target: str
+    file: str
+    line: int
+
+    def where(self) -> str:
+        return f"{self.file}:{self.line}"
+
+
+def module_names(root: Path) -> dict[str, Path]:
+    """Dotted module name -> file, for every ``.py`` under ``root/torchscope``."""
+    out: dict[str, Path] = {}
+    for path in sorted((root / PACKAGE).rglob("*.py")):
+        rel = path.relative_to(root).with_suffix("")
+        parts = list(rel.parts)
+        if parts[-1] == "__init__":
+            parts.pop()
+        out[".".join(parts)] = path
+    return out
+
+
+def _is_type_checking(test: ast.expr) -> bool:
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
+
+
+def _imports(tree: ast.AST) -> Iterator[ast.Import | ast.ImportFrom]:
+    """Every import statement, at any depth, except those under ``if TYPE_CHECKING:``."""
+    stack: list[ast.AST] = [tree]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, ast.Import | ast.ImportFrom):
+            yield node
+            continue
+        if isinstance(node, ast.If) and _is_type_checking(node.test):
+            stack.extend(node.orelse)  # the `else:` of `if TYPE_CHECKING:` does run
+            continue
+        stack.extend(ast.iter_child_nodes(node))
+
+
+def _resolve(module: str, is_package: bool, node: ast.ImportFrom) -> str:
+    if node.level == 0:
+        return node.module or ""
+    base = module.split(".") if is_package else module.split(".")[:-1]
+    base = base[: len(base) - (node.level - 1)] if node.level > 1 else base
+    return ".".join([*base, node.module] if node.module else base)
+
+
+def build_graph(root: Path) -> tuple[dict[str, Path], list[Edge]]:
+    """The package's modules and the import edges between them."""
+    modules = module_names(root)
+    edges: list[Edge] = []
+    for name, path in modules.items():
+        rel = path.relative_to(root).as_posix()
+        tree = ast.parse(path.read_text(encoding="utf-8"), filename=rel)
+        is_package = path.name == "__init__.py"
+        for node in _imports(tree):
+            targets: list[str] = []
+            if isinstance(node, ast.Import):
+                targets = [alias.name for alias in node.names]
+            else:
+                base = _resolve(name, is_package, node)
+                for alias in node.names:
+                    sub = f"{base}.{alias.name}"
+                    targets.append(sub if sub in modules else base)
+            for target in targets:
+                for hit in _runs(target, name, modules):
+                    edges.append(Edge(name, hit, rel, node.lineno))
+    return modules, edges
+
+
+def _runs(target: str, importer: str, modules: dict[str, Path]) -> Iterator[str]:
+    """The package modules that importing ``target`` from ``importer`` executes (as edges)."""
+    if target != PACKAGE and not target.startswith(PACKAGE + "."):
+        return
+    parts = target.split(".")
+    for i in range(2, len(parts) + 1):
+        prefix = ".".join(parts[:i])
+        if prefix not in modules:
+            continue
+        is_last = i == len(parts)
+        # a package the importer is inside of is already being imported: no new code runs
+        if not is_last and (importer == prefix or importer.startswith(prefix + ".")):
+            continue
+        if prefix == importer:
+            continue
+        yield prefix
+
+
+def strongly_connected(nodes: list[str], graph: dict[str, list[str]]) -> list[list[str]]:
+    """Tarjan's algorithm, iterative: the components of more than one node."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    on_stack: set[str] = set()
+    stack: list[str] = []
+    out: list[list[str]] = []
+    counter = 0
+    for start in nodes:
+        if start in index:
+            continue
+        work: list[tuple[str, int]] = [(start, 0)]
+        while work:
+            node, i = work.pop()
+            if i == 0:
+                index[node] = low[node] = counter
+                counter += 1
+                stack.append(node)
+                on_stack.add(node)
+            successors = graph.get(node, [])
+            if i < len(successors):
+                work.append((node, i + 1))
+                nxt = successors[i]
+                if nxt not in index:
+                    work.append((nxt, 0))
+                elif nxt in on_stack:
+                    low[node] = min(low[node], index[nxt])
+                continue
+            if low[node] == index[node]:
+                component = []
+                while True:
+                    top = stack.pop()
+                    on_stack.discard(top)
+                    component.append(top)
+                    if top == node:
+                        break
+                if len(component) > 1:
+                    out.append(sorted(component))
+            if work:
+                parent = work[-1][0]
+                low[parent] = min(low[parent], low[node])
+    return out
+
+
+def one_cycle(component: list[str], graph: dict[str, list[str]]) -> list[str]:
+    """A shortest circle through the component's first module (breadth-first inside the component)."""
+    members = set(component)
+    start = component[0]
+    previous: dict[str, str] = {}
+    frontier = [start]
+    while frontier:
+        following = []
+        for node in frontier:
+            for nxt in graph.get(node, []):
+                if nxt not in members:
+                    continue
+                if nxt == start:
+                    path = [node]
+                    while path[-1] != start:
+                        path.append(previous[path[-1]])
+                    return [*reversed(path), start]
+                if nxt not in previous:
+                    previous[nxt] = node
+                    following.append(nxt)
+        frontier = following
+    return [start, start]  # unreachable for a real component
+
+
+def _is_cli(module: str) -> bool:
+    return module == CLI or module.startswith(CLI + ".") or module in ENTRY_POINTS
+
+
+def check(root: Path) -> tuple[list[str], str]:
+    """(problems, summary) for the tree at ``root``."""
+    modules, edges = build_graph(root)
+    graph: dict[str, list[str]] = {}
+    where: dict[tuple[str, str], Edge] = {}
+    for edge in edges:
+        if edge.target not in graph.setdefault(edge.source, []):
+            graph[edge.source].append(edge.target)
+        where.setdefault((edge.source, edge.target), edge)
+    problems: list[str] = []
+    components = strongly_connected(sorted(modules), graph)
+    for component in components:
+        cycle = one_cycle(component, graph)
+        steps = "\n".join(
+            f"    {a} -> {b}  ({where[(a, b)].where()})" for a, b in itertools.pairwise(cycle)
+        )
+        problems.append(f"import circle of {len(component)} modules ({', '.join(component)}):\n{steps}")
+    # one line per import statement: its deepest CLI module, not also the packages above it
+    cli_edges: dict[tuple[str, int], Edge] = {}
+    for e in edges:
+        if not _is_cli(e.source) and _is_cli(e.target):
+            seen = cli_edges.get((e.file, e.line))
+            if seen is None or len(e.target) > len(seen.target):
+                cli_edges[(e.file, e.line)] = e
+    for _, edge in sorted(cli_edges.items()):
+        problems.append(f"core module imports the CLI: {edge.source} -> {edge.target}  ({edge.where()})")
+    core = sum(1 for m in modules if not _is_cli(m))
+    local = len({(e.source, e.target) for e in edges})
+    summary = (
+        f"import check: {len(modules)} modules ({core} core, {len(modules) - core} CLI), "
+        f"{local} import edges, no circles, no core -> CLI import"
+    )
+    return problems, summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--root", type=Path, default=Path(__file__).resolve().parent.parent)
+    ns = parser.parse_args(argv)
+    if not (ns.root / PACKAGE / "__init__.py").is_file():
+        print(f"error: {ns.root} has no {PACKAGE}/__init__.py; pass the repository root as --root", file=sys.stderr)
+        return 2
+    problems, summary = check(ns.root)
+    if problems:
+        for problem in problems:
+            print(problem)
+        print(f"import check failed: {len(problems)} problem(s)")
+        return 1
+    print(summary)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
