@@ -37,12 +37,13 @@ def test_summary_of_a_torchvision_model_uses_its_crop_size() -> None:
     assert abs(data["total_mult_adds"] / 0.349e9 - 1) < 0.02  # torchvision's published 0.35 GFLOPS
 
 
-def test_failing_forward_prints_partial_summary_and_exits_2() -> None:
-    result = run("summary", CNN, "--input-size", "2,4,8,8", "--no-color")
-    assert result.exit_code == 2
-    assert "0 (Conv2d)" in result.stdout and "(failed)" in result.stdout
-    assert result.stderr.startswith("error: forward pass failed in backbone.0 (Conv2d) given [2, 4, 8, 8]")
-    assert "Traceback" not in result.output
+def test_failing_forward_prints_no_numbers_and_exits_2() -> None:
+    for extra in ([], ["--json"]):
+        result = run("summary", CNN, "--input-size", "2,4,8,8", "--no-color", *extra)
+        assert result.exit_code == 2
+        assert result.stdout == ""  # no partial table, no partial total, no partial JSON document
+        assert result.stderr.startswith("error: forward pass failed in backbone.0 (Conv2d) given [2, 4, 8, 8]")
+        assert "Traceback" not in result.output
 
 
 def test_bad_input_size_exits_2() -> None:

@@ -170,7 +170,7 @@ def test_cli_report_writes_the_page_and_exits_1_on_a_violation(tmp_path: Path) -
     page = tmp_path / "report.html"
     runner = CliRunner()
     result = runner.invoke(
-        app, ["report", f"{ZOO}:SmallCNN", "--input-size", "4,3,8,8", "--freeze", "backbone", "--html", str(page), "--no-color"]
+        app, ["report", f"{ZOO}:SmallCNN", "--input-size", "4,3,8,8", "--freeze", "backbone", "--page", str(page), "--no-color"]
     )
     assert result.exit_code == 1, result.output
     assert "✗ 6 violations: frozen_buffer_changed ×6" in result.output
@@ -191,12 +191,27 @@ def test_cli_report_bad_input_exits_2_with_one_line(tmp_path: Path) -> None:
     bad = runner.invoke(app, ["report", f"{ZOO}:SmallCNN", "--input-size", "0,3"])
     assert bad.exit_code == 2
     assert "--input-size '0,3' needs positive dimensions" in bad.output
+    missing_folder = tmp_path / "no" / "r.html"
     unwritable = runner.invoke(
-        app, ["report", f"{ZOO}:SmallCNN", "--input-size", "4,3,8,8", "--no-check", "--html", str(tmp_path / "no" / "r.html")]
+        app, ["report", f"{ZOO}:SmallCNN", "--input-size", "4,3,8,8", "--no-check", "--page", str(missing_folder)]
     )
     assert unwritable.exit_code == 2
-    assert "cannot write --html" in unwritable.output
-    assert "Traceback" not in unwritable.output
+    assert unwritable.stderr == (
+        f"error: --page {str(missing_folder)!r}: folder {str(missing_folder.parent)!r} does not exist; "
+        "create it or pick another path\n"
+    )
+    assert unwritable.stdout == ""
+
+
+def test_cli_report_old_html_spelling_still_writes_the_page_with_a_deprecation_line(tmp_path: Path) -> None:
+    page = tmp_path / "old.html"
+    args = ["report", f"{ZOO}:SmallCNN", "--input-size", "4,3,8,8", "--no-check", "--no-color"]
+    result = CliRunner().invoke(app, [*args, "--html", str(page)])
+    assert result.exit_code == 0, result.output
+    assert result.stderr.startswith("warning: `report --html FILE` is now `report --page FILE`")
+    assert_self_contained(page.read_text(encoding="utf-8"))
+    both = CliRunner().invoke(app, [*args, "--html", str(page), "--page", str(page)])
+    assert both.exit_code == 2 and "give --page FILE only" in both.stderr
 
 
 def test_cli_eval_bn_puts_frozen_norms_in_eval_and_drops_the_drift_warning() -> None:

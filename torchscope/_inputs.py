@@ -13,35 +13,16 @@ from __future__ import annotations
 import dataclasses
 import inspect
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
-from torchinfo.torchinfo import get_correct_input_sizes, set_device
 
 # re-exported for the collectors: the one input-size grammar lives, torch-free, in _parsing
 from torchscope._parsing import Shape as Shape
+from torchscope._parsing import dtype_name
 from torchscope._parsing import parse_input_size as parse_input_size
 from torchscope.errors import SpecError
-
-_DTYPES: dict[str, torch.dtype] = {
-    "float32": torch.float32,
-    "float": torch.float32,
-    "fp32": torch.float32,
-    "float16": torch.float16,
-    "half": torch.float16,
-    "fp16": torch.float16,
-    "bfloat16": torch.bfloat16,
-    "bf16": torch.bfloat16,
-    "float64": torch.float64,
-    "double": torch.float64,
-    "int64": torch.int64,
-    "long": torch.int64,
-    "int32": torch.int32,
-    "int": torch.int32,
-    "bool": torch.bool,
-}
-
 
 def parse_dtype(name: str | torch.dtype | None) -> torch.dtype | None:
     """A dtype from its name (``float16``, ``bf16``, ``int64``...), or None.
@@ -51,34 +32,46 @@ def parse_dtype(name: str | torch.dtype | None) -> torch.dtype | None:
     """
     if name is None or isinstance(name, torch.dtype):
         return name
-    key = name.lower().removeprefix("torch.")
-    if key not in _DTYPES:
-        raise SpecError(f"unknown dtype {name!r}; use one of {', '.join(sorted(set(_DTYPES)))}")
-    return _DTYPES[key]
+    return cast(torch.dtype, getattr(torch, dtype_name(name, option=None)))
 
 
 def normalize_sizes(input_size: Any) -> list[Shape]:
-    """One shape or several as a list of tuples (torchinfo's rules); a bad value is a SpecError."""
-    if isinstance(input_size, (list, tuple)) and any(
-        isinstance(d, int) and d <= 0 for d in _flat_ints(input_size)
-    ):
-        raise SpecError(f"input_size={input_size!r} needs positive dimensions, e.g. (1, 3, 224, 224)")
-    try:
-        sizes = get_correct_input_sizes(input_size)
-        out = [tuple(int(d) for d in s) for s in sizes]
-    except (TypeError, ValueError):
-        raise SpecError(
-            f"input_size={input_size!r} must be a shape like (1, 3, 224, 224) or a list of shapes"
-        ) from None
-    if not out or any(not s or min(s) <= 0 for s in out):
+    """One shape or several as a list of tuples; ``()`` is one 0-d input. A bad value is a SpecError.
+
+    >>> normalize_sizes((1, 3)), normalize_sizes([(2,), (1, 4)]), normalize_sizes(())
+    ([(1, 3)], [(2,), (1, 4)], [()])
+    """
+    bad = SpecError(f"input_size={input_size!r} must be a shape like (1, 3, 224, 224) or a list of shapes")
+    if isinstance(input_size, torch.Size):
+        out = [tuple(input_size)]
+    elif not isinstance(input_size, (list, tuple)):
+        raise bad
+    elif all(_is_dim(d) for d in input_size):
+        out = [tuple(int(d) for d in input_size)]
+    elif all(isinstance(s, (list, tuple, torch.Size)) and all(_is_dim(d) for d in s) for s in input_size):
+        out = [tuple(int(d) for d in s) for s in input_size]
+    else:
+        raise bad
+    if any(d <= 0 for s in out for d in s):
         raise SpecError(f"input_size={input_size!r} needs positive dimensions, e.g. (1, 3, 224, 224)")
     return out
 
 
-def _flat_ints(value: Any) -> list[Any]:
-    if isinstance(value, (list, tuple)):
-        return [d for v in value for d in _flat_ints(v)]
-    return [value]
+def _is_dim(d: Any) -> bool:
+    return isinstance(d, int) and not isinstance(d, bool)
+
+
+def to_device(data: Any, device: torch.device) -> Any:
+    """Every tensor in ``data`` (nested lists, tuples, namedtuples, dicts) moved to ``device``."""
+    if isinstance(data, torch.Tensor):
+        return data.to(device)
+    if isinstance(data, tuple) and hasattr(data, "_fields"):
+        return type(data)(*(to_device(v, device) for v in data))
+    if isinstance(data, Mapping):
+        return type(data)({k: to_device(v, device) for k, v in data.items()})  # type: ignore[call-arg]
+    if isinstance(data, (list, tuple)):
+        return type(data)(to_device(v, device) for v in data)
+    return data
 
 
 def make_inputs(
@@ -163,7 +156,9 @@ def prepare_call(
     if input_size is not None and input_data is not None:
         raise SpecError("give input_size or input_data, not both")
     dev = torch.device(device) if device is not None else model_device(model)
-    kw = dict(set_device(dict(kwargs or {}), dev if device is not None else None))
+    kw = dict(kwargs or {})
+    if device is not None:
+        kw = to_device(kw, dev)
     if input_size is not None:
         dt = dtype if dtype is not None else model_float_dtype(model)
         return tuple(make_inputs(input_size, dt, dev)), kw
@@ -171,7 +166,7 @@ def prepare_call(
         if kw:
             return (), kw
         raise SpecError("no input: pass input_size=(1, 3, 224, 224) or input_data=tensor (CLI: --input-size)")
-    data = set_device(input_data, dev) if device is not None else input_data
+    data = to_device(input_data, dev) if device is not None else input_data
     if isinstance(data, tuple) and not hasattr(data, "_fields"):
         return tuple(data), kw
     if isinstance(data, Mapping) and _takes_keywords(model, list(data)):

@@ -102,3 +102,53 @@ def parse_kwargs(pairs: list[str] | None, *, option: str = "--arg") -> dict[str,
         except (ValueError, SyntaxError, MemoryError, RecursionError):
             out[key] = raw
     return out
+
+
+# canonical torch dtype name of every spelling --dtype accepts, and its bytes per element
+DTYPE_NAMES: dict[str, str] = {
+    "float32": "float32",
+    "float": "float32",
+    "fp32": "float32",
+    "float16": "float16",
+    "half": "float16",
+    "fp16": "float16",
+    "bfloat16": "bfloat16",
+    "bf16": "bfloat16",
+    "float64": "float64",
+    "double": "float64",
+    "int64": "int64",
+    "long": "int64",
+    "int32": "int32",
+    "int": "int32",
+    "bool": "bool",
+}
+DTYPE_BYTES: dict[str, int] = {"float32": 4, "float16": 2, "bfloat16": 2, "float64": 8, "int64": 8, "int32": 4, "bool": 1}
+
+
+def dtype_name(name: str, *, option: str | None = "--dtype") -> str:
+    """The canonical torch name of a dtype spelling (``bf16`` -> ``bfloat16``); unknown is an error.
+
+    >>> dtype_name("bf16"), dtype_name("torch.float64")
+    ('bfloat16', 'float64')
+    """
+    key = name.lower().removeprefix("torch.")
+    if key not in DTYPE_NAMES:
+        where = f" ({option})" if option else ""
+        raise SpecError(f"unknown dtype {name!r}{where}; use one of {', '.join(sorted(DTYPE_NAMES))}")
+    return DTYPE_NAMES[key]
+
+
+def input_bytes(shapes: list[Shape], dtype: str | None = None) -> int:
+    """Bytes that random inputs of ``shapes`` take (float32 unless ``dtype`` names another).
+
+    >>> input_bytes([(1, 3, 224, 224)]), input_bytes([(2, 16)], "int64")
+    (602112, 256)
+    """
+    size = DTYPE_BYTES[dtype_name(dtype)] if dtype else 4
+    total = 0
+    for shape in shapes:
+        numel = 1
+        for d in shape:
+            numel *= d
+        total += numel * size
+    return total

@@ -8,10 +8,12 @@ value grammars are parsed by :mod:`torchscope._parsing`, and output goes through
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, ParamSpec, TypeVar
 
+from torchscope._parsing import Shape, dtype_name, input_bytes, parse_input_size
 from torchscope._parsing import parse_kwargs as parse_kwargs
 from torchscope._parsing import split_patterns as split_patterns
 from torchscope.cli._options import ArgOpt as ArgOpt
@@ -29,6 +31,8 @@ from torchscope.cli._options import WeightsOpt as WeightsOpt
 from torchscope.cli._output import Output as Output
 from torchscope.cli._output import console as console
 from torchscope.cli._output import emit as emit
+from torchscope.errors import SpecError
+from torchscope.render.tree import human_bytes
 
 if TYPE_CHECKING:
     from torch import nn
@@ -74,3 +78,53 @@ def load_cli_model(
     if unfreeze_patterns:
         do_unfreeze(model, *unfreeze_patterns)
     return model
+
+
+def input_sizes(
+    model: str, text: str | None, *, device: str = "cpu", dtype: str | None = None, batch: int = 1
+) -> list[Shape]:
+    """``--input-size`` parsed (or the model family's default shape), checked to fit in memory.
+
+    An empty value is an error, not the default. On a device with memory (not ``meta``), inputs
+    that alone need more bytes than the device has are refused before anything is allocated.
+    """
+    from torchscope._loader import default_input_size
+
+    if dtype is not None:
+        dtype_name(dtype)
+    sizes = parse_input_size(text) if text is not None else [default_input_size(model, batch=batch)]
+    if device != "meta":
+        check_inputs_fit(sizes, dtype, device)
+    return sizes
+
+
+def device_memory(device: str) -> int | None:
+    """Bytes of memory ``device`` has (the machine's RAM for ``cpu``), or ``None`` if unknown."""
+    kind, _, index = device.partition(":")
+    if kind == "cpu":
+        try:
+            return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        except (ValueError, OSError, AttributeError):
+            return None
+    if kind == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            return None
+        try:
+            return int(torch.cuda.get_device_properties(int(index or 0)).total_memory)
+        except (RuntimeError, ValueError, AssertionError):
+            return None
+    return None
+
+
+def check_inputs_fit(sizes: list[Shape], dtype: str | None, device: str) -> None:
+    """Refuse inputs that alone need more memory than ``device`` has, naming the bytes."""
+    need = input_bytes(sizes, dtype)
+    have = device_memory(device)
+    if have is not None and need > have:
+        raise SpecError(
+            f"--input-size {';'.join(','.join(map(str, s)) for s in sizes)} needs {human_bytes(need)} for the "
+            f"inputs alone, more than the {human_bytes(have)} of {device}; use a smaller shape or batch, "
+            "or run `torchscope memory` to see what a run needs"
+        )

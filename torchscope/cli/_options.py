@@ -131,3 +131,9 @@ ForceOpt = Annotated[
         "--force", help="Overwrite output files that torchscope did not write (never the command's inputs)."
     ),
 ]
+
+# -- display ---------------------------------------------------------------------------------------
+DepthOpt = Annotated[
+    int | None,
+    typer.Option("--depth", help="Show modules down to this depth (0: the model only).", metavar="N"),
+]

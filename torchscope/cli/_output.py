@@ -189,14 +189,23 @@ def write_files(contents: Mapping[Path, str]) -> None:
         ) from None
 
 
+def _after_first_tag(text: str, tag: str) -> str:
+    # the marker goes right after the opening tag, so the file still starts with <!DOCTYPE / <svg
+    start = text.lower().find(tag)
+    end = text.find(">", start) if start >= 0 else -1
+    if end < 0:
+        return f"<!-- {MARKER} -->\n{text}"
+    return f"{text[: end + 1]}\n<!-- {MARKER} -->{text[end + 1 :]}"
+
+
 def marked_html(html: str) -> str:
-    """``html`` with :data:`MARKER` in a comment on its first line."""
-    return f"<!-- {MARKER} -->\n{html}"
+    """``html`` with :data:`MARKER` in a comment right after its doctype (or first tag)."""
+    return _after_first_tag(html, "<!doctype" if "<!doctype" in html[:200].lower() else "<html")
 
 
 def marked_svg(svg: str) -> str:
-    """``svg`` with :data:`MARKER` in a comment before the root element."""
-    return f"<!-- {MARKER} -->\n{svg}"
+    """``svg`` with :data:`MARKER` in a comment right after the opening ``<svg ...>`` tag."""
+    return _after_first_tag(svg, "<svg")
 
 
 # -- the command's result ----------------------------------------------------------------------------

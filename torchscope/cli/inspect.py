@@ -6,71 +6,54 @@ from typing import Annotated, Any
 
 import typer
 
+from torchscope._parsing import split_patterns
 from torchscope.cli._app import app
-from torchscope.cli._common import (
+from torchscope.cli._common import input_sizes, load_cli_model
+from torchscope.cli._options import (
     ArgOpt,
+    DepthOpt,
+    DeviceOpt,
+    DtypeOpt,
+    ForceOpt,
     FreezeBackboneOpt,
     FreezeOpt,
     HtmlOpt,
+    InputSizeOpt,
     JsonOpt,
     ModelArg,
     NoColorOpt,
-    Output,
     PretrainedOpt,
     SvgOpt,
     UnfreezeOpt,
     UnsafeLoadOpt,
     WeightsOpt,
-    emit,
-    handle_errors,
-    load_cli_model,
-    split_patterns,
 )
+from torchscope.cli._output import Output, command_inputs, emit
 
-InputSizeOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--input-size",
-        help="Input shape, e.g. 1,3,224,224; several inputs: 1,3,8,8;1,10. Default: the model's crop size.",
-    ),
-]
-DtypeOpt = Annotated[
-    str | None, typer.Option("--dtype", help="dtype of the synthetic inputs (float32, bf16, int64...).")
-]
-ModeOpt = Annotated[str, typer.Option("--mode", help="train or eval.")]
-DeviceOpt = Annotated[str, typer.Option("--device", help="cpu, cuda or cuda:N.")]
+ModeOpt = Annotated[str, typer.Option("--mode", help="train or eval.", metavar="MODE")]
 
 
-def _sizes(model: str, input_size: str | None) -> list[tuple[int, ...]]:
-    from torchscope._inputs import parse_input_size
-    from torchscope._loader import default_input_size
+def _check_mode(mode: str) -> None:
+    from torchscope.errors import SpecError
 
-    return parse_input_size(input_size) if input_size else [default_input_size(model)]
-
-
-def _load(model: str, device: str, **options: Any):  # type: ignore[no-untyped-def]
-    return load_cli_model(model, device=device, **options)
+    if mode not in ("train", "eval"):
+        raise SpecError(f"--mode {mode!r} must be train or eval")
 
 
 @app.command("summary")
-@handle_errors
 def summary_command(
     model: ModelArg,
     input_size: InputSizeOpt = None,
     dtype: DtypeOpt = None,
     mode: ModeOpt = "eval",
-    device: Annotated[
-        str,
-        typer.Option(
-            "--device",
-            help="meta (default: shapes and FLOPs need no values; cpu is tried if meta fails), cpu, cuda.",
-        ),
-    ] = "meta",
-    depth: Annotated[
-        int | None, typer.Option("--depth", help="Show module calls down to this depth.")
-    ] = None,
+    device: DeviceOpt = "meta",
+    depth: DepthOpt = None,
     uncounted: Annotated[
         bool, typer.Option("--uncounted", help="Add a column naming the ops that have no FLOP formula.")
+    ] = False,
+    strict: Annotated[
+        bool,
+        typer.Option("--strict", help="Exit 1 when the mult-adds are a lower bound (an op has no FLOP formula)."),
     ] = False,
     weights: WeightsOpt = None,
     arg: ArgOpt = None,
@@ -83,49 +66,60 @@ def summary_command(
     html: HtmlOpt = None,
     svg: SvgOpt = None,
     no_color: NoColorOpt = False,
+    force: ForceOpt = False,
 ) -> None:
-    """Shapes, params and exact mult-adds (FLOPs = 2 x MACs) of every module call."""
+    """Shapes, params and exact mult-adds (FLOPs = 2 x MACs) of every module call.
+
+    On meta (the default) nothing is allocated; if the model needs values (data-dependent code), the
+    CPU is tried. A failed forward prints no table: the error names the module it stopped in.
+    """
     from torchscope._summary import SummaryForwardError, summary
     from torchscope.render.summary import render_summary
+    from torchscope.render.tree import check_display_options
 
-    sizes = _sizes(model, input_size)
-    options = dict(
-        weights=weights,
-        args=arg,
-        pretrained=pretrained,
-        unsafe_load=unsafe_load,
-        freeze=freeze,
-        unfreeze=unfreeze,
-        freeze_backbone=freeze_backbone,
-    )
-    out = Output(json=json, html=html, svg=svg, no_color=no_color, title=f"torchscope summary {model}")
-    loaded = _load(model, device, **options)
+    out = Output(
+        json=json, html=html, svg=svg, no_color=no_color, force=force,
+        title=f"torchscope summary {model}", inputs=command_inputs(model, weights),
+    )  # fmt: skip
+    _check_mode(mode)
+    check_display_options(depth)
+    sizes = input_sizes(model, input_size, device=device, dtype=dtype)
+    options: dict[str, Any] = dict(
+        weights=weights, args=arg, pretrained=pretrained, unsafe_load=unsafe_load,
+        freeze=freeze, unfreeze=unfreeze, freeze_backbone=freeze_backbone,
+    )  # fmt: skip
     try:
-        try:
-            data = summary(loaded, input_size=sizes, dtype=dtype, mode=mode)  # type: ignore[arg-type]
-        except SummaryForwardError:
-            if device != "meta":
-                raise
-            # data-dependent code (detection models) cannot run without values: use the CPU
-            data = summary(_load(model, "cpu", **options), input_size=sizes, dtype=dtype, mode=mode)  # type: ignore[arg-type]
-    except SummaryForwardError as exc:
-        partial = exc.partial
-        emit(
-            partial, lambda: render_summary(partial, depth=depth, show_uncounted=uncounted), out
-        )  # the partial summary, then the error
-        raise
+        data = summary(
+            load_cli_model(model, device=device, **options), input_size=sizes, dtype=dtype, mode=mode
+        )  # type: ignore[arg-type]
+    except SummaryForwardError:
+        if device != "meta":
+            raise
+        # data-dependent code (detection models) cannot run without values: use the CPU
+        sizes = input_sizes(model, input_size, device="cpu", dtype=dtype)
+        data = summary(
+            load_cli_model(model, device="cpu", **options), input_size=sizes, dtype=dtype, mode=mode
+        )  # type: ignore[arg-type]
     emit(data, lambda: render_summary(data, depth=depth, show_uncounted=uncounted), out)
+    if strict and data.mult_adds_lower_bound:
+        typer.echo(
+            f"--strict: mult-adds is a lower bound, no FLOP formula for {', '.join(data.uncounted_ops)}", err=True
+        )
+        raise typer.Exit(1)
 
 
 @app.command("activations")
-@handle_errors
 def activations_command(
     model: ModelArg,
     input_size: InputSizeOpt = None,
     dtype: DtypeOpt = None,
     modules: Annotated[
         str | None,
-        typer.Option("--modules", help="Comma-separated glob patterns of modules to record (default: all)."),
+        typer.Option(
+            "--modules",
+            help="Comma-separated glob patterns of modules to record (default: all).",
+            metavar="GLOBS",
+        ),
     ] = None,
     grads: Annotated[
         bool, typer.Option("--grads", help="Also run backward and record output-gradient stats.")
@@ -143,6 +137,7 @@ def activations_command(
     html: HtmlOpt = None,
     svg: SvgOpt = None,
     no_color: NoColorOpt = False,
+    force: ForceOpt = False,
 ) -> None:
     """Activation statistics per module call on a random batch; NaN/Inf, dead ReLUs, exploding std flagged."""
     import torch
@@ -151,31 +146,36 @@ def activations_command(
     from torchscope._inputs import prepare_call
     from torchscope._record import record
     from torchscope._state import preserved
-    from torchscope.errors import SpecError
+    from torchscope._summary import CallTracker
+    from torchscope.errors import ForwardError
     from torchscope.render.activations import render_activations
 
-    if mode not in ("train", "eval"):
-        raise SpecError(f"--mode {mode!r} must be train or eval")
-    sizes = _sizes(model, input_size)
-    loaded = _load(model, device, weights=weights, args=arg, pretrained=pretrained, unsafe_load=unsafe_load)
-    patterns = split_patterns(modules) or None
+    out = Output(
+        json=json, html=html, svg=svg, no_color=no_color, force=force,
+        title=f"torchscope activations {model}", inputs=command_inputs(model, weights),
+    )  # fmt: skip
+    _check_mode(mode)
+    patterns = split_patterns(modules, option="--modules") or None
+    sizes = input_sizes(model, input_size, device=device, dtype=dtype)
+    loaded = load_cli_model(
+        model, device=device, weights=weights, args=arg, pretrained=pretrained, unsafe_load=unsafe_load
+    )
     with preserved(loaded):
         loaded.train(mode == "train")
         args, kw = prepare_call(loaded, sizes, dtype=dtype)
         with torch.set_grad_enabled(grads), record(loaded, patterns, grads=grads, timing=timing) as rec:
-            output = loaded(*args, **kw)
+            with CallTracker(loaded) as tracker:
+                try:
+                    output = loaded(*args, **kw)
+                except Exception as exc:  # the same one line as summary and grads give
+                    raise ForwardError(tracker.failure_message(exc)) from exc
             if grads:
                 _compute_loss(output, "auto")[0].backward()
         data = rec.report()
-    emit(
-        data,
-        lambda: render_activations(data, std_bar=None),
-        Output(json=json, html=html, svg=svg, no_color=no_color, title=f"torchscope activations {model}"),
-    )
+    emit(data, lambda: render_activations(data, std_bar=None), out)
 
 
 @app.command("stats")
-@handle_errors
 def stats_command(
     model: ModelArg,
     device: DeviceOpt = "cpu",
@@ -190,38 +190,32 @@ def stats_command(
     html: HtmlOpt = None,
     svg: SvgOpt = None,
     no_color: NoColorOpt = False,
+    force: ForceOpt = False,
 ) -> None:
     """Per-parameter norm, mean, std, min, max, zeros and NaN/Inf (e.g. of a fine-tuned state_dict)."""
     from torchscope._stats import param_stats
     from torchscope.render.stats import render_param_stats
 
-    loaded = _load(
-        model,
-        device,
-        weights=weights,
-        args=arg,
-        pretrained=pretrained,
-        unsafe_load=unsafe_load,
-        freeze=freeze,
-        unfreeze=unfreeze,
-        freeze_backbone=freeze_backbone,
-    )
+    out = Output(
+        json=json, html=html, svg=svg, no_color=no_color, force=force,
+        title=f"torchscope stats {model}", inputs=command_inputs(model, weights),
+    )  # fmt: skip
+    loaded = load_cli_model(
+        model, device=device, weights=weights, args=arg, pretrained=pretrained, unsafe_load=unsafe_load,
+        freeze=freeze, unfreeze=unfreeze, freeze_backbone=freeze_backbone,
+    )  # fmt: skip
     data = param_stats(loaded)
-    emit(
-        data,
-        lambda: render_param_stats(data),
-        Output(json=json, html=html, svg=svg, no_color=no_color, title=f"torchscope stats {model}"),
-    )
+    emit(data, lambda: render_param_stats(data), out)
 
 
 @app.command("grads")
-@handle_errors
 def grads_command(
     model: ModelArg,
     input_size: InputSizeOpt = None,
     dtype: DtypeOpt = None,
     loss: Annotated[
-        str, typer.Option("--loss", help="auto (cross-entropy for logits, else sum), ce or sum.")
+        str,
+        typer.Option("--loss", help="auto (cross-entropy for logits, else sum), ce or sum.", metavar="LOSS"),
     ] = "auto",
     mode: ModeOpt = "train",
     device: DeviceOpt = "cpu",
@@ -236,26 +230,21 @@ def grads_command(
     html: HtmlOpt = None,
     svg: SvgOpt = None,
     no_color: NoColorOpt = False,
+    force: ForceOpt = False,
 ) -> None:
     """One forward+backward on a random batch: per-layer grad norms, unused params, vanishing/exploding layers."""
     from torchscope._grads import grad_report
     from torchscope.render.stats import render_grads
 
-    sizes = _sizes(model, input_size)
-    loaded = _load(
-        model,
-        device,
-        weights=weights,
-        args=arg,
-        pretrained=pretrained,
-        unsafe_load=unsafe_load,
-        freeze=freeze,
-        unfreeze=unfreeze,
-        freeze_backbone=freeze_backbone,
-    )
+    out = Output(
+        json=json, html=html, svg=svg, no_color=no_color, force=force,
+        title=f"torchscope grads {model}", inputs=command_inputs(model, weights),
+    )  # fmt: skip
+    _check_mode(mode)
+    sizes = input_sizes(model, input_size, device=device, dtype=dtype)
+    loaded = load_cli_model(
+        model, device=device, weights=weights, args=arg, pretrained=pretrained, unsafe_load=unsafe_load,
+        freeze=freeze, unfreeze=unfreeze, freeze_backbone=freeze_backbone,
+    )  # fmt: skip
     data = grad_report(loaded, input_size=sizes, loss=loss, mode=mode, dtype=dtype)  # type: ignore[arg-type]
-    emit(
-        data,
-        lambda: render_grads(data),
-        Output(json=json, html=html, svg=svg, no_color=no_color, title=f"torchscope grads {model}"),
-    )
+    emit(data, lambda: render_grads(data), out)

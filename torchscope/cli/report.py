@@ -7,52 +7,64 @@ from typing import Annotated
 
 import typer
 
+from torchscope._parsing import split_patterns
 from torchscope.cli._app import app
-from torchscope.cli._common import (
+from torchscope.cli._common import input_sizes, load_cli_model
+from torchscope.cli._options import (
     ArgOpt,
+    CheckOpt,
+    DtypeOpt,
+    ForceOpt,
     FreezeBackboneOpt,
     FreezeOpt,
+    InputSizeOpt,
     JsonOpt,
+    LrOpt,
     ModelArg,
+    MomentumOpt,
     NoColorOpt,
-    Output,
+    OptimizerOpt,
     PretrainedOpt,
     SvgOpt,
+    TrainBnOpt,
     UnfreezeOpt,
     UnsafeLoadOpt,
+    WeightDecayOpt,
     WeightsOpt,
-    emit,
-    handle_errors,
-    load_cli_model,
-    split_patterns,
 )
-from torchscope.errors import TorchscopeError
+from torchscope.cli._output import Output, command_inputs, emit
+
+HTML_DEPRECATION = (
+    "warning: `report --html FILE` is now `report --page FILE` (the charted page); for one release "
+    "--html still writes the page, then it will save the console output as HTML like every other command"
+)
 
 
 @app.command("report")
-@handle_errors
 def report_command(
     model: ModelArg,
-    input_size: Annotated[
-        str | None,
-        typer.Option("--input-size", help="Input shape, e.g. 2,3,224,224 (default: the model's crop size, batch 2)."),
-    ] = None,
-    html: Annotated[
-        Path | None, typer.Option("--html", help="Write the self-contained HTML page (charts included) here.")
+    input_size: InputSizeOpt = None,
+    page: Annotated[
+        Path | None,
+        typer.Option(
+            "--page", help="Write the self-contained HTML page (charts included) here.", metavar="FILE"
+        ),
     ] = None,
     modules: Annotated[
-        str | None, typer.Option("--modules", help="Comma-separated glob patterns of modules whose activations to record.")
+        str | None,
+        typer.Option(
+            "--modules",
+            help="Comma-separated glob patterns of modules whose activations to record.",
+            metavar="GLOBS",
+        ),
     ] = None,
-    dtype: Annotated[str | None, typer.Option("--dtype", help="dtype of the synthetic inputs.")] = None,
-    check: Annotated[bool, typer.Option("--check/--no-check", help="Run the freeze check (one step on a copy).")] = True,
-    train_bn: Annotated[
-        bool,
-        typer.Option("--train-bn/--eval-bn", help="Frozen norm layers in train mode as model.train() leaves them, or in eval."),
-    ] = True,
-    optimizer: Annotated[str, typer.Option("--optimizer", help="sgd, adam or adamw (freeze check).")] = "sgd",
-    lr: Annotated[float, typer.Option("--lr", help="Learning rate (freeze check).")] = 0.01,
-    momentum: Annotated[float, typer.Option("--momentum", help="Momentum (freeze check).")] = 0.9,
-    weight_decay: Annotated[float, typer.Option("--weight-decay", help="Weight decay (freeze check).")] = 1e-4,
+    dtype: DtypeOpt = None,
+    check: CheckOpt = True,
+    train_bn: TrainBnOpt = True,
+    optimizer: OptimizerOpt = "sgd",
+    lr: LrOpt = 0.01,
+    momentum: MomentumOpt = 0.9,
+    weight_decay: WeightDecayOpt = 1e-4,
     weights: WeightsOpt = None,
     arg: ArgOpt = None,
     pretrained: PretrainedOpt = False,
@@ -61,17 +73,35 @@ def report_command(
     unfreeze: UnfreezeOpt = None,
     freeze_backbone: FreezeBackboneOpt = False,
     json: JsonOpt = False,
+    html: Annotated[
+        Path | None,
+        typer.Option(
+            "--html",
+            help="Deprecated: the old spelling of --page; for one release it still writes the charted page.",
+            metavar="FILE",
+        ),
+    ] = None,
     svg: SvgOpt = None,
     no_color: NoColorOpt = False,
+    force: ForceOpt = False,
 ) -> None:
     """Tree, summary, activations, grads and a freeze check as one self-contained HTML page with charts; exit 1 if the check fails."""
     from torchscope._check import expected_frozen_names
-    from torchscope._inputs import parse_input_size
-    from torchscope._loader import default_input_size
     from torchscope._report import collect_report, eval_frozen_norms
+    from torchscope.errors import SpecError
     from torchscope.render.html import render_html, render_report_terminal
 
-    sizes = parse_input_size(input_size) if input_size else [default_input_size(model, batch=2)]
+    if html is not None:
+        if page is not None:
+            raise SpecError("give --page FILE only (--html is its deprecated spelling)")
+        typer.echo(HTML_DEPRECATION, err=True)
+        page = html
+    out = Output(
+        json=json, svg=svg, page=page, no_color=no_color, force=force,
+        title=f"torchscope report {model}", inputs=command_inputs(model, weights),
+    )  # fmt: skip
+    module_patterns = split_patterns(modules, option="--modules") or None
+    sizes = input_sizes(model, input_size, device="cpu", dtype=dtype, batch=2)
     loaded = load_cli_model(
         model, weights=weights, args=arg, pretrained=pretrained, unsafe_load=unsafe_load,
         freeze=freeze, unfreeze=unfreeze, freeze_backbone=freeze_backbone,
@@ -79,22 +109,19 @@ def report_command(
     if not train_bn:
         eval_frozen_norms(loaded)  # the loaded copy is ours: tree and page show the fixed modes
     frozen = expected_frozen_names(
-        loaded, freeze=split_patterns(freeze), unfreeze=split_patterns(unfreeze), freeze_backbone=freeze_backbone
-    )
+        loaded, freeze=split_patterns(freeze), unfreeze=split_patterns(unfreeze, option="--unfreeze"),
+        freeze_backbone=freeze_backbone,
+    )  # fmt: skip
     data = collect_report(
-        loaded, input_size=sizes if len(sizes) > 1 else sizes[0], title=model, modules=split_patterns(modules) or None,
+        loaded, input_size=sizes if len(sizes) > 1 else sizes[0], title=model, modules=module_patterns,
         check=check, train_bn=train_bn, frozen=frozen, optimizer=optimizer.lower(), lr=lr, momentum=momentum,
         weight_decay=weight_decay, dtype=dtype,
     )  # fmt: skip
-    if html is not None:
-        try:
-            html.write_text(render_html(data), encoding="utf-8")
-        except OSError as exc:
-            raise TorchscopeError(f"cannot write --html {str(html)!r} ({exc.strerror}); pick a writable path") from None
     emit(
         data,
-        lambda: render_report_terminal(data, html_path=str(html) if html else None),
-        Output(json=json, svg=svg, no_color=no_color, title=f"torchscope report {model}"),
+        lambda: render_report_terminal(data, html_path=str(page) if page else None),
+        out,
+        page=lambda: render_html(data),
     )
     if data.check_ok is False:
         raise typer.Exit(1)

@@ -8,48 +8,44 @@ from typing import Annotated, Any
 import typer
 
 from torchscope.cli._app import app
-from torchscope.cli._common import (
+from torchscope.cli._common import load_cli_model
+from torchscope.cli._options import (
     ArgOpt,
+    DepthOpt,
+    DeviceOpt,
+    ForceOpt,
     FreezeBackboneOpt,
     FreezeOpt,
     HtmlOpt,
     JsonOpt,
     ModelArg,
     NoColorOpt,
-    Output,
     PretrainedOpt,
     SvgOpt,
     UnfreezeOpt,
     UnsafeLoadOpt,
     WeightsOpt,
-    emit,
-    handle_errors,
-    load_cli_model,
 )
+from torchscope.cli._output import Output, command_inputs, emit
 
-DepthOpt = Annotated[
-    int | None, typer.Option("--depth", help="Show modules down to this depth (0: the model only).")
-]
 GrepOpt = Annotated[
     str | None,
-    typer.Option("--grep", help="Show modules whose name or type contains PATTERN (or matches a glob)."),
+    typer.Option(
+        "--grep",
+        help="Show modules whose name or type contains PATTERN (or matches a glob).",
+        metavar="PATTERN",
+    ),
 ]
 
 
 @app.command("tree")
-@handle_errors
 def tree_command(
     model: ModelArg,
     weights: WeightsOpt = None,
     arg: ArgOpt = None,
     pretrained: PretrainedOpt = False,
     unsafe_load: UnsafeLoadOpt = False,
-    device: Annotated[
-        str,
-        typer.Option(
-            "--device", help="Where to build the model; meta (default) needs no memory and no init."
-        ),
-    ] = "meta",
+    device: DeviceOpt = "meta",
     freeze: FreezeOpt = None,
     unfreeze: UnfreezeOpt = None,
     freeze_backbone: FreezeBackboneOpt = False,
@@ -77,11 +73,16 @@ def tree_command(
     html: HtmlOpt = None,
     svg: SvgOpt = None,
     no_color: NoColorOpt = False,
+    force: ForceOpt = False,
 ) -> None:
     """Show the module tree: params (tied counted once), trainable state, train/eval mode, hooks."""
     from torchscope._treecache import load_cached_tree, store_tree, tree_cache_key
     from torchscope.render.tree import check_display_options, render_tree
 
+    out = Output(
+        json=json, html=html, svg=svg, no_color=no_color, force=force,
+        title=f"torchscope tree {model}", inputs=command_inputs(model, weights),
+    )  # fmt: skip
     check_display_options(depth, trainable_only, frozen_only)
     options: dict[str, Any] = dict(
         weights=weights,
@@ -105,11 +106,7 @@ def tree_command(
     render = lambda: render_tree(  # noqa: E731
         data, depth=depth, grep=grep, trainable_only=trainable_only, frozen_only=frozen_only, expand=expand
     )
-    emit(
-        data,
-        render,
-        Output(json=json, html=html, svg=svg, no_color=no_color, title=f"torchscope tree {model}"),
-    )
+    emit(data, render, out)
 
 
 @dataclass(frozen=True)
@@ -124,10 +121,10 @@ class ModelNames:
 
 
 @app.command("models")
-@handle_errors
 def models_command(
     grep: Annotated[
-        str | None, typer.Option("--grep", help="Only names containing PATTERN (or matching a glob).")
+        str | None,
+        typer.Option("--grep", help="Only names containing PATTERN (or matching a glob).", metavar="PATTERN"),
     ] = None,
     timm: Annotated[bool, typer.Option("--timm", help="Also list timm:NAME models (needs timm).")] = False,
     json: JsonOpt = False,
