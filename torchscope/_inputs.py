@@ -24,6 +24,7 @@ from torchscope._parsing import dtype_name
 from torchscope._parsing import parse_input_size as parse_input_size
 from torchscope.errors import SpecError
 
+
 def parse_dtype(name: str | torch.dtype | None) -> torch.dtype | None:
     """A dtype from its name (``float16``, ``bf16``, ``int64``...), or None.
 
