@@ -11,6 +11,7 @@ import torch
 from torch import nn
 from zoo import build
 
+import torchscope
 from torchscope import capture_state
 from torchscope.errors import PatternError, SpecError, TorchscopeError
 from torchscope.testing import (
@@ -435,3 +436,37 @@ def test_public_names_are_importable_from_torchscope_testing_and_say_so() -> Non
 
     public = [*testing.__all__, "format_table", "violation_table"]
     assert {name: getattr(testing, name).__module__ for name in public} == dict.fromkeys(public, "torchscope.testing")
+
+
+class ComplexAndIds(nn.Module):
+    """A frozen complex param and a frozen int64 buffer above 2**53 (float64 has 53 bits of mantissa)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.z = nn.Parameter(torch.tensor([1 + 1j, 2 + 0j]), requires_grad=False)
+        self.register_buffer("ids", torch.tensor([2**53, 7], dtype=torch.int64))
+        self.fc = nn.Linear(2, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(x)
+
+
+def test_expect_frozen_and_check_step_agree_on_complex_and_large_int64() -> None:
+    model = ComplexAndIds()
+    opt = torch.optim.SGD(model.fc.parameters(), lr=0.1)
+
+    def step() -> None:
+        sgd_step(model, torch.randn(3, 2), opt)()
+        with torch.no_grad():
+            model.z[0] += 0.5j  # only the imaginary part moves: a cast to double drops it
+            model.ids[0] += 1  # 2**53 + 1 rounds back to 2**53 in double
+
+    expected = [("frozen_buffer_changed", "ids", 1.0), ("frozen_param_changed", "z", 0.5)]
+    report = torchscope.check_step(model, step, optimizer=opt)
+    assert sorted((v.kind, v.name, v.max_abs_change) for v in report.violations) == expected
+    with pytest.raises(AssertionError, match=r"expect_frozen: 2 of 2 tensors expected frozen \(requires_grad=False\)") as info:
+        with expect_frozen(model, optimizer=opt):
+            step()
+    found = info.value.report["violations"]  # type: ignore[attr-defined]
+    assert sorted((v["kind"], v["name"], v["max_abs_change"]) for v in found) == expected
+    assert int(model.ids[0]) == 2**53 + 2 and complex(model.z[0]) == 1 + 2j

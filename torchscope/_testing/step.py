@@ -3,14 +3,14 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
 from torch import nn
 
-from torchscope._check import check_step
+from torchscope._check.numerics import max_abs_diffs
+from torchscope._check.step import check_step
 from torchscope._patterns import match_names
 from torchscope._testing.messages import finish, plural, shape_of, split_cause, violation_message
 from torchscope._testing.tensors import Named, is_meta_or_lazy, named_tensors, select
@@ -19,30 +19,6 @@ from torchscope.errors import TorchscopeError
 __all__ = ["assert_frozen", "assert_step_ok", "assert_trainable_updated", "expect_frozen"]
 
 _NORM_TYPES = (nn.modules.batchnorm._NormBase,)
-
-
-def _max_abs_diff(pairs: Sequence[tuple[torch.Tensor, torch.Tensor]]) -> list[float]:
-    """max |a - b| for each pair, with one host transfer per device (habit 4)."""
-    out: list[float] = [0.0] * len(pairs)
-    by_device: dict[torch.device, list[int]] = {}
-    for i, (a, _) in enumerate(pairs):
-        by_device.setdefault(a.device, []).append(i)
-    with torch.no_grad():
-        for idx in by_device.values():
-            vals = []
-            for i in idx:
-                a, b = pairs[i]
-                if a.numel() == 0:
-                    vals.append(torch.zeros((), device=a.device))
-                    continue
-                d = (a.detach().double() - b.double()).abs()
-                # NaN appearing where there was none is a change; NaN staying NaN is not.
-                same_nan = a.detach().isnan() & b.isnan()
-                vals.append(torch.where(same_nan, torch.zeros_like(d), d).max())
-            for i, v in zip(idx, torch.stack(vals).tolist(), strict=True):
-                out[i] = float(v)
-    return out
-
 
 
 def _from_report(model: nn.Module, violations: Sequence[Any]) -> list[dict[str, Any]]:
@@ -243,10 +219,12 @@ class _FrozenWatch:
 
     def conclude(self, check: str) -> None:
         __tracebackhide__ = True
-        diffs = _max_abs_diff([(i.tensor, b) for i, b in zip(self.items, self.before, strict=True)])
+        # check_step's own definition of "changed": complex values compare as complex, int64 as
+        # int64 (exact above 2**53), a new NaN is an infinite change and a NaN that stays is none.
+        diffs = max_abs_diffs([(i.tensor, b) for i, b in zip(self.items, self.before, strict=True)])
         found: list[dict[str, Any]] = []
         for item, d in zip(self.items, diffs, strict=True):
-            if d > 0 or math.isnan(d):
+            if d > 0:
                 cause, fix = _frozen_cause(self.model, item, self.optimizer)
                 kind = "frozen_param_changed" if item.is_param else "frozen_buffer_changed"
                 found.append({"kind": kind, "name": item.name, "shape": shape_of(item.tensor), "max_abs_change": d,
