@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 from typing import Any
 
@@ -639,3 +641,154 @@ def test_saved_results_render_and_compare_without_torch(
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.strip().splitlines()[-1] == "[]"
+
+
+# ---------------------------------------------------------------------------------------------
+# The verdicts: in the result, the exit code from the result
+
+
+def test_ratio_verdict_is_carried_by_the_result(both: tuple[nn.Module, Any, BenchResult]) -> None:
+    _, _, result = both
+    slow = _fixed(result, 90.0, 100.0)
+    d = slow.to_dict()
+    assert [(m["ratio_ok"], m["ratio_goal"]) for m in d["modes"]] == [(False, 0.98), (False, 0.98)]
+    assert d["ratio_ok"] is False and d["ok"] is True
+    # a ratio below the goal fails only under strict; a broken freeze always does
+    assert slow.failures() == ()
+    assert slow.failures(strict=True) == (
+        "frozen: torchscope / baseline 0.900 is below the goal 0.98",
+        "full: torchscope / baseline 0.900 is below the goal 0.98",
+    )
+    fine = _fixed(result, 99.0, 100.0)
+    assert fine.ratio_ok is True and fine.failures(strict=True) == ()
+    no_baseline = dataclasses.replace(
+        fine, modes=tuple(dataclasses.replace(m, baseline=None, ratio=None) for m in fine.modes)
+    )
+    assert no_baseline.ratio_ok is None and no_baseline.to_dict()["modes"][0]["ratio_ok"] is None
+    assert no_baseline.failures(strict=True) == ()
+    # the verdict is derived from the ratio: reading a file back gives the same verdict
+    assert BenchResult.from_dict(json.loads(json.dumps(d))) == slow
+
+
+def test_broken_freeze_fails_with_or_without_strict() -> None:
+    result = bench(DriftingCNN(), mode="frozen", baseline=False, measure_peak=False, **TINY)
+    assert result.failures() == result.failures(strict=True)
+    assert len(result.failures()) == 1 and result.failures()[0].startswith("frozen: ")
+    assert result.to_dict()["ok"] is False
+
+
+def test_cli_failed_ratio_is_in_json_and_strict_exits_1(monkeypatch: pytest.MonkeyPatch) -> None:
+    # a harness 2x slower than its baseline, whatever this machine's load
+    monkeypatch.setattr("torchscope._bench.mode.paired_ratio", lambda harness, baseline: 0.5)
+    args = ("--model", ZOO_SPEC, "--mode", "frozen", *CLI_TINY, "--no-check", "--no-progress", "--json")
+    res = _cli(*args)
+    assert res.exit_code == 0, res.output
+    data = json.loads(res.stdout)
+    assert (
+        data["ratio_ok"] is False
+        and data["modes"][0]["ratio"] == 0.5
+        and data["modes"][0]["ratio_ok"] is False
+    )
+    res = _cli(*args, "--strict")
+    assert res.exit_code == 1, res.output
+    assert json.loads(res.stdout)["ratio_ok"] is False
+    assert res.stderr.strip().splitlines() == [
+        "bench: frozen: torchscope / baseline 0.500 is below the goal 0.98"
+    ]
+    res = _cli(*args[:-1], "--strict")  # the table shows the same verdict the exit code follows
+    assert res.exit_code == 1 and "0.500 ✗" in res.stdout
+
+
+# ---------------------------------------------------------------------------------------------
+# --json (a flag, as everywhere) and --output FILE; the output path is checked before any work
+
+QUICK = ["--model", ZOO_SPEC, "--mode", "frozen", *CLI_TINY, "--no-baseline", "--no-check", "--no-progress"]
+
+
+def test_cli_json_flag_and_output_file(tmp_path: Path) -> None:
+    out = tmp_path / "run.json"
+    res = _cli(*QUICK, "--json", "-o", str(out))
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout) == json.loads(out.read_text())
+    assert res.stderr == ""
+    res = _cli(*QUICK, "--output", str(out))  # an earlier result is ours to overwrite
+    assert res.exit_code == 0, res.output
+    assert "freeze check" in res.stdout and json.loads(out.read_text())["schema"] == SCHEMA
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run.json"]  # no temporary left behind
+
+
+def test_cli_old_json_path_still_writes_the_file_with_a_notice(tmp_path: Path) -> None:
+    out = tmp_path / "old.json"
+    res = _cli(*QUICK, "--json", str(out))
+    assert res.exit_code == 0, res.output
+    assert json.loads(out.read_text())["modes"][0]["mode"] == "frozen"
+    assert "freeze check" in res.stdout  # as before: the report on stdout, the JSON in the file
+    assert res.stderr.strip().splitlines() == [
+        f"warning: `--json PATH` is deprecated and goes in the next release; write `--output {out}` "
+        "(and `--json` alone for JSON on stdout)"
+    ]
+    res = _cli(*QUICK, "--json", str(out), "-o", str(tmp_path / "b.json"))
+    assert res.exit_code == 2 and "keep --output only" in res.stderr
+    res = _cli(*QUICK, "stray.json")
+    assert res.exit_code == 2 and "unexpected argument 'stray.json'" in res.stderr
+
+
+def _no_run(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    calls: list[Any] = []
+    monkeypatch.setattr("torchscope._bench.run.run_bench", lambda *a, **k: calls.append(a))
+    return calls
+
+
+@pytest.mark.parametrize(
+    ("name", "match"),
+    [
+        ("missing/run.json", "folder '{tmp}/missing' does not exist"),
+        (".", "is a folder"),
+        ("notes.json", "exists and was not written by torchscope; pick a new file, or add --force"),
+        ("zoo.py", "is an input of this command"),
+        ("report.html", "is also --html"),
+    ],
+)
+def test_cli_unusable_output_exits_2_before_any_work(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, match: str
+) -> None:
+    calls = _no_run(monkeypatch)
+    (tmp_path / "notes.json").write_text('{"mine": 1}')
+    model = tmp_path / "zoo.py"
+    model.write_text((Path(__file__).parent / "zoo.py").read_text())
+    args = ["--model", f"{model}:SmallCNN", *QUICK[2:], "--html", str(tmp_path / "report.html")]
+    res = _cli(*args, "-o", str(tmp_path / name))
+    assert res.exit_code == 2, res.output
+    assert match.format(tmp=tmp_path) in res.stderr and res.stdout == ""
+    assert calls == []  # nothing was loaded or timed
+    assert (tmp_path / "notes.json").read_text() == '{"mine": 1}'
+    assert not (tmp_path / "report.html").exists()
+
+
+def test_cli_force_overwrites_a_foreign_file_but_never_an_input(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    notes = tmp_path / "notes.json"
+    notes.write_text('{"mine": 1}')
+    res = _cli(*QUICK, "-o", str(notes), "--force")
+    assert res.exit_code == 0, res.output
+    assert json.loads(notes.read_text())["schema"] == SCHEMA
+    calls = _no_run(monkeypatch)
+    res = _cli(*QUICK, "-o", str(Path(__file__).parent / "zoo.py"), "--force")
+    assert res.exit_code == 2 and "is an input of this command" in res.stderr and calls == []
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
+def test_cli_read_only_folder_exits_2_fast(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = _no_run(monkeypatch)
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        started = time.perf_counter()
+        res = _cli(*QUICK, "--output", str(locked / "run.json"))
+        elapsed = time.perf_counter() - started
+    finally:
+        locked.chmod(0o700)
+    assert res.exit_code == 2 and "is not writable; pick another path" in res.stderr
+    assert calls == [] and elapsed < 5

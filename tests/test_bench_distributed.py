@@ -23,7 +23,7 @@ def test_torchrun_two_processes_gloo(tmp_path: Path) -> None:
         sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
         "-m", "torchscope", "bench", "--model", ZOO_SPEC, "--device", "cpu", "-b", "auto", "--max-batch-size", "4",
         "--image-size", "16", "--steps", "2", "--windows", "2", "--warmup", "1",
-        "--json", str(out), "--no-progress",
+        "--output", str(out), "--no-progress",
     ]  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env, cwd=tmp_path)

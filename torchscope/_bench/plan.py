@@ -1,12 +1,8 @@
-"""A checked :class:`BenchConfig` and what the run resolved from it (device, sizes, process group).
-
-:func:`validate` rejects every bad setting before anything is loaded or allocated; :class:`Plan` is
-what the per-mode code reads.
-"""
+"""What the run resolved from a :class:`~torchscope._bench.schema.BenchConfig` (device, sizes,
+process group): the :class:`Plan` that the per-mode code reads."""
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,56 +10,7 @@ import torch
 from torch import nn
 
 from torchscope._bench.device import Dist
-from torchscope._bench.schema import (
-    AMP_MODES,
-    COMPILE_MODES,
-    MODES,
-    OPTIMIZERS,
-    BenchConfig,
-    MatmulPeak,
-    OomProbe,
-    ProgressFn,
-)
-from torchscope.errors import TorchscopeError
-
-
-def _positive(name: str, value: int | None, minimum: int = 1) -> None:
-    if value is None:
-        return
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise TorchscopeError(f"{name}={value!r} must be an integer >= {minimum}")
-
-
-def validate(config: BenchConfig) -> None:
-    """Raise a :class:`TorchscopeError` naming the first setting of ``config`` that cannot be run."""
-    if (
-        not config.modes
-        or any(m not in MODES for m in config.modes)
-        or len(set(config.modes)) < len(config.modes)
-    ):
-        raise TorchscopeError(f"modes {config.modes!r} must name frozen and/or full, each once")
-    if config.amp not in AMP_MODES:
-        raise TorchscopeError(f"amp {config.amp!r} is not one of {', '.join(AMP_MODES)}")
-    if config.optimizer not in OPTIMIZERS:
-        raise TorchscopeError(f"optimizer {config.optimizer!r} is not one of {', '.join(OPTIMIZERS)}")
-    if config.compile_mode not in COMPILE_MODES:
-        raise TorchscopeError(
-            f"compile mode {config.compile_mode!r} is not one of {', '.join(COMPILE_MODES)}"
-        )
-    if config.batch_size != "auto":
-        if isinstance(config.batch_size, str):
-            raise TorchscopeError(f"batch size {config.batch_size!r} must be a positive integer or 'auto'")
-        _positive("batch_size", config.batch_size)
-    _positive("steps", config.steps)
-    _positive("windows", config.windows)
-    _positive("warmup", config.warmup)
-    _positive("image_size", config.image_size, 8)
-    _positive("num_classes", config.num_classes, 2)
-    _positive("max_batch_size", config.max_batch_size)
-    _positive("workers", config.workers, 0)
-    lr = config.lr
-    if lr is not None and not (isinstance(lr, int | float) and lr > 0 and math.isfinite(lr)):
-        raise TorchscopeError(f"lr={lr!r} must be a positive number, e.g. 0.01")
+from torchscope._bench.schema import MatmulPeak, OomProbe, ProgressFn
 
 
 @dataclass

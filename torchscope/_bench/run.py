@@ -21,7 +21,7 @@ from torchscope._bench.device import Dist, dist_from_env, measure_matmul_peak, r
 from torchscope._bench.environment import capture_environment, compute_dtype
 from torchscope._bench.loops import DEFAULT_LR
 from torchscope._bench.mode import run_mode
-from torchscope._bench.plan import Plan, validate
+from torchscope._bench.plan import Plan
 from torchscope._bench.schema import BenchConfig, BenchResult, OomProbe, ProgressFn, modes_of
 from torchscope._loader import default_input_size
 from torchscope.errors import TorchscopeError
@@ -48,7 +48,7 @@ def run_bench(
     >>> run_bench(cfg).mode("frozen").harness.stats.img_s_median > 0
     True
     """
-    validate(config)
+    config.validate()
     ranks = dist_from_env()
     dev = resolve_device(config.device, ranks[2] if ranks else None)
     if config.amp == "fp16" and dev.type == "cpu":

@@ -12,6 +12,7 @@ The verdicts live here too, in the result rather than in a renderer: :attr:`Mode
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -54,6 +55,14 @@ def tuple_of_floats(values: Sequence[Any]) -> tuple[float, ...]:
 # ---------------------------------------------------------------------------------------------
 # What was asked for
 
+
+def _positive(name: str, value: int | None, minimum: int = 1) -> None:
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise TorchscopeError(f"{name}={value!r} must be an integer >= {minimum}")
+
+
 #: Fields of :class:`BenchConfig` that files written before they existed lack (read as the default).
 _ADDED_FIELDS = ("check", "measure_peak")
 
@@ -94,6 +103,41 @@ class BenchConfig:
     seed: int = 0
     check: bool = True
     measure_peak: bool = True
+
+    def validate(self) -> None:
+        """Raise a :class:`TorchscopeError` naming the first setting that cannot be run.
+
+        Needs no torch, so the CLI rejects a bad setting before anything heavy is imported.
+
+        >>> BenchConfig(steps=0).validate()
+        Traceback (most recent call last):
+        torchscope.errors.TorchscopeError: steps=0 must be an integer >= 1
+        """
+        modes = self.modes
+        if not modes or any(m not in MODES for m in modes) or len(set(modes)) < len(modes):
+            raise TorchscopeError(f"modes {modes!r} must name frozen and/or full, each once")
+        if self.amp not in AMP_MODES:
+            raise TorchscopeError(f"amp {self.amp!r} is not one of {', '.join(AMP_MODES)}")
+        if self.optimizer not in OPTIMIZERS:
+            raise TorchscopeError(f"optimizer {self.optimizer!r} is not one of {', '.join(OPTIMIZERS)}")
+        if self.compile_mode not in COMPILE_MODES:
+            raise TorchscopeError(
+                f"compile mode {self.compile_mode!r} is not one of {', '.join(COMPILE_MODES)}"
+            )
+        if self.batch_size != "auto":
+            if isinstance(self.batch_size, str):
+                raise TorchscopeError(f"batch size {self.batch_size!r} must be a positive integer or 'auto'")
+            _positive("batch_size", self.batch_size)
+        _positive("steps", self.steps)
+        _positive("windows", self.windows)
+        _positive("warmup", self.warmup)
+        _positive("image_size", self.image_size, 8)
+        _positive("num_classes", self.num_classes, 2)
+        _positive("max_batch_size", self.max_batch_size)
+        _positive("workers", self.workers, 0)
+        lr = self.lr
+        if lr is not None and not (isinstance(lr, int | float) and lr > 0 and math.isfinite(lr)):
+            raise TorchscopeError(f"lr={lr!r} must be a positive number, e.g. 0.01")
 
     def to_dict(self) -> dict[str, Any]:
         out = {k: getattr(self, k) for k in self.__dataclass_fields__}

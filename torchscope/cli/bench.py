@@ -2,15 +2,35 @@
 
 from __future__ import annotations
 
-import json
+import json as jsonlib
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from torchscope._bench.schema import SCHEMA, BenchConfig, modes_of
 from torchscope.cli._app import app
-from torchscope.cli._common import HtmlOpt, NoColorOpt, Output, SvgOpt, console, emit, handle_errors
+from torchscope.cli._exit import ExitCode
+from torchscope.cli._options import (
+    CheckOpt,
+    DeviceOpt,
+    ForceOpt,
+    HtmlOpt,
+    JsonOpt,
+    NoColorOpt,
+    SvgOpt,
+)
+from torchscope.cli._output import (
+    Output,
+    OutputPathError,
+    check_output_paths,
+    command_inputs,
+    console,
+    emit,
+    to_json,
+    write_files,
+)
 from torchscope.errors import TorchscopeError
 
 if TYPE_CHECKING:
@@ -31,21 +51,67 @@ def _read_result(path: Path) -> BenchResult:
     from torchscope._bench.schema import BenchResult
 
     try:
-        data = json.loads(path.read_text())
+        data = jsonlib.loads(path.read_text())
     except OSError as exc:
         raise TorchscopeError(
-            f"cannot read {str(path)!r} ({exc.strerror}); give a file written by bench --json"
+            f"cannot read {str(path)!r} ({exc.strerror}); give a file written by bench --output"
         ) from None
-    except json.JSONDecodeError as exc:
+    except jsonlib.JSONDecodeError as exc:
         raise TorchscopeError(
-            f"{str(path)!r} is not JSON ({exc.msg}); give a file written by bench --json"
+            f"{str(path)!r} is not JSON ({exc.msg}); give a file written by bench --output"
         ) from None
     return BenchResult.from_dict(data)
 
 
-@app.command("bench")
-@handle_errors
+def _is_bench_result(path: Path) -> bool:
+    """Whether ``path`` holds a bench result (ours to overwrite): the schema line opens the file."""
+    try:
+        with path.open("rb") as f:
+            head = f.read(200)
+    except OSError:
+        return False
+    return f'"schema": "{SCHEMA}"'.encode() in head
+
+
+def _json_options(json: bool, extra: list[str], output: Path | None) -> tuple[bool, Path | None]:
+    """(JSON to stdout, JSON file) from ``--json``, ``--output`` and the words left over.
+
+    ``--json`` is a flag, as in every command; the old ``--json PATH`` (the PATH is then a word left
+    over) still works for one release, with a deprecation line on stderr, and ``--json -`` is the flag.
+    """
+    if not extra:
+        return json, output
+    if not json or len(extra) > 1:
+        raise TorchscopeError(f"unexpected argument {extra[-1]!r}; bench takes options only (see --help)")
+    if extra[0] == "-":
+        return True, output
+    if output is not None:
+        raise TorchscopeError(f"--json {extra[0]!r} and --output both name a file; keep --output only")
+    typer.echo(
+        f"warning: `--json PATH` is deprecated and goes in the next release; write `--output {extra[0]}` "
+        "(and `--json` alone for JSON on stdout)",
+        err=True,
+    )
+    return False, Path(extra[0])
+
+
+def _check_outputs(
+    output: Path | None, html: Path | None, svg: Path | None, inputs: tuple[Path, ...], force: bool
+) -> None:
+    """Every output path is usable, before any work: ``--output`` under the same rules as ``--html``/``--svg``."""
+    if output is None:
+        return
+    for opt, other in (("--html", html), ("--svg", svg)):
+        if other is not None and output.resolve() == other.resolve():
+            raise OutputPathError(f"--output {str(output)!r} is also {opt}; give each output its own file")
+    # a bench result (an earlier run's --output) is ours to overwrite, like a page we wrote
+    check_output_paths({"--output": output}, inputs, force=force or _is_bench_result(output))
+
+
+# extra args: the PATH of the deprecated `--json PATH`, now that --json is a flag
+@app.command("bench", context_settings={"allow_extra_args": True})
 def bench_command(
+    ctx: typer.Context,
     model: Annotated[
         str,
         typer.Option(
@@ -55,9 +121,7 @@ def bench_command(
     mode: Annotated[
         str, typer.Option(help="frozen (backbone frozen, its norm layers in eval), full, or both.")
     ] = "both",
-    device: Annotated[
-        str | None, typer.Option(help="cpu, cuda or cuda:N; default: the best device found.")
-    ] = None,
+    device: DeviceOpt = "auto",
     batch_size: Annotated[
         str, typer.Option("--batch-size", "-b", help="Images per step (per process), or 'auto'.")
     ] = "32",
@@ -77,7 +141,10 @@ def bench_command(
     warmup: Annotated[
         int, typer.Option(help="Minimum warm-up steps (more run until step times settle).")
     ] = 3,
-    optimizer: Annotated[str, typer.Option(help="sgd (momentum 0.9) or adamw.")] = "sgd",
+    # not the shared --optimizer: bench runs the reference recipes, two of them, hyperparameters fixed
+    optimizer: Annotated[
+        str, typer.Option(help="sgd (momentum 0.9, weight decay 1e-4) or adamw (weight decay 0.05).")
+    ] = "sgd",
     lr: Annotated[
         float | None, typer.Option(help="Learning rate (default 0.01 for sgd, 0.001 for adamw).")
     ] = None,
@@ -104,22 +171,29 @@ def bench_command(
             "--baseline/--no-baseline", help="Interleave a plain hand-written loop and report the ratio."
         ),
     ] = True,
-    check: Annotated[
-        bool, typer.Option("--check/--no-check", help="Run the freeze invariants on one more step.")
-    ] = True,
+    check: CheckOpt = True,
+    strict: Annotated[
+        bool,
+        typer.Option(
+            "--strict",
+            help="Exit 1 also when torchscope / baseline is below the goal (0.98), not only on a broken freeze.",
+        ),
+    ] = False,
     compare: Annotated[
         tuple[Path, Path] | None,
-        typer.Option(help="Render two --json files side by side with ratios; runs nothing."),
+        typer.Option(help="Render two --output files side by side with ratios; runs nothing.", metavar="A B"),
     ] = None,
-    json_path: Annotated[
-        str | None,
+    json: JsonOpt = False,
+    output: Annotated[
+        Path | None,
         typer.Option(
-            "--json", help="Write every raw window time and the summary to PATH ('-' for stdout only)."
+            "--output", "-o", help="Also save every raw window time and the summary as JSON.", metavar="FILE"
         ),
     ] = None,
     html: HtmlOpt = None,
     svg: SvgOpt = None,
     no_color: NoColorOpt = False,
+    force: ForceOpt = False,
     progress: Annotated[
         bool, typer.Option("--progress/--no-progress", help="Progress bar on stderr.")
     ] = True,
@@ -127,22 +201,35 @@ def bench_command(
     """Time a reference fine-tune (frozen backbone vs full) against a plain loop; MFU, memory, checks."""
     from torchscope.render.bench import ProgressBar, render_bench, render_compare
 
+    to_stdout, output = _json_options(json, list(ctx.args), output)
     if compare is not None:
+        if output is not None or to_stdout:
+            raise TorchscopeError("--compare runs nothing, so there is no result for --json/--output; drop it")
+        out = Output(
+            json=False, html=html, svg=svg, no_color=no_color, force=force,
+            title="torchscope bench --compare", inputs=tuple(compare),
+        )  # fmt: skip
         a, b = (_read_result(p) for p in compare)
-        out = Output(html=html, svg=svg, no_color=no_color, title="torchscope bench --compare")
         emit(None, lambda: render_compare(a, b, (compare[0].name, compare[1].name)), out)
         return
-    from torchscope._bench.run import run_bench
-    from torchscope._bench.schema import BenchConfig, modes_of
+    # every setting and output path is checked before anything is loaded or timed
+    inputs = command_inputs(model)
+    out = Output(
+        json=to_stdout, html=html, svg=svg, no_color=no_color, force=force, title=f"torchscope bench {model}",
+        inputs=inputs,
+    )  # fmt: skip
+    _check_outputs(output, html, svg, inputs, force)
+    config = BenchConfig(
+        model=model, modes=modes_of(mode), device=None if device == "auto" else device,
+        batch_size=_batch_size(batch_size), max_batch_size=max_batch_size, image_size=image_size,
+        num_classes=num_classes, steps=steps, windows=windows, warmup=warmup, optimizer=optimizer, lr=lr,
+        amp=amp, channels_last=channels_last, compile=compile, compile_mode=compile_mode,
+        data=None if data is None else str(data), workers=workers, baseline=baseline, check=check,
+    )  # fmt: skip
+    config.validate()
+    from torchscope._bench.run import run_bench  # torch: only once every input is known to be usable
 
     rank0 = os.environ.get("RANK", "0") == "0"
-    config = BenchConfig(
-        model=model, modes=modes_of(mode), device=device, batch_size=_batch_size(batch_size),
-        max_batch_size=max_batch_size, image_size=image_size, num_classes=num_classes, steps=steps,
-        windows=windows, warmup=warmup, optimizer=optimizer, lr=lr, amp=amp, channels_last=channels_last,
-        compile=compile, compile_mode=compile_mode, data=None if data is None else str(data),
-        workers=workers, baseline=baseline, check=check,
-    )  # fmt: skip
     if progress and rank0:
         with ProgressBar(console(no_color, stderr=True)) as bar:
             result = run_bench(config, progress=bar)
@@ -150,17 +237,14 @@ def bench_command(
         result = run_bench(config)
     if not rank0:  # every rank ran; rank 0 speaks for all of them
         return
-    if json_path is not None and json_path != "-":
-        try:
-            Path(json_path).write_text(json.dumps(result.to_dict(), indent=2) + "\n")
-        except OSError as exc:
-            raise TorchscopeError(
-                f"cannot write --json {json_path!r} ({exc.strerror}); pick a writable path"
-            ) from None
-    emit(
-        result,
-        lambda: render_bench(result),
-        Output(json=json_path == "-", html=html, svg=svg, no_color=no_color),
-    )
-    if not result.ok:
-        raise typer.Exit(1)
+    if output is not None:
+        # written first, so a failing --html cannot lose the measurement; checked again in case
+        # the path changed during the run
+        _check_outputs(output, html, svg, inputs, force)
+        write_files({output: to_json(result.to_dict()) + "\n"})
+    emit(result, lambda: render_bench(result), out)
+    failures = result.failures(strict=strict)
+    if failures:
+        for line in failures:
+            typer.echo(f"bench: {line}", err=True)
+        raise typer.Exit(ExitCode.VIOLATION)
