@@ -166,3 +166,47 @@ def build(name: str, seed: int = 0) -> tuple[nn.Module, Any]:
     builder, make_input = ZOO[name]
     torch.manual_seed(seed)
     return builder(), make_input()
+
+
+class LSTMLanguageModel(nn.Module):
+    """Embedding, a 2-layer LSTM and a decoder: the word-level language model of PyTorch's examples."""
+
+    def __init__(self, vocab: int = 1000, dim: int = 200, layers: int = 2) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(vocab, dim)
+        self.rnn = nn.LSTM(dim, dim, num_layers=layers)
+        self.decoder = nn.Linear(dim, vocab)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        out, _ = self.rnn(self.embed(tokens))
+        return self.decoder(out)
+
+
+class PackedGRUEncoder(nn.Module):
+    """A bidirectional GRU over a packed batch of sequences of different lengths."""
+
+    def __init__(self, dim: int = 16, hidden: int = 24) -> None:
+        super().__init__()
+        self.rnn = nn.GRU(dim, hidden, num_layers=2, bidirectional=True, batch_first=True)
+        self.head = nn.Linear(2 * hidden, 3)
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        packed = nn.utils.rnn.pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
+        _, h = self.rnn(packed)
+        return self.head(torch.cat([h[-2], h[-1]], dim=1))
+
+
+# Recurrent models (not in ZOO: the generic zoo tests feed float inputs); name -> (builder, inputs)
+RECURRENT: dict[str, tuple[Callable[[], nn.Module], Callable[[], Any]]] = {
+    "lstm_lm": (LSTMLanguageModel, lambda: torch.randint(0, 1000, (35, 4))),
+    "packed_gru": (PackedGRUEncoder, lambda: (torch.randn(3, 7, 16), torch.tensor([7, 4, 2]))),
+    "rnn_tanh": (lambda: nn.RNN(12, 20, num_layers=2), lambda: torch.randn(9, 2, 12)),
+    "lstm_proj": (lambda: nn.LSTM(12, 20, proj_size=8, bidirectional=True), lambda: torch.randn(6, 2, 12)),
+}
+
+
+def build_recurrent(name: str, seed: int = 0) -> tuple[nn.Module, Any]:
+    """Build recurrent model ``name`` and its example input (a tuple is several arguments)."""
+    builder, make_input = RECURRENT[name]
+    torch.manual_seed(seed)
+    return builder(), make_input()

@@ -1,15 +1,18 @@
 """Render a :class:`~torchscope._summary.Summary`: one row per module call, shapes, params, MACs.
 
-Display options (depth, whether to show uncounted ops) live here; the data is collected once by
-``torchscope.summary``. No torch import.
+Display options (depth, columns, column width, row settings, whether to show uncounted ops) live
+here; the data is collected once by ``torchscope.summary`` (torchinfo's display keywords travel with
+it as defaults). Shapes wrap only between dimensions and counts never wrap. No torch import.
 """
 
 from __future__ import annotations
 
+import io
+from types import EllipsisType
 from typing import TYPE_CHECKING
 
 from rich import box
-from rich.console import Group, RenderableType
+from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
 from rich.table import Table
 from rich.text import Text
 
@@ -18,6 +21,19 @@ from torchscope.render.tree import human_count
 
 if TYPE_CHECKING:
     from torchscope._summary import ModuleRow, Summary, TensorSpec
+
+# torchinfo's column names -> our headers
+HEADERS = {
+    "input_size": "Input shape",
+    "output_size": "Output shape",
+    "num_params": "Params",
+    "params_percent": "Params %",
+    "kernel_size": "Kernel",
+    "groups": "Groups",
+    "mult_adds": "Mult-adds",
+    "trainable": "Trainable",
+}
+_NUMERIC = {"num_params", "params_percent", "groups", "mult_adds"}
 
 
 def fmt_macs(n: float) -> str:
@@ -33,13 +49,14 @@ def fmt_macs(n: float) -> str:
 
 
 def _shape(shape: tuple[int, ...]) -> str:
-    return "[" + ",".join(str(d) for d in shape) + "]"
+    # a space after each comma: a narrow column wraps between dimensions, never inside a number
+    return "[" + ", ".join(str(d) for d in shape) + "]"
 
 
 def fmt_shapes(specs: tuple[TensorSpec, ...]) -> str:
-    """Every tensor's shape, one per line: ``[1,1000]``; ``-`` when there is none.
+    """Every tensor's shape, one per line: ``[1, 1000]``; ``-`` when there is none.
 
-    Names are added when there are several (``logits: [1,10]``) so multi-output models read well.
+    Names are added when there are several (``logits: [1, 10]``) so multi-output models read well.
     """
     if not specs:
         return "-"
@@ -67,65 +84,226 @@ def _ops(ops: tuple[str, ...]) -> str:
     return ", ".join(dict.fromkeys(short_op(op) for op in ops))
 
 
-def _label(row: ModuleRow, model: str) -> str:
+def fmt_total(data: Summary) -> str:
+    """``4.09 G`` or ``>= 1.02 M`` when ops with arithmetic ran without a formula."""
+    total = data.total_mult_adds or 0
+    return (">= " if data.mult_adds_lower_bound else "") + fmt_macs(total)
+
+
+def _label(row: ModuleRow, model: str, index: str | None) -> str:
     # the last name component, indented by depth (the full name is in the JSON): deep models
     # stay readable in 80 columns
     call = f" #{row.call + 1}" if row.call else ""
+    suffix = f": {index}" if index else ""
     if not row.name:
-        return f"{model}{call}"
-    return f"{'  ' * row.depth}{row.name.rsplit('.', 1)[-1]} ({row.type}){call}"
+        return f"{model}{call}{suffix}"
+    return f"{'  ' * row.depth}{row.name.rsplit('.', 1)[-1]} ({row.type}){call}{suffix}"
+
+
+def _row_macs(row: ModuleRow) -> str:
+    if row.mult_adds is None:
+        return "-"
+    if row.uncounted_ops:
+        return f">= {fmt_macs(row.mult_adds)}"
+    return fmt_macs(row.mult_adds) if row.mult_adds else "-"
+
+
+def _trainable(row: ModuleRow) -> str:
+    if row.params == 0:
+        return "-"
+    if row.trainable_params == row.params:
+        return "True"
+    return "False" if row.trainable_params == 0 else "Partial"
+
+
+def _cell(column: str, row: ModuleRow, data: Summary) -> str:
+    if column == "input_size":
+        return fmt_shapes(row.inputs)
+    if column == "output_size":
+        return fmt_shapes(row.outputs) if row.completed else "(failed)"
+    if column == "num_params":
+        return human_count(row.params) if row.call == 0 else "(shared)"
+    if column == "params_percent":
+        return f"{100 * row.params / data.total_params:.2f}%" if data.total_params and row.call == 0 else "-"
+    if column == "kernel_size":
+        return _shape(row.kernel_size) if row.kernel_size else "-"
+    if column == "groups":
+        return str(row.groups) if row.groups is not None else "-"
+    if column == "mult_adds":
+        return _row_macs(row)
+    return _trainable(row)
+
+
+def _depth_indices(rows: tuple[ModuleRow, ...]) -> list[str]:
+    # torchinfo's "depth-index": the row's depth and its position among the rows of that depth
+    # under the same parent
+    counters: list[int] = []
+    out = []
+    for row in rows:
+        del counters[row.depth + 1 :]
+        while len(counters) <= row.depth:
+            counters.append(0)
+        counters[row.depth] += 1
+        out.append(f"{row.depth}-{counters[row.depth]}" if row.depth else "")
+    return out
 
 
 def render_summary(
-    data: Summary, *, depth: int | None = None, show_uncounted: bool = False
+    data: Summary,
+    *,
+    depth: int | EllipsisType | None = ...,
+    show_uncounted: bool = False,
+    columns: tuple[str, ...] | EllipsisType | None = ...,
+    col_width: int | EllipsisType | None = ...,
+    row_settings: tuple[str, ...] | EllipsisType = ...,
 ) -> RenderableType:
     """The summary table, then totals and notes. ``depth`` limits the rows (0: the model only).
 
-    A row with no counted mult-adds but ops without a FLOP formula shows ``n/c`` (never a silent
-    zero); ``show_uncounted`` adds a column naming those ops.
+    Options not given come from ``data.display`` (torchinfo's keywords given to ``summary``).
+    ``columns`` are torchinfo's column names (see :data:`HEADERS`). A row whose count may be low
+    (an op with arithmetic but no formula ran in it) shows ``>=``; ``show_uncounted`` adds a column
+    naming those ops.
     """
+    display = data.display
+    if depth is ...:
+        depth = display.depth if display is not None else None
+    if columns is ...:
+        columns = display.columns if display is not None else None
+    if col_width is ...:
+        col_width = display.col_width if display is not None else None
+    if row_settings is ...:
+        row_settings = display.row_settings if display is not None else ()
     if depth is not None and depth < 0:
         raise TorchscopeError(f"--depth {depth} must be >= 0")
-    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
-    table.add_column("Layer (type)", no_wrap=True)
-    table.add_column("Input shape", overflow="fold")
-    table.add_column("Output shape", overflow="fold")
-    table.add_column("Params", justify="right", no_wrap=True)
-    table.add_column("Mult-adds", justify="right", no_wrap=True)
-    if show_uncounted:
-        table.add_column("Not counted", overflow="fold")
-    for row in data.rows:
-        if depth is not None and row.depth > depth:
-            continue
-        cells = [
-            _label(row, data.model),
-            fmt_shapes(row.inputs),
-            fmt_shapes(row.outputs) if row.completed else "(failed)",
-            human_count(row.params) if row.call == 0 else "(shared)",
-            fmt_macs(row.mult_adds) if row.mult_adds else ("n/c" if row.uncounted_ops else "-"),
+    if columns is None:
+        columns = (
+            ("input_size", "output_size", "num_params", "mult_adds") if data.forward_ran else ("num_params",)
+        )
+    ascii_only = "ascii_only" in row_settings
+    shown = [
+        (r, i)
+        for r, i in zip(data.rows, _depth_indices(data.rows), strict=True)
+        if (depth is None or r.depth <= depth) and not ("hide_recursive_layers" in row_settings and r.call)
+    ]
+    index_on = "depth" in row_settings
+    headers = ["Layer (type)", *(HEADERS[c] for c in columns), *(["Not counted"] if show_uncounted else [])]
+    body = [
+        [
+            _label(row, data.model, index if index_on else None),
+            *(_cell(c, row, data) for c in columns),
+            *([_ops(row.uncounted_ops)] if show_uncounted else []),
         ]
-        if show_uncounted:
-            cells.append(_ops(row.uncounted_ops))
-        table.add_row(*cells, style=None if row.completed else "bold red")
+        for row, index in shown
+    ]
+    numeric = [False, *(c in _NUMERIC for c in columns), *([False] if show_uncounted else [])]
+    styles = [None if row.completed else "bold red" for row, _ in shown]
+    table = _FittedTable(
+        headers, body, numeric, styles, box.ASCII if ascii_only else box.SIMPLE_HEAD, col_width
+    )
     lines = [
         f"Params: {human_count(data.total_params)} ({human_count(data.trainable_params)} trainable, "
         f"{human_count(data.total_params - data.trainable_params)} frozen), {data.param_bytes / 2**20:.1f} MiB",
-        f"Mult-adds: {fmt_macs(data.total_mult_adds)} (FLOPs: {fmt_macs(data.total_flops)}), mode: {data.mode}",
-        f"Input: {fmt_shapes(data.inputs).replace(chr(10), '; ')}",
-        f"Output ({data.output_type}): {fmt_shapes(data.outputs).replace(chr(10), '; ')}"
-        if data.error is None
-        else "Output: none, the forward pass failed",
     ]
+    if data.forward_ran:
+        total = fmt_total(data)
+        flops = fmt_macs(data.total_flops or 0)
+        lines += [
+            f"Mult-adds: {total} (FLOPs: {'>= ' if data.mult_adds_lower_bound else ''}{flops}), mode: {data.mode}",
+            f"Input: {fmt_shapes(data.inputs).replace(chr(10), '; ')}",
+            f"Output ({data.output_type}): {fmt_shapes(data.outputs).replace(chr(10), '; ')}",
+        ]
     if data.uncounted_ops:
-        lines.append("n/c: only ops without a FLOP formula ran there (listed with --uncounted and in --json)")
-        lines.append("Ops without a FLOP formula (not counted): " + _ops(data.uncounted_ops))
+        lines.append(
+            f">=: a lower bound; ops with arithmetic but no FLOP formula ran: {_ops(data.uncounted_ops)}"
+            " (per row with --uncounted and in --json)"
+        )
     if data.not_called:
-        shown = ", ".join(data.not_called[:5])
+        shown_names = ", ".join(data.not_called[:5])
         more = f" and {len(data.not_called) - 5} more (all in --json)" if len(data.not_called) > 5 else ""
-        lines.append(f"Modules never called: {shown}{more}")
+        lines.append(f"Modules never called: {shown_names}{more}")
     parts: list[RenderableType] = [table, Text("\n".join(lines))]
     for note in data.notes:
-        parts.append(Text(f"note: {note}", style="yellow"))
-    if data.error:
-        parts.append(Text(data.error, style="bold red"))
+        if not note.startswith("mult-adds is a lower bound"):  # said above, with the short names
+            parts.append(Text(f"note: {note}", style="yellow"))
     return Group(*parts)
+
+
+def _lines(cell: str) -> list[str]:
+    return cell.split("\n")
+
+
+def fit_widths(natural: list[int], minimum: list[int], fixed: list[bool], available: int) -> list[int]:
+    """Column widths that fit ``available``: fixed columns keep their natural width, the widest of the
+    others give up one character at a time, never below their minimum (their longest word).
+
+    >>> fit_widths([20, 16, 8], [6, 6, 8], [False, False, True], 30)
+    [11, 11, 8]
+    """
+    widths = list(natural)
+    while sum(widths) > available:
+        flexible = [k for k in range(len(widths)) if not fixed[k] and widths[k] > minimum[k]]
+        if not flexible:
+            break
+        widest = max(flexible, key=lambda k: widths[k])
+        widths[widest] -= 1
+    return widths
+
+
+class _FittedTable:
+    """The rows as a Rich table whose column widths are chosen for the console's width.
+
+    Rich crops a no-wrap column (cutting counts) and folds a wrapping one inside numbers when it
+    runs out of room. Here counts keep their full width, and shapes and names give up room first,
+    wrapping at the spaces between dimensions.
+    """
+
+    def __init__(
+        self, headers: list[str], body: list[list[str]], numeric: list[bool], styles: list[str | None],
+        table_box: box.Box, col_width: int | None,
+    ) -> None:  # fmt: skip
+        self.headers, self.body, self.numeric, self.styles = headers, body, numeric, styles
+        self.box, self.col_width = table_box, col_width
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        cols = range(len(self.headers))
+        cells = [[row[k] for row in self.body] for k in cols]
+        natural = [
+            max([len(self.headers[k]), *(len(line) for cell in cells[k] for line in _lines(cell))])
+            for k in cols
+        ]
+        if self.col_width:
+            natural = [max(n, self.col_width) for n in natural]
+        words = [
+            max(
+                [
+                    1,
+                    *(
+                        len(w)
+                        for cell in [*cells[k], self.headers[k]]
+                        for line in _lines(cell)
+                        for w in line.split()
+                    ),
+                ]
+            )
+            for k in cols
+        ]
+        minimum = [min(natural[k], max(words[k], 6)) for k in cols]
+        widths = fit_widths(natural, minimum, self.numeric, options.max_width - 3 * (len(natural) - 1))
+        table = Table(box=self.box, show_edge=False, pad_edge=False)
+        for k in cols:
+            table.add_column(
+                self.headers[k],
+                justify="right" if self.numeric[k] else "left",
+                overflow="fold",
+                width=widths[k],
+            )
+        for row, style in zip(self.body, self.styles, strict=True):
+            table.add_row(*row, style=style)
+        yield table
+
+
+def summary_text(data: Summary, width: int = 120) -> str:
+    """The rendered summary as plain text (``str(summary)``)."""
+    console = Console(width=width, color_system=None, record=True, file=io.StringIO())
+    console.print(render_summary(data))
+    return "\n".join(line.rstrip() for line in console.export_text().splitlines())
