@@ -22,6 +22,7 @@ from torch import nn
 from torchscope._parsing import Shape as Shape
 from torchscope._parsing import dtype_name
 from torchscope._parsing import parse_input_size as parse_input_size
+from torchscope._tokens import is_token_model, token_batch
 from torchscope.errors import SpecError
 
 
@@ -148,7 +149,9 @@ def prepare_call(
     ``input_size``: random tensors of that shape (several shapes: several positional arguments).
     ``input_data``: a tensor is one argument, a tuple is several, a list is one argument (detection
     models take a list of images), a dict is one argument unless its keys are the names of forward's
-    parameters (then ``model(**d)``). ``kwargs`` are passed as keyword arguments.
+    parameters (then ``model(**d)``). ``kwargs`` are passed as keyword arguments. A language model
+    (``config.vocab_size``, ``forward(input_ids, ...)``) given one ``(batch, length)`` size and no
+    float dtype gets token ids below its vocab size and an all-ones mask (:func:`token_batch`).
 
     >>> args, kw = prepare_call(nn.Linear(3, 2), input_size=(4, 3))
     >>> tuple(args[0].shape), kw
@@ -161,6 +164,9 @@ def prepare_call(
     if device is not None:
         kw = to_device(kw, dev)
     if input_size is not None:
+        tokens = _token_dtype(model, dtype)
+        if tokens is not None and len(sizes := normalize_sizes(input_size)) == 1:
+            return (), {**token_batch(model, sizes[0], device=dev, dtype=tokens), **kw}
         dt = dtype if dtype is not None else model_float_dtype(model)
         return tuple(make_inputs(input_size, dt, dev)), kw
     if input_data is None:
@@ -173,6 +179,14 @@ def prepare_call(
     if isinstance(data, Mapping) and _takes_keywords(model, list(data)):
         return (), {**dict(data), **kw}
     return (data,), kw
+
+
+def _token_dtype(model: nn.Module, dtype: Any) -> torch.dtype | None:
+    """The dtype of token ids for a language model (int64 unless an integer dtype is given), else None."""
+    if (isinstance(dtype, Sequence) and not isinstance(dtype, str)) or not is_token_model(model):
+        return None
+    dt = parse_dtype(dtype) or torch.int64
+    return None if dt.is_floating_point or dt.is_complex or dt == torch.bool else dt
 
 
 def _is_dataclass_instance(obj: Any) -> bool:

@@ -35,6 +35,8 @@ from torchscope._loader.safetensors_io import read_header
 from torchscope.errors import SpecError
 
 PREFIX = "hf:"
+# token ids per sequence when a command is given no --input-size
+DEFAULT_LENGTH = 128
 # task -> transformers Auto class
 TASKS: dict[str, str] = {
     "base": "AutoModel",

@@ -57,8 +57,14 @@ def load_cli_model(
     freeze: str | None = None,
     unfreeze: str | None = None,
     freeze_backbone: bool = False,
+    config: list[str] | None = None,
+    task: str | None = None,
+    num_labels: int | None = None,
 ) -> nn.Module:
-    """Load a model the way every command's options describe, then apply freeze options."""
+    """Load a model the way every command's options describe, then apply freeze options.
+
+    ``config``/``task``/``num_labels`` are the ``hf:`` options (``--config k=v``, ``--task``, ``--num-labels``).
+    """
     from torchscope._freeze import freeze as do_freeze
     from torchscope._freeze import freeze_backbone as do_freeze_backbone
     from torchscope._freeze import unfreeze as do_unfreeze
@@ -66,11 +72,13 @@ def load_cli_model(
 
     # parsed before the (slow) load, so a bad value fails at once
     kwargs = parse_kwargs(args)
+    hf_config = parse_kwargs(config, option="--config")
     freeze_patterns = split_patterns(freeze, option="--freeze")
     unfreeze_patterns = split_patterns(unfreeze, option="--unfreeze")
     model = load_model(
-        spec, weights=weights, device=device, unsafe_load=unsafe_load, pretrained=pretrained, kwargs=kwargs
-    )
+        spec, weights=weights, device=device, unsafe_load=unsafe_load, pretrained=pretrained, kwargs=kwargs,
+        config=hf_config, task=task, num_labels=num_labels,
+    )  # fmt: skip
     if freeze_backbone:
         do_freeze_backbone(model)
     if freeze_patterns:

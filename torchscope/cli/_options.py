@@ -21,15 +21,37 @@ import typer
 ModelArg = Annotated[
     str,
     typer.Argument(
-        help="torchvision name (resnet18), timm:NAME, pkg.module:attr, path/to/file.py:attr, "
-        "or a TorchScript/.pt2/whole-model file.",
+        help="torchvision name (resnet18), timm:NAME, hf:MODEL_TYPE (hf:llama), hf:DIR (a local Hugging Face "
+        "model or adapter directory), pkg.module:attr, path/to/file.py:attr, or a TorchScript/.pt2/whole-model file.",
         show_default=False,
         metavar="MODEL",
     ),
 ]
 WeightsOpt = Annotated[
     Path | None,
-    typer.Option("--weights", help="state_dict file to load into the architecture.", metavar="FILE"),
+    typer.Option(
+        "--weights", help="state_dict file (.pt or .safetensors) to load into the architecture.", metavar="FILE"
+    ),
+]
+HfConfigOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--config",
+        help="hf: models: override a config field, k=v (e.g. num_hidden_layers=2). Repeatable.",
+        metavar="K=V",
+    ),
+]
+TaskOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--task",
+        help="hf: models: the head, base, causal-lm, sequence-classification or token-classification "
+        "(default: the directory's architecture, else causal-lm for decoder-only types, base otherwise).",
+        metavar="TASK",
+    ),
+]
+NumLabelsOpt = Annotated[
+    int | None, typer.Option("--num-labels", help="hf: classifiers: the number of labels.", metavar="N")
 ]
 ArgOpt = Annotated[
     list[str] | None,
@@ -79,14 +101,21 @@ InputSizeOpt = Annotated[
     str | None,
     typer.Option(
         "--input-size",
-        help="Input shape: 1,3,224,224 or 1x3x224x224; several inputs: 1,3,8,8;1,10. "
+        "--tokens",
+        help="Input shape: 1,3,224,224 or 1x3x224x224; several inputs: 1,3,8,8;1,10. A language model "
+        "(hf:) given BATCHxLENGTH gets token ids below its vocab size and an all-ones mask. "
         "Default: the model family's own size.",
         metavar="SHAPE",
     ),
 ]
 DtypeOpt = Annotated[
     str | None,
-    typer.Option("--dtype", help="dtype of the synthetic inputs (float32, bf16, int64...).", metavar="DTYPE"),
+    typer.Option(
+        "--dtype",
+        "--input-dtype",
+        help="dtype of the synthetic inputs (float32, bf16, int64...; token ids: long).",
+        metavar="DTYPE",
+    ),
 ]
 SeedOpt = Annotated[
     int | None,

@@ -17,13 +17,16 @@ from torchscope.cli._options import (
     ForceOpt,
     FreezeBackboneOpt,
     FreezeOpt,
+    HfConfigOpt,
     HtmlOpt,
     InputSizeOpt,
     JsonOpt,
     ModelArg,
     NoColorOpt,
+    NumLabelsOpt,
     PretrainedOpt,
     SvgOpt,
+    TaskOpt,
     UnfreezeOpt,
     UnsafeLoadOpt,
     WeightsOpt,
@@ -59,6 +62,9 @@ def summary_command(
     arg: ArgOpt = None,
     pretrained: PretrainedOpt = False,
     unsafe_load: UnsafeLoadOpt = False,
+    config: HfConfigOpt = None,
+    task: TaskOpt = None,
+    num_labels: NumLabelsOpt = None,
     freeze: FreezeOpt = None,
     unfreeze: UnfreezeOpt = None,
     freeze_backbone: FreezeBackboneOpt = False,
@@ -86,6 +92,7 @@ def summary_command(
     sizes = input_sizes(model, input_size, device=device, dtype=dtype)
     options: dict[str, Any] = dict(
         weights=weights, args=arg, pretrained=pretrained, unsafe_load=unsafe_load,
+        config=config, task=task, num_labels=num_labels,
         freeze=freeze, unfreeze=unfreeze, freeze_backbone=freeze_backbone,
     )  # fmt: skip
     try:
@@ -133,6 +140,9 @@ def activations_command(
     arg: ArgOpt = None,
     pretrained: PretrainedOpt = False,
     unsafe_load: UnsafeLoadOpt = False,
+    config: HfConfigOpt = None,
+    task: TaskOpt = None,
+    num_labels: NumLabelsOpt = None,
     json: JsonOpt = False,
     html: HtmlOpt = None,
     svg: SvgOpt = None,
@@ -158,7 +168,8 @@ def activations_command(
     patterns = split_patterns(modules, option="--modules") or None
     sizes = input_sizes(model, input_size, device=device, dtype=dtype)
     loaded = load_cli_model(
-        model, device=device, weights=weights, args=arg, pretrained=pretrained, unsafe_load=unsafe_load
+        model, device=device, weights=weights, args=arg, pretrained=pretrained, unsafe_load=unsafe_load,
+        config=config, task=task, num_labels=num_labels,
     )
     with preserved(loaded):
         loaded.train(mode == "train")
@@ -183,6 +194,9 @@ def stats_command(
     arg: ArgOpt = None,
     pretrained: PretrainedOpt = False,
     unsafe_load: UnsafeLoadOpt = False,
+    config: HfConfigOpt = None,
+    task: TaskOpt = None,
+    num_labels: NumLabelsOpt = None,
     freeze: FreezeOpt = None,
     unfreeze: UnfreezeOpt = None,
     freeze_backbone: FreezeBackboneOpt = False,
@@ -202,6 +216,7 @@ def stats_command(
     )  # fmt: skip
     loaded = load_cli_model(
         model, device=device, weights=weights, args=arg, pretrained=pretrained, unsafe_load=unsafe_load,
+        config=config, task=task, num_labels=num_labels,
         freeze=freeze, unfreeze=unfreeze, freeze_backbone=freeze_backbone,
     )  # fmt: skip
     data = param_stats(loaded)
@@ -223,6 +238,9 @@ def grads_command(
     arg: ArgOpt = None,
     pretrained: PretrainedOpt = False,
     unsafe_load: UnsafeLoadOpt = False,
+    config: HfConfigOpt = None,
+    task: TaskOpt = None,
+    num_labels: NumLabelsOpt = None,
     freeze: FreezeOpt = None,
     unfreeze: UnfreezeOpt = None,
     freeze_backbone: FreezeBackboneOpt = False,
@@ -244,6 +262,7 @@ def grads_command(
     sizes = input_sizes(model, input_size, device=device, dtype=dtype)
     loaded = load_cli_model(
         model, device=device, weights=weights, args=arg, pretrained=pretrained, unsafe_load=unsafe_load,
+        config=config, task=task, num_labels=num_labels,
         freeze=freeze, unfreeze=unfreeze, freeze_backbone=freeze_backbone,
     )  # fmt: skip
     data = grad_report(loaded, input_size=sizes, loss=loss, mode=mode, dtype=dtype)  # type: ignore[arg-type]

@@ -17,15 +17,18 @@ from torchscope.cli._options import (
     ForceOpt,
     FreezeBackboneOpt,
     FreezeOpt,
+    HfConfigOpt,
     InputSizeOpt,
     JsonOpt,
     LrOpt,
     ModelArg,
     MomentumOpt,
     NoColorOpt,
+    NumLabelsOpt,
     OptimizerOpt,
     PretrainedOpt,
     SvgOpt,
+    TaskOpt,
     TrainBnOpt,
     UnfreezeOpt,
     UnsafeLoadOpt,
@@ -69,6 +72,9 @@ def report_command(
     arg: ArgOpt = None,
     pretrained: PretrainedOpt = False,
     unsafe_load: UnsafeLoadOpt = False,
+    config: HfConfigOpt = None,
+    task: TaskOpt = None,
+    num_labels: NumLabelsOpt = None,
     freeze: FreezeOpt = None,
     unfreeze: UnfreezeOpt = None,
     freeze_backbone: FreezeBackboneOpt = False,
@@ -104,6 +110,7 @@ def report_command(
     sizes = input_sizes(model, input_size, device="cpu", dtype=dtype, batch=2)
     loaded = load_cli_model(
         model, weights=weights, args=arg, pretrained=pretrained, unsafe_load=unsafe_load,
+        config=config, task=task, num_labels=num_labels,
         freeze=freeze, unfreeze=unfreeze, freeze_backbone=freeze_backbone,
     )  # fmt: skip
     if not train_bn:

@@ -16,12 +16,15 @@ from torchscope.cli._options import (
     ForceOpt,
     FreezeBackboneOpt,
     FreezeOpt,
+    HfConfigOpt,
     HtmlOpt,
     JsonOpt,
     ModelArg,
     NoColorOpt,
+    NumLabelsOpt,
     PretrainedOpt,
     SvgOpt,
+    TaskOpt,
     UnfreezeOpt,
     UnsafeLoadOpt,
     WeightsOpt,
@@ -45,6 +48,9 @@ def tree_command(
     arg: ArgOpt = None,
     pretrained: PretrainedOpt = False,
     unsafe_load: UnsafeLoadOpt = False,
+    config: HfConfigOpt = None,
+    task: TaskOpt = None,
+    num_labels: NumLabelsOpt = None,
     device: DeviceOpt = "meta",
     freeze: FreezeOpt = None,
     unfreeze: UnfreezeOpt = None,
@@ -97,7 +103,10 @@ def tree_command(
     # a hit renders the stored tree without importing torch: that import is most of the run time
     data = load_cached_tree(key) if key is not None else None
     if data is None:
-        loaded = load_cli_model(model, unsafe_load=unsafe_load, **options)
+        # the hf: options are not part of the key: hf: specs are never cached
+        loaded = load_cli_model(
+            model, unsafe_load=unsafe_load, config=config, task=task, num_labels=num_labels, **options
+        )
         from torchscope._tree import tree
 
         data = tree(loaded)
