@@ -2,53 +2,41 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import torch
 import torchvision
-from typer.testing import CliRunner
+from rendering import row_names
+from typer.testing import Result
 from zoo import SmallCNN
 
 from torchscope import load_model, tree
-from torchscope.cli import app
 
 ZOO_PY = str(Path(__file__).parent / "zoo.py")
-runner = CliRunner()
+
+CliRun = Callable[..., Result]  # the `cli` fixture of conftest
 
 
-def row_names(out: str) -> list[str]:
-    """The Name column of each table row, without the tree guides."""
-    names = []
-    for line in out.splitlines()[2:]:
-        if line.startswith(("Trainable params", "warning")):
-            break
-        names.append(line.lstrip("│├└─ ").split()[0])
-    return names
-
-
-def run(*args: str):  # type: ignore[no-untyped-def]
-    return runner.invoke(app, list(args))
-
-
-def test_tree_resnet18_renders_totals() -> None:
-    result = run("tree", "resnet18", "--no-color")
+def test_tree_resnet18_renders_totals(cli: CliRun) -> None:
+    result = cli("tree", "resnet18", "--no-color")
     assert result.exit_code == 0, result.output
     assert "├── layer1" in result.stdout
     assert "Total params:                           11.7 M" in result.stdout
     assert "Devices:                                meta" in result.stdout
 
 
-def test_tree_json_round_trip_equals_to_dict() -> None:
-    result = run("tree", "resnet18", "--json")
+def test_tree_json_round_trip_equals_to_dict(cli: CliRun) -> None:
+    result = cli("tree", "resnet18", "--json")
     assert result.exit_code == 0, result.output
     expected = tree(load_model("resnet18", device="meta")).to_dict()
     assert json.loads(result.stdout) == expected
     assert expected["total_params"] == 11_689_512
 
 
-def test_tree_vit_h_14_depth_2_collapses_encoder_layers() -> None:
-    result = run("tree", "vit_h_14", "--depth", "2", "--no-color")
+def test_tree_vit_h_14_depth_2_collapses_encoder_layers(cli: CliRun) -> None:
+    result = cli("tree", "vit_h_14", "--depth", "2", "--no-color")
     assert result.exit_code == 0, result.output
     assert row_names(result.stdout) == [
         "(model)",
@@ -61,25 +49,25 @@ def test_tree_vit_h_14_depth_2_collapses_encoder_layers() -> None:
         "head",
     ]
     assert "Total params:                           633 M" in result.stdout
-    deeper = run("tree", "vit_h_14", "--depth", "3", "--no-color")
+    deeper = cli("tree", "vit_h_14", "--depth", "3", "--no-color")
     assert "│   │   └── encoder_layer_0-31   EncoderBlock ×32     630 M       ✓       train" in deeper.stdout
 
 
-def test_tree_freeze_options_then_json(tmp_path: Path) -> None:
-    result = run("tree", f"{ZOO_PY}:SmallCNN", "--freeze", "backbone.0,backbone.1", "--json")
+def test_tree_freeze_options_then_json(tmp_path: Path, cli: CliRun) -> None:
+    result = cli("tree", f"{ZOO_PY}:SmallCNN", "--freeze", "backbone.0,backbone.1", "--json")
     assert result.exit_code == 0, result.output
     d = json.loads(result.stdout)
     assert d["frozen_params"] == 8 * 3 * 9 + 8 + 16
-    result = run("tree", "resnet18", "--freeze-backbone", "--unfreeze", "layer4.*", "--json")
+    result = cli("tree", "resnet18", "--freeze-backbone", "--unfreeze", "layer4.*", "--json")
     d = json.loads(result.stdout)
     by_name = {m["name"]: m["freeze"] for m in d["modules"]}
     assert by_name["layer4"] == "trainable" and by_name["fc"] == "trainable" and by_name["layer1"] == "frozen"
 
 
-def test_tree_weights_arg_and_device_cpu(tmp_path: Path) -> None:
+def test_tree_weights_arg_and_device_cpu(tmp_path: Path, cli: CliRun) -> None:
     path = tmp_path / "ft.pt"
     torch.save(SmallCNN(num_classes=5).state_dict(), path)
-    result = run(
+    result = cli(
         "tree",
         f"{ZOO_PY}:SmallCNN",
         "--arg",
@@ -95,41 +83,41 @@ def test_tree_weights_arg_and_device_cpu(tmp_path: Path) -> None:
     assert d["devices"] == ["cpu"] and d["modules"][-1]["params"] == 8 * 5 + 5
 
 
-def test_tree_display_options() -> None:
-    result = run("tree", "resnet18", "--grep", "downsample", "--no-color")
+def test_tree_display_options(cli: CliRun) -> None:
+    result = cli("tree", "resnet18", "--grep", "downsample", "--no-color")
     assert result.exit_code == 0, result.output
     assert row_names(result.stdout)[:6] == ["(model)", "layer2", "0", "downsample", "0", "1"]
     assert "layer1" not in result.stdout
-    result = run("tree", "resnet18", "--freeze-backbone", "--trainable-only", "--no-color")
+    result = cli("tree", "resnet18", "--freeze-backbone", "--trainable-only", "--no-color")
     assert row_names(result.stdout) == ["(model)", "fc"]
-    expanded = run("tree", "resnet18", "--expand", "--depth", "2", "--no-color")
+    expanded = cli("tree", "resnet18", "--expand", "--depth", "2", "--no-color")
     assert row_names(expanded.stdout)[5:9] == ["layer1", "0", "1", "layer2"]
     assert "×2" not in expanded.stdout
 
 
-def test_tree_html_and_svg(tmp_path: Path) -> None:
+def test_tree_html_and_svg(tmp_path: Path, cli: CliRun) -> None:
     html, svg = tmp_path / "t.html", tmp_path / "t.svg"
-    result = run("tree", "resnet18", "--depth", "1", "--html", str(html), "--svg", str(svg))
+    result = cli("tree", "resnet18", "--depth", "1", "--html", str(html), "--svg", str(svg))
     assert result.exit_code == 0, result.output
     assert "layer4" in html.read_text() and svg.read_text().startswith("<svg")
 
 
-def test_models_lists_and_greps() -> None:
-    result = run("models", "--grep", "vit", "--json")
+def test_models_lists_and_greps(cli: CliRun) -> None:
+    result = cli("models", "--grep", "vit", "--json")
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["names"] == [
         n for n in sorted(torchvision.models.list_models()) if "vit" in n
     ]
-    plain = run("models", "--grep", "resnet1*")
+    plain = cli("models", "--grep", "resnet1*")
     assert plain.exit_code == 0 and "resnet18" in plain.stdout and "wide_resnet" not in plain.stdout
 
 
-def test_models_timm() -> None:
+def test_models_timm(cli: CliRun) -> None:
     pytest.importorskip("timm")
-    result = run("models", "--timm", "--grep", "timm:resnet18*", "--json")
+    result = cli("models", "--timm", "--grep", "timm:resnet18*", "--json")
     assert result.exit_code == 0, result.output
     assert "timm:resnet18" in json.loads(result.stdout)["names"]
-    missing = run("models", "--grep", "timm:resnet18")
+    missing = cli("models", "--grep", "timm:resnet18")
     assert missing.exit_code == 2 and "add --timm to list timm models" in missing.stderr
 
 
@@ -172,10 +160,15 @@ BAD = [
 
 @pytest.mark.parametrize(("args", "message"), BAD, ids=[" ".join(a) for a, _ in BAD])
 def test_bad_input_exits_2_with_one_line(
-    args: list[str], message: str, files: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    args: list[str],
+    message: str,
+    files: dict[str, str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    cli: CliRun,
 ) -> None:
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
-    result = run(*[a.format(**files) for a in args])
+    result = cli(*[a.format(**files) for a in args])
     assert result.exit_code == 2, result.output
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
@@ -186,10 +179,26 @@ def test_bad_input_exits_2_with_one_line(
     assert re.search(message, lines[0]), lines[0]
 
 
-def test_timm_missing_exits_2(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_timm_missing_exits_2(monkeypatch: pytest.MonkeyPatch, cli: CliRun) -> None:
     monkeypatch.setitem(sys.modules, "timm", None)
-    result = run("tree", "timm:resnet18")
+    result = cli("tree", "timm:resnet18")
     assert result.exit_code == 2
     assert (
         result.stderr.strip() == "error: 'timm:resnet18' needs timm, which is not installed; pip install timm"
     )
+
+
+def test_help_of_every_command_shows_flags_without_a_type(cli: CliRun) -> None:
+    import typer
+
+    from torchscope.cli import app
+
+    commands = typer.main.get_command(app).commands  # type: ignore[attr-defined]
+    for name in ["", *commands]:
+        result = cli(*([name] if name else []), "--help", terminal_width=200)
+        assert result.exit_code == 0, result.output
+        assert "<bool>" not in result.stdout and "--help" in result.stdout, name
+    tree_help = cli("tree", "--help", terminal_width=200).stdout
+    assert "<bool>" not in tree_help
+    assert " --freeze-backbone   " in tree_help and "--input-size" not in tree_help
+    assert "--input-size" in cli("summary", "--help", terminal_width=200).stdout

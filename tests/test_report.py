@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 import re
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
+from typer.testing import Result
 from zoo import build
 
 import torchscope
@@ -21,19 +22,22 @@ from torchscope._report import (
     ViolationRow,
     collect_report,
 )
-from torchscope.cli import app
 from torchscope.errors import SpecError
 from torchscope.render._charts import COLOR_FROZEN
 from torchscope.render.html import render_html
 
 SVG_NS = 'xmlns="http://www.w3.org/2000/svg"'
 
+CliRun = Callable[..., Result]  # the `cli` fixture of conftest
+
 
 def assert_self_contained(page: str) -> None:
     """Nothing in the page can make a browser fetch anything."""
     assert page.startswith("<!DOCTYPE html>")
     without_ns = page.replace(SVG_NS, "")
-    assert not re.search(r"https?://|//[a-z0-9.-]+\.[a-z]{2,}/", without_ns, re.I), "a network URL in the page"
+    assert not re.search(r"https?://|//[a-z0-9.-]+\.[a-z]{2,}/", without_ns, re.I), (
+        "a network URL in the page"
+    )
     for forbidden in ("<script", "<link", "<img", "<iframe", "@import", "url(", "src="):
         assert forbidden not in without_ns.lower(), forbidden
 
@@ -52,7 +56,10 @@ def handmade() -> ReportData:
         input_size=((2, 4),),
         mult_adds=260,
         blocks=(BlockRow("body", "Linear", 100, 0), BlockRow("head", "Linear", 30, 30)),
-        modules=(TreeRow("", "Net", 0, 130, "partial", True), TreeRow("body", "Linear", 1, 100, "frozen", True)),
+        modules=(
+            TreeRow("", "Net", 0, 130, "partial", True),
+            TreeRow("body", "Linear", 1, 100, "frozen", True),
+        ),
         activations=(
             ActivationRow("body", "Linear", "2×10", 0.1, 1.0, 0.0),
             ActivationRow("act", "ReLU", "2×10", 0.4, 0.5, 0.95, ("dead",)),
@@ -60,7 +67,9 @@ def handmade() -> ReportData:
         grads=(GradRow("body", "Linear", None, True), GradRow("head", "Linear", 0.25, False)),
         check_ok=False,
         checks=("trainable_not_updated",),
-        violations=(ViolationRow("frozen_buffer_changed", "bn.running_mean", 0.5, "BatchNorm in train mode <fix>"),),
+        violations=(
+            ViolationRow("frozen_buffer_changed", "bn.running_mean", 0.5, "BatchNorm in train mode <fix>"),
+        ),
     )
 
 
@@ -89,8 +98,16 @@ def test_page_has_the_four_charts_and_greys_frozen_layers() -> None:
 
 
 def test_page_without_optional_sections_says_what_is_missing() -> None:
-    page = render_html(ReportData(title="m", model_type="M", total_params=0, trainable_params=0, frozen_params=0,
-                                  notes=("summary skipped: no --input-size",)))
+    page = render_html(
+        ReportData(
+            title="m",
+            model_type="M",
+            total_params=0,
+            trainable_params=0,
+            frozen_params=0,
+            notes=("summary skipped: no --input-size",),
+        )
+    )
     assert_self_contained(page)
     assert "Freeze check not run." in page
     assert "No chart: nothing was collected." in page
@@ -166,11 +183,20 @@ def test_collect_report_needs_inputs_and_values() -> None:
         collect_report(meta, input_size=(1, 2))
 
 
-def test_cli_report_writes_the_page_and_exits_1_on_a_violation(tmp_path: Path) -> None:
+def test_cli_report_writes_the_page_and_exits_1_on_a_violation(tmp_path: Path, cli: CliRun) -> None:
     page = tmp_path / "report.html"
-    runner = CliRunner()
-    result = runner.invoke(
-        app, ["report", f"{ZOO}:SmallCNN", "--input-size", "4,3,8,8", "--freeze", "backbone", "--page", str(page), "--no-color"]
+    result = cli(
+        *[
+            "report",
+            f"{ZOO}:SmallCNN",
+            "--input-size",
+            "4,3,8,8",
+            "--freeze",
+            "backbone",
+            "--page",
+            str(page),
+            "--no-color",
+        ]
     )
     assert result.exit_code == 1, result.output
     assert "✗ 6 violations: frozen_buffer_changed ×6" in result.output
@@ -178,22 +204,30 @@ def test_cli_report_writes_the_page_and_exits_1_on_a_violation(tmp_path: Path) -
     assert_self_contained(text)
     assert "backbone.1.running_mean" in text
 
-    fixed = runner.invoke(
-        app, ["report", f"{ZOO}:SmallCNN", "--input-size", "4,3,8,8", "--freeze", "backbone", "--eval-bn", "--json"]
+    fixed = cli(
+        *[
+            "report",
+            f"{ZOO}:SmallCNN",
+            "--input-size",
+            "4,3,8,8",
+            "--freeze",
+            "backbone",
+            "--eval-bn",
+            "--json",
+        ]
     )
     assert fixed.exit_code == 0, fixed.output
     d = json.loads(fixed.output)
     assert d["check_ok"] is True and d["frozen_params"] == 840
 
 
-def test_cli_report_bad_input_exits_2_with_one_line(tmp_path: Path) -> None:
-    runner = CliRunner()
-    bad = runner.invoke(app, ["report", f"{ZOO}:SmallCNN", "--input-size", "0,3"])
+def test_cli_report_bad_input_exits_2_with_one_line(tmp_path: Path, cli: CliRun) -> None:
+    bad = cli(*["report", f"{ZOO}:SmallCNN", "--input-size", "0,3"])
     assert bad.exit_code == 2
     assert "--input-size '0,3' needs positive dimensions" in bad.output
     missing_folder = tmp_path / "no" / "r.html"
-    unwritable = runner.invoke(
-        app, ["report", f"{ZOO}:SmallCNN", "--input-size", "4,3,8,8", "--no-check", "--page", str(missing_folder)]
+    unwritable = cli(
+        *["report", f"{ZOO}:SmallCNN", "--input-size", "4,3,8,8", "--no-check", "--page", str(missing_folder)]
     )
     assert unwritable.exit_code == 2
     assert unwritable.stderr == (
@@ -203,23 +237,26 @@ def test_cli_report_bad_input_exits_2_with_one_line(tmp_path: Path) -> None:
     assert unwritable.stdout == ""
 
 
-def test_cli_report_old_html_spelling_still_writes_the_page_with_a_deprecation_line(tmp_path: Path) -> None:
+def test_cli_report_old_html_spelling_still_writes_the_page_with_a_deprecation_line(
+    tmp_path: Path, cli: CliRun
+) -> None:
     page = tmp_path / "old.html"
     args = ["report", f"{ZOO}:SmallCNN", "--input-size", "4,3,8,8", "--no-check", "--no-color"]
-    result = CliRunner().invoke(app, [*args, "--html", str(page)])
+    result = cli(*[*args, "--html", str(page)])
     assert result.exit_code == 0, result.output
     assert result.stderr.startswith("warning: `report --html FILE` is now `report --page FILE`")
     assert_self_contained(page.read_text(encoding="utf-8"))
-    both = CliRunner().invoke(app, [*args, "--html", str(page), "--page", str(page)])
+    both = cli(*[*args, "--html", str(page), "--page", str(page)])
     assert both.exit_code == 2 and "give --page FILE only" in both.stderr
 
 
-def test_cli_eval_bn_puts_frozen_norms_in_eval_and_drops_the_drift_warning() -> None:
-    runner = CliRunner()
+def test_cli_eval_bn_puts_frozen_norms_in_eval_and_drops_the_drift_warning(cli: CliRun) -> None:
     args = ["report", f"{ZOO}:SmallCNN", "--input-size", "4,3,8,8", "--freeze", "backbone", "--json"]
-    drifting = json.loads(runner.invoke(app, args).stdout)
-    assert any("backbone.1 (BatchNorm2d) has frozen params but is in train mode" in w for w in drifting["warnings"])
-    fixed = json.loads(runner.invoke(app, [*args, "--eval-bn"]).stdout)
+    drifting = json.loads(cli(*args).stdout)
+    assert any(
+        "backbone.1 (BatchNorm2d) has frozen params but is in train mode" in w for w in drifting["warnings"]
+    )
+    fixed = json.loads(cli(*[*args, "--eval-bn"]).stdout)
     assert fixed["warnings"] == []
     modes = {m["name"]: m["training"] for m in fixed["modules"]}
     assert (modes["backbone.1"], modes["backbone.4"], modes["backbone.0"]) == (False, False, True)

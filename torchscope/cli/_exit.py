@@ -44,6 +44,18 @@ class ExitCode(enum.IntEnum):
     INTERRUPTED = 130  # Ctrl-C by the user (128 + SIGINT), as shells report it
 
 
+MEANING: dict[ExitCode, str] = {
+    ExitCode.OK: "success: the command ran and, where it checks something, every invariant held",
+    ExitCode.VIOLATION: "an invariant was violated: the check ran and found a problem (the report says which)",
+    ExitCode.BAD_INPUT: "the input cannot be used: a bad model spec, file, option or value, or the model's own "
+    "code raising (at import, construction or forward, `SystemExit` and `KeyboardInterrupt` included); "
+    "one line on stderr names the value (or the model file and line) and the fix, and stdout gets nothing",
+    ExitCode.INTERNAL: "an internal error, a bug in torchscope: the traceback on stderr, then one line asking "
+    "for a report",
+    ExitCode.INTERRUPTED: "interrupted by Ctrl-C",
+}
+"""What each exit code means; docs/cli.md is generated from this table."""
+
 BUG_LINE = "this is a bug in torchscope; please report it with the traceback above and the command you ran"
 
 _PACKAGE_DIR = str(Path(__file__).resolve().parent.parent)
