@@ -98,7 +98,9 @@ def command_markdown(name: str, command: Any) -> list[str]:
         lines += ["| argument | help |", "| --- | --- |"]
         for p in arguments:
             required = "" if p.required else " (optional)"
-            lines.append(f"| `{(p.name or '').upper()}`{required} | {_cell(getattr(p, 'help', None) or '')} |")
+            lines.append(
+                f"| `{(p.name or '').upper()}`{required} | {_cell(getattr(p, 'help', None) or '')} |"
+            )
         lines.append("")
     if options:
         lines += ["| option | type | default | help |", "| --- | --- | --- | --- |"]
@@ -136,7 +138,14 @@ def exit_code_table() -> list[str]:
     """The exit codes, from the one table in torchscope.cli._exit."""
     from torchscope.cli._exit import MEANING
 
-    lines = ["## Exit codes", "", "Every command, under one contract:", "", "| code | meaning |", "| --- | --- |"]
+    lines = [
+        "## Exit codes",
+        "",
+        "Every command, under one contract:",
+        "",
+        "| code | meaning |",
+        "| --- | --- |",
+    ]
     lines += [f"| {int(code)} | {_cell(text)} |" for code, text in MEANING.items()]
     return [*lines, ""]
 
@@ -173,7 +182,10 @@ def main(argv: list[str]) -> int:
     if "--check" in argv:
         current = TARGET.read_text(encoding="utf-8") if TARGET.exists() else ""
         if current != text:
-            print(f"{TARGET.relative_to(ROOT)} is out of date; run: python scripts/gen_cli_docs.py", file=sys.stderr)
+            print(
+                f"{TARGET.relative_to(ROOT)} is out of date; run: python scripts/gen_cli_docs.py",
+                file=sys.stderr,
+            )
             return 1
         return 0
     TARGET.parent.mkdir(parents=True, exist_ok=True)

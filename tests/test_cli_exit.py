@@ -86,7 +86,10 @@ def test_user_model_exiting_or_interrupting_is_bad_input_exit_2(
     cli: CliRun, tmp_path: Path, top: str, forward: str, line: int, raised: str, where: str
 ) -> None:
     spec = write_model(tmp_path, forward, top)
-    for command in (["summary", spec, "--input-size", "2,3", "--device", "cpu"], ["grads", spec, "--input-size", "2,3"]):
+    for command in (
+        ["summary", spec, "--input-size", "2,3", "--device", "cpu"],
+        ["grads", spec, "--input-size", "2,3"],
+    ):
         result = cli(*command)
         assert result.exit_code == ExitCode.BAD_INPUT == 2, result.output
         assert result.stdout == ""
