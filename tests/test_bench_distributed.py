@@ -15,6 +15,7 @@ from torchscope._bench.stats import median, scaling_efficiency
 ZOO_SPEC = f"{Path(__file__).parent / 'zoo.py'}:SmallCNN"
 
 
+@pytest.mark.slow
 @pytest.mark.distributed
 def test_torchrun_two_processes_gloo(tmp_path: Path) -> None:
     out = tmp_path / "ddp.json"

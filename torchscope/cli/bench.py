@@ -5,11 +5,11 @@ from __future__ import annotations
 import json as jsonlib
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 
-from torchscope._bench.schema import SCHEMA, BenchConfig, modes_of
+from torchscope._bench.schema import SCHEMA, BenchConfig, BenchResult, modes_of
 from torchscope.cli._app import app
 from torchscope.cli._exit import ExitCode
 from torchscope.cli._options import (
@@ -33,9 +33,6 @@ from torchscope.cli._output import (
 )
 from torchscope.errors import TorchscopeError
 
-if TYPE_CHECKING:
-    from torchscope._bench.schema import BenchResult
-
 
 def _batch_size(text: str) -> int | str:
     if text == "auto":
@@ -48,8 +45,6 @@ def _batch_size(text: str) -> int | str:
 
 def _read_result(path: Path) -> BenchResult:
     # the schema module imports no torch: --compare renders saved files without it
-    from torchscope._bench.schema import BenchResult
-
     try:
         data = jsonlib.loads(path.read_text())
     except OSError as exc:
