@@ -291,3 +291,30 @@ def test_collect_report_on_every_zoo_model_leaves_it_as_found(zoo_model: tuple) 
         assert before is not None and before.differences(torchscope.capture_state(model)) == []
     assert data.layers and data.activations
     assert_self_contained(render_html(data))
+
+
+def test_report_and_check_freeze_run_the_same_reference_step_by_default() -> None:
+    import typer
+
+    from torchscope._check.config import DEFAULT_STEP
+    from torchscope.cli import app
+
+    commands = typer.main.get_command(app).commands  # type: ignore[attr-defined]
+
+    def defaults(name: str) -> dict[str, object]:
+        keys = ("optimizer", "lr", "momentum", "weight_decay", "train_bn")
+        return {p.name: p.default for p in commands[name].params if p.name in keys}
+
+    assert defaults("report") == defaults("check-freeze")
+    assert defaults("report") == {
+        "optimizer": DEFAULT_STEP.optimizer, "lr": DEFAULT_STEP.lr, "momentum": DEFAULT_STEP.momentum,
+        "weight_decay": DEFAULT_STEP.weight_decay, "train_bn": DEFAULT_STEP.train_bn,
+    }  # fmt: skip
+
+
+def test_report_refuses_an_optimizer_setting_torch_rejects_before_any_work(cli: CliRun, tmp_path: Path) -> None:
+    page = tmp_path / "r.html"
+    result = cli("report", f"{ZOO}:SmallCNN", "--input-size", "4,3,8,8", "--optimizer", "adam", "--momentum", "5",
+                 "--page", page)  # fmt: skip
+    assert result.exit_code == 2 and result.stdout == "" and not page.exists()
+    assert result.stderr == "error: momentum=5.0 is out of range: adam uses it as beta1, which must be in [0, 1)\n"

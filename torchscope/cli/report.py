@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from torchscope._check.config import DEFAULT_STEP, ReferenceStep
 from torchscope._parsing import split_patterns
 from torchscope.cli._app import app
 from torchscope.cli._common import input_sizes, load_cli_model
@@ -27,6 +28,7 @@ from torchscope.cli._options import (
     NumLabelsOpt,
     OptimizerOpt,
     PretrainedOpt,
+    SeedOpt,
     SvgOpt,
     TaskOpt,
     TrainBnOpt,
@@ -63,11 +65,12 @@ def report_command(
     ] = None,
     dtype: DtypeOpt = None,
     check: CheckOpt = True,
-    train_bn: TrainBnOpt = True,
-    optimizer: OptimizerOpt = "sgd",
-    lr: LrOpt = 0.01,
-    momentum: MomentumOpt = 0.9,
-    weight_decay: WeightDecayOpt = 1e-4,
+    train_bn: TrainBnOpt = DEFAULT_STEP.train_bn,
+    optimizer: OptimizerOpt = DEFAULT_STEP.optimizer,
+    lr: LrOpt = DEFAULT_STEP.lr,
+    momentum: MomentumOpt = DEFAULT_STEP.momentum,
+    weight_decay: WeightDecayOpt = DEFAULT_STEP.weight_decay,
+    seed: SeedOpt = DEFAULT_STEP.seed,
     weights: WeightsOpt = None,
     arg: ArgOpt = None,
     pretrained: PretrainedOpt = False,
@@ -106,6 +109,11 @@ def report_command(
         json=json, svg=svg, page=page, no_color=no_color, force=force,
         title=f"torchscope report {model}", inputs=command_inputs(model, weights),
     )  # fmt: skip
+    # the same reference step as check-freeze, checked before any work (--optimizer adam --momentum 5)
+    step = ReferenceStep(
+        optimizer=optimizer, lr=lr, momentum=momentum, weight_decay=weight_decay, train_bn=train_bn,
+        seed=DEFAULT_STEP.seed if seed is None else seed,
+    )  # fmt: skip
     module_patterns = split_patterns(modules, option="--modules") or None
     sizes = input_sizes(model, input_size, device="cpu", dtype=dtype, batch=2)
     loaded = load_cli_model(
@@ -121,8 +129,8 @@ def report_command(
     )  # fmt: skip
     data = collect_report(
         loaded, input_size=sizes if len(sizes) > 1 else sizes[0], title=model, modules=module_patterns,
-        check=check, train_bn=train_bn, frozen=frozen, optimizer=optimizer.lower(), lr=lr, momentum=momentum,
-        weight_decay=weight_decay, dtype=dtype,
+        check=check, train_bn=step.train_bn, frozen=frozen, optimizer=step.optimizer, lr=step.lr,
+        momentum=step.momentum, weight_decay=step.weight_decay, dtype=dtype, seed=step.seed,
     )  # fmt: skip
     emit(
         data,
