@@ -94,12 +94,63 @@ def test_exact_text_of_a_frozen_violation(pytester: pytest.Pytester) -> None:
             "E         frozen_buffer_changed  1.running_var          (4,)   *  [[]1[]]",
             "E         frozen_buffer_changed  1.num_batches_tracked  ()     1        [[]1[]]",
             "E       ",
-            "E         [[]1[]] BatchNorm2d '1' ran in train mode, so its running stats moved",
+            "E         [[]1[]] 3 tensors (1.running_mean, 1.running_var, 1.num_batches_tracked): its BatchNorm2d module "
+            "ran in train mode, so its running stats moved",
             "E             fix: call .eval() on the frozen norm layers after every model.train(), "
             "or use torchvision.ops.FrozenBatchNorm2d",
         ]
     )
     assert "tensor(" not in result.stdout.str()
+
+
+NEVER_FROZEN_SUITE = """
+import torch
+from torch import nn
+from torchscope.testing import expect_frozen
+
+def test_backbone_frozen():
+    torch.manual_seed(0)
+    model = nn.Sequential()
+    model.features = nn.Sequential(*[nn.Sequential(nn.Linear(4, 4), nn.Tanh()) for _ in range(10)])
+    model.head = nn.Linear(4, 2)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)  # the backbone was never frozen
+    with expect_frozen(model, "features.*"):
+        opt.zero_grad()
+        model(torch.randn(3, 4)).square().mean().backward()
+        opt.step()
+"""
+
+
+def test_one_cause_said_once_in_the_failure_the_summary_and_the_report(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_backbone=NEVER_FROZEN_SUITE)
+    result = pytester.runpytest("-p", "no:cacheprovider", "--torchscope-report=report.json")
+    result.assert_outcomes(failed=1)
+    cause = "it has requires_grad=True, so backward gives it a grad and the optimizer updates it"
+    result.stdout.fnmatch_lines(
+        [
+            "E         [[]1[]] 20 tensors (features.0.0.weight, features.0.0.bias, features.1.0.weight and 17 more): "
+            + cause,
+            "E             fix: torchscope.freeze(model, 'features.*')",
+        ]
+    )
+    result.stdout.fnmatch_lines(
+        [
+            "failed checks in failing tests:",
+            "  test_backbone.py::test_backbone_frozen: expect_frozen",
+            "    20 frozen_param_changed (features.0.0.weight, features.0.0.bias, features.1.0.weight and 17 more): "
+            + cause,
+            "      fix: torchscope.freeze(model, 'features.*')",
+            "report written to report.json",
+        ]
+    )
+    out = result.stdout.str()
+    # Once in the failure, once in the summary; never one call per tensor.
+    assert out.count(cause) == 2
+    assert out.count("torchscope.freeze(") == 2
+    [record] = json.loads((pytester.path / "report.json").read_text())["checks"]
+    [group] = record["report"]["groups"]
+    assert (group["count"], group["fix"], len(group["names"])) == (20, "torchscope.freeze(model, 'features.*')", 20)
+    assert len(record["report"]["violations"]) == 20
 
 
 def test_no_checks_no_summary_section(pytester: pytest.Pytester) -> None:

@@ -29,6 +29,7 @@ from torchscope.testing import (
     assert_trainable_updated,
     expect_frozen,
     format_table,
+    violation_table,
 )
 
 
@@ -99,7 +100,12 @@ def test_expect_frozen_context_manager() -> None:
     with pytest.raises(AssertionError, match=r"expect_frozen: 6 of 14 tensors expected frozen") as info:
         with expect_frozen(model):
             sgd_step(model, x, opt)()
-    assert "BatchNorm2d 'backbone.4' ran in train mode, so its running stats moved" in str(info.value)
+    # Both BatchNorm layers drifted: one cause, said once, with the count and a few names.
+    causes = [line for line in str(info.value).splitlines() if line.startswith("  [")]
+    assert causes == [
+        "  [1] 6 tensors (backbone.1.running_mean, backbone.1.running_var, backbone.1.num_batches_tracked and 3 "
+        "more): its BatchNorm2d module ran in train mode, so its running stats moved"
+    ]
 
 
 def test_expect_frozen_names_trainable_param() -> None:
@@ -470,3 +476,89 @@ def test_expect_frozen_and_check_step_agree_on_complex_and_large_int64() -> None
     found = info.value.report["violations"]  # type: ignore[attr-defined]
     assert sorted((v["kind"], v["name"], v["max_abs_change"]) for v in found) == expected
     assert int(model.ids[0]) == 2**53 + 2 and complex(model.z[0]) == 1 + 2j
+
+
+class Backbone(nn.Module):
+    """Ten blocks under ``features`` and a head: 20 backbone params."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.features = nn.Sequential(*[nn.Sequential(nn.Linear(4, 4), nn.Tanh()) for _ in range(10)])
+        self.classifier = nn.Linear(4, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.features(x))
+
+
+def trainable(model: nn.Module) -> list[str]:
+    return [n for n, p in model.named_parameters() if p.requires_grad]
+
+
+@pytest.mark.parametrize("check", ["expect_frozen", "assert_frozen"])
+def test_a_backbone_never_frozen_is_one_cause_with_the_one_call_that_fixes_it(check: str) -> None:
+    model = Backbone()
+    x = torch.randn(3, 4)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+
+    def run(opt: torch.optim.Optimizer) -> None:
+        if check == "expect_frozen":
+            with expect_frozen(model, "features.*", optimizer=opt):
+                sgd_step(model, x, opt)()
+        else:
+            assert_frozen(model, sgd_step(model, x, opt), "features.*", optimizer=opt)
+
+    with pytest.raises(AssertionError, match=rf"{check}: 20 of 20 tensors expected frozen \('features\.\*'\) changed"):
+        run(opt)
+    with pytest.raises(AssertionError) as info:
+        run(opt)
+    lines = str(info.value).splitlines()
+    causes = [line for line in lines if line.startswith("  [")]
+    assert len(causes) == 1
+    assert causes[0].startswith(
+        "  [1] 20 tensors (features.0.0.weight, features.0.0.bias, features.1.0.weight and 17 more): "
+        "it has requires_grad=True"
+    )
+    assert [line for line in lines if "fix: torchscope.freeze(" in line] == ["      fix: torchscope.freeze(model, 'features.*')"]
+    assert str(info.value).count("requires_grad=True") == 1
+    [group] = info.value.report["groups"]  # type: ignore[attr-defined]
+    assert (group["kind"], group["count"], group["fix"]) == ("frozen_param_changed", 20, "torchscope.freeze(model, 'features.*')")
+    assert group["names"] == [n for n in trainable(model) if n.startswith("features.")]
+    # The call fixes every one of them, and leaves the head trainable.
+    eval(group["fix"], {"torchscope": torchscope, "model": model})
+    assert trainable(model) == ["classifier.weight", "classifier.bias"]
+    run(torch.optim.SGD(model.classifier.parameters(), lr=0.1))
+
+
+def test_the_one_call_leaves_the_params_outside_the_check_trainable() -> None:
+    model = Backbone()
+    x = torch.randn(3, 4)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    with pytest.raises(AssertionError, match=r"4 of 4 tensors expected frozen") as info:
+        with expect_frozen(model, "features.0.*", "features.1.*", optimizer=opt):
+            sgd_step(model, x, opt)()
+    [group] = info.value.report["groups"]  # type: ignore[attr-defined]
+    # 'features.*' would also freeze features.2-9, which the test keeps trainable.
+    assert group["fix"] == "torchscope.freeze(model, 'features.0.0.*', 'features.1.0.*')"
+    assert "  [1] 4 tensors (features.0.0.weight, features.0.0.bias, features.1.0.weight and 1 more): " in str(info.value)
+
+
+def test_violation_table_groups_causes_and_keeps_singletons_plain() -> None:
+    rows = [
+        {"kind": "frozen_buffer_changed", "name": f"bn{i}.running_mean", "shape": "(4,)", "max_abs_change": 0.1,
+         "cause": "its BatchNorm2d module ran in train mode", "fix": "call .eval()"}
+        for i in range(5)
+    ] + [{"kind": "frozen_param_changed", "name": "fc.weight", "shape": "(2, 4)", "max_abs_change": 1.0,
+          "cause": "something wrote to it", "fix": ""}]
+    text = violation_table(rows, max_rows=3)
+    assert text.splitlines()[2:] == [
+        "  frozen_buffer_changed  bn0.running_mean  (4,)   0.1      [1]",
+        "  frozen_buffer_changed  bn1.running_mean  (4,)   0.1      [1]",
+        "  frozen_buffer_changed  bn2.running_mean  (4,)   0.1      [1]",
+        "  ... and 3 more",
+        "",
+        "  [1] 5 tensors (bn0.running_mean, bn1.running_mean, bn2.running_mean and 2 more): its BatchNorm2d module "
+        "ran in train mode",
+        "      fix: call .eval()",
+        "  [2] something wrote to it",
+    ]

@@ -7,7 +7,8 @@ numpy at module level; the fixtures import them when a test asks for them.
   ``@pytest.mark.torchscope(seed=0)`` selects it with a chosen seed.
 - ``torchscope_report``: the records of the torchscope checks run in the current test.
 - ``--torchscope-report=PATH``: every check record of the session as JSON (merged across
-  pytest-xdist workers), and a ``torchscope`` terminal summary section counting checks run/failed.
+  pytest-xdist workers), and a ``torchscope`` terminal summary section counting checks run/failed
+  and naming, under each failed check of a failing test, each of its causes once with the one fix.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ __all__ = ["CheckLog", "record_check"]
 
 DEFAULT_SEED = 0
 MAX_FAILED_LINES = 10
+MAX_CAUSES = 3  # per failed check in the terminal summary
+FEW_NAMES = 3
 _WORKER_KEY = "torchscope_checks"
 
 
@@ -198,17 +201,38 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         terminalreporter.write_line(f"  {name}: {counts['run']} run, {counts['failed']} failed")
     # Checks that failed inside pytest.raises in a passing test are expected; list the others.
     failed: dict[tuple[str, str], int] = {}
+    causes: dict[tuple[str, str], dict[tuple[str, str, str], dict[str, Any]]] = {}
     for r in state.log.failed:
         if r["test"] in state.failed_tests:
-            failed[(r["test"], r["check"])] = failed.get((r["test"], r["check"]), 0) + 1
+            key = (r["test"], r["check"])
+            failed[key] = failed.get(key, 0) + 1
+            for g in (r.get("report") or {}).get("groups") or []:
+                causes.setdefault(key, {}).setdefault((g["kind"], g["cause"], g.get("fix") or ""), g)
     if failed:
         terminalreporter.write_line("failed checks in failing tests:")
     for (test, check), n in list(failed.items())[:MAX_FAILED_LINES]:
         terminalreporter.write_line(f"  {test}: {check}" + (f" (x{n})" if n > 1 else ""))
+        for line in _cause_lines(list(causes.get((test, check), {}).values())):
+            terminalreporter.write_line(line)
     if len(failed) > MAX_FAILED_LINES:
         terminalreporter.write_line(f"  ... and {len(failed) - MAX_FAILED_LINES} more (see --torchscope-report)")
     if path:
         terminalreporter.write_line(f"report written to {path}")
+
+
+def _cause_lines(groups: list[dict[str, Any]]) -> list[str]:
+    """Each cause of a failed check once: how many tensors, a few names, the cause, the one fix."""
+    lines = []
+    for g in groups[:MAX_CAUSES]:
+        names = g["names"]
+        few = ", ".join(names[:FEW_NAMES]) + (f" and {len(names) - FEW_NAMES} more" if len(names) > FEW_NAMES else "")
+        cause, _, how = g["cause"].partition("; ")  # causes read "what happened; how to fix it"
+        lines.append(f"    {g['count']} {g['kind']} ({few}): {cause}")
+        if g.get("fix") or how:
+            lines.append(f"      fix: {g.get('fix') or how}")
+    if len(groups) > MAX_CAUSES:
+        lines.append(f"    ... and {len(groups) - MAX_CAUSES} more causes")
+    return lines
 
 
 def _seeded(seed: int) -> Iterator[int]:

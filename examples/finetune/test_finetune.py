@@ -50,6 +50,27 @@ def test_every_invariant_of_the_step(model: nn.Module, optimizer: torch.optim.Op
     assert_step_ok(model, lambda: train_step(model, optimizer, batch), optimizer=optimizer)
 
 
+# --- Pitfall 0: the backbone was never frozen. All 60 backbone params move for the same reason, so
+# the failure says that reason once, with the one call that freezes them all.
+
+
+def test_pitfall_backbone_never_frozen_gives_the_one_call(batch: Batch) -> None:
+    model = torchvision.models.resnet18(weights=None)
+    torchscope.replace_head(model, NUM_CLASSES)  # ... and no freeze_backbone(model)
+    optimizer = make_optimizer(model)
+    with pytest.raises(AssertionError, match=r"expect_frozen: 120 of 120 tensors expected frozen") as info:
+        with expect_frozen(model, *BACKBONE):
+            train_step(model, optimizer, batch)
+    fix = "torchscope.freeze(model, 'conv1.weight', 'bn1.*', 'layer1.*', 'layer2.*', 'layer3.*', 'layer4.*')"
+    assert f"      fix: {fix}\n" in str(info.value)
+    assert str(info.value).count("requires_grad=True") == 1
+    eval(fix, {"torchscope": torchscope, "model": model})  # the one call, as printed
+    assert [n for n, p in model.named_parameters() if p.requires_grad] == ["fc.weight", "fc.bias"]
+    optimizer = make_optimizer(model)
+    with expect_frozen(model, *BACKBONE):
+        train_step(model, optimizer, batch)
+
+
 # --- Pitfall 1: BatchNorm drift. requires_grad=False does not stop running stats moving in train mode.
 
 

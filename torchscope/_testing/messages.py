@@ -5,17 +5,22 @@ from __future__ import annotations
 
 import math
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 import torch
 from torch import nn
+
+from torchscope._check.grouping import group_violations
+from torchscope._check.report import Violation, ViolationGroup
 
 __all__ = [
     "MAX_ROWS",
     "finish",
     "fmt",
     "format_table",
+    "group_rows",
+    "literal_call",
     "message",
     "plural",
     "shape_of",
@@ -100,7 +105,8 @@ def finish(check: str, text: str | None, report: dict[str, Any] | None = None) -
 
 
 # ---------------------------------------------------------------------------------------------
-# Violations: one row per tensor, its cause and fix underneath (causes are sentences, not cells).
+# Violations: one row per tensor; under the table each cause once, with how many tensors share it,
+# a few of their names, and the one call that fixes them all where there is one.
 
 
 def split_cause(cause: str, default_fix: str = "") -> tuple[str, str]:
@@ -109,38 +115,81 @@ def split_cause(cause: str, default_fix: str = "") -> tuple[str, str]:
     return (head, tail) if sep else (cause, default_fix)
 
 
-def violation_table(violations: Sequence[Mapping[str, Any]], *, max_rows: int = MAX_ROWS) -> str:
+def literal_call(call: str) -> str:
+    """A finished call (``torchscope.freeze(model, 'a.*')``) as a ``call`` template that stays itself."""
+    return call.replace("{", "{{").replace("}", "}}")
+
+
+def group_rows(violations: Sequence[Mapping[str, Any]], *, keep: Collection[str] = ()) -> tuple[ViolationGroup, ...]:
+    """Violation dicts that share a kind, a cause and a fix, as one group each (in order of first row).
+
+    A dict's optional ``call`` is a template such as ``torchscope.freeze(model, {patterns})``: the
+    group's ``fix`` fills it with the fewest patterns that cover every name of the group and none of
+    ``keep`` (params that must stay trainable). Each group's ``cause`` reads "cause; fix".
+
+    >>> rows = [{"kind": "frozen_param_changed", "name": f"features.{i}.weight", "cause": "it requires grad",
+    ...          "fix": "", "call": "torchscope.freeze(model, {patterns})"} for i in range(20)]
+    >>> [(g.count, g.few(), g.fix) for g in group_rows(rows, keep=["fc.weight"])]
+    [(20, 'features.0.weight, features.1.weight, features.2.weight and 17 more', "torchscope.freeze(model, 'features.*')")]
+    """
+    return group_violations(
+        [
+            Violation(
+                v["kind"],
+                v["name"],
+                v.get("max_abs_change"),
+                f"{v.get('cause') or ''}; {v['fix']}" if v.get("fix") else v.get("cause") or "",
+                v.get("call"),
+            )
+            for v in violations
+        ],
+        keep=keep,
+    )
+
+
+def violation_table(
+    violations: Sequence[Mapping[str, Any]],
+    *,
+    groups: Sequence[ViolationGroup] | None = None,
+    max_rows: int = MAX_ROWS,
+) -> str:
     """Render violations (``kind``, ``name``, ``shape``, ``max_abs_change``, ``cause``, ``fix``) as text.
 
-    Each distinct cause is written once, numbered, under the table.
+    Violations that share a cause are one numbered group under the table (see :func:`group_rows`):
+    one line with the count, a few names and the cause, then the fix.
 
-    >>> print(violation_table([{"kind": "frozen_param_changed", "name": "fc.weight", "shape": "(2, 4)",
-    ...                         "max_abs_change": 0.5, "cause": "requires_grad=True", "fix": "freeze it"}]))
-      kind                  name       shape   max |Δ|  cause
-      --------------------  ---------  ------  -------  -----
-      frozen_param_changed  fc.weight  (2, 4)  0.5      [1]
+    >>> print(violation_table([{"kind": "frozen_param_changed", "name": f"fc{i}.weight", "shape": "(2, 4)",
+    ...                         "max_abs_change": 0.5, "cause": "requires_grad=True", "fix": "freeze it"}
+    ...                        for i in range(4)]))
+      kind                  name        shape   max |Δ|  cause
+      --------------------  ----------  ------  -------  -----
+      frozen_param_changed  fc0.weight  (2, 4)  0.5      [1]
+      frozen_param_changed  fc1.weight  (2, 4)  0.5      [1]
+      frozen_param_changed  fc2.weight  (2, 4)  0.5      [1]
+      frozen_param_changed  fc3.weight  (2, 4)  0.5      [1]
     <BLANKLINE>
-      [1] requires_grad=True
+      [1] 4 tensors (fc0.weight, fc1.weight, fc2.weight and 1 more): requires_grad=True
           fix: freeze it
     """
-    shown = list(violations[:max_rows])
-    causes: dict[tuple[str, str], int] = {}
+    groups = group_rows(violations) if groups is None else groups
+    number = {(g.kind, n): i for i, g in enumerate(groups, 1) for n in g.names}
     rows = []
-    for v in shown:
-        key = (v.get("cause") or "", v.get("fix") or "")
-        number = causes.setdefault(key, len(causes) + 1)
+    for v in violations[:max_rows]:
         change = v.get("max_abs_change")
-        rows.append([v["kind"], v["name"], v.get("shape", "-"), "-" if change is None else fmt(change), f"[{number}]"])
+        rows.append([v["kind"], v["name"], v.get("shape", "-"), "-" if change is None else fmt(change),
+                     f"[{number[(v['kind'], v['name'])]}]"])
     out = [format_table(["kind", "name", "shape", "max |Δ|", "cause"], rows, max_rows=max_rows)]
     if len(violations) > max_rows:
         out.append(f"  ... and {len(violations) - max_rows} more")
     out.append("")
-    for (cause, fix), number in causes.items():
-        out.append(f"  [{number}] {cause}")
-        if fix:
-            out.append(f"      fix: {fix}")
+    for i, g in enumerate(groups, 1):
+        cause, fix = split_cause(g.cause)
+        out.append(f"  [{i}] {cause}" if g.count == 1 else f"  [{i}] {g.count} tensors ({g.few()}): {cause}")
+        out.extend(f"      fix: {f}" for f in (fix, g.fix) if f)
     return "\n".join(out)
 
 
-def violation_message(check: str, title: str, violations: Sequence[Mapping[str, Any]]) -> str:
-    return f"{check}: {title}\n\n{violation_table(violations)}"
+def violation_message(
+    check: str, title: str, violations: Sequence[Mapping[str, Any]], groups: Sequence[ViolationGroup]
+) -> str:
+    return f"{check}: {title}\n\n{violation_table(violations, groups=groups)}"

@@ -9,10 +9,20 @@ from typing import Any
 import torch
 from torch import nn
 
+from torchscope._check.grouping import FREEZE_FIX
 from torchscope._check.numerics import max_abs_diffs
+from torchscope._check.report import StepReport, Violation
 from torchscope._check.step import check_step
 from torchscope._patterns import match_names
-from torchscope._testing.messages import finish, plural, shape_of, split_cause, violation_message
+from torchscope._testing.messages import (
+    finish,
+    group_rows,
+    literal_call,
+    plural,
+    shape_of,
+    split_cause,
+    violation_message,
+)
 from torchscope._testing.tensors import Named, is_meta_or_lazy, named_tensors, select
 from torchscope.errors import TorchscopeError
 
@@ -21,18 +31,34 @@ __all__ = ["assert_frozen", "assert_step_ok", "assert_trainable_updated", "expec
 _NORM_TYPES = (nn.modules.batchnorm._NormBase,)
 
 
-def _from_report(model: nn.Module, violations: Sequence[Any]) -> list[dict[str, Any]]:
-    """check_step violations as dicts with the tensor's shape and the cause split from the fix."""
+def _from_report(model: nn.Module, report: StepReport, violations: Sequence[Violation]) -> list[dict[str, Any]]:
+    """check_step violations as dicts with the tensor's shape, the cause split from the fix, and the
+    one call check_step found for the violation's whole group (it knows which params stay trainable)."""
     shapes: dict[str, str] = {}
     for n, t in [*model.named_parameters(remove_duplicate=False), *model.named_buffers(remove_duplicate=False)]:
         shapes[n] = shape_of(t)
+    calls = {(g.kind, n): g.fix for g in report.groups if g.fix for n in g.names}
     out = []
     for v in violations:
         base = v.name[: -len(".grad")] if v.name.endswith(".grad") else v.name
         cause, fix = split_cause(v.cause, _STEP_FIXES.get(v.kind, ""))
+        call = calls.get((v.kind, v.name))
         out.append({"kind": v.kind, "name": v.name, "shape": shapes.get(base, shapes.get(v.name, "-")),
-                    "max_abs_change": v.max_abs_change, "cause": cause, "fix": fix})
+                    "max_abs_change": v.max_abs_change, "cause": cause, "fix": fix,
+                    "call": None if call is None else literal_call(call)})
     return out
+
+
+def _conclude(check: str, title: str, model: nn.Module, report: StepReport, violations: Sequence[Violation]) -> None:
+    """Fail with the table of ``violations`` (grouped by cause); the report keeps just those."""
+    __tracebackhide__ = True
+    found = _from_report(model, report, violations)
+    groups = group_rows(found)
+    data = report.to_dict()
+    data["ok"] = not found
+    data["violations"] = [v.to_dict() for v in violations]
+    data["groups"] = [g.to_dict() for g in groups]
+    finish(check, violation_message(check, title, found, groups) if found else None, data)
 
 
 _STEP_FIXES: dict[str, str] = {
@@ -60,16 +86,11 @@ def assert_step_ok(
     """
     __tracebackhide__ = True
     report = check_step(model, step, optimizer=optimizer, **check_step_kwargs)
-    text = None
-    if not report.ok:
-        found = _from_report(model, report.violations)
-        text = violation_message(
-            "assert_step_ok",
-            f"{plural(len(found), 'invariant')} of the training step violated "
-            f"({report.frozen_params} frozen, {report.trainable_params} trainable params checked)",
-            found,
-        )
-    finish("assert_step_ok", text, report.to_dict())
+    title = (
+        f"{plural(len(report.violations), 'invariant')} of the training step violated "
+        f"({report.frozen_params} frozen, {report.trainable_params} trainable params checked)"
+    )
+    _conclude("assert_step_ok", title, model, report, report.violations)
 
 
 def assert_frozen(model: nn.Module, step: Callable[[], Any], *patterns: str, optimizer: Any = None) -> None:
@@ -87,18 +108,11 @@ def assert_frozen(model: nn.Module, step: Callable[[], Any], *patterns: str, opt
     """
     __tracebackhide__ = True
     report = check_step(model, step, optimizer=optimizer, frozen=list(patterns) if patterns else None)
-    found = _from_report(model, [v for v in report.violations if v.kind in _FROZEN_KINDS])
-    data = report.to_dict()
-    data["ok"] = not found
-    data["violations"] = [v for v in data["violations"] if v["kind"] in _FROZEN_KINDS]
-    text = None
-    if found:
-        what = ", ".join(repr(p) for p in patterns) if patterns else "requires_grad=False"
-        checked = report.frozen_params + report.frozen_buffers
-        text = violation_message(
-            "assert_frozen", f"{len(found)} of {plural(checked, 'tensor')} expected frozen ({what}) changed", found
-        )
-    finish("assert_frozen", text, data)
+    found = [v for v in report.violations if v.kind in _FROZEN_KINDS]
+    what = ", ".join(repr(p) for p in patterns) if patterns else "requires_grad=False"
+    checked = report.frozen_params + report.frozen_buffers
+    title = f"{len(found)} of {plural(checked, 'tensor')} expected frozen ({what}) changed"
+    _conclude("assert_frozen", title, model, report, found)
 
 
 def assert_trainable_updated(
@@ -122,22 +136,12 @@ def assert_trainable_updated(
     selected_ids = {id(p) for n, p in named if n in selected}
     by_name = dict(named)
     report = check_step(model, step, optimizer=optimizer)
-
-    def wanted(v: Any) -> bool:
-        return v.kind == "trainable_not_updated" and v.name in by_name and id(by_name[v.name]) in selected_ids
-
-    found = _from_report(model, [v for v in report.violations if wanted(v)])
-    data = report.to_dict()
-    data["ok"] = not found
-    data["violations"] = [v for v in data["violations"] if v["kind"] == "trainable_not_updated"]
-    text = None
-    if found:
-        text = violation_message(
-            "assert_trainable_updated",
-            f"{len(found)} of {plural(len(selected_ids), 'trainable parameter')} were not updated by the step",
-            found,
-        )
-    finish("assert_trainable_updated", text, data)
+    found = [
+        v for v in report.violations
+        if v.kind == "trainable_not_updated" and v.name in by_name and id(by_name[v.name]) in selected_ids
+    ]
+    title = f"{len(found)} of {plural(len(selected_ids), 'trainable parameter')} were not updated by the step"
+    _conclude("assert_trainable_updated", title, model, report, found)
 
 
 # expect_frozen wraps a block, not a callable, so it snapshots the tensors itself.
@@ -152,19 +156,23 @@ def _optimizer_group(optimizer: Any, p: torch.Tensor) -> tuple[int, dict[str, An
     return None
 
 
-def _frozen_cause(model: nn.Module, item: Named, optimizer: Any) -> tuple[str, str]:
-    """(cause, fix) for a tensor that should have stayed frozen but changed."""
+def _frozen_cause(model: nn.Module, item: Named, optimizer: Any) -> tuple[str, str, str | None]:
+    """(cause, fix, call template) for a tensor that should have stayed frozen but changed.
+
+    Causes name no tensor or module, so every tensor with the same cause shares one line.
+    """
     if not item.is_param:
         module = model.get_submodule(item.module_name)
         kind = type(module).__name__
         if isinstance(module, _NORM_TYPES) and module.training:
             return (
-                f"{kind} '{item.module_name}' ran in train mode, so its running stats moved",
+                f"its {kind} module ran in train mode, so its running stats moved",
                 "call .eval() on the frozen norm layers after every model.train(), or use "
                 "torchvision.ops.FrozenBatchNorm2d",
+                None,
             )
-        return (f"a buffer of {kind} '{item.module_name}' was written in the block",
-                "find that write, or do not expect this buffer frozen")
+        return (f"a buffer of its {kind} module was written in the block",
+                "find that write, or do not expect this buffer frozen", None)
     p = item.tensor
     group = _optimizer_group(optimizer, p)
     where = ""
@@ -175,21 +183,24 @@ def _frozen_cause(model: nn.Module, item: Named, optimizer: Any) -> tuple[str, s
     if p.requires_grad:
         return (
             f"it has requires_grad=True{where}, so backward gives it a grad and the optimizer updates it",
-            f"call torchscope.freeze(model, '{item.name}') or p.requires_grad_(False)",
+            "",
+            FREEZE_FIX,
         )
     if p.grad is not None:
         return (
             f"requires_grad=False but it still has a .grad{where}, so weight decay or momentum moves it",
             "set p.grad = None after freezing, use zero_grad(set_to_none=True), and build the optimizer "
             "from trainable params only",
+            None,
         )
     if group is not None:
         return (
             f"requires_grad=False{where}, and something wrote to it",
             "build the optimizer from [p for p in model.parameters() if p.requires_grad]",
+            None,
         )
     return ("requires_grad=False with no grad, so something other than an optimizer wrote to it",
-            "find the in-place write (.data, copy_(), an EMA, load_state_dict) and skip frozen params")
+            "find the in-place write (.data, copy_(), an EMA, load_state_dict) and skip frozen params", None)
 
 
 def _currently_frozen(model: nn.Module) -> list[Named]:
@@ -225,16 +236,22 @@ class _FrozenWatch:
         found: list[dict[str, Any]] = []
         for item, d in zip(self.items, diffs, strict=True):
             if d > 0:
-                cause, fix = _frozen_cause(self.model, item, self.optimizer)
+                cause, fix, call = _frozen_cause(self.model, item, self.optimizer)
                 kind = "frozen_param_changed" if item.is_param else "frozen_buffer_changed"
                 found.append({"kind": kind, "name": item.name, "shape": shape_of(item.tensor), "max_abs_change": d,
-                              "cause": cause, "fix": fix})
-        report = {"ok": not found, "checked": [i.name for i in self.items], "violations": found}
+                              "cause": cause, "fix": fix, "call": call})
+        # The one call that freezes a group must leave the params outside the check trainable.
+        watched = {id(i.tensor) for i in self.items}
+        keep = [n for n, p in self.model.named_parameters(remove_duplicate=False)
+                if p.requires_grad and id(p) not in watched]
+        groups = group_rows(found, keep=keep)
+        report = {"ok": not found, "checked": [i.name for i in self.items], "violations": found,
+                  "groups": [g.to_dict() for g in groups]}
         text = None
         if found:
             text = violation_message(
                 check, f"{len(found)} of {plural(len(self.items), 'tensor')} expected frozen ({self.what}) changed",
-                found,
+                found, groups,
             )
         finish(check, text, report)
 
