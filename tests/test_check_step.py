@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import re
+from collections.abc import Callable
 
 import pytest
 import torch
@@ -409,7 +410,9 @@ def test_str_is_a_plain_table() -> None:
     text = str(check_step(model, _make_step(model, opt, x, y), optimizer=opt))
     lines = text.splitlines()
     assert lines[0] == "check_step (exact mode): FAILED, 18 violation(s)"
-    assert lines[3].split() == ["kind", "name", "max", "|change|"]
+    # nothing has requires_grad=False: the report says no freeze invariant was checked
+    assert lines[2] == "note: nothing was frozen, so no freeze invariant was checked (only that trainable params updated)"
+    assert lines[4].split() == ["kind", "name", "max", "|change|"]
     assert "optimizer_missing_param  backbone.0.weight" in text and "\x1b" not in text
 
 
@@ -441,7 +444,7 @@ def test_check_freeze_trains_a_copy_and_leaves_the_model_alone() -> None:
     names = expected_frozen_names(model, freeze=["backbone"], unfreeze=["backbone.4"])
     assert names is not None and "backbone.1.running_mean" in names and "backbone.4.weight" not in names
     assert expected_frozen_names(model) is None
-    with pytest.raises(TorchscopeError, match="optimizer 'rmsprop' is not one of sgd, adam, adamw"):
+    with pytest.raises(TorchscopeError, match="optimizer='rmsprop' is not one of sgd, adam, adamw"):
         check_freeze(model, input_size=(2, 3, 8, 8), optimizer="rmsprop")
 
 
@@ -633,3 +636,60 @@ def test_check_step_reports_an_int64_buffer_moved_by_one_above_2_pow_53() -> Non
     assert [(v.kind, v.name, v.max_abs_change) for v in report.violations] == [
         ("frozen_buffer_changed", "ticks", 1.0)
     ]
+
+
+# ---------------------------------------------------------------------------------------------
+# One cause, said once: a backbone that was never frozen is one group with one fix.
+
+
+def _never_frozen() -> tuple[nn.Module, torch.optim.Optimizer, Callable[[], None]]:
+    torch.manual_seed(0)
+    model = nn.Sequential()
+    model.add_module("features", nn.Sequential(*[nn.Linear(4, 4) for _ in range(10)]))
+    model.add_module("head", nn.Linear(4, 3))
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    x, y = torch.randn(8, 4), torch.randint(0, 3, (8,))
+
+    def step() -> None:
+        opt.zero_grad()
+        F.cross_entropy(model(x), y).backward()
+        opt.step()
+
+    return model, opt, step
+
+
+def test_a_backbone_never_frozen_is_one_cause_with_one_fix() -> None:
+    from rendering import text
+
+    from torchscope.render.check import render_check
+
+    model, opt, step = _never_frozen()
+    report = check_step(model, step, optimizer=opt, frozen="features.*")
+    changed = report.by_kind("frozen_param_changed")
+    assert len(changed) == 20 and len({v.cause for v in changed}) == 1
+    groups = [g for g in report.groups if g.kind == "frozen_param_changed"]
+    assert [(g.count, g.fix) for g in groups] == [(20, "torchscope.freeze(model, 'features.*')")]
+    assert groups[0].few() == "features.0.weight, features.0.bias, features.1.weight and 17 more"
+    assert report.to_dict()["groups"][0]["fix"] == "torchscope.freeze(model, 'features.*')"
+    panel = text(render_check(report), width=120)
+    assert panel.count("fix all: torchscope.freeze(model, 'features.*')") == 1
+    assert panel.count("it has requires_grad=True") == 1
+    assert "│   features.0.weight, features.0.bias, features.1.weight and 17 more (max |change| " in panel
+
+
+def test_the_fix_never_freezes_a_param_that_must_train() -> None:
+    from torchscope._check import covering_patterns, group_violations
+
+    model, opt, step = _never_frozen()
+    # features.9 is expected to train: the fix must not select it
+    frozen = [f"features.{i}" for i in range(9)]
+    report = check_step(model, step, optimizer=opt, frozen=frozen)
+    (group,) = [g for g in report.groups if g.kind == "frozen_param_changed"]
+    assert group.count == 18
+    patterns = covering_patterns(group.names, keep=["features.9.weight", "features.9.bias", "head.weight"])
+    assert patterns == [f"features.{i}.*" for i in range(9)]
+    assert group.fix == f"torchscope.freeze(model, {', '.join(repr(p) for p in patterns)})"
+    # violations of different causes stay apart; no template, no fix
+    regrouped = group_violations(report.violations)
+    assert {g.kind for g in regrouped} == {v.kind for v in report.violations}
+    assert all(g.fix is None for g in regrouped if g.kind != "frozen_param_changed")

@@ -64,16 +64,23 @@ def test_check_freeze_resnet18_frozen_backbone() -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--input-size", "2,x"], "--input-size '2,x' must be comma-separated positive integers"),
-        (["--optimizer", "rmsprop"], "optimizer 'rmsprop' is not one of sgd, adam, adamw"),
-        (["--steps", "0"], "steps=0 must be an integer >= 1"),
+        (["--input-size", "2,x"], "--input-size '2,x' is not a list of integers"),
+        (["--input-size", ""], "--input-size '' is empty"),
+        (["--optimizer", "rmsprop"], "optimizer='rmsprop' is not one of sgd, adam, adamw"),
+        (["--steps", "0"], "steps=0 is out of range: it must be an integer >= 1"),
+        (["--optimizer", "adam", "--momentum", "5"], "momentum=5.0 is out of range: adam uses it as beta1, which must be in [0, 1)"),
+        (["--momentum", "1"], "momentum=1.0 is out of range: sgd uses it as momentum, which must be in [0, 1)"),
+        (["--lr", "nan"], "lr=nan is out of range: it must be a finite number >= 0"),
+        (["--weight-decay", "-1"], "weight_decay=-1.0 is out of range: it must be a finite number >= 0"),
         (["--freeze", "bakbone"], "pattern 'bakbone' matches no parameter"),
         (["--input-size", "2,5"], "forward pass on an input of size (2, 5) failed"),
         (["--device", "nonsense"], "nonsense"),
     ],
 )
 def test_check_freeze_bad_input_exits_2_with_one_line(args: list[str], message: str) -> None:
-    result = _run("check-freeze", f"{ZOO}:SmallCNN", *(args if "--input-size" in args else [*args, "--input-size", "2,3,8,8"]))
+    args = args if "--input-size" in args else [*args, "--input-size", "2,3,8,8"]
+    args = args if "--freeze" in args else [*args, "--freeze", "backbone"]
+    result = _run("check-freeze", f"{ZOO}:SmallCNN", *args)
     assert result.exit_code == 2
     assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
 
@@ -139,7 +146,7 @@ def test_render_check_panel_exact_text() -> None:
     console = Console(width=100, color_system=None, record=True)
     console.print(render_check(report, title="check-freeze net"))
     assert console.export_text().splitlines() == [
-        "╭─ check-freeze net: ✗ 3 violation(s) ─────────────────────────────────────────────────────────────╮",
+        "╭─ ✗ 3 violation(s) · check-freeze net ────────────────────────────────────────────────────────────╮",
         "│ ✗ frozen params unchanged  2× frozen_param_changed                                               │",
         "│   backbone.0.weight, backbone.0.bias (max |change| 0.5)                                          │",
         "│     its grad was zero rather than None.                                                          │",
@@ -153,3 +160,147 @@ def test_render_check_panel_exact_text() -> None:
         "│ snapshot 1.5 KiB, 1 optimizer step(s)                                                            │",
         "╰──────────────────────────────────────────────────────────────────────────────────────────────────╯",
     ]
+
+
+# ---------------------------------------------------------------------------------------------
+# No silent success, one answer from every command, the step named, the verdict never cut.
+
+MODELS = '''
+import torch
+from torch import nn
+
+
+class Returns(nn.Module):
+    """A forward that returns what RESULT says, after using its layer."""
+
+    def __init__(self, result: str = "none") -> None:
+        super().__init__()
+        self.stem = nn.Linear(4, 4)
+        self.fc = nn.Linear(4, 3)
+        self.result = result
+
+    def forward(self, x):
+        y = self.fc(self.stem(x))
+        return {"none": None, "str": "done", "float": float(y.sum()), "labels": y.argmax(1)}[self.result]
+
+
+class Branchy(nn.Module):
+    """A data-dependent branch: positive inputs take `pos`, the others `neg`."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Linear(4, 4)
+        self.pos = nn.Linear(4, 3)
+        self.neg = nn.Linear(4, 3)
+
+    def forward(self, x):
+        h = self.stem(x)
+        return self.pos(h) if x.sum() > -1e9 else self.neg(h)
+'''
+
+
+def _words(output: str) -> str:
+    """The words of a panel, its borders and line breaks removed."""
+    return " ".join(output.replace("│", " ").split())
+
+
+@pytest.fixture
+def models(tmp_path: Path) -> str:
+    path = tmp_path / "models.py"
+    path.write_text(MODELS)
+    return str(path)
+
+
+def test_check_freeze_with_nothing_frozen_is_not_a_success(models: str) -> None:
+    empty = _run("check-freeze", f"{models}:Branchy", "--input-size", "2,4")
+    assert empty.exit_code == 2
+    assert empty.stderr.strip().splitlines() == [
+        f"error: nothing in {models}:Branchy is frozen, so there is nothing to check; freeze something "
+        "(--freeze 'backbone.*', --freeze-backbone) or pass --allow-empty"
+    ]
+    assert empty.stdout == ""
+    allowed = _run("check-freeze", f"{ZOO}:SmallCNN", "--input-size", "2,3,8,8", "--allow-empty", "--no-color")
+    assert allowed.exit_code == 0, allowed.output
+    assert "! nothing frozen, nothing checked" in allowed.output and "all invariants hold" not in allowed.output
+    assert "- frozen params unchanged: nothing frozen, not checked" in allowed.output
+    data = json.loads(_run("check-freeze", f"{ZOO}:SmallCNN", "--input-size", "2,3,8,8", "--allow-empty", "--json").output)
+    assert data["nothing_frozen"] is True
+    assert data["caveats"] == [
+        "nothing was frozen, so no freeze invariant was checked (only that trainable params updated)"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("result", "said"),
+    [
+        ("none", "returned None"),
+        ("str", "returned a str ('done')"),
+        ("float", "returned a float ("),
+        ("labels", "returned only int64 tensors"),
+    ],
+)
+def test_a_forward_without_a_loss_is_bad_input_in_grads_and_check_freeze(models: str, result: str, said: str) -> None:
+    spec = f"{models}:Returns"
+    common = ["--arg", f"result={result!r}", "--input-size", "2,4"]
+    for command in (["grads", spec, *common], ["check-freeze", spec, *common, "--freeze", "stem"]):
+        out = _run(*command)
+        assert out.exit_code == 2, (command, out.output)
+        lines = out.stderr.strip().splitlines()
+        assert len(lines) == 1 and f"the model's forward {said}" in lines[0], (command, lines)
+
+
+def test_grads_and_check_freeze_say_an_unused_branch_holds_for_this_input_only(models: str) -> None:
+    spec = f"{models}:Branchy"
+    grads = json.loads(_run("grads", spec, "--input-size", "2,4", "--json").output)
+    assert set(grads["unused"]) == {"neg.weight", "neg.bias"}
+    assert grads["caveats"] == [
+        "2 trainable params got no grad from this input; a branch that depends on the input may use them on "
+        "another, so this verdict holds for this input only"
+    ]
+    check = _run("check-freeze", spec, "--freeze", "stem", "--input-size", "2,4", "--json")
+    assert check.exit_code == 1
+    data = json.loads(check.output)
+    assert [v["name"] for v in data["violations"]] == ["neg.weight", "neg.bias"]
+    assert data["caveats"] == grads["caveats"]
+    panel = _run("check-freeze", spec, "--freeze", "stem", "--input-size", "2,4", "--no-color")
+    assert "note: 2 trainable params got no grad from this input" in _words(panel.output)
+    assert "holds for this input only" in _words(panel.output)
+    assert "holds for this input only" in _words(_run("grads", spec, "--input-size", "2,4", "--no-color").output)
+
+
+def test_check_freeze_names_the_step_it_checked_with_the_defaults_report_uses() -> None:
+    from torchscope._check import DEFAULT_STEP, check_freeze
+
+    args = ["check-freeze", f"{ZOO}:SmallCNN", "--freeze", "backbone", "--eval-bn", "--input-size", "4,3,8,8"]
+    data = json.loads(_run(*args, "--json").output)
+    assert data["reference"] == {
+        "optimizer": "sgd", "lr": 0.01, "momentum": 0.9, "weight_decay": 0.0001, "steps": 1, "bn_mode": "eval",
+        "seed": 0,
+    }
+    assert data["reference"] == {**DEFAULT_STEP.to_dict(), "bn_mode": "eval"}
+    # the library's defaults are the same step
+    report = check_freeze(SmallCNN(), input_size=(4, 3, 8, 8))
+    assert report.reference == DEFAULT_STEP
+    panel = _words(_run(*args, "--optimizer", "adamw", "--momentum", "0.8", "--no-color").output)
+    assert (
+        "step: 1 adamw step (lr=0.01, momentum=0.8, weight_decay=0.0001), frozen norm layers in eval mode" in panel
+    )
+
+
+@pytest.mark.parametrize("width", [60, 80, 200])
+def test_the_verdict_is_never_cut_by_a_long_spec(width: int) -> None:
+    from rendering import text
+
+    from torchscope._check import check_freeze
+    from torchscope.render.check import render_check
+
+    model = SmallCNN()
+    model.backbone.requires_grad_(False)
+    spec = "/home/someone/a/very/long/checkout/path/of/the/project/tests/zoo.py:SmallCNN"
+    ok = render_check(check_freeze(model, input_size=(4, 3, 8, 8), train_bn=False), title=f"check-freeze {spec}")
+    bad = render_check(check_freeze(model, input_size=(4, 3, 8, 8)), title=f"check-freeze {spec}")
+    ok_lines, bad_lines = text(ok, width).splitlines(), text(bad, width).splitlines()
+    assert ok_lines[0].startswith("╭─ ✓ all invariants hold · check-freeze /home/")
+    assert bad_lines[0].startswith("╭─ ✗ 6 violation(s) · check-freeze /home/")
+    assert all(len(line) <= width for line in ok_lines + bad_lines)
+    assert (spec in ok_lines[0]) == (width == 200)

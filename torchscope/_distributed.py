@@ -13,6 +13,8 @@ from typing import Any
 import torch.distributed as dist
 from torch import nn
 
+from torchscope._check.config import ReferenceStep
+from torchscope._check.grouping import group_violations
 from torchscope._check.report import StepReport, Violation
 
 
@@ -39,7 +41,9 @@ def merge_reports(parts: list[tuple[dict[str, Any], tuple[str, ...]]], sharded: 
     not_updated: dict[str, list[Violation]] = {}
     for rep in reports:
         for v in rep["violations"]:
-            viol = Violation(v["kind"], v["name"], v["max_abs_change"], v["cause"])
+            change = v["max_abs_change"]
+            change = float(change) if isinstance(change, str) else change  # json_float's "inf"/"nan"
+            viol = Violation(v["kind"], v["name"], change, v["cause"], v.get("fix"))
             if viol.kind == "trainable_not_updated":
                 not_updated.setdefault(viol.name, []).append(viol)
                 continue
@@ -71,6 +75,8 @@ def merge_reports(parts: list[tuple[dict[str, Any], tuple[str, ...]]], sharded: 
         world_size=len(reports),
         wrappers=tuple(first["wrappers"]) + (("fully_shard",) if sharded else ()),
         caveats=tuple(dict.fromkeys(c for r in reports for c in r.get("caveats", ()))),
+        groups=group_violations(ordered, keep={n for _, names in parts for n in names}),
+        reference=ReferenceStep.from_dict(first["reference"]) if first.get("reference") else None,
     )
 
 

@@ -17,6 +17,8 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
+from torchscope._check.outputs import output_tensors
+from torchscope._check.report import unused_caveat
 from torchscope._inputs import flatten_outputs, prepare_call
 from torchscope._state import preserved
 from torchscope._summary import CallTracker
@@ -59,9 +61,11 @@ class GradReport:
     frozen: int  # number of parameters (elements) with requires_grad=False
     trainable: int
     flags: tuple[str, ...]
+    caveats: tuple[str, ...] = ()  # what limits the verdict (unused params: this input only)
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "caveats": list(self.caveats),
             "model": self.model,
             "loss": self.loss,
             "loss_value": self.loss_value,
@@ -75,6 +79,8 @@ class GradReport:
 
 
 def _compute_loss(output: Any, loss: LossSpec) -> tuple[torch.Tensor, str]:
+    # the classification every command shares: None, a str or a float is bad input everywhere
+    output_tensors(output)
     if callable(loss):
         value = loss(output)
         if not isinstance(value, torch.Tensor) or value.numel() != 1:
@@ -225,4 +231,5 @@ def _build_report(
         frozen=sum(p.numel() for p in unique if not p.requires_grad),
         trainable=sum(p.numel() for p in unique if p.requires_grad),
         flags=tuple(flags),
+        caveats=(unused_caveat(len(unused)),) if unused else (),
     )

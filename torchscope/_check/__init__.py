@@ -2,8 +2,9 @@
 
 One module per job: the report types (:mod:`.report`), what is under check (:mod:`.plan`), what the
 optimizer saw (:mod:`.probe`), the comparison numerics (:mod:`.numerics`), the causes
-(:mod:`.causes`), the step check (:mod:`.step`) and the reference fine-tune behind ``check-freeze``
-(:mod:`.reference`).
+(:mod:`.causes`), grouping violations by cause (:mod:`.grouping`), the step check (:mod:`.step`),
+what a forward returned (:mod:`.outputs`), the reference step's settings (:mod:`.config`) and the
+reference fine-tune behind ``check-freeze`` (:mod:`.reference`).
 
 This module only re-exports, and lazily: ``torchscope._optaudit`` and ``torchscope._distributed``
 import the report and plan modules, and the step check imports them; an eager ``__init__`` would
@@ -17,21 +18,32 @@ from typing import TYPE_CHECKING, Any
 
 # public name -> the module of this package that defines it
 _EXPORTS: dict[str, str] = {
+    "DEFAULT_STEP": "config",
+    "FREEZE_FIX": "grouping",
     "KINDS": "report",
+    "NOTHING_FROZEN": "report",
     "OPTIMIZER_KINDS": "report",
-    "OPTIMIZERS": "reference",
+    "OPTIMIZERS": "config",
+    "ReferenceStep": "config",
     "Mode": "step",
     "StepReport": "report",
     "Violation": "report",
+    "ViolationGroup": "report",
     "check_freeze": "reference",
     "check_step": "step",
     "collect_tensors": "plan",
+    "covering_patterns": "grouping",
+    "describe_output": "outputs",
     "expected_frozen_names": "reference",
     "format_bytes": "report",
+    "frozen_tensor_count": "reference",
+    "group_violations": "grouping",
     "json_float": "report",
+    "output_tensors": "outputs",
     "max_abs_diff": "numerics",
     "max_abs_diffs": "numerics",
     "synthetic_loss": "reference",
+    "unused_caveat": "report",
 }
 
 __all__ = sorted(_EXPORTS)
@@ -51,15 +63,26 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers only
+    from torchscope._check.config import DEFAULT_STEP, OPTIMIZERS, ReferenceStep  # noqa: F401
+    from torchscope._check.grouping import FREEZE_FIX, covering_patterns, group_violations  # noqa: F401
     from torchscope._check.numerics import max_abs_diff, max_abs_diffs  # noqa: F401
+    from torchscope._check.outputs import describe_output, output_tensors  # noqa: F401
     from torchscope._check.plan import collect_tensors  # noqa: F401
-    from torchscope._check.reference import OPTIMIZERS, check_freeze, expected_frozen_names, synthetic_loss  # noqa: F401
+    from torchscope._check.reference import (  # noqa: F401  # noqa: F401
+        check_freeze,
+        expected_frozen_names,
+        frozen_tensor_count,
+        synthetic_loss,
+    )
     from torchscope._check.report import (  # noqa: F401  # noqa: F401
         KINDS,
+        NOTHING_FROZEN,
         OPTIMIZER_KINDS,
         StepReport,
         Violation,
+        ViolationGroup,
         format_bytes,
         json_float,
+        unused_caveat,
     )
     from torchscope._check.step import Mode, check_step  # noqa: F401

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import torch
 
+from torchscope._check.grouping import FREEZE_FIX
 from torchscope._check.numerics import Floats
 from torchscope._check.plan import CheckedTensor, Plan, is_norm_with_stats
 from torchscope._check.probe import OptimizerProbe, group_of
@@ -58,6 +59,10 @@ class Causes:
         moms = [self.floats.get(m[j]) for _, m in self.sights]
         return grads, moms
 
+    def frozen_param_fix(self, j: int) -> str | None:
+        """The one call that fixes frozen param ``j`` with its group, where there is one."""
+        return FREEZE_FIX if self.rg_before[j] else None
+
     def frozen_param_cause(self, j: int) -> str:
         t = self.plan.frozen[j]
         p = t.tensor
@@ -65,7 +70,7 @@ class Causes:
         if self.rg_before[j]:
             return (
                 f"it has requires_grad=True{alias}, so backward gives it a grad and the optimizer updates it; "
-                f"it is not frozen at all: call torchscope.freeze(model, '{t.name}') or p.requires_grad_(False)"
+                "it is not frozen at all: freeze it with torchscope.freeze (the call below) or p.requires_grad_(False)"
             )
         if self.optimizer is None:
             before = self.floats.get(self.grad_before[j])
@@ -132,6 +137,13 @@ class Causes:
             f"a buffer of {kind} '{t.module_name}' was written during step() ({WRITE_HINT}); "
             "find that write, or do not expect this buffer frozen"
         )
+
+    def got_no_grad(self, j: int) -> bool:
+        """Whether param ``j`` (frozen + trainable order) had no grad at any ``optimizer.step()``
+        (after the step, without an optimizer): no forward on this input used it."""
+        if self.optimizer is not None and self.sights:
+            return all(self.floats.get(g[j]) is None for g, _ in self.sights)
+        return self.floats.get(self.grad_after[j]) is None
 
     def trainable_cause(self, j: int) -> str:
         t = (self.plan.frozen + self.plan.trainable)[j]

@@ -4,23 +4,29 @@ against random labels, an optimizer over the trainable params, checked by :func:
 from __future__ import annotations
 
 import copy
-import math
+import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
 import torch
 from torch import nn
 
-from torchscope._check.plan import collect_tensors, is_norm_with_stats, module_frozen, select_names, unwrap
+from torchscope._check.config import DEFAULT_STEP, OPTIMIZERS, ReferenceStep
+from torchscope._check.outputs import output_tensors
+from torchscope._check.plan import (
+    collect_tensors,
+    is_norm_with_stats,
+    make_plan,
+    module_frozen,
+    select_names,
+    unwrap,
+)
 from torchscope._check.report import StepReport
 from torchscope._check.step import Mode, check_step
 from torchscope._freeze import find_head
-from torchscope.errors import ForwardError, TorchscopeError
+from torchscope.errors import ForwardError, SpecError
 
-__all__ = ["OPTIMIZERS", "check_freeze", "expected_frozen_names", "synthetic_loss"]
-
-
-OPTIMIZERS: tuple[str, ...] = ("sgd", "adam", "adamw")
+__all__ = ["OPTIMIZERS", "check_freeze", "expected_frozen_names", "frozen_tensor_count", "synthetic_loss"]
 
 
 def expected_frozen_names(
@@ -50,21 +56,13 @@ def expected_frozen_names(
     return [n for n in names if n in selected]
 
 
-def _output_tensors(out: Any) -> list[torch.Tensor]:
-    if isinstance(out, torch.Tensor):
-        return [out]
-    if isinstance(out, dict):
-        return [t for v in out.values() for t in _output_tensors(v)]
-    if isinstance(out, list | tuple):
-        return [t for v in out for t in _output_tensors(v)]
-    logits = getattr(out, "logits", None)
-    return [logits] if isinstance(logits, torch.Tensor) else []
-
-
 def synthetic_loss(out: Any, generator: torch.Generator) -> torch.Tensor | None:
-    """Cross-entropy of every (N, C, ...) float output against random labels; None if nothing needs grad."""
+    """Cross-entropy of every (N, C, ...) float output against random labels; None if nothing needs grad.
+
+    An output with no float tensor (``None``, a ``str``, labels) is bad input: :func:`output_tensors`.
+    """
     losses = []
-    for t in _output_tensors(out):
+    for t in output_tensors(out):
         if not (t.is_floating_point() and t.requires_grad):
             continue
         if t.dim() >= 2:
@@ -75,25 +73,49 @@ def synthetic_loss(out: Any, generator: torch.Generator) -> torch.Tensor | None:
     return torch.stack(losses).sum() if losses else None
 
 
+def frozen_tensor_count(model: nn.Module, frozen: str | Sequence[str] | None = None) -> int:
+    """How many params and buffers a check of ``model`` would hold frozen (0: nothing to check).
+
+    >>> frozen_tensor_count(nn.Linear(2, 2)), frozen_tensor_count(nn.Linear(2, 2), ["bias"])
+    (0, 1)
+    """
+    plan = make_plan(unwrap(model)[0], frozen)
+    return len(plan.frozen) + len(plan.frozen_buffers)
+
+
+def _inputs(input_size: Sequence[int] | Sequence[Sequence[int]]) -> list[tuple[int, ...]]:
+    """One shape or several (one per positional input), each of positive integers."""
+    items: list[Any] = list(input_size)
+    nested = bool(items) and all(isinstance(s, Sequence) for s in items)
+    shapes: list[tuple[int, ...]] = [tuple(s) for s in items] if nested else [tuple(items)]
+    for size in shapes:
+        if not size or any(isinstance(d, bool) or not isinstance(d, int) or d < 1 for d in size):
+            raise SpecError(f"input_size={tuple(input_size)!r} must be positive integers, e.g. (2, 3, 224, 224)")
+    return shapes
+
+
 def check_freeze(
     model: nn.Module,
     *,
-    input_size: Sequence[int],
-    optimizer: str = "sgd",
-    lr: float = 0.01,
-    momentum: float = 0.0,
-    weight_decay: float = 0.0,
-    steps: int = 1,
-    train_bn: bool = True,
+    input_size: Sequence[int] | Sequence[Sequence[int]],
+    optimizer: str = DEFAULT_STEP.optimizer,
+    lr: float = DEFAULT_STEP.lr,
+    momentum: float = DEFAULT_STEP.momentum,
+    weight_decay: float = DEFAULT_STEP.weight_decay,
+    steps: int = DEFAULT_STEP.steps,
+    train_bn: bool = DEFAULT_STEP.train_bn,
     frozen: str | Sequence[str] | None = None,
     mode: Mode = "exact",
-    seed: int = 0,
+    seed: int = DEFAULT_STEP.seed,
 ) -> StepReport:
     """Run a reference fine-tuning step on a *copy* of ``model`` and check it with :func:`check_step`.
 
-    Synthetic inputs of ``input_size``, cross-entropy against random labels, an optimizer over the
-    trainable params, ``steps`` steps, ``model.train()`` before each; ``train_bn=False`` puts the
-    frozen norm layers back in eval mode (the fix for moving running stats). ``model`` is not touched.
+    Synthetic inputs of ``input_size`` (one shape, or one per positional input), cross-entropy
+    against random labels, an optimizer over the trainable params, ``steps`` steps,
+    ``model.train()`` before each; ``train_bn=False`` puts the frozen norm layers back in eval mode
+    (the fix for moving running stats). The defaults are :class:`ReferenceStep`'s, the step that
+    ``torchscope report`` runs too; the report's ``reference`` names the step that ran.
+    ``model`` is not touched.
 
     >>> import torch
     >>> net = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.BatchNorm1d(4), torch.nn.Linear(4, 2))
@@ -104,47 +126,41 @@ def check_freeze(
     >>> check_freeze(net, input_size=(8, 4), train_bn=False).ok
     True
     """
-    if optimizer not in OPTIMIZERS:
-        raise TorchscopeError(f"optimizer {optimizer!r} is not one of {', '.join(OPTIMIZERS)}")
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-        raise TorchscopeError(f"steps={steps!r} must be an integer >= 1")
-    for label, value in (("lr", lr), ("momentum", momentum), ("weight_decay", weight_decay)):
-        if not (math.isfinite(value) and value >= 0):
-            raise TorchscopeError(f"{label}={value} must be a finite number >= 0")
-    size = tuple(input_size)
-    if not size or any(isinstance(d, bool) or not isinstance(d, int) or d < 1 for d in size):
-        raise TorchscopeError(f"input_size={size!r} must be positive integers, e.g. (2, 3, 224, 224)")
+    ref = ReferenceStep(optimizer, lr, momentum, weight_decay, steps, train_bn, seed)
+    shapes = _inputs(input_size)
     net = copy.deepcopy(model)
     inner, _ = unwrap(net)
     device = next((t.device for t in [*inner.parameters(), *inner.buffers()]), torch.device("cpu"))
     dtype = next((p.dtype for p in inner.parameters() if p.is_floating_point()), torch.float32)
-    gen = torch.Generator().manual_seed(seed)
-    x = torch.randn(size, generator=gen).to(device=device, dtype=dtype)  # a half model gets half inputs
+    gen = torch.Generator().manual_seed(ref.seed)
+    # a half model gets half inputs
+    xs = [torch.randn(size, generator=gen).to(device=device, dtype=dtype) for size in shapes]
     trainable = [p for p in inner.parameters() if p.requires_grad]
     opt: torch.optim.Optimizer | None = None
     if trainable:
-        if optimizer == "sgd":
-            opt = torch.optim.SGD(trainable, lr=lr, momentum=momentum, weight_decay=weight_decay)
-        elif optimizer == "adam":
-            opt = torch.optim.Adam(trainable, lr=lr, betas=(momentum or 0.9, 0.999), weight_decay=weight_decay)
+        if ref.optimizer == "sgd":
+            opt = torch.optim.SGD(trainable, lr=ref.lr, momentum=ref.momentum, weight_decay=ref.weight_decay)
+        elif ref.optimizer == "adam":
+            opt = torch.optim.Adam(trainable, lr=ref.lr, betas=(ref.momentum, 0.999), weight_decay=ref.weight_decay)
         else:
-            opt = torch.optim.AdamW(trainable, lr=lr, betas=(momentum or 0.9, 0.999), weight_decay=weight_decay)
+            opt = torch.optim.AdamW(trainable, lr=ref.lr, betas=(ref.momentum, 0.999), weight_decay=ref.weight_decay)
     frozen_modules = module_frozen(inner)
     frozen_norms = [m for name, m in inner.named_modules() if is_norm_with_stats(m) and frozen_modules.get(name)]
 
     def step() -> None:
-        for _ in range(steps):
+        for _ in range(ref.steps):
             net.train()
-            if not train_bn:
+            if not ref.train_bn:
                 for m in frozen_norms:
                     m.eval()
             if opt is not None:
                 opt.zero_grad(set_to_none=True)
             try:
-                out = net(x)
+                out = net(*xs)
             except Exception as exc:
+                shown = ", ".join(str(tuple(x.shape)) for x in xs)
                 raise ForwardError(
-                    f"forward pass on an input of size {tuple(x.shape)} failed: {type(exc).__name__}: "
+                    f"forward pass on an input of size {shown} failed: {type(exc).__name__}: "
                     f"{str(exc).splitlines()[0] if str(exc) else ''}; pass a fitting --input-size"
                 ) from None
             loss = synthetic_loss(out, gen)
@@ -154,5 +170,6 @@ def check_freeze(
                 opt.step()
 
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        return check_step(net, step, optimizer=opt, frozen=frozen, mode=mode)
+        torch.manual_seed(ref.seed)
+        report = check_step(net, step, optimizer=opt, frozen=frozen, mode=mode)
+    return dataclasses.replace(report, reference=ref)

@@ -6,6 +6,8 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from torchscope._check.config import ReferenceStep
+
 KINDS: tuple[str, ...] = (
     "frozen_param_changed",
     "frozen_buffer_changed",
@@ -45,6 +47,23 @@ def format_bytes(n: int) -> str:
     return f"{size:.1f} GiB"  # pragma: no cover - loop always returns
 
 
+#: The caveat of a check where nothing was expected frozen.
+NOTHING_FROZEN = "nothing was frozen, so no freeze invariant was checked (only that trainable params updated)"
+
+
+def unused_caveat(count: int) -> str:
+    """The caveat of a verdict where ``count`` trainable params got no grad from the one input used.
+
+    >>> unused_caveat(2)
+    '2 trainable params got no grad from this input; a branch that depends on the input may use them on another, so this verdict holds for this input only'
+    """
+    what = "1 trainable param" if count == 1 else f"{count} trainable params"
+    return (
+        f"{what} got no grad from this input; a branch that depends on the input may use them on "
+        "another, so this verdict holds for this input only"
+    )
+
+
 def format_change(x: float | None) -> str:
     """A max |change| for a table cell: ``-`` when no value is known."""
     return "-" if x is None else f"{x:.3g}"
@@ -55,16 +74,57 @@ class Violation:
     """One broken invariant: what (``kind``), where (qualified ``name``), how much, and why.
 
     ``max_abs_change`` is the largest absolute change of an element (exact mode), or None where no
-    value is known (fingerprint mode, optimizer audit, tied names).
+    value is known (fingerprint mode, optimizer audit, tied names). ``fix`` is a call template with
+    a ``{patterns}`` field, where one call fixes every violation of the same cause (see
+    :func:`~torchscope._check.grouping.group_violations`).
     """
 
     kind: str
     name: str
     max_abs_change: float | None
     cause: str
+    fix: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"kind": self.kind, "name": self.name, "max_abs_change": json_float(self.max_abs_change), "cause": self.cause}
+        return {
+            "kind": self.kind,
+            "name": self.name,
+            "max_abs_change": json_float(self.max_abs_change),
+            "cause": self.cause,
+            "fix": self.fix,
+        }
+
+
+@dataclass(frozen=True)
+class ViolationGroup:
+    """Violations of one kind with one cause: ``names`` in report order, and ``fix`` (one call for
+    all of them) where the violations carry a fix template. Made by ``group_violations``."""
+
+    kind: str
+    cause: str
+    names: tuple[str, ...]
+    max_abs_change: float | None
+    fix: str | None = None
+
+    @property
+    def count(self) -> int:
+        return len(self.names)
+
+    def few(self, limit: int = 3) -> str:
+        """The first ``limit`` names, then how many more: ``'a, b, c and 17 more'``."""
+        shown = ", ".join(self.names[:limit])
+        rest = len(self.names) - limit
+        return shown + (f" and {rest} more" if rest > 0 else "")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "count": self.count,
+            "names": list(self.names),
+            "max_abs_change": json_float(self.max_abs_change),
+            "cause": self.cause,
+            "fix": self.fix,
+        }
 
 
 @dataclass(frozen=True)
@@ -72,8 +132,10 @@ class StepReport:
     """What :func:`check_step` checked and every violation it found. Plain data.
 
     ``checks`` lists the violation kinds that were checked (the optimizer kinds only when an
-    optimizer was given); ``str(report)`` is a plain-text table. ``caveats`` are sentences that
-    limit the verdict (e.g. params no forward used on this input: it holds for this input only).
+    optimizer was given); ``str(report)`` is a plain-text table. ``groups`` are the violations
+    grouped by cause, each with the one call that fixes it where there is one. ``caveats`` are
+    sentences that limit the verdict (nothing was frozen; params this input did not use, so the
+    verdict holds for this input only). ``reference`` is the step that ran, for ``check_freeze``.
     """
 
     ok: bool
@@ -91,6 +153,13 @@ class StepReport:
     world_size: int = 1
     wrappers: tuple[str, ...] = ()
     caveats: tuple[str, ...] = ()
+    groups: tuple[ViolationGroup, ...] = ()
+    reference: ReferenceStep | None = None
+
+    @property
+    def nothing_frozen(self) -> bool:
+        """No param and no buffer was expected frozen: no freeze invariant was checked."""
+        return self.frozen_params == 0 and self.frozen_buffers == 0
 
     def by_kind(self, kind: str) -> tuple[Violation, ...]:
         """The violations of one kind, in report order."""
@@ -111,8 +180,11 @@ class StepReport:
             "optimizer_steps": self.optimizer_steps,
             "world_size": self.world_size,
             "wrappers": list(self.wrappers),
+            "nothing_frozen": self.nothing_frozen,
             "caveats": list(self.caveats),
+            "reference": None if self.reference is None else self.reference.to_dict(),
             "violations": [v.to_dict() for v in self.violations],
+            "groups": [g.to_dict() for g in self.groups],
         }
 
     def __str__(self) -> str:
@@ -123,6 +195,8 @@ class StepReport:
             f"{self.frozen_buffers} frozen of {self.buffers} buffers ({format_bytes(self.bytes_checked)}); "
             f"snapshot {format_bytes(self.snapshot_bytes)}",
         ]
+        if self.reference is not None:
+            lines.append(f"step: {self.reference.describe()}")
         lines += [f"note: {c}" for c in self.caveats]
         if self.violations:
             rows = [("kind", "name", "max |change|")]
@@ -134,6 +208,7 @@ class StepReport:
             # A cause shared by a run of rows (60 BatchNorm buffers drifting) is printed once,
             # under the run, so the table stays readable.
             run = 0
+            fixes = {(g.kind, g.cause): g for g in self.groups if g.fix}
             for i, (row, v) in enumerate(zip(rows[1:], self.violations, strict=True)):
                 lines.append(f"{row[0]:<{w0}}  {row[1]:<{w1}}  {row[2]}")
                 run += 1
@@ -141,5 +216,8 @@ class StepReport:
                 if nxt is None or nxt.cause != v.cause:
                     label = "cause" if run == 1 else f"cause (all {run} above)"
                     lines.append(f"    {label}: {v.cause}")
+                    group = fixes.pop((v.kind, v.cause), None)
+                    if group is not None:
+                        lines.append(f"    fix (all {group.count} {group.kind}): {group.fix}")
                     run = 0
         return "\n".join(lines)

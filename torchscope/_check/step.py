@@ -23,6 +23,7 @@ Violation kinds (stable names, documented in docs/freeze.md):
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
@@ -32,10 +33,18 @@ import torch
 from torch import nn
 
 from torchscope._check.causes import Causes, nonfinite_cause
+from torchscope._check.grouping import group_violations
 from torchscope._check.numerics import Floats, bit_equal, inf_norm, max_abs_diff, wide_float
 from torchscope._check.plan import local_tensor, make_plan, unwrap
 from torchscope._check.probe import OptimizerProbe, restoring_optimizer
-from torchscope._check.report import KINDS, OPTIMIZER_KINDS, StepReport, Violation
+from torchscope._check.report import (
+    KINDS,
+    NOTHING_FROZEN,
+    OPTIMIZER_KINDS,
+    StepReport,
+    Violation,
+    unused_caveat,
+)
 from torchscope._distributed import gather_report, should_gather
 from torchscope._fingerprint import fingerprint_tensor
 from torchscope._optaudit import audit
@@ -102,7 +111,7 @@ def check_step(
             stack.enter_context(restoring_optimizer(optimizer))
         result = _run(inner, step, optimizer, frozen, mode, atol, snap_dev)
     report, checked_trainable = result
-    report = StepReport(**{**report.__dict__, "wrappers": wrappers})
+    report = dataclasses.replace(report, wrappers=wrappers)
     if should_gather(inner, wrappers):
         report = gather_report(report, checked_trainable, inner)
     return report
@@ -208,13 +217,16 @@ def _run(
             continue
         j = frozen_pos.get(id(t))
         if j is not None:
-            violations.append(Violation("frozen_param_changed", t.name, change, ctx.frozen_param_cause(j)))
+            violations.append(Violation("frozen_param_changed", t.name, change, ctx.frozen_param_cause(j),
+                                        ctx.frozen_param_fix(j)))
         else:
             violations.append(Violation("frozen_buffer_changed", t.name, change, ctx.buffer_cause(t)))
     tr_pos = {id(t.tensor): k for k, t in enumerate(plan.trainable)}
+    no_grad = 0
     for t, flag in zip(trainable, tr_changed, strict=True):
         if not floats.get(flag):
             k = tr_pos[id(t.tensor)]
+            no_grad += ctx.got_no_grad(nfrozen + k)
             violations.append(Violation("trainable_not_updated", t.name, 0.0 if mode == "exact" else None,
                                         ctx.trainable_cause(nfrozen + k)))
     for name, fi in finite_i:
@@ -225,9 +237,16 @@ def _run(
     checks = [k for k in KINDS if optimizer is not None or k not in OPTIMIZER_KINDS]
     if not plan.pattern_frozen:
         checks.remove("tied_conflict")
+    caveats = []
+    if not frozen_tensors:
+        caveats.append(NOTHING_FROZEN)
+    if no_grad:
+        caveats.append(unused_caveat(no_grad))
     report = StepReport(
         ok=not violations,
         violations=tuple(violations),
+        caveats=tuple(caveats),
+        groups=group_violations(violations, keep=[n for t in plan.trainable for n in t.names]),
         mode=mode,
         checks=tuple(checks),
         params=len(plan.params),

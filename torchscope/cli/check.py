@@ -7,48 +7,38 @@ from typing import Annotated
 
 import typer
 
+from torchscope._check.config import DEFAULT_STEP, ReferenceStep
+from torchscope._parsing import split_patterns
 from torchscope.cli._app import app
-from torchscope.cli._common import (
+from torchscope.cli._common import input_sizes, load_cli_model
+from torchscope.cli._options import (
     ArgOpt,
+    DeviceOpt,
+    ForceOpt,
     FreezeBackboneOpt,
     FreezeOpt,
     HtmlOpt,
+    InputSizeOpt,
     JsonOpt,
+    LrOpt,
     ModelArg,
+    MomentumOpt,
     NoColorOpt,
-    Output,
+    OptimizerOpt,
     PretrainedOpt,
+    StepsOpt,
     SvgOpt,
+    TrainBnOpt,
     UnfreezeOpt,
     UnsafeLoadOpt,
+    WeightDecayOpt,
     WeightsOpt,
-    emit,
-    handle_errors,
-    load_cli_model,
-    split_patterns,
 )
-from torchscope.errors import TorchscopeError
-
-
-def parse_input_size(text: str) -> tuple[int, ...]:
-    """``"2,3,64,64"`` -> ``(2, 3, 64, 64)``; anything else is an error naming the value.
-
-    >>> parse_input_size("2, 3, 64, 64")
-    (2, 3, 64, 64)
-    """
-    try:
-        size = tuple(int(p) for p in text.replace("x", ",").split(","))
-    except ValueError:
-        size = ()
-    if not size or any(d < 1 for d in size):
-        raise TorchscopeError(
-            f"--input-size {text!r} must be comma-separated positive integers, e.g. 2,3,224,224"
-        )
-    return size
+from torchscope.cli._output import Output, command_inputs, emit
+from torchscope.errors import SpecError
 
 
 @app.command("check-freeze")
-@handle_errors
 def check_freeze_command(
     model: ModelArg,
     weights: WeightsOpt = None,
@@ -58,80 +48,64 @@ def check_freeze_command(
     freeze: FreezeOpt = None,
     unfreeze: UnfreezeOpt = None,
     freeze_backbone: FreezeBackboneOpt = False,
-    optimizer: Annotated[str, typer.Option("--optimizer", help="sgd, adam or adamw.")] = "sgd",
-    lr: Annotated[float, typer.Option("--lr", help="Learning rate.")] = 0.01,
-    momentum: Annotated[float, typer.Option("--momentum", help="SGD momentum (Adam: beta1).")] = 0.0,
-    weight_decay: Annotated[float, typer.Option("--weight-decay", help="Weight decay.")] = 0.0,
-    steps: Annotated[int, typer.Option("--steps", help="Training steps to run before comparing.")] = 1,
-    train_bn: Annotated[
-        bool,
-        typer.Option(
-            "--train-bn/--eval-bn",
-            help="Leave frozen norm layers in train mode as model.train() does (the bug), or put them in eval (the fix).",
-        ),
-    ] = True,
-    input_size: Annotated[
-        str | None,
-        typer.Option(
-            "--input-size", help="Input shape, e.g. 2,3,224,224 (default: the model family's, batch 2)."
-        ),
-    ] = None,
+    optimizer: OptimizerOpt = DEFAULT_STEP.optimizer,
+    lr: LrOpt = DEFAULT_STEP.lr,
+    momentum: MomentumOpt = DEFAULT_STEP.momentum,
+    weight_decay: WeightDecayOpt = DEFAULT_STEP.weight_decay,
+    steps: StepsOpt = DEFAULT_STEP.steps,
+    train_bn: TrainBnOpt = DEFAULT_STEP.train_bn,
+    input_size: InputSizeOpt = None,
     fingerprint: Annotated[
         bool, typer.Option("--fingerprint", help="Keep a fingerprint per tensor instead of a copy.")
     ] = False,
-    device: Annotated[str, typer.Option("--device", help="Where to train the copy: cpu, cuda, cuda:1, mps.")] = "cpu",
+    allow_empty: Annotated[
+        bool,
+        typer.Option("--allow-empty", help="Run even when nothing is frozen (only trainable updates are checked)."),
+    ] = False,
+    device: DeviceOpt = "cpu",
     json: JsonOpt = False,
     html: HtmlOpt = None,
     svg: SvgOpt = None,
     no_color: NoColorOpt = False,
+    force: ForceOpt = False,
 ) -> None:
     """Train a copy of MODEL for a few synthetic steps and prove frozen stays frozen; exit 1 on any violation."""
-    from torchscope._check import check_freeze, expected_frozen_names
-    from torchscope._loader import default_input_size
+    from torchscope._check import check_freeze, expected_frozen_names, frozen_tensor_count
     from torchscope.render.check import render_check
 
-    size = parse_input_size(input_size) if input_size else default_input_size(model, batch=2)
+    title = f"check-freeze {model}"
+    out = Output(
+        json=json, html=html, svg=svg, no_color=no_color, force=force, title=title,
+        inputs=command_inputs(model, weights),
+    )  # fmt: skip
+    step = ReferenceStep(optimizer, lr, momentum, weight_decay, steps, train_bn)  # checked before any work
+    sizes = input_sizes(model, input_size, device=device, batch=2)
     loaded = load_cli_model(
-        model,
-        weights=weights,
-        args=arg,
-        pretrained=pretrained,
-        unsafe_load=unsafe_load,
-        device=device,
-        freeze=freeze,
-        unfreeze=unfreeze,
-        freeze_backbone=freeze_backbone,
-    )
+        model, weights=weights, args=arg, pretrained=pretrained, unsafe_load=unsafe_load, device=device,
+        freeze=freeze, unfreeze=unfreeze, freeze_backbone=freeze_backbone,
+    )  # fmt: skip
     expected = expected_frozen_names(
         loaded,
-        freeze=split_patterns(freeze),
-        unfreeze=split_patterns(unfreeze),
+        freeze=split_patterns(freeze, option="--freeze"),
+        unfreeze=split_patterns(unfreeze, option="--unfreeze"),
         freeze_backbone=freeze_backbone,
     )
+    if not allow_empty and frozen_tensor_count(loaded, expected) == 0:
+        raise SpecError(
+            f"nothing in {model} is frozen, so there is nothing to check; freeze something "
+            "(--freeze 'backbone.*', --freeze-backbone) or pass --allow-empty"
+        )
     report = check_freeze(
-        loaded,
-        input_size=size,
-        optimizer=optimizer.lower(),
-        lr=lr,
-        momentum=momentum,
-        weight_decay=weight_decay,
-        steps=steps,
-        train_bn=train_bn,
-        frozen=expected,
+        loaded, input_size=sizes, optimizer=step.optimizer, lr=step.lr, momentum=step.momentum,
+        weight_decay=step.weight_decay, steps=step.steps, train_bn=step.train_bn, frozen=expected,
         mode="fingerprint" if fingerprint else "exact",
-    )
-    title = f"check-freeze {model}"
-    emit(
-        report,
-        lambda: render_check(report, title=title),
-        Output(json=json, html=html, svg=svg, no_color=no_color, title=title),
-    )
+    )  # fmt: skip
+    emit(report, lambda: render_check(report, title=title), out)
     if not report.ok:
         raise typer.Exit(1)
 
 
 @app.command("diff")
-@handle_errors
 def diff_command(
     a: Annotated[
         Path, typer.Argument(help="The checkpoint before (e.g. the pretrained weights).", show_default=False)
@@ -155,18 +129,18 @@ def diff_command(
     html: HtmlOpt = None,
     svg: SvgOpt = None,
     no_color: NoColorOpt = False,
+    force: ForceOpt = False,
 ) -> None:
     """Compare two checkpoints tensor by tensor, grouped by module; exit 1 if an expected-frozen tensor changed."""
     from torchscope._diff import diff_checkpoints
     from torchscope.render.diff import render_diff
 
-    report = diff_checkpoints(
-        a, b, arch=arch, expect_frozen=split_patterns(expect_frozen) or None, unsafe_load=unsafe_load
-    )
-    emit(
-        report,
-        lambda: render_diff(report, expand=expand),
-        Output(json=json, html=html, svg=svg, no_color=no_color, title=f"torchscope diff {a.name} {b.name}"),
-    )
+    out = Output(
+        json=json, html=html, svg=svg, no_color=no_color, force=force,
+        title=f"torchscope diff {a.name} {b.name}", inputs=command_inputs(None, a, b),
+    )  # fmt: skip
+    frozen = split_patterns(expect_frozen, option="--expect-frozen") or None
+    report = diff_checkpoints(a, b, arch=arch, expect_frozen=frozen, unsafe_load=unsafe_load)
+    emit(report, lambda: render_diff(report, expand=expand), out)
     if not report.ok:
         raise typer.Exit(1)

@@ -1,18 +1,17 @@
-"""Rich view of a :class:`~torchscope._check.StepReport`: one ✓/✗ line per invariant, the cause and fix
-under each ✗, and a summary of what was checked. No torch import.
+"""Rich view of a :class:`~torchscope.StepReport`: one ✓/✗ line per invariant, each cause once with
+its names and the one call that fixes them all, the step that was checked, and what limits the
+verdict. No torch import.
 """
 
 from __future__ import annotations
-
-from typing import TYPE_CHECKING
 
 from rich.console import Group, RenderableType
 from rich.padding import Padding
 from rich.panel import Panel
 from rich.text import Text
 
-if TYPE_CHECKING:
-    from torchscope._check import StepReport, Violation
+from torchscope._check.grouping import group_violations
+from torchscope._check.report import StepReport, ViolationGroup, format_bytes
 
 #: What each violation kind means when it does NOT happen: the invariant, as the panel states it.
 INVARIANTS: dict[str, str] = {
@@ -27,26 +26,15 @@ INVARIANTS: dict[str, str] = {
     "tied_conflict": "tied params frozen under all their names or none",
 }
 
-MAX_NAMES = 6
+#: The invariants about frozen tensors: vacuous when nothing is frozen, so not shown as held.
+FROZEN_KINDS = ("frozen_param_changed", "frozen_buffer_changed", "optimizer_frozen_param", "tied_conflict")
+
+MAX_NAMES = 3  # "a few names": the count and the fix say the rest
 
 
-def fmt_bytes(n: int) -> str:
-    """``1536`` -> ``'1.5 KiB'``.
-
-    >>> fmt_bytes(512), fmt_bytes(3 * 1024**2)
-    ('512 B', '3.0 MiB')
-    """
-    value = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if value < 1024 or unit == "GiB":
-            return f"{n} B" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{value:.1f} TiB"  # pragma: no cover - the loop returns
-
-
-def _names(violations: list[Violation]) -> str:
-    names = [v.name for v in violations]
-    if violations and violations[0].kind == "frozen_buffer_changed":
+def _names(group: ViolationGroup) -> str:
+    names = list(group.names)
+    if group.kind == "frozen_buffer_changed":
         # name the modules once, then which of their buffers moved
         modules = list(dict.fromkeys(n.rpartition(".")[0] or n for n in names))
         buffers = list(dict.fromkeys(n.rpartition(".")[2] for n in names))
@@ -59,9 +47,9 @@ def _few(names: list[str]) -> str:
     return shown + (f" and {len(names) - MAX_NAMES} more" if len(names) > MAX_NAMES else "")
 
 
-def _change(violations: list[Violation]) -> str:
-    changes = [v.max_abs_change for v in violations if v.max_abs_change is not None]
-    return f" (max |change| {max(changes):.3g})" if changes and max(changes) > 0 else ""
+def _change(group: ViolationGroup) -> str:
+    change = group.max_abs_change
+    return f" (max |change| {change:.3g})" if change is not None and change > 0 else ""
 
 
 def summary_line(report: StepReport) -> str:
@@ -70,32 +58,51 @@ def summary_line(report: StepReport) -> str:
     ranks = f", {report.world_size} ranks" if report.world_size > 1 else ""
     return (
         f"checked {report.frozen_params} frozen + {report.trainable_params} trainable of {report.params} params, "
-        f"{report.frozen_buffers} frozen of {report.buffers} buffers ({fmt_bytes(report.bytes_checked)}); "
-        f"{report.mode} mode, snapshot {fmt_bytes(report.snapshot_bytes)}{steps}{ranks}"
+        f"{report.frozen_buffers} frozen of {report.buffers} buffers ({format_bytes(report.bytes_checked)}); "
+        f"{report.mode} mode, snapshot {format_bytes(report.snapshot_bytes)}{steps}{ranks}"
     )
 
 
-def render_check(report: StepReport, *, title: str = "check-freeze") -> RenderableType:
-    """A panel with a ✓ or ✗ line per invariant checked; under each ✗ the tensors, the cause and the fix.
+def verdict(report: StepReport) -> tuple[str, str]:
+    """The verdict in words and its colour: a check of nothing frozen does not say "all hold"."""
+    if not report.ok:
+        return f"✗ {len(report.violations)} violation(s)", "red"
+    if report.nothing_frozen:
+        return "! nothing frozen, nothing checked", "yellow"
+    return "✓ all invariants hold", "green"
 
-    Violations of one kind that share a cause are listed once, with all their names.
+
+def render_check(report: StepReport, *, title: str = "check-freeze") -> RenderableType:
+    """A panel with a ✓ or ✗ line per invariant checked; under each ✗ every cause once, with its
+    names, its count and the one call that fixes them all.
+
+    The verdict leads the title, so a long model spec is what gets cut at a narrow width, never
+    the verdict.
     """
+    groups = report.groups or group_violations(report.violations)
     lines: list[RenderableType] = []
     for kind in report.checks:
-        found = [v for v in report.violations if v.kind == kind]
+        found = [g for g in groups if g.kind == kind]
         label = INVARIANTS.get(kind, kind)
         if not found:
-            lines.append(Text.assemble(("✓ ", "bold green"), (label, "")))
+            if report.nothing_frozen and kind in FROZEN_KINDS:
+                lines.append(Text.assemble(("- ", "dim"), (f"{label}: nothing frozen, not checked", "dim")))
+            else:
+                lines.append(Text.assemble(("✓ ", "bold green"), (label, "")))
             continue
-        lines.append(Text.assemble(("✗ ", "bold red"), (label, "bold"), (f"  {len(found)}× {kind}", "red")))
-        by_cause: dict[str, list[Violation]] = {}
-        for v in found:
-            by_cause.setdefault(v.cause, []).append(v)
-        for cause, group in by_cause.items():
+        count = sum(g.count for g in found)
+        lines.append(Text.assemble(("✗ ", "bold red"), (label, "bold"), (f"  {count}× {kind}", "red")))
+        for group in found:
             lines.append(Padding(Text.assemble((_names(group), "yellow"), (_change(group), "dim")), (0, 0, 0, 2)))
-            lines.append(Padding(Text(cause), (0, 0, 0, 4)))
+            lines.append(Padding(Text(group.cause), (0, 0, 0, 4)))
+            if group.fix:
+                what = "all" if group.count > 1 else "it"
+                lines.append(Padding(Text.assemble((f"fix {what}: ", "bold"), (group.fix, "cyan")), (0, 0, 0, 4)))
     lines.append(Text(""))
+    for caveat in report.caveats:
+        lines.append(Text.assemble(("note: ", "bold yellow"), (caveat, "yellow")))
+    if report.reference is not None:
+        lines.append(Text(f"step: {report.reference.describe()}", style="dim"))
     lines.append(Text(summary_line(report), style="dim"))
-    verdict = "all invariants hold" if report.ok else f"{len(report.violations)} violation(s)"
-    mark, style = ("✓", "green") if report.ok else ("✗", "red")
-    return Panel(Group(*lines), title=f"{title}: {mark} {verdict}", title_align="left", border_style=style)
+    words, style = verdict(report)
+    return Panel(Group(*lines), title=f"{words} · {title}", title_align="left", border_style=style)

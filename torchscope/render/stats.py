@@ -116,6 +116,7 @@ def _grads_footer(data: GradReport, table: RenderableType) -> RenderableType:
                 style="yellow",
             )
         )
+    parts += [Text(f"note: {caveat}", style="yellow") for caveat in data.caveats]
     if data.flags:
         parts.append(Text("\n".join(data.flags), style="yellow"))
     elif not data.unused:
