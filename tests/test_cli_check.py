@@ -219,6 +219,9 @@ def test_check_freeze_with_nothing_frozen_is_not_a_success(models: str) -> None:
         "(--freeze 'backbone.*', --freeze-backbone) or pass --allow-empty"
     ]
     assert empty.stdout == ""
+    undone = _run("check-freeze", f"{ZOO}:SmallCNN", "--freeze", "backbone", "--unfreeze", "backbone",
+                  "--input-size", "2,3,8,8")  # fmt: skip
+    assert undone.exit_code == 2 and "is frozen, so there is nothing to check" in undone.stderr
     allowed = _run("check-freeze", f"{ZOO}:SmallCNN", "--input-size", "2,3,8,8", "--allow-empty", "--no-color")
     assert allowed.exit_code == 0, allowed.output
     assert "! nothing frozen, nothing checked" in allowed.output and "all invariants hold" not in allowed.output

@@ -89,7 +89,7 @@ def check_freeze_command(
         freeze=split_patterns(freeze, option="--freeze"),
         unfreeze=split_patterns(unfreeze, option="--unfreeze"),
         freeze_backbone=freeze_backbone,
-    )
+    ) or None  # `--freeze a --unfreeze a` leaves no name: judged by requires_grad, as with no option
     if not allow_empty and frozen_tensor_count(loaded, expected) == 0:
         raise SpecError(
             f"nothing in {model} is frozen, so there is nothing to check; freeze something "
