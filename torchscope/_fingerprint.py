@@ -7,7 +7,9 @@ it. Two methods:
   weights, wrapping modulo 2**64. An odd weight is invertible modulo 2**64, so a single changed
   element always changes the sum, and because every position has its own weight, several changed
   elements cancel out only with probability ~2**-64. The tensor is read in chunks, so the extra
-  memory is O(chunk).
+  memory is O(chunk). On the CPU a fused C kernel (:func:`torchscope._fused.fused_fingerprint`)
+  computes the same value in one pass with no temporaries; elsewhere, or without a C compiler, the
+  chunked torch reduction does.
 - ``"hash"``: ``torch.hash_tensor`` (torch >= 2.10), an XOR reduction of the bit patterns: faster and
   allocation-free, and a single changed element always changes it, but the same bit flipped in an
   even number of elements cancels out. A real SGD step does that (two bias elements each moved by
@@ -28,6 +30,7 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
+from torchscope._fused import fused_fingerprint
 from torchscope.errors import TorchscopeError
 
 Method = Literal["auto", "hash", "weighted"]
@@ -101,6 +104,10 @@ def _weighted(t: torch.Tensor, chunk: int | None = None) -> torch.Tensor:
         flat = torch.view_as_real(flat).reshape(-1)
     bits_dtype = _BITS_DTYPE[flat.element_size()]
     bits = flat.view(bits_dtype) if flat.dtype != bits_dtype else flat
+    fused = fused_fingerprint(bits, _weights(t.device, chunk), chunk) if t.device.type == "cpu" else None
+    if fused is not None:
+        # the C kernel: one pass, no temporaries, the same value as the loop below
+        return torch.tensor(_signed(fused), dtype=torch.int64)
     total = torch.zeros((), dtype=torch.int64, device=t.device)
     for k, start in enumerate(range(0, bits.numel(), chunk)):
         part = bits[start : start + chunk]

@@ -6,7 +6,8 @@
 ctypes. It reads a dense float32/bfloat16/float16 tensor once, where the torch reductions read it
 four times. Anything that stops it (no compiler, a CPU without AVX2, another architecture,
 ``TORCHSCOPE_FUSED=0``) leaves :func:`library` returning None and ``record()`` on the torch path;
-:func:`status` says which.
+:func:`status` says which. The same library holds the one-pass weighted fingerprint
+(:func:`fused_fingerprint`, behind ``check_step``'s fingerprint mode), bit-identical to the torch path.
 """
 
 from __future__ import annotations
@@ -106,6 +107,10 @@ def library() -> ctypes.CDLL | None:
         return None
     lib.ts_stats.restype = None
     lib.ts_stats.argtypes = [ctypes.c_void_p, ctypes.c_int64, ctypes.c_int, ctypes.c_int, ctypes.c_void_p]
+    lib.ts_fingerprint.restype = ctypes.c_uint64
+    lib.ts_fingerprint.argtypes = [
+        ctypes.c_void_p, ctypes.c_int64, ctypes.c_int, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int
+    ]  # fmt: skip
     _status = "in use"
     return lib
 
@@ -151,3 +156,30 @@ def fused_stats(x: torch.Tensor) -> torch.Tensor | None:
     out = torch.empty(8, dtype=torch.float64)
     lib.ts_stats(x.data_ptr(), x.numel(), kind, torch.get_num_threads(), out.data_ptr())
     return out
+
+
+def fused_fingerprint(bits: torch.Tensor, weights: torch.Tensor, chunk: int) -> int | None:
+    """The weighted fingerprint of ``_fingerprint.py`` in one pass over ``bits``, or None when the
+    kernel does not apply (not a contiguous CPU tensor of 1/2/4/8-byte elements, or no kernel).
+
+    ``bits`` is the tensor's bit-pattern view, ``weights`` the ``chunk`` odd int64 weights; the
+    result is the same unsigned 64-bit value the chunked torch reduction gives.
+    """
+    if (
+        not enabled
+        or bits.device.type != "cpu"
+        or bits.layout != torch.strided
+        or not bits.is_contiguous()
+        or bits.element_size() not in (1, 2, 4, 8)
+        or weights.dtype != torch.int64
+        or not weights.is_contiguous()
+        or weights.numel() < chunk
+    ):
+        return None
+    lib = library()
+    if lib is None:
+        return None
+    value = lib.ts_fingerprint(
+        bits.data_ptr(), bits.numel(), bits.element_size(), weights.data_ptr(), chunk, torch.get_num_threads()
+    )
+    return int(value)
