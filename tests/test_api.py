@@ -28,6 +28,7 @@ def test_unknown_attribute_is_an_attribute_error() -> None:
         torchscope.nope  # noqa: B018
 
 
+@pytest.mark.slow  # spawns a process
 @pytest.mark.parametrize("module", ["torchscope", "torchscope.cli"])
 def test_import_does_not_import_torch(module: str) -> None:
     code = (

@@ -65,6 +65,7 @@ def test_nav_pages_exist() -> None:
     assert {p.name for p in (ROOT / "docs").glob("*.md")} == set(pages)
 
 
+@pytest.mark.slow  # spawns a process
 @pytest.mark.skipif(importlib.util.find_spec("mkdocs") is None, reason="mkdocs not installed: pip install -e '.[docs]'")
 def test_mkdocs_build_strict(tmp_path: Path) -> None:
     env = {**os.environ, "NO_MKDOCS_2_WARNING": "1"}

@@ -156,6 +156,7 @@ def test_weights_safetensors_that_do_not_fit(tmp_path: Path) -> None:
         )
 
 
+@pytest.mark.slow  # spawns a process
 def test_cli_tree_of_a_model_type_does_not_import_transformers_for_help() -> None:
     code = "import sys; from torchscope.cli import main; sys.argv=['torchscope','--help']\ntry:\n main()\nexcept SystemExit: pass\nprint('transformers' in sys.modules, 'peft' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout

@@ -62,6 +62,7 @@ def rgb(hex_color: str) -> tuple[int, int, int]:
     return int(h[0:2], 16), int(h[2:4], 16), int(h[4:6], 16)
 
 
+@pytest.mark.slow  # spawns a process
 def test_report_page_renders_with_its_charts_in_headless_chromium(tmp_path: Path) -> None:
     image_mod = pytest.importorskip("PIL.Image", reason="Pillow (comes with torchvision) reads the PNG")
     model, x = build("small_cnn")

@@ -41,6 +41,7 @@ def entries() -> list[Path]:
 # --- the torch-free data module and from_dict ------------------------------------------------------
 
 
+@pytest.mark.slow  # spawns a process
 def test_treedata_and_treecache_import_without_torch() -> None:
     code = (
         "import sys, torchscope._treedata, torchscope._treecache\n"
@@ -308,6 +309,7 @@ def test_cli_hit_is_byte_identical_to_the_miss_and_loads_no_model(
     assert json.loads(misses[2]) == tree(load_model("resnet18", device="meta")).to_dict()
 
 
+@pytest.mark.slow  # spawns a process
 def test_cli_second_run_does_not_import_torch(tmp_path: Path) -> None:
     env = {**os.environ, "TORCHSCOPE_CACHE_DIR": str(tmp_path / "cache"), "COLUMNS": "100"}
     cmd = ["tree", "resnet18", "--no-color", "--depth", "1"]
@@ -514,6 +516,7 @@ def test_an_unresolvable_cache_dir_skips_the_cache_with_one_warning(
     assert list(tmp_path.iterdir()) == []  # no folder named "~nosuchuser" in the working directory
 
 
+@pytest.mark.slow  # spawns a process
 def test_an_unresolvable_cache_dir_warns_once_in_a_fresh_process(tmp_path: Path) -> None:
     env = {**os.environ, "TORCHSCOPE_CACHE_DIR": "~nosuchuser/x", "COLUMNS": "100"}
     done = subprocess.run(
