@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from rich.console import Console
+from rendering import text
 from zoo import SmallCNN
 
 from torchscope import diff_checkpoints
@@ -106,9 +106,7 @@ def test_render_tree_folds_unchanged_modules() -> None:
     a, b = _pair()
     b["fc.weight"] = a["fc.weight"] * 2
     b["backbone.4.running_var"] = a["backbone.4.running_var"] + 0.25
-    console = Console(width=100, color_system=None, record=True)
-    console.print(render_diff(diff_checkpoints(a, b, expect_frozen="backbone")))
-    assert console.export_text().splitlines() == [
+    assert text(render_diff(diff_checkpoints(a, b, expect_frozen="backbone"))).splitlines() == [
         "A → B",
         "├── backbone",
         "│   ├── 0  2 unchanged  ✓ 2 expected frozen",

@@ -5,25 +5,13 @@ from pathlib import Path
 
 import pytest
 import torch
-from rendering import text
+from rendering import row_names, text
 from torch import nn
 from zoo import build
 
 from torchscope import TorchscopeError, capture_state, freeze, tree
 from torchscope.errors import PatternError
 from torchscope.render.tree import render_tree
-
-
-def row_names(out: str) -> list[str]:
-    """The Name column of each table row, without the tree guides."""
-    rows = out.splitlines()[2:]
-    names = []
-    for line in rows:
-        if line.startswith(("Trainable params", "warning")):
-            break
-        names.append(line.lstrip("│├└─ ").split()[0])
-    return names
-
 
 # --- the collector -------------------------------------------------------------------------------
 
