@@ -1,7 +1,9 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections import namedtuple
+from pathlib import Path
 
 import pytest
 import torch
@@ -14,6 +16,8 @@ import torchscope
 from torchscope import ForwardError, SpecError, capture_state, summary
 from torchscope._inputs import flatten_outputs, make_inputs, parse_dtype, parse_input_size, prepare_call
 from torchscope.render.summary import render_summary
+
+ZOO_PY = str(Path(__file__).parent / "zoo.py")
 
 
 def tiny() -> nn.Module:
@@ -345,3 +349,73 @@ def test_multihead_attention_out_proj_is_not_reported_as_never_called() -> None:
 
     s = torchscope.summary(Attn(), input_size=(2, 5, 8))
     assert s.to_dict()["not_called"] == ["unused"]
+
+
+# --- the CLI: --strict, and forward errors said the same way by summary and activations ----------
+
+BILINEAR_NET = """
+import torch
+from torch import nn
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+        self.bil = nn.Bilinear(4, 4, 3)
+
+    def forward(self, x):
+        h = self.fc(x)
+        return self.bil(h, h)
+"""
+
+
+def test_cli_marks_a_lower_bound_and_strict_exits_1(tmp_path, cli) -> None:
+    (tmp_path / "bilnet.py").write_text(BILINEAR_NET)
+    spec = f"{tmp_path / 'bilnet.py'}:Net"
+    table = cli("summary", spec, "--input-size", "2,4", "--no-color")
+    assert table.exit_code == 0, table.output
+    assert "Mult-adds: >= 32 (FLOPs: >= 64)" in table.stdout
+    doc = cli("summary", spec, "--input-size", "2,4", "--json")
+    data = json.loads(doc.stdout)
+    assert data["mult_adds_lower_bound"] is True and data["uncounted_ops"] == ["aten._trilinear"]
+    strict = cli("summary", spec, "--input-size", "2,4", "--strict", "--no-color")
+    assert strict.exit_code == 1
+    assert "Mult-adds: >= 32" in strict.stdout
+    assert "--strict: mult-adds is a lower bound, no FLOP formula for aten._trilinear" in strict.stderr
+    exact = cli("summary", f"{ZOO_PY}:SmallCNN", "--input-size", "2,3,8,8", "--strict", "--no-color")
+    assert exact.exit_code == 0 and ">=" not in exact.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--input-size", "2,4,8,8"], r"forward pass failed in backbone\.0 \(Conv2d\) given \[2, 4, 8, 8\]"),
+        (["--input-size", "2,3,8,8", "--dtype", "int64"],
+         r"backbone\.0 \(Conv2d\) given \[2, 3, 8, 8\]: .*the input is int64 but the module's weights are "
+         r"floating point: give float inputs \(--dtype float32\)"),
+        (["--input-size", "1,3,1,1", "--mode", "train"],
+         r"backbone\.1 \(BatchNorm2d\) given \[1, 8, 1, 1\]: ValueError: .*; use batch >= 2"),
+    ],
+)  # fmt: skip
+@pytest.mark.parametrize("command", ["summary", "activations"])
+def test_cli_forward_errors_are_one_line_and_no_numbers(
+    cli, command: str, args: list[str], message: str
+) -> None:
+    import re
+
+    result = cli(command, f"{ZOO_PY}:SmallCNN", *args, "--device", "cpu", "--no-color")
+    assert result.exit_code == 2, result.output
+    assert result.stdout == ""
+    assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
+    assert re.search(message, result.stderr), result.stderr
+
+
+def test_cli_batch_one_in_train_mode_says_use_batch_two(cli) -> None:
+    model = f"{ZOO_PY}:SmallCNN"
+    result = cli("activations", model, "--input-size", "1,3,1,1", "--mode", "train", "--no-color")
+    assert result.exit_code == 2 and result.stdout == ""
+    assert "use batch >= 2" in result.stderr
+    result = cli("summary", "inception_v3", "--mode", "train", "--no-color")
+    assert result.exit_code == 2 and result.stdout == ""
+    assert "AuxLogits" in result.stderr and "use batch >= 2" in result.stderr

@@ -302,8 +302,8 @@ class _FittedTable:
         yield table
 
 
-def summary_text(data: Summary, width: int = 120) -> str:
-    """The rendered summary as plain text (``str(summary)``)."""
+def summary_text(data: Summary, width: int = 1000) -> str:
+    """The rendered summary as plain text (``str(summary)``), at its natural width unless given."""
     console = Console(width=width, color_system=None, record=True, file=io.StringIO())
     console.print(render_summary(data))
     return "\n".join(line.rstrip() for line in console.export_text().splitlines())
