@@ -210,3 +210,23 @@ def build_recurrent(name: str, seed: int = 0) -> tuple[nn.Module, Any]:
     builder, make_input = RECURRENT[name]
     torch.manual_seed(seed)
     return builder(), make_input()
+
+
+class DecoderLM(nn.Module):
+    """A decoder-only language model: embedding, causal transformer layers, an untied head.
+
+    ``DecoderLM(32000, 4096, 32, 11008, 32)`` is Llama-7B-sized (6.6B params); build it under
+    ``torch.device("meta")`` unless you mean to allocate it.
+    """
+
+    def __init__(self, vocab: int = 50, dim: int = 16, heads: int = 2, ff: int = 32, layers: int = 2) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(vocab, dim)
+        layer = nn.TransformerEncoderLayer(dim, heads, ff, dropout=0.0, batch_first=True, norm_first=True)
+        self.layers = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
+        self.head = nn.Linear(dim, vocab, bias=False)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        n = tokens.shape[1]
+        mask = nn.Transformer.generate_square_subsequent_mask(n, device=tokens.device)
+        return self.head(self.layers(self.embed(tokens), mask=mask, is_causal=True))

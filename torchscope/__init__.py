@@ -22,6 +22,7 @@ _EXPORTS: dict[str, str] = {
     "DiffReport": "torchscope._diff",
     "ForwardError": "torchscope.errors",
     "GradReport": "torchscope._grads",
+    "MemoryReport": "torchscope._memory.schema",
     "ModuleTree": "torchscope._tree",
     "ParamStats": "torchscope._stats",
     "PatternError": "torchscope.errors",
@@ -39,6 +40,7 @@ _EXPORTS: dict[str, str] = {
     "check_step": "torchscope._check.step",
     "collect_report": "torchscope._report",
     "diff_checkpoints": "torchscope._diff",
+    "estimate_memory": "torchscope._memory.estimate",
     "find_head": "torchscope._freeze",
     "fingerprint": "torchscope._fingerprint",
     "freeze": "torchscope._freeze",
@@ -83,6 +85,8 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from torchscope._freeze import find_head, freeze, freeze_backbone, replace_head, unfreeze
     from torchscope._grads import GradReport, grad_report
     from torchscope._loader import load_model
+    from torchscope._memory.estimate import estimate_memory
+    from torchscope._memory.schema import MemoryReport
     from torchscope._optaudit import audit_optimizer
     from torchscope._record import ActivationReport, Recorder, record
     from torchscope._report import ReportData, collect_report

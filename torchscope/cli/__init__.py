@@ -11,7 +11,7 @@ import importlib
 from torchscope.cli._app import app
 
 # Command modules, in the order their commands appear in --help.
-COMMAND_MODULES: tuple[str, ...] = ("tree", "inspect", "check", "bench", "report")
+COMMAND_MODULES: tuple[str, ...] = ("tree", "inspect", "check", "bench", "memory", "report")
 
 for _name in COMMAND_MODULES:
     importlib.import_module(f"torchscope.cli.{_name}")

@@ -1,0 +1,228 @@
+"""``estimate_memory``: trace a step under fake tensors and report its peak and what is alive at it."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from torchscope._loader import default_input_size
+from torchscope._memory.cards import MARGIN, capacity_of
+from torchscope._memory.fit import fit_batch_size
+from torchscope._memory.schema import KINDS, MemoryReport, ModuleMemory
+from torchscope._memory.step import Batch, StepConfig
+from torchscope._memory.trace import OptimizerArg, Trace, UserStep, trace_step
+from torchscope._memory.tracer import allocator_rounding, rounded
+from torchscope._memory.units import format_bytes
+from torchscope._parsing import dtype_name, parse_input_size
+from torchscope._tokens import is_token_model
+from torchscope.errors import TorchscopeError
+
+NOTE_CUDA = (
+    "tensor storage only, each allocation rounded to the CUDA caching allocator's 512-byte blocks, "
+    "as torch.cuda.max_memory_allocated() counts it; the CUDA context, cuBLAS/cuDNN workspaces and "
+    "fragmentation come on top (--fit keeps a margin for them)"
+)
+NOTE_CPU = "tensor storage only, exact bytes (no allocator rounding)"
+NOTE_AMP_CUDA = (
+    "autocast casts as on the CPU (the fake tensors live there); CUDA autocast also runs softmax, "
+    "layer_norm and the losses in fp32, so --amp on attention models may be low by those copies"
+)
+
+
+def batch_of(inputs: Any) -> Batch:
+    """(shape, dtype) pairs from a tensor, a shape, or a sequence of them.
+
+    >>> batch_of((2, 3, 8, 8))
+    (((2, 3, 8, 8), torch.float32),)
+    """
+    if isinstance(inputs, torch.Tensor):
+        return ((tuple(inputs.shape), inputs.dtype),)
+    if isinstance(inputs, torch.Size) or (
+        isinstance(inputs, Sequence) and inputs and all(isinstance(d, int) for d in inputs)
+    ):
+        return ((tuple(int(d) for d in inputs), torch.float32),)
+    if isinstance(inputs, Sequence) and inputs and not isinstance(inputs, str | bytes):
+        out: list[tuple[tuple[int, ...], torch.dtype]] = []
+        for item in inputs:
+            out.extend(batch_of(item))
+        return tuple(out)
+    raise TorchscopeError(
+        f"inputs {type(inputs).__name__} is not a tensor, a shape or a list of them; "
+        "pass e.g. torch.randn(8, 3, 224, 224) or (8, 3, 224, 224)"
+    )
+
+
+def with_batch_size(batch: Batch, size: int) -> Batch:
+    """``batch`` with its first dimension set to ``size`` on every input."""
+    return tuple(((size, *shape[1:]) if shape else shape, dtype) for shape, dtype in batch)
+
+
+def _modules(live: list[Any], order: list[str]) -> tuple[ModuleMemory, ...]:
+    field_of = {k: k.replace(" ", "_") for k in KINDS}
+    table: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for a in live:
+        owned = a.kind in ("parameters", "buffers", "gradients", "optimizer state")
+        name = (a.owner or "(outside)") if owned else a.module
+        table[name][field_of[a.kind]] += a.nbytes
+    rank = {name: i for i, name in enumerate(order)}
+    names = sorted(table, key=lambda n: (rank.get(n, len(rank)), n))
+    return tuple(ModuleMemory(n, **table[n]) for n in names)
+
+
+def report_of(trace: Trace, model: nn.Module, label: str, batch: Batch, config: StepConfig) -> MemoryReport:
+    """The report of a trace: peak, its phase, and what is alive at it."""
+    peak, clock, derived = trace.evaluate()
+    live = trace.live_at(clock, derived)
+    born = [a for a in trace.allocations if a.born == clock]
+    phase, op = (born[0].phase, born[0].op) if born else ("forward", "")
+    breakdown = {k: 0 for k in KINDS}
+    for a in live:
+        breakdown[a.kind] += a.nbytes
+    block = allocator_rounding(config.device)
+    seen: set[int] = set()
+    weights = 0
+    for t in [*model.parameters(), *model.buffers()]:
+        if id(t) not in seen:
+            seen.add(id(t))
+            weights += rounded(t.numel() * _itemsize(t, config), block)
+    order = [name for name, _ in model.named_children()] or [type(model).__name__]
+    params = list(model.parameters())
+    return MemoryReport(
+        model=label,
+        inputs=tuple(shape for shape, _ in batch),
+        step=config.describe(),
+        device=config.device,
+        block=block,
+        optimizer=config.optimizer,
+        amp=config.amp,
+        dtype=config.dtype,
+        channels_last=config.channels_last,
+        grad_checkpointing=config.grad_checkpointing,
+        mode=config.mode,
+        peak=peak,
+        phase=phase,
+        step_of_peak=trace.step_of(clock, derived),
+        op=op,
+        breakdown=tuple(breakdown.items()),
+        modules=_modules(live, order),
+        weights=weights,
+        trainable=sum(p.numel() for p in params if p.requires_grad),
+        total_params=sum(p.numel() for p in params),
+        notes=_notes(config),
+    )
+
+
+def _notes(config: StepConfig) -> tuple[str, ...]:
+    if config.device == "cpu":
+        return (NOTE_CPU,)
+    return (NOTE_CUDA, NOTE_AMP_CUDA) if config.amp != "off" else (NOTE_CUDA,)
+
+
+def _itemsize(t: torch.Tensor, config: StepConfig) -> int:
+    if t.dtype.is_floating_point and config.dtype != "fp32":
+        return config.param_dtype.itemsize
+    return t.dtype.itemsize
+
+
+def estimate_memory(
+    model: nn.Module,
+    inputs: Any,
+    step: UserStep | None = None,
+    optimizer: OptimizerArg = "adamw",
+    *,
+    amp: str = "off",
+    dtype: str = "fp32",
+    channels_last: bool = False,
+    grad_checkpointing: bool = False,
+    mode: str = "train",
+    device: str = "cuda",
+    steps: int = 2,
+    fit: str | int | None = None,
+    label: str | None = None,
+) -> MemoryReport:
+    """Predict the peak memory of training steps of ``model`` on ``inputs``, allocating nothing.
+
+    The step runs under fake tensors (or on the meta device): parameters and buffers are swapped for
+    fake ones for the duration of the call, so a model of any size, with real or meta weights, costs
+    no memory. ``inputs`` is a tensor, a shape, or a list of them (only shapes and dtypes are used).
+    ``optimizer`` is ``"sgd"``, ``"sgd-momentum"``, ``"adamw"`` or a callable taking the trainable
+    parameters. ``step(model, batch, optimizer)``, when given, replaces the built-in step (zero
+    grads, forward, cross-entropy, backward, optimizer step) and is called ``steps`` times. Frozen
+    parameters (``requires_grad=False``) get no gradient and no optimizer state. ``device`` is the
+    target whose allocator rounding is modelled (``"cuda"`` or ``"cpu"``). ``fit`` (bytes, ``"24GiB"``
+    or a GPU name such as ``"a100-40gb"``) adds the largest batch size (first dimension of every
+    input) whose peak fits, after the margin of :data:`~torchscope._memory.cards.MARGIN`.
+
+    >>> import torch, torchscope
+    >>> model = torch.nn.Sequential(torch.nn.Linear(64, 64), torch.nn.ReLU(), torch.nn.Linear(64, 10))
+    >>> r = torchscope.estimate_memory(model, (32, 64), optimizer="sgd", device="cpu")
+    >>> r.kind("parameters") == sum(p.numel() * 4 for p in model.parameters())
+    True
+    >>> r.phase in ("forward", "backward", "optimizer")
+    True
+    """
+    config = StepConfig(
+        optimizer=optimizer if isinstance(optimizer, str) else "adamw",
+        amp=amp, dtype=dtype, channels_last=channels_last, grad_checkpointing=grad_checkpointing,
+        mode=mode, device=device, steps=steps,
+    )  # fmt: skip
+    if not isinstance(model, nn.Module):
+        raise TorchscopeError(f"model is a {type(model).__name__}, not an nn.Module")
+    batch = batch_of(inputs)
+    if is_token_model(model):  # shapes given for a language model are token ids
+        batch = tuple((shape, torch.int64 if dt.is_floating_point else dt) for shape, dt in batch)
+    trace = trace_step(model, batch, config, step=step, optimizer=optimizer)
+    report = report_of(trace, model, label or type(model).__name__, batch, config)
+    if fit is not None:
+        capacity, target = (fit, format_bytes(fit)) if isinstance(fit, int) else capacity_of(fit)
+        result = fit_batch_size(
+            model, batch, config, capacity, target, MARGIN, report.weights, with_batch=with_batch_size,
+            step=step, optimizer=optimizer, known=(report.batch_size, trace) if report.batch_size > 1 else None,
+        )  # fmt: skip
+        report = dataclasses.replace(report, fit=result)
+    if not isinstance(optimizer, str) or step is not None:
+        report = _relabel(report, optimizer, step)
+    return report
+
+
+def memory_of_spec(
+    model: nn.Module,
+    spec: str,
+    *,
+    input_size: str | None,
+    batch_size: int | None,
+    dtype: str | None,
+    **options: Any,
+) -> MemoryReport:
+    """``estimate_memory`` from the command line's values: shapes, batch size and dtype as text.
+
+    With ``batch_size``, each ``input_size`` shape is one sample's (``3,224,224``); without it, the
+    whole batch's (``64,3,224,224``). A float ``dtype`` is the step's dtype (weights and inputs); an
+    integer one makes token-id inputs.
+    """
+    if input_size is not None:
+        shapes = [tuple(s) for s in parse_input_size(input_size)]
+        if batch_size is not None:
+            shapes = [(batch_size, *s) for s in shapes]
+    else:
+        shapes = [default_input_size(spec, batch=batch_size or 1)]
+    step_dtype, input_dtype = "fp32", torch.float32
+    if dtype is not None:
+        name = dtype_name(dtype)
+        if name in ("bfloat16", "float16"):
+            step_dtype = {"bfloat16": "bf16", "float16": "fp16"}[name]
+        elif name != "float32":
+            input_dtype = getattr(torch, name)
+    inputs = [torch.empty(s, dtype=input_dtype, device="meta") for s in shapes]
+    return estimate_memory(model, inputs, dtype=step_dtype, label=spec, **options)
+
+
+def _relabel(report: MemoryReport, optimizer: OptimizerArg, step: UserStep | None) -> MemoryReport:
+    what = "your step" if step is not None else report.step
+    opt = optimizer if isinstance(optimizer, str) else getattr(optimizer, "__name__", "custom")
+    return dataclasses.replace(report, step=what, optimizer=opt)

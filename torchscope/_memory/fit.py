@@ -1,0 +1,116 @@
+"""``--fit``: the largest batch size whose predicted peak fits a card, in a handful of traces.
+
+A trace costs the same at any batch size (fake tensors carry shapes, not data), but it still costs
+seconds, so the search does not bisect with traces. It traces two batch sizes, ``b1`` and ``b2``:
+when both runs made the same allocations in the same order (the step's control flow does not
+depend on the batch size), every storage's bytes are affine in the batch size, so the trace at any
+batch ``b`` is known exactly without running it: each storage's bytes interpolated, rounded to the
+allocator's block, and the timeline swept again. The search runs on that model; then the answer
+``b`` and ``b + 1`` are traced for real to confirm it (and the search walks on with real traces in
+the rare case the model was off).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from torch import nn
+
+from torchscope._memory.schema import FitResult, Margin
+from torchscope._memory.step import Batch, StepConfig
+from torchscope._memory.trace import OptimizerArg, Trace, UserStep, trace_step
+from torchscope._memory.tracer import allocator_rounding, rounded
+
+MAX_BATCH = 1 << 20
+
+
+class _Model:
+    """Peak bytes at any batch size, from two aligned traces (None when they do not align)."""
+
+    def __init__(self, t1: Trace, b1: int, t2: Trace, b2: int, block: int) -> None:
+        self.t1, self.b1, self.b2, self.block = t1, b1, b2, block
+        a1, a2 = t1.allocations, t2.allocations
+        same = (
+            len(a1) == len(a2) and t1.clocks == t2.clocks and t1.window == t2.window
+            and all(x.born == y.born and x.died == y.died and x.kind == y.kind for x, y in zip(a1, a2, strict=True))
+        )  # fmt: skip
+        self.slopes = [(y.raw - x.raw, x.raw) for x, y in zip(a1, a2, strict=True)] if same else None
+
+    def peak(self, b: int) -> int | None:
+        if self.slopes is None:
+            return None
+        span = self.b2 - self.b1
+        sizes = [rounded(raw + (d * (b - self.b1)) // span, self.block) for d, raw in self.slopes]
+        return self.t1.evaluate(sizes)[0]
+
+
+def fit_batch_size(
+    model: nn.Module,
+    batch: Batch,
+    config: StepConfig,
+    capacity: int,
+    target: str,
+    margin: Margin,
+    weights: int,
+    *,
+    with_batch: Callable[[Batch, int], Batch],
+    step: UserStep | None = None,
+    optimizer: OptimizerArg = "adamw",
+    known: tuple[int, Trace] | None = None,
+) -> FitResult:
+    """Search the largest batch size whose predicted peak is at most ``margin.usable(capacity)``.
+
+    ``known`` is a trace already made (batch size, trace), used as one of the two points.
+    """
+    usable = margin.usable(capacity)
+    traces = 0
+    cache: dict[int, int] = {}
+
+    def traced(b: int) -> int:
+        nonlocal traces
+        if b not in cache:
+            traces += 1
+            cache[b] = trace_step(
+                model, with_batch(batch, b), config, step=step, optimizer=optimizer
+            ).evaluate()[0]
+        return cache[b]
+
+    def result(b: int, reason: str = "") -> FitResult:
+        return FitResult(
+            target=target, capacity=capacity, margin=margin, usable=usable, batch_size=b,
+            peak=cache.get(b, 0) if b else 0, next_peak=cache.get(b + 1), weights=weights,
+            traces=traces, reason=reason,
+        )  # fmt: skip
+
+    if weights > usable:
+        return result(0, "the weights alone do not fit")
+    if known is None:
+        known = (2, trace_step(model, with_batch(batch, 2), config, step=step, optimizer=optimizer))
+        traces += 1
+    b1, t1 = known
+    b2 = b1 + 1
+    t2 = trace_step(model, with_batch(batch, b2), config, step=step, optimizer=optimizer)
+    traces += 1
+    cache[b1], cache[b2] = t1.evaluate()[0], t2.evaluate()[0]
+    linear = _Model(t1, b1, t2, b2, allocator_rounding(config.device))
+
+    def predicted(b: int) -> int:
+        got = linear.peak(b) if b not in cache else cache[b]
+        return got if got is not None else traced(b)
+
+    if predicted(1) > usable:
+        return result(0, "batch size 1 does not fit")
+    lo, hi = 1, 2  # predicted(lo) fits; grow hi until it does not
+    while hi <= MAX_BATCH and predicted(hi) <= usable:
+        lo, hi = hi, hi * 2
+    if hi > MAX_BATCH:
+        return result(lo, f"stopped at {lo}: the search's upper bound")
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if predicted(mid) <= usable else (lo, mid)
+    # Confirm with real traces; walk on if the interpolation was off.
+    while lo > 1 and traced(lo) > usable:
+        lo -= 1
+    while traced(lo + 1) <= usable:
+        lo += 1
+    return result(lo)
