@@ -419,3 +419,18 @@ def test_cli_batch_one_in_train_mode_says_use_batch_two(cli) -> None:
     result = cli("summary", "inception_v3", "--mode", "train", "--no-color")
     assert result.exit_code == 2 and result.stdout == ""
     assert "AuxLogits" in result.stderr and "use batch >= 2" in result.stderr
+
+
+def test_the_report_marks_a_lower_bound_too(tmp_path) -> None:
+    import importlib.util
+
+    (tmp_path / "bilnet_report.py").write_text(BILINEAR_NET)
+    spec = importlib.util.spec_from_file_location("bilnet_report", tmp_path / "bilnet_report.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    data = torchscope.collect_report(module.Net(), input_size=(2, 4), check=False)
+    assert data.mult_adds == 32 and data.to_dict()["mult_adds_lower_bound"] is True
+    assert any(n.startswith("mult-adds is a lower bound: aten._trilinear") for n in data.notes)
+    exact = torchscope.collect_report(tiny(), input_size=(2, 8), check=False)
+    assert exact.mult_adds == 64 and exact.mult_adds_lower_bound is False

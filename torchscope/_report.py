@@ -98,6 +98,7 @@ class ReportData:
     input_size: tuple[tuple[int, ...], ...] = ()
     generated_by: str = "torchscope"
     mult_adds: int | None = None
+    mult_adds_lower_bound: bool = False  # an op with arithmetic had no FLOP formula (see notes)
     modules_in_train_mode: int | None = None
     modules_in_eval_mode: int | None = None
     blocks: tuple[BlockRow, ...] = ()
@@ -227,7 +228,7 @@ def _collect(
     from torchscope._inputs import parse_dtype, prepare_call
     from torchscope._record import record
     from torchscope._state import preserved
-    from torchscope._summary import shapes_text, summary
+    from torchscope._summary import collect_summary, shapes_text
     from torchscope._tree import tree
 
     if input_size is None and input_data is None:
@@ -249,7 +250,7 @@ def _collect(
     )
     warnings = tuple(w["message"] for w in t["warnings"])
 
-    s = summary(model, input_size=input_size, input_data=input_data, dtype=dtype, compare_modes=False)
+    s = collect_summary(model, input_size, input_data, dtype=dtype, compare_modes=False)
     layers = tuple(
         LayerRow(r.name or "(model)", r.type, shapes_text(r.inputs), shapes_text(r.outputs), r.params, r.mult_adds)
         for r in s.rows
@@ -333,6 +334,7 @@ def _collect(
         input_size=_all_sizes(input_size, input_data),
         generated_by=f"torchscope {torchscope.__version__}, torch {torch.__version__}",
         mult_adds=s.total_mult_adds,
+        mult_adds_lower_bound=s.mult_adds_lower_bound,
         modules_in_train_mode=t["modules_in_train_mode"],
         modules_in_eval_mode=t["modules_in_eval_mode"],
         blocks=blocks,

@@ -116,7 +116,7 @@ def _cards(data: ReportData) -> str:
         ("frozen", format_number(data.frozen_params)),
     ]
     if data.mult_adds is not None:
-        cards.append(("mult-adds", format_number(data.mult_adds)))
+        cards.append(("mult-adds", (">= " if data.mult_adds_lower_bound else "") + format_number(data.mult_adds)))
     if data.modules_in_train_mode is not None:
         cards.append(("modules train / eval", f"{data.modules_in_train_mode} / {data.modules_in_eval_mode}"))
     if data.check_ok is not None:
@@ -339,7 +339,7 @@ def render_report_terminal(data: ReportData, *, html_path: str | None = None) ->
     )
     table.add_row("params", params)
     if data.mult_adds is not None:
-        table.add_row("mult-adds", format_number(data.mult_adds))
+        table.add_row("mult-adds", (">= " if data.mult_adds_lower_bound else "") + format_number(data.mult_adds))
     acts = [a for a in data.activations if a.leaf] or list(data.activations)
     if acts:
         table.add_row("activation std by depth", Text(sparkline([a.std for a in acts], log=True), style="blue"))
