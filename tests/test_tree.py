@@ -37,6 +37,7 @@ def test_exact_dict_of_a_small_model() -> None:
         "tied": [],
         "global_hooks": 0,
         "warnings": [],
+        "adapters": [],
     }
     rows = [{k: v for k, v in m.items() if k != "signature"} for m in d["modules"]]
     assert rows == [

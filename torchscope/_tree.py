@@ -14,6 +14,7 @@ from torch import nn
 from torch.nn.modules.batchnorm import _NormBase
 from torch.nn.parameter import UninitializedBuffer, UninitializedParameter
 
+from torchscope._adapters import collect_adapters, logical_numel
 from torchscope._loader import unwrap
 
 # the plain data lives in a torch-free module (read back from the cache without torch); re-exported
@@ -36,13 +37,20 @@ def _numel(t: torch.Tensor) -> int:
     # lazy modules have no shape until their first forward pass
     if isinstance(t, _LAZY):
         return 0
-    return t.numel()
+    # packed 4-bit weights count as the weights they stand for
+    return logical_numel(t)
 
 
 def _type_name(module: nn.Module) -> str:
     # TorchScript modules are all RecursiveScriptModule; show the class they were scripted from
     original = getattr(module, "original_name", None) if isinstance(module, torch.jit.ScriptModule) else None
-    return original if isinstance(original, str) and original else type(module).__name__
+    if isinstance(original, str) and original:
+        return original
+    # peft's adapted layers reuse torch's names (peft.tuners.lora.layer.Linear): say which tuner
+    where = type(module).__module__.split(".")
+    if len(where) > 2 and where[:2] == ["peft", "tuners"]:
+        return f"{where[2]}.{type(module).__name__}"
+    return type(module).__name__
 
 
 def _hook_counts(module: nn.Module) -> HookCounts:
@@ -74,7 +82,7 @@ def _bytes_by_dtype(tensors: Iterable[torch.Tensor]) -> tuple[tuple[str, int], .
         if isinstance(t, _LAZY):
             continue
         key = str(t.dtype).removeprefix("torch.")
-        out[key] = out.get(key, 0) + _numel(t) * t.element_size()
+        out[key] = out.get(key, 0) + t.numel() * t.element_size()  # bytes held: packed weights as stored
     return tuple(sorted(out.items(), key=lambda kv: (-kv[1], kv[0])))
 
 
@@ -204,6 +212,7 @@ def tree(model: nn.Module) -> ModuleTree:
         global_hooks=global_hooks,
         modules=tuple(entries),
         warnings=tuple(warnings),
+        adapters=collect_adapters(root, _numel),
     )
 
 

@@ -188,6 +188,56 @@ class TreeWarning:
 
 
 @dataclass(frozen=True)
+class AdapterInfo:
+    """One PEFT adapter (LoRA and kin) on the model: its settings and where it sits.
+
+    ``modules`` are the base modules that carry it (``base_model.model...q_proj``), ``targets`` the
+    names its config targets, ``modules_to_save`` the modules trained as full copies beside the
+    frozen originals. ``params`` counts the adapter's own tensors (and the copies), each once.
+    """
+
+    name: str
+    kind: str  # peft's type: "LORA", "ADALORA", "IA3", ...
+    r: int | None
+    alpha: float | None
+    rank_pattern: bool  # some modules have their own r/alpha (rank_pattern, alpha_pattern)
+    targets: tuple[str, ...]
+    modules: tuple[str, ...]
+    modules_to_save: tuple[str, ...]
+    params: int
+    trainable_params: int
+    active: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready data."""
+        return _jsonable(self)  # type: ignore[no-any-return]
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> AdapterInfo:
+        """The inverse of :meth:`to_dict`."""
+        d = _fields_of(cls, d)
+        r = d["r"]
+        alpha = d["alpha"]
+        if r is not None and (not isinstance(r, int) or isinstance(r, bool)):
+            raise TorchscopeError(f"field 'r' must be an int or null, got {r!r}")
+        if alpha is not None and (not isinstance(alpha, int | float) or isinstance(alpha, bool)):
+            raise TorchscopeError(f"field 'alpha' must be a number or null, got {alpha!r}")
+        return cls(
+            name=_str(d["name"], "name"),
+            kind=_str(d["kind"], "kind"),
+            r=r,
+            alpha=None if alpha is None else float(alpha),
+            rank_pattern=_bool(d, "rank_pattern"),
+            targets=_strs(d["targets"], "targets"),
+            modules=_strs(d["modules"], "modules"),
+            modules_to_save=_strs(d["modules_to_save"], "modules_to_save"),
+            params=_int(d, "params"),
+            trainable_params=_int(d, "trainable_params"),
+            active=_bool(d, "active"),
+        )
+
+
+@dataclass(frozen=True)
 class ModuleTree:
     """What ``tree(model)`` found. All counts are unique tensors; sizes are in bytes."""
 
@@ -206,6 +256,8 @@ class ModuleTree:
     global_hooks: int
     modules: tuple[ModuleEntry, ...]
     warnings: tuple[TreeWarning, ...]
+    # PEFT adapters (empty for a model without any); quantized params count by their logical size
+    adapters: tuple[AdapterInfo, ...] = ()
 
     @property
     def total_param_bytes(self) -> int:
@@ -244,4 +296,5 @@ class ModuleTree:
             global_hooks=_int(d, "global_hooks"),
             modules=tuple(ModuleEntry.from_dict(m) for m in _list(d["modules"], "modules")),
             warnings=tuple(TreeWarning.from_dict(w) for w in _list(d["warnings"], "warnings")),
+            adapters=tuple(AdapterInfo.from_dict(a) for a in _list(d["adapters"], "adapters")),
         )

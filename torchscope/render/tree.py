@@ -21,7 +21,7 @@ from torchscope._patterns import name_matches
 from torchscope.errors import PatternError, TorchscopeError
 
 if TYPE_CHECKING:
-    from torchscope._treedata import ModuleEntry, ModuleTree
+    from torchscope._treedata import AdapterInfo, ModuleEntry, ModuleTree
 
 FREEZE_MARK = {"trainable": "✓", "frozen": "✗", "partial": "partial", "none": ""}
 _INDEXED = re.compile(r"^(.*?)(\d+)$")
@@ -295,7 +295,31 @@ def _footer(data: ModuleTree) -> Table:
         grid.add_row("", f"and {len(data.tied) - 5} more tied groups (see --json)")
     if data.global_hooks:
         grid.add_row("Global module hooks:", str(data.global_hooks))
+    for adapter in data.adapters:
+        grid.add_row("Adapter:", _adapter_text(adapter))
     return grid
+
+
+def _adapter_text(a: AdapterInfo) -> str:
+    """``default: LORA r=8, alpha=16 on q_proj, v_proj (44 modules); ...; 4.2 M params, all trainable``."""
+    settings = ", ".join(
+        part
+        for part in (
+            f"r={a.r}" if a.r is not None else "",
+            f"alpha={a.alpha:g}" if a.alpha is not None else "",
+            "per-module ranks" if a.rank_pattern else "",
+        )
+        if part
+    )
+    text = f"{a.name}: {a.kind}" + (f" {settings}" if settings else "")
+    text += f" on {', '.join(a.targets) or 'no target names'} ({len(a.modules)} modules)"
+    if a.modules_to_save:
+        # peft wraps them under base_model.model.; the model's own names read better
+        names = [n.removeprefix("base_model.model.") for n in a.modules_to_save]
+        text += f"; full copies trained: {', '.join(names)}"
+    trained = "all trainable" if a.trainable_params == a.params else f"{human_count(a.trainable_params)} trainable"
+    text += f"; {human_count(a.params)} params, {trained}"
+    return text if a.active else text + " (inactive)"
 
 
 _GROUPED = {
