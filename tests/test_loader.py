@@ -273,7 +273,7 @@ def test_missing_python_file(tmp_path: Path) -> None:
 def test_python_file_that_raises(tmp_path: Path) -> None:
     path = tmp_path / "broken.py"
     path.write_text("raise RuntimeError('boom')\n")
-    with pytest.raises(SpecError, match=r"importing .*broken.py failed: RuntimeError: boom; fix the file"):
+    with pytest.raises(SpecError, match=r"importing .*broken.py failed: RuntimeError: boom at .*broken.py:1 \(in <module>\); fix the file"):
         load_model(f"{path}:Net")
 
 

@@ -101,7 +101,7 @@ class DiffReport:
         }
 
 
-def _load(ckpt: Checkpoint, label: str, unsafe_load: bool) -> dict[str, torch.Tensor]:
+def _load(ckpt: Checkpoint, label: str, unsafe_load: bool, verify: bool) -> dict[str, torch.Tensor]:
     if isinstance(ckpt, Mapping):
         return extract_state_dict(ckpt, Path(label))
     if not isinstance(ckpt, str | Path):
@@ -111,7 +111,7 @@ def _load(ckpt: Checkpoint, label: str, unsafe_load: bool) -> dict[str, torch.Te
         raise SpecError(f"checkpoint not found: {path}; check the path")
     if is_safetensors(path):
         return load_safetensors(path, "cpu")
-    return extract_state_dict(torch_load(path, "cpu", unsafe_load), path)
+    return extract_state_dict(torch_load(path, "cpu", unsafe_load, verify), path)
 
 
 def _stats(a: torch.Tensor, b: torch.Tensor) -> tuple[float, float]:
@@ -163,12 +163,14 @@ def diff_checkpoints(
     arch: str | None = None,
     expect_frozen: str | Sequence[str] | None = None,
     unsafe_load: bool = False,
+    verify: bool = True,
 ) -> DiffReport:
     """Compare checkpoints ``a`` and ``b`` (paths or state_dicts) tensor by tensor.
 
     ``arch`` (a model spec such as ``"resnet18"``) names each tensor's module type and strips
     wrapper prefixes (``model.``) that do not fit it; ``expect_frozen`` glob patterns select the
-    tensors that must be unchanged; ``unsafe_load`` allows files that pickle a whole module.
+    tensors that must be unchanged; ``unsafe_load`` allows files that pickle a whole module;
+    ``verify=False`` skips checking the archives' CRC-32s (a damaged tensor is an error by default).
 
     >>> import torch
     >>> a = torch.nn.Linear(2, 2).state_dict()
@@ -180,8 +182,8 @@ def diff_checkpoints(
     """
     label_a = str(a) if isinstance(a, str | Path) else "A"
     label_b = str(b) if isinstance(b, str | Path) else "B"
-    sa = _load(a, label_a, unsafe_load)
-    sb = _load(b, label_b, unsafe_load)
+    sa = _load(a, label_a, unsafe_load, verify)
+    sb = _load(b, label_b, unsafe_load, verify)
     types: dict[str, str] = {}
     not_in_arch: tuple[str, ...] = ()
     if arch is not None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import pickle
 import warnings
 import zipfile
 from collections.abc import Mapping
@@ -13,7 +12,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from torchscope._loader.checkpoint import read_checkpoint, sniff, verify_zip
 from torchscope._loader.common import few, first_line, kwargs_text
+from torchscope._loader.objects import user_modules_importable
 from torchscope._loader.safetensors_io import is_safetensors, load_safetensors
 from torchscope.errors import SpecError
 
@@ -24,43 +25,44 @@ WRAPPER_PREFIXES: tuple[str, ...] = ("module.", "_orig_mod.")
 
 
 def _zip_names(path: Path) -> list[str]:
-    if not zipfile.is_zipfile(path):
+    """The records of a zip archive, ``[]`` for a legacy pickle; a damaged file is a CheckpointError."""
+    if sniff(path) != "zip":
         return []
-    with zipfile.ZipFile(path) as archive:
+    with zipfile.ZipFile(path) as archive:  # sniff opened it already: it has a readable directory
         return archive.namelist()
 
 
-def torch_load(path: Path, map_location: str, unsafe_load: bool) -> Any:
-    """``torch.load`` with ``weights_only=True``; a whole pickled module only with ``unsafe_load``."""
-    is_zip = zipfile.is_zipfile(path)
-    with open(path, "rb") as fh:
-        head = fh.read(1)
-    # torch.save writes a zip archive, or (legacy format) a pickle, which starts with PROTO 0x80
-    if not is_zip and head != b"\x80":
-        raise SpecError(
-            f"{path} is not a PyTorch checkpoint (neither a zip archive nor a pickle); check the file"
-        )
-    try:
-        return torch.load(path, map_location=map_location, weights_only=True, mmap=is_zip)
-    except pickle.UnpicklingError as exc:
-        if "Weights only load failed" not in str(exc):
-            raise SpecError(
-                f"{path} is not a PyTorch checkpoint ({first_line(exc)}); check the file"
-            ) from None
-        if not unsafe_load:
-            raise SpecError(
-                f"{path} pickles Python objects (a whole module?), and unpickling them runs code from the file; "
-                "pass --unsafe-load (unsafe_load=True) only if you trust it, or save a state_dict instead"
-            ) from None
-    except (RuntimeError, KeyError, EOFError, ValueError, OSError) as exc:
-        raise SpecError(f"{path} is not a PyTorch checkpoint ({first_line(exc)}); check the file") from None
-    try:
-        return torch.load(path, map_location=map_location, weights_only=False)
-    except Exception as exc:
-        raise SpecError(f"loading {path} with --unsafe-load failed: {first_line(exc)}") from None
+def torch_load(path: Path, map_location: str, unsafe_load: bool, verify: bool = True) -> Any:
+    """``torch.load`` with ``weights_only=True``; a whole pickled module only with ``unsafe_load``.
+
+    A zip archive's CRC-32s are checked first unless ``verify=False``; every failure is one
+    :class:`~torchscope._loader.checkpoint.CheckpointError` line (see :mod:`.checkpoint`).
+    """
+    # a whole model pickles its class as `stem.Class`: the user file the spec imported provides it
+    with user_modules_importable():
+        return read_checkpoint(path, map_location, unsafe_load, verify)
 
 
-def load_file(path: Path, device: torch.device, unsafe_load: bool, kwargs: dict[str, Any]) -> nn.Module:
+def weights_path(value: str | os.PathLike[str]) -> Path:
+    """The ``--weights`` value as an existing file, or the error that says what is wrong with it.
+
+    >>> weights_path("")
+    Traceback (most recent call last):
+    torchscope.errors.SpecError: --weights is empty (or '.'); give the path of a state_dict file, or leave the option out
+    """
+    if str(value).strip() in {"", "."}:  # the CLI hands `--weights ''` over as Path(""), that is "."
+        raise SpecError("--weights is empty (or '.'); give the path of a state_dict file, or leave the option out")
+    path = Path(value)
+    if path.is_dir():
+        raise SpecError(f"--weights {path} is a directory; give the state_dict file in it")
+    if not path.is_file():
+        raise SpecError(f"weights file not found: {path}; check the --weights path")
+    return path
+
+
+def load_file(
+    path: Path, device: torch.device, unsafe_load: bool, kwargs: dict[str, Any], verify: bool = True
+) -> nn.Module:
     if path.suffix == ".py":
         raise SpecError(
             f"{path} is a Python file; name the model in it, e.g. {path}:Net or {path}:build_model"
@@ -70,6 +72,8 @@ def load_file(path: Path, device: torch.device, unsafe_load: bool, kwargs: dict[
             f"{path} is a saved model; --arg only applies to builders (got {kwargs_text(kwargs)})"
         )
     names = _zip_names(path)
+    if names and verify:
+        verify_zip(path)  # torch.export and TorchScript archives too: nothing reads damaged bytes
     # Meta has no storage to load into; saved programs are loaded on the CPU instead.
     real = "cpu" if device.type == "meta" else str(device)
     if any(n.endswith("/archive_format") for n in names):
@@ -86,7 +90,7 @@ def load_file(path: Path, device: torch.device, unsafe_load: bool, kwargs: dict[
                 return torch.jit.load(str(path), map_location=real)
         except Exception as exc:
             raise SpecError(f"{path} is not a loadable TorchScript archive ({first_line(exc)})") from None
-    obj = torch_load(path, str(device), unsafe_load)
+    obj = torch_load(path, str(device), unsafe_load, verify=False if names else verify)
     if isinstance(obj, nn.Module):
         return obj
     if isinstance(obj, Mapping):
@@ -135,8 +139,12 @@ def load_weights(
     *,
     unsafe_load: bool = False,
     map_location: str | None = None,
+    verify: bool = True,
 ) -> nn.Module:
     """Load a state_dict file into ``model``; a mismatch lists the missing and unexpected keys.
+
+    The file's CRC-32s are checked first (``verify=False`` skips that): a damaged tensor is named,
+    never loaded.
 
     A meta model takes the file's tensors as they are (``load_state_dict(assign=True)``), loaded on
     ``map_location``; by default that is meta too, so no values are read but names, shapes and dtypes
@@ -148,16 +156,14 @@ def load_weights(
     >>> load_weights(nn.Linear(2, 3), f).out_features
     3
     """
-    path = Path(path)
-    if not path.is_file():
-        raise SpecError(f"weights file not found: {path}; check the --weights path")
+    path = weights_path(path)
     device = next((t.device for t in [*model.parameters(), *model.buffers()]), torch.device("cpu"))
     meta = device.type == "meta"
     if is_safetensors(path):
         # no code in the file: no --unsafe-load question to ask
         state = load_safetensors(path, map_location or str(device))
     else:
-        state = extract_state_dict(torch_load(path, map_location or str(device), unsafe_load), path)
+        state = extract_state_dict(torch_load(path, map_location or str(device), unsafe_load, verify), path)
     expected = model.state_dict()
     state = strip_common_prefix(state, expected)
     tied = tied_names(model)
@@ -184,6 +190,17 @@ def load_weights(
             f"{path} does not fit {type(model).__name__}: shape mismatch at {few(wrong)} (file vs model); "
             "pick the matching architecture or --arg values (e.g. num_classes)"
         )
+    as_ints = [
+        f"{k} {_dtype(state[k])} vs {_dtype(v)}"
+        for k, v in expected.items()
+        if (v.is_floating_point() or v.is_complex()) and not (state[k].is_floating_point() or state[k].is_complex())
+    ]
+    if as_ints:
+        # loading would round every weight to an integer (or fail on requires_grad): never right
+        raise SpecError(
+            f"{path} stores float tensors as integers at {few(as_ints)} (file vs model); the file was "
+            "converted or damaged: save the state_dict again from the trained model"
+        )
     if meta:
         # assign=True takes the file's tensors as they are; cast floats to the model's dtypes, as a
         # copying load_state_dict would
@@ -195,6 +212,10 @@ def load_weights(
     if meta:
         _retie(model, tied)  # assign=True put a separate tensor under each tied name
     return model
+
+
+def _dtype(t: torch.Tensor) -> str:
+    return str(t.dtype).removeprefix("torch.")
 
 
 def tied_names(model: nn.Module) -> list[list[str]]:

@@ -8,14 +8,51 @@ import importlib.util
 import inspect
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from torch import nn
 
 from torchscope._loader.common import SPEC_FORMS, kwargs_text
 from torchscope._loader.meta import build_on_meta
+from torchscope._usercode import describe, user_location
 from torchscope.errors import SpecError
+
+# Python files imported for a spec, by file stem: a whole-model checkpoint pickles its class as
+# ``stem.Class``, and unpickling it (--unsafe-load) finds the module under that name.
+USER_MODULES: dict[str, ModuleType] = {}
+
+
+class ModelCodeError(SpecError):
+    """The user's model code raised (any exception, ``SystemExit`` included) on import or construction."""
+
+
+def _exit_fix(exc: BaseException, building: bool = False) -> str:
+    if not isinstance(exc, SystemExit):
+        return ""
+    if building:
+        return "a model must not exit while torchscope builds it; raise an exception instead"
+    return (
+        "a model file must not exit when torchscope imports it; "
+        "move script code under `if __name__ == '__main__':`"
+    )
+
+
+@contextmanager
+def user_modules_importable() -> Iterator[None]:
+    """Make every user file imported for a spec importable under its stem while the block runs."""
+    added = [stem for stem in USER_MODULES if stem not in sys.modules]
+    for stem in added:
+        sys.modules[stem] = USER_MODULES[stem]
+    try:
+        yield
+    finally:
+        for stem in added:
+            if sys.modules.get(stem) is USER_MODULES[stem]:
+                del sys.modules[stem]
 
 
 def import_timm(spec: str) -> Any:
@@ -41,9 +78,11 @@ def build_timm(spec: str, kwargs: dict[str, Any], pretrained: bool, meta: bool) 
         if meta:
             return build_on_meta(timm.create_model, name, pretrained=False, **kwargs)
         return timm.create_model(name, pretrained=False, **kwargs)  # type: ignore[no-any-return]
-    except TypeError as exc:
+    except Exception as exc:
+        if not kwargs and not isinstance(exc, TypeError):
+            raise  # timm failing on its own defaults is not the user's input
         raise SpecError(
-            f"building timm:{name}({kwargs_text(kwargs)}) failed: {exc}; check the --arg values"
+            f"building timm:{name}({kwargs_text(kwargs)}) failed: {describe(exc)}; check the --arg values"
         ) from None
 
 
@@ -52,6 +91,7 @@ def import_file(path: Path) -> Any:
         raise SpecError(f"file not found: {path}; check the path in the spec")
     module_name = f"_torchscope_user_{abs(hash(str(path.resolve())))}"
     if module_name in sys.modules:
+        USER_MODULES[path.stem] = sys.modules[module_name]
         return sys.modules[module_name]
     spec = importlib.util.spec_from_file_location(module_name, path)
     if spec is None or spec.loader is None:
@@ -62,11 +102,15 @@ def import_file(path: Path) -> Any:
     sys.path.insert(0, str(path.parent.resolve()))
     try:
         spec.loader.exec_module(module)
-    except Exception as exc:
+    except BaseException as exc:
         del sys.modules[module_name]
-        raise SpecError(f"importing {path} failed: {type(exc).__name__}: {exc}; fix the file") from None
+        if not isinstance(exc, Exception | SystemExit):
+            raise  # KeyboardInterrupt: the CLI tells a real Ctrl-C from the file raising it
+        fix = _exit_fix(exc) or "fix the file"
+        raise ModelCodeError(f"importing {path} failed: {describe(exc)}{user_location(exc)}; {fix}") from None
     finally:
         sys.path.remove(str(path.parent.resolve()))
+    USER_MODULES[path.stem] = module  # the file the latest spec names wins
     return module
 
 
@@ -74,9 +118,14 @@ def import_module(dotted: str) -> Any:
     try:
         return importlib.import_module(dotted)
     except ImportError as exc:
+        if user_location(exc):  # the module was found, and an import inside it failed
+            raise ModelCodeError(f"importing {dotted!r} failed: {describe(exc)}{user_location(exc)}; fix that import") from None
         raise SpecError(
             f"cannot import {dotted!r} ({exc}); install it or run from the directory that holds it"
         ) from None
+    except (Exception, SystemExit) as exc:
+        fix = _exit_fix(exc) or "fix the module"
+        raise ModelCodeError(f"importing {dotted!r} failed: {describe(exc)}{user_location(exc)}; {fix}") from None
 
 
 def build_attr(spec: str, kwargs: dict[str, Any], meta: bool) -> nn.Module:
@@ -116,10 +165,10 @@ def build_attr(spec: str, kwargs: dict[str, Any], meta: bool) -> nn.Module:
             model = build_on_meta(obj, **kwargs)
         else:
             model = obj(**kwargs)
-    except TypeError as exc:
-        raise SpecError(
-            f"calling {spec}({kwargs_text(kwargs)}) failed: {exc}; check the --arg values"
-        ) from None
+    except (Exception, SystemExit) as exc:
+        at = user_location(exc)
+        fix = _exit_fix(exc, building=True) or ("fix the model code there, or the --arg values" if at else "check the --arg values")
+        raise ModelCodeError(f"calling {spec}({kwargs_text(kwargs)}) failed: {describe(exc)}{at}; {fix}") from None
     if not isinstance(model, nn.Module):
         raise SpecError(
             f"{spec!r} returned a {type(model).__name__}, not an nn.Module; point the spec at a model factory"

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from torchscope._loader.common import SPEC_FORMS, BuildRequest, check_device
-from torchscope._loader.files import load_file, load_weights
+from torchscope._loader.files import load_file, load_weights, weights_path
 from torchscope._loader.hf import PREFIX as HF_PREFIX
 from torchscope._loader.hf import build_hf
 from torchscope._loader.objects import build_attr, build_timm
@@ -50,11 +50,13 @@ def load_model(
     config: Mapping[str, Any] | None = None,
     task: str | None = None,
     num_labels: int | None = None,
+    verify: bool = True,
 ) -> nn.Module:
     """Build or load the model ``spec`` names, optionally load a state_dict, and place it on ``device``.
 
     ``device="meta"`` allocates nothing and runs no init, for any builder. ``config`` (field
     overrides), ``task`` and ``num_labels`` apply to ``hf:`` specs (see :func:`build_hf`).
+    ``verify=False`` (``--no-verify``) skips checking the CRC-32s of checkpoint archives.
 
     >>> load_model("resnet18", device="meta").fc
     Linear(in_features=512, out_features=1000, bias=True)
@@ -72,20 +74,21 @@ def load_model(
     if not spec.startswith(HF_PREFIX) and (config or task is not None or num_labels is not None):
         given = "config" if config else "task" if task is not None else "num_labels"
         raise SpecError(f"{given}= (--{given.replace('_', '-')}) only applies to hf: models, not {spec!r}")
-    if weights is not None and not Path(weights).is_file():
-        raise SpecError(f"weights file not found: {weights}; check the --weights path")
+    if weights is not None:
+        weights = weights_path(weights)
     if ":" in spec or not Path(spec).is_file():
         if weights is not None and not meta:
             # Build without init cost, then take the file's tensors as they are (assign=True).
             model = _build(spec, kw, pretrained, meta=True, device=dev, unsafe_load=unsafe_load, hf=hf)
             if not any(t.is_meta for t in [*model.parameters(), *model.buffers()]):
                 model = model.to(dev)  # a module instance: already real
-                return load_weights(model, weights, unsafe_load=unsafe_load)
-            load_weights(model, weights, unsafe_load=unsafe_load, map_location=str(dev))
+                return load_weights(model, weights, unsafe_load=unsafe_load, verify=verify)
+            load_weights(model, weights, unsafe_load=unsafe_load, map_location=str(dev), verify=verify)
             if not any(t.is_meta for t in [*model.parameters(), *model.buffers()]):
                 return model
             # non-persistent buffers are not in the file: build for real and copy the weights in
-    model = _build(spec, kw, pretrained, meta, dev, unsafe_load, hf=hf)
+            verify = False  # the file was just checked
+    model = _build(spec, kw, pretrained, meta, dev, unsafe_load, hf=hf, verify=verify)
     if not meta:
         model = model.to(dev)
     elif any(not t.is_meta for t in [*model.parameters(), *model.buffers()]) and not isinstance(
@@ -93,7 +96,7 @@ def load_model(
     ):
         model = model.to("meta")
     if weights is not None:
-        load_weights(model, weights, unsafe_load=unsafe_load)
+        load_weights(model, weights, unsafe_load=unsafe_load, verify=verify)
     return model
 
 
@@ -105,6 +108,7 @@ def _build(
     device: torch.device,
     unsafe_load: bool,
     hf: Mapping[str, Any] | None = None,
+    verify: bool = True,
 ) -> nn.Module:
     for prefix, source in PREFIX_SOURCES.items():
         if spec.startswith(prefix):
@@ -116,7 +120,7 @@ def _build(
     if Path(spec).is_file():
         if pretrained:
             raise SpecError(f"--pretrained only applies to torchvision names, not the file {spec!r}")
-        return load_file(Path(spec), device, unsafe_load, kw)
+        return load_file(Path(spec), device, unsafe_load, kw, verify)
     if _looks_like_path(spec):
         raise SpecError(f"file not found: {spec}; check the path (or give a torchvision name)")
     if not spec.replace("_", "").isalnum():

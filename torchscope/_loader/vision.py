@@ -133,22 +133,23 @@ def build_torchvision(name: str, kwargs: dict[str, Any], pretrained: bool, meta:
             return build_on_meta(torchvision.models.get_model, name, **merged)
         return torchvision.models.get_model(name, **merged)
     except (RuntimeError, pickle.UnpicklingError, EOFError) as exc:
-        if not pretrained:
-            raise
-        path = cached_weights_path(name, merged["weights"])
-        raise SpecError(
-            f"--pretrained: {path} does not load into {name} ({first_line(exc)}); delete or replace the file"
-        ) from None
-    except TypeError as exc:
-        raise SpecError(
-            f"building {name}({kwargs_text(kwargs)}) failed: {exc}; check the --arg values"
-        ) from None
-    except ValueError as exc:
-        if kwargs:
+        if pretrained:
+            path = cached_weights_path(name, merged["weights"])
             raise SpecError(
-                f"building {name}({kwargs_text(kwargs)}) failed: {exc}; check the --arg values"
+                f"--pretrained: {path} does not load into {name} ({first_line(exc)}); delete or replace the file"
             ) from None
-        raise
+        if not kwargs:
+            raise
+        # e.g. num_classes=-5: "Trying to create tensor with negative dimension -5"
+        raise SpecError(
+            f"building {name}({kwargs_text(kwargs)}) failed: {first_line(exc)}; check the --arg values"
+        ) from None
+    except Exception as exc:
+        if not kwargs and not isinstance(exc, TypeError):
+            raise  # torchvision failing on its own defaults is not the user's input
+        raise SpecError(
+            f"building {name}({kwargs_text(kwargs)}) failed: {first_line(exc)}; check the --arg values"
+        ) from None
 
 
 def unknown_name_message(name: str) -> str:

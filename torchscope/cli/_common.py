@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, ParamSpec, TypeVar
 
-from torchscope._parsing import Shape, dtype_name, input_bytes, parse_input_size
+from torchscope._parsing import Shape, dtype_name, input_bytes, parse_device, parse_input_size
 from torchscope._parsing import parse_kwargs as parse_kwargs
 from torchscope._parsing import split_patterns as split_patterns
 from torchscope.cli._options import ArgOpt as ArgOpt
@@ -60,8 +60,11 @@ def load_cli_model(
     config: list[str] | None = None,
     task: str | None = None,
     num_labels: int | None = None,
+    verify: bool = True,
 ) -> nn.Module:
     """Load a model the way every command's options describe, then apply freeze options.
+
+    ``verify=False`` is ``--no-verify``: the checkpoint's CRC-32s are not checked.
 
     ``config``/``task``/``num_labels`` are the ``hf:`` options (``--config k=v``, ``--task``, ``--num-labels``).
     """
@@ -71,13 +74,14 @@ def load_cli_model(
     from torchscope._loader import load_model
 
     # parsed before the (slow) load, so a bad value fails at once
+    device = check_device(device)
     kwargs = parse_kwargs(args)
     hf_config = parse_kwargs(config, option="--config")
     freeze_patterns = split_patterns(freeze, option="--freeze")
     unfreeze_patterns = split_patterns(unfreeze, option="--unfreeze")
     model = load_model(
         spec, weights=weights, device=device, unsafe_load=unsafe_load, pretrained=pretrained, kwargs=kwargs,
-        config=hf_config, task=task, num_labels=num_labels,
+        config=hf_config, task=task, num_labels=num_labels, verify=verify,
     )  # fmt: skip
     if freeze_backbone:
         do_freeze_backbone(model)
@@ -98,6 +102,7 @@ def input_sizes(
     """
     from torchscope._loader import default_input_size
 
+    device = check_device(device)
     if dtype is not None:
         dtype_name(dtype)
     sizes = parse_input_size(text) if text is not None else [default_input_size(model, batch=batch)]
@@ -136,3 +141,25 @@ def check_inputs_fit(sizes: list[Shape], dtype: str | None, device: str) -> None
             f"inputs alone, more than the {human_bytes(have)} of {device}; use a smaller shape or batch, "
             "or run `torchscope memory` to see what a run needs"
         )
+
+
+def check_device(device: str) -> str:
+    """``--device`` checked: a device name that this machine has (``meta`` and ``cpu`` always)."""
+    device = parse_device(device)
+    kind, _, index = device.partition(":")
+    if kind in ("cpu", "meta"):
+        return device
+    import torch
+
+    backend = getattr(torch, kind, None)
+    available = backend is not None and hasattr(backend, "is_available") and backend.is_available()
+    if not available:
+        raise SpecError(
+            f"--device {device!r}: this machine has no {kind} device (or torch was built without it); use --device cpu"
+        )
+    count = backend.device_count() if hasattr(backend, "device_count") else 1
+    if index and int(index) >= count:
+        raise SpecError(
+            f"--device {device!r}: there are {count} {kind} device(s), numbered from 0; use {kind}:0"
+        )
+    return device

@@ -15,10 +15,8 @@ from __future__ import annotations
 
 import enum
 import errno
-import os
 import signal
 import sys
-import sysconfig
 import threading
 import traceback
 from collections.abc import Callable, Iterator
@@ -29,6 +27,7 @@ from typing import TypeVar
 
 import typer
 
+from torchscope._usercode import user_frame
 from torchscope.errors import TorchscopeError
 
 R = TypeVar("R")
@@ -58,39 +57,6 @@ MEANING: dict[ExitCode, str] = {
 
 BUG_LINE = "this is a bug in torchscope; please report it with the traceback above and the command you ran"
 
-_PACKAGE_DIR = str(Path(__file__).resolve().parent.parent)
-
-
-def _library_dirs() -> tuple[str, ...]:
-    paths = sysconfig.get_paths()
-    dirs = {_PACKAGE_DIR, *(paths.get(k, "") for k in ("stdlib", "platstdlib", "purelib", "platlib"))}
-    return tuple(d for d in dirs if d)
-
-
-_LIBRARY_DIRS = _library_dirs()
-
-
-def is_user_file(filename: str) -> bool:
-    """Whether ``filename`` is the user's code: not torchscope, not the standard library, not installed."""
-    if filename.startswith("<"):  # <frozen importlib._bootstrap>, <string>
-        return False
-    path = os.path.realpath(filename)
-    if "site-packages" in path or "dist-packages" in path:
-        return False
-    return not any(path == d or path.startswith(d + os.sep) for d in _LIBRARY_DIRS)
-
-
-def user_frame(exc: BaseException) -> traceback.FrameSummary | None:
-    """The innermost frame of the user's code in ``exc``'s traceback (or in its cause's)."""
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        frames = [f for f in traceback.extract_tb(current.__traceback__) if is_user_file(f.filename)]
-        if frames:
-            return frames[-1]
-        current = current.__cause__
-    return None
 
 
 def _where(frame: traceback.FrameSummary) -> str:

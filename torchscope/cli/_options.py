@@ -69,6 +69,13 @@ UnsafeLoadOpt = Annotated[
     bool,
     typer.Option("--unsafe-load", help="Allow files that pickle a whole module (runs code from the file)."),
 ]
+NoVerifyOpt = Annotated[
+    bool,
+    typer.Option(
+        "--no-verify",
+        help="Skip checking the CRC-32 of every record of a checkpoint archive (faster; a damaged tensor then loads).",
+    ),
+]
 DeviceOpt = Annotated[
     str,
     typer.Option(
