@@ -157,7 +157,8 @@ def test_weights_safetensors_that_do_not_fit(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow  # spawns a process
-def test_cli_tree_of_a_model_type_does_not_import_transformers_for_help() -> None:
+@pytest.mark.slow
+def test_cli_help_does_not_import_transformers_or_peft() -> None:
     code = "import sys; from torchscope.cli import main; sys.argv=['torchscope','--help']\ntry:\n main()\nexcept SystemExit: pass\nprint('transformers' in sys.modules, 'peft' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip().splitlines()[-1] == "False False"

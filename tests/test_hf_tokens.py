@@ -126,3 +126,30 @@ def test_cli_bad_hf_input_exits_2_with_one_line(args: list[str], match: str) -> 
     assert res.exit_code == 2, res.output
     lines = [ln for ln in res.output.splitlines() if ln.strip()]
     assert len(lines) == 1 and match in lines[0], res.output
+
+
+def test_check_freeze_on_a_causal_lm_uses_its_own_loss() -> None:
+    from torchscope import check_freeze, freeze
+
+    model = load_model("hf:llama", config=TINY["llama"])
+    freeze(model, "model.embed_tokens", "model.layers.0.*")
+    report = check_freeze(model, input_size=(2, 16), mode="fingerprint")
+    assert report.ok, report.to_dict()["violations"]
+    assert report.frozen_params == 10 and report.trainable_params == 11
+    # the step's loss is the model's next-token loss: labels are the input ids
+    batch = token_batch(model, (2, 16), labels=True)
+    assert float(model(**batch).loss) > 0
+
+
+def test_cli_check_freeze_on_a_classifier_and_a_bad_freeze() -> None:
+    args = ["check-freeze", "hf:bert", *[f"--config={k}={v}" for k, v in TINY["bert"].items()]]
+    args += ["--task", "sequence-classification", "--num-labels", "3", "--tokens", "2x16"]
+    ok = runner.invoke(app, [*args, "--freeze-backbone", "--json"])
+    assert ok.exit_code == 0, ok.output
+    data = json.loads(ok.output)
+    assert data["ok"] and data["trainable_params"] == 2  # classifier weight and bias
+    # a base model without a head: no labels to give it, the generic synthetic loss is used
+    base = runner.invoke(
+        app, ["check-freeze", "hf:bert", *args[2:-6], "--freeze", "embeddings", "--tokens", "2x16"]
+    )
+    assert base.exit_code == 0, base.output

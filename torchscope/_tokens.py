@@ -87,7 +87,8 @@ def token_batch(
 ) -> dict[str, torch.Tensor]:
     """A synthetic batch of token ids for ``model``: ``input_ids``, ``attention_mask`` (and ``labels``).
 
-    ``shape`` is ``(batch, length)`` (or ``(length,)``). ``labels=True`` adds labels: ``input_ids``
+    ``shape`` is ``(batch, length)`` (or ``(length,)``). ``labels=True`` adds labels, if the model
+    takes them (a base model without a head does not): ``input_ids``
     for a causal LM (its own shifted loss), random classes below ``config.num_labels`` for a
     sequence classifier, one per token for a token classifier.
 
@@ -117,9 +118,13 @@ def token_batch(
     # mask is all ones (transformers does, to skip it) needs values meta tensors do not have.
     if dev is None or dev.type != "meta":
         batch["attention_mask"] = torch.ones(dims, dtype=torch.int64)
-    if labels:
+    if labels and _takes_labels(model):
         batch["labels"] = _labels(model, ids, generator)
     return {k: v.to(dev) for k, v in batch.items()} if dev is not None else batch
+
+
+def _takes_labels(model: nn.Module) -> bool:
+    return "labels" in _forward_params(model) or "labels" in _peft_params(model)
 
 
 def _labels(model: nn.Module, ids: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:

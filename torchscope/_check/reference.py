@@ -23,7 +23,9 @@ from torchscope._check.plan import (
 )
 from torchscope._check.report import StepReport
 from torchscope._check.step import Mode, check_step
+from torchscope._format import format_shape
 from torchscope._freeze import find_head
+from torchscope._tokens import is_token_model, own_loss, token_batch
 from torchscope.errors import ForwardError, SpecError
 
 __all__ = ["OPTIMIZERS", "check_freeze", "expected_frozen_names", "frozen_tensor_count", "synthetic_loss"]
@@ -112,7 +114,9 @@ def check_freeze(
 
     Synthetic inputs of ``input_size`` (one shape, or one per positional input), cross-entropy
     against random labels, an optimizer over the trainable params, ``steps`` steps,
-    ``model.train()`` before each; ``train_bn=False`` puts the frozen norm layers back in eval mode
+    ``model.train()`` before each; a language model (``hf:``) given ``(batch, length)`` gets token
+    ids and its own loss (next-token for a causal LM, on random labels for a classifier);
+    ``train_bn=False`` puts the frozen norm layers back in eval mode
     (the fix for moving running stats). The defaults are :class:`ReferenceStep`'s, the step that
     ``torchscope report`` runs too; the report's ``reference`` names the step that ran.
     ``model`` is not touched.
@@ -133,8 +137,10 @@ def check_freeze(
     device = next((t.device for t in [*inner.parameters(), *inner.buffers()]), torch.device("cpu"))
     dtype = next((p.dtype for p in inner.parameters() if p.is_floating_point()), torch.float32)
     gen = torch.Generator().manual_seed(ref.seed)
-    # a half model gets half inputs
-    xs = [torch.randn(size, generator=gen).to(device=device, dtype=dtype) for size in shapes]
+    # a language model gets token ids (and labels: its own loss); a half model gets half inputs
+    tokens = is_token_model(inner) and len(shapes) == 1 and len(shapes[0]) <= 2
+    kw = token_batch(inner, shapes[0], device=device, generator=gen, labels=True) if tokens else {}
+    xs = [] if tokens else [torch.randn(size, generator=gen).to(device=device, dtype=dtype) for size in shapes]
     trainable = [p for p in inner.parameters() if p.requires_grad]
     opt: torch.optim.Optimizer | None = None
     if trainable:
@@ -156,14 +162,15 @@ def check_freeze(
             if opt is not None:
                 opt.zero_grad(set_to_none=True)
             try:
-                out = net(*xs)
+                out = net(*xs, **kw)
             except Exception as exc:
-                shown = ", ".join(str(tuple(x.shape)) for x in xs)
+                shown = ", ".join(format_shape(size) for size in shapes)
                 raise ForwardError(
                     f"forward pass on an input of size {shown} failed: {type(exc).__name__}: "
                     f"{str(exc).splitlines()[0] if str(exc) else ''}; pass a fitting --input-size"
                 ) from None
-            loss = synthetic_loss(out, gen)
+            own = own_loss(out) if "labels" in kw else None
+            loss = own if own is not None and own.requires_grad else synthetic_loss(out, gen)
             if loss is not None:
                 loss.backward()
             if opt is not None:

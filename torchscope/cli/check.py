@@ -17,6 +17,7 @@ from torchscope.cli._options import (
     ForceOpt,
     FreezeBackboneOpt,
     FreezeOpt,
+    HfConfigOpt,
     HtmlOpt,
     InputSizeOpt,
     JsonOpt,
@@ -24,10 +25,12 @@ from torchscope.cli._options import (
     ModelArg,
     MomentumOpt,
     NoColorOpt,
+    NumLabelsOpt,
     OptimizerOpt,
     PretrainedOpt,
     StepsOpt,
     SvgOpt,
+    TaskOpt,
     TrainBnOpt,
     UnfreezeOpt,
     UnsafeLoadOpt,
@@ -45,6 +48,9 @@ def check_freeze_command(
     arg: ArgOpt = None,
     pretrained: PretrainedOpt = False,
     unsafe_load: UnsafeLoadOpt = False,
+    config: HfConfigOpt = None,
+    task: TaskOpt = None,
+    num_labels: NumLabelsOpt = None,
     freeze: FreezeOpt = None,
     unfreeze: UnfreezeOpt = None,
     freeze_backbone: FreezeBackboneOpt = False,
@@ -82,7 +88,7 @@ def check_freeze_command(
     sizes = input_sizes(model, input_size, device=device, batch=2)
     loaded = load_cli_model(
         model, weights=weights, args=arg, pretrained=pretrained, unsafe_load=unsafe_load, device=device,
-        freeze=freeze, unfreeze=unfreeze, freeze_backbone=freeze_backbone,
+        config=config, task=task, num_labels=num_labels, freeze=freeze, unfreeze=unfreeze, freeze_backbone=freeze_backbone,
     )  # fmt: skip
     expected = expected_frozen_names(
         loaded,
