@@ -223,3 +223,20 @@ def test_to_dict_is_plain_data() -> None:
     }
     assert data["fit"]["batch_size"] == report.fit.batch_size > 0
     assert "CUDA context" in data["fit"]["margin"]["description"]
+
+
+def test_report_has_a_memory_section() -> None:
+    from torchscope._report import collect_report
+    from torchscope.render.html import render_html
+
+    model = _cnn()
+    data = collect_report(model, input_size=(2, 3, 16, 16))
+    assert data.memory is not None
+    expected = torchscope.estimate_memory(model, (2, 3, 16, 16), optimizer="sgd-momentum")
+    assert data.memory.peak == expected.peak  # the report's reference step: SGD momentum 0.9
+    assert data.to_dict()["memory"]["breakdown"]["parameters"] == expected.kind("parameters")
+    page = render_html(data)
+    assert "Memory: predicted peak of a training step" in page and "peak memory (cuda)" in page
+    dict_model, batch = build("dict_input")
+    data = collect_report(dict_model, input_data=batch, check=False)
+    assert data.memory is None and any(n.startswith("memory skipped: inputs dict") for n in data.notes)

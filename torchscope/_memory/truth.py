@@ -89,3 +89,41 @@ def measured_peak(model: nn.Module, batch: Batch, config: StepConfig) -> int:
                 run(real, data)
                 del data
     return counter.peak
+
+
+TRUTH_MODELS: tuple[str, ...] = (
+    "resnet18", "resnet50", "resnext50_32x4d", "densenet121", "mobilenet_v2", "mobilenet_v3_large",
+    "efficientnet_b0", "efficientnet_v2_s", "regnet_y_400mf", "regnet_x_400mf", "shufflenet_v2_x1_0",
+    "squeezenet1_1", "mnasnet1_0", "vgg11_bn", "alexnet", "googlenet", "inception_v3", "convnext_tiny",
+    "vit_b_16", "swin_t",
+)  # fmt: skip
+"""The 20 torchvision models of the truth table (docs/memory.md)."""
+
+
+def truth_row(name: str, frozen: bool, amp: str, *, batch: int = 2, image: int = 64) -> tuple[int, int]:
+    """(predicted, measured) peak bytes of two AdamW steps of torchvision ``name`` on the CPU.
+
+    The model is built for real (random weights, 10 classes; ViT at ``image`` px); ``frozen`` freezes
+    all but the head. inception_v3 needs at least 75 px and gets 80.
+    """
+    import torchvision
+
+    from torchscope._freeze import freeze_backbone
+    from torchscope._memory.estimate import estimate_memory
+
+    torch.manual_seed(0)
+    kwargs: dict[str, Any] = {"num_classes": 10}
+    if name.startswith("vit_"):
+        kwargs["image_size"] = image
+    if name in ("inception_v3", "googlenet"):
+        kwargs["init_weights"] = False
+    model = torchvision.models.get_model(name, **kwargs)
+    if frozen:
+        freeze_backbone(model)
+    size = max(image, 80) if name == "inception_v3" else image
+    shape = (batch, 3, size, size)
+    predicted = estimate_memory(model, shape, optimizer="adamw", amp=amp, device="cpu").peak
+    truth = measured_peak(
+        model, ((shape, torch.float32),), StepConfig(optimizer="adamw", amp=amp, device="cpu")
+    )
+    return predicted, truth

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from torchscope._check.report import format_bytes
+from torchscope._format import format_bytes
 from torchscope.errors import TorchscopeError
 
 _UNITS = {

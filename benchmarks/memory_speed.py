@@ -1,0 +1,46 @@
+"""How long the memory prediction takes: densenet161 at batch 64, 224 px, and its --fit search.
+
+Times the prediction beyond the import (model built on meta first), wall and CPU seconds, and the
+--fit search for a T4 (two traces to fit the line, two to confirm). Compare with the load average:
+other processes on a shared machine stretch the wall time, not the CPU time.
+
+    .venv/bin/python benchmarks/memory_speed.py [--model densenet161] [--batch 64] [--fit t4]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="densenet161")
+    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--image", type=int, default=224)
+    parser.add_argument("--fit", default="t4")
+    args = parser.parse_args()
+    t0 = time.perf_counter()
+    import torchscope
+    from torchscope._loader import load_model
+
+    model = load_model(args.model, device="meta")
+    shape = (args.batch, 3, args.image, args.image)
+    print(f"import + build on meta: {time.perf_counter() - t0:.2f} s wall")
+    torchscope.estimate_memory(
+        model, (2, 3, 32, 32)
+    )  # warm the dispatcher's caches, as a CLI run's load does not
+    for label, fit in (("predict", None), (f"predict + --fit {args.fit}", args.fit)):
+        wall, cpu = time.perf_counter(), time.process_time()
+        report = torchscope.estimate_memory(model, shape, fit=fit)
+        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+        extra = f", batch {report.fit.batch_size} in {report.fit.traces} traces" if report.fit else ""
+        print(
+            f"{label:28s} {wall:6.2f} s wall {cpu:6.2f} s CPU  peak {report.peak / 2**30:.3f} GiB "
+            f"in {report.phase}{extra}  (load average {os.getloadavg()[0]:.1f})"
+        )
+
+
+if __name__ == "__main__":
+    main()
