@@ -9,12 +9,16 @@ from __future__ import annotations
 import copy
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
-from torchscope.errors import SpecError
+from torchscope._format import format_shape
+from torchscope.errors import SpecError, TorchscopeError
+
+if TYPE_CHECKING:
+    from torchscope._memory.schema import MemoryReport
 
 
 @dataclass(frozen=True)
@@ -113,10 +117,13 @@ class ReportData:
     check_summary: str = ""
     warnings: tuple[str, ...] = ()
     notes: tuple[str, ...] = field(default=())
+    memory: MemoryReport | None = None  # the predicted peak of two training steps (estimate_memory)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able dict of every field."""
-        return asdict(self)
+        data = asdict(self)
+        data["memory"] = self.memory.to_dict() if self.memory is not None else None
+        return data
 
 
 def eval_frozen_norms(model: nn.Module) -> list[str]:
@@ -136,10 +143,6 @@ def eval_frozen_norms(model: nn.Module) -> list[str]:
             m.eval()
             names.append(name)
     return names
-
-
-def _shape_text(shape: Sequence[int]) -> str:
-    return "×".join(str(d) for d in shape)
 
 
 def _single_size(input_size: Any) -> tuple[int, ...] | None:
@@ -182,6 +185,7 @@ def collect_report(
     weight_decay: float = 1e-4,
     dtype: torch.dtype | str | None = None,
     seed: int = 0,
+    memory: bool = True,
 ) -> ReportData:
     """Tree, summary, activations, grads and a freeze check of ``model``, as one plain-data report.
 
@@ -189,7 +193,8 @@ def collect_report(
     :func:`~torchscope.tree`, :func:`~torchscope.summary`, :func:`~torchscope.record` (activation
     stats of ``modules``, default all), :func:`~torchscope.grad_report` (one forward and backward)
     and :func:`~torchscope.check_freeze` (a reference SGD step on a copy of the model;
-    ``train_bn=False`` keeps frozen norm layers in eval). Synthetic inputs are drawn from ``seed``,
+    ``train_bn=False`` keeps frozen norm layers in eval), and with ``memory`` the predicted peak
+    memory of two training steps of that optimizer on CUDA (:func:`~torchscope.estimate_memory`). Synthetic inputs are drawn from ``seed``,
     so the same model gives the same report; the caller's RNG state is left as found, and so is
     the model.
 
@@ -204,6 +209,7 @@ def collect_report(
         return _collect(
             model, input_size, input_data, title=title, modules=modules, check=check, train_bn=train_bn,
             frozen=frozen, optimizer=optimizer, lr=lr, momentum=momentum, weight_decay=weight_decay, dtype=dtype,
+            memory=memory,
         )  # fmt: skip
 
 
@@ -222,6 +228,7 @@ def _collect(
     momentum: float,
     weight_decay: float,
     dtype: torch.dtype | str | None,
+    memory: bool = True,
 ) -> ReportData:
     from torchscope._check import check_freeze
     from torchscope._grads import grad_report
@@ -272,7 +279,7 @@ def _collect(
         label = c.module + (f"#{c.call + 1}" if c.call else "") + ("" if c.output == "output" else f" {c.output}")
         activation_rows.append(
             ActivationRow(
-                label, c.type, _shape_text(c.shape), c.stats.mean, c.stats.std, c.stats.zero_fraction,
+                label, c.type, format_shape(c.shape), c.stats.mean, c.stats.std, c.stats.zero_fraction,
                 tuple(c.flags), leaf=c.module not in with_children,
             )
         )
@@ -323,6 +330,8 @@ def _collect(
             f"{d['frozen_buffers']} frozen of {d['buffers']} buffers checked"
         )
 
+    memory_report = _memory(model, input_size, input_data, optimizer, momentum, notes) if memory else None
+
     import torchscope
 
     return ReportData(
@@ -349,4 +358,22 @@ def _collect(
         check_summary=check_summary,
         warnings=warnings,
         notes=tuple(dict.fromkeys(notes)),
+        memory=memory_report,
     )
+
+
+def _memory(
+    model: nn.Module, input_size: Any, input_data: Any, optimizer: str, momentum: float, notes: list[str]
+) -> MemoryReport | None:
+    """The memory section: the reference step's optimizer, predicted for CUDA; a note if it cannot."""
+    from torchscope._memory.estimate import estimate_memory
+
+    inputs = input_data
+    if inputs is None:
+        inputs = _single_size(input_size) or list(_all_sizes(input_size, None))
+    name = {"sgd": "sgd-momentum" if momentum else "sgd", "adam": "adamw"}.get(optimizer, optimizer)
+    try:
+        return estimate_memory(model, inputs, optimizer=name)
+    except TorchscopeError as exc:
+        notes.append(f"memory skipped: {exc}")
+        return None
