@@ -240,3 +240,31 @@ def test_report_has_a_memory_section() -> None:
     dict_model, batch = build("dict_input")
     data = collect_report(dict_model, input_data=batch, check=False)
     assert data.memory is None and any(n.startswith("memory skipped: inputs dict") for n in data.notes)
+
+
+@torch.library.custom_op("torchscope_test::mystery", mutates_args=())
+def _mystery(x: torch.Tensor) -> torch.Tensor:
+    return x.clone()
+
+
+class _Custom(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.lin = nn.Linear(4, 4)
+        self.odd = _Odd()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.odd(self.lin(x))
+
+
+class _Odd(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return _mystery(x)
+
+
+@pytest.mark.parametrize("amp", ["off", "bf16"])
+def test_custom_op_without_fake_kernel_names_op_and_module(amp: str) -> None:
+    with pytest.raises(
+        ForwardError, match=r"torchscope_test\.mystery in module 'odd' .*no fake \(meta\) kernel"
+    ):
+        torchscope.estimate_memory(_Custom(), (2, 4), amp=amp)

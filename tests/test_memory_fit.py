@@ -50,7 +50,9 @@ def test_sizes_and_gpu_names() -> None:
     assert capacity_of("A100-80GB")[0] == GPUS["a100-80gb"][0] * 2**20
     assert capacity_of("h100")[1].startswith("h100 (NVIDIA H100")
     for bad in ("24 parsecs", "", "-3GiB", "zero"):
-        with pytest.raises(TorchscopeError, match=r"--fit .* (is not a size or a known GPU|must be a positive)"):
+        with pytest.raises(
+            TorchscopeError, match=r"--fit .* (is not a size or a known GPU|must be a positive)"
+        ):
             capacity_of(bad)
 
 
@@ -76,3 +78,22 @@ def test_cli_memory_text_and_bad_input(cli) -> None:
     assert "--fit 'lots' is not a size or a known GPU" in result.stderr
     result = cli("memory", "resnet18", "--amp", "fp8")
     assert result.exit_code == 2 and "--amp 'fp8' is not one of off, bf16, fp16" in result.stderr
+
+
+def test_cli_model_that_cannot_run_fake_is_exit_2_and_one_line(cli, tmp_path) -> None:
+    path = tmp_path / "net.py"
+    path.write_text(
+        "import torch\n"
+        "class Net(torch.nn.Module):\n"
+        "    def __init__(self):\n"
+        "        super().__init__()\n"
+        "        self.body = torch.nn.Linear(4, 4)\n"
+        "    def forward(self, x):\n"
+        "        y = self.body(x)\n"
+        "        return y[y > 0]\n"
+    )
+    result = cli("memory", f"{path}:Net", "--input-size", "2,4")
+    assert result.exit_code == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "in module 'Net'" in lines[0] and "no number is given" in lines[0]
+    assert "Predicted peak" not in result.stdout

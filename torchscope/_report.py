@@ -371,7 +371,7 @@ def _memory(
     inputs = input_data
     if inputs is None:
         inputs = _single_size(input_size) or list(_all_sizes(input_size, None))
-    name = {"sgd": "sgd-momentum" if momentum else "sgd", "adam": "adamw"}.get(optimizer, optimizer)
+    name = {"sgd": "sgd-momentum" if momentum else "sgd"}.get(optimizer, optimizer)
     try:
         return estimate_memory(model, inputs, optimizer=name)
     except TorchscopeError as exc:

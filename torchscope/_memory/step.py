@@ -17,7 +17,7 @@ from torch import nn
 
 from torchscope.errors import TorchscopeError
 
-OPTIMIZERS = ("sgd", "sgd-momentum", "adamw")
+OPTIMIZERS = ("sgd", "sgd-momentum", "adam", "adamw")
 AMP = ("off", "bf16", "fp16")
 MODES = ("train", "eval")
 LOSS_SCALE = 65536.0
@@ -69,7 +69,9 @@ class StepConfig:
         """One line naming the step, for the output."""
         if self.mode == "eval":
             return "inference under no_grad, one forward pass"
-        opt = {"sgd": "SGD", "sgd-momentum": "SGD momentum 0.9", "adamw": "AdamW"}[self.optimizer]
+        opt = {"sgd": "SGD", "sgd-momentum": "SGD momentum 0.9", "adam": "Adam", "adamw": "AdamW"}[
+            self.optimizer
+        ]
         parts = [f"{self.steps} training steps (forward, cross-entropy, backward, {opt} step)"]
         if self.amp != "off":
             parts.append(f"{self.amp} autocast" + (" with loss scaling" if self.amp == "fp16" else ""))
@@ -94,6 +96,8 @@ def make_optimizer(config: StepConfig, params: list[nn.Parameter]) -> torch.opti
     foreach = config.device == "cuda"
     if config.optimizer == "adamw":
         return torch.optim.AdamW(params, lr=1e-3, weight_decay=0.05, foreach=foreach)
+    if config.optimizer == "adam":
+        return torch.optim.Adam(params, lr=1e-3, foreach=foreach)
     momentum = 0.9 if config.optimizer == "sgd-momentum" else 0.0
     return torch.optim.SGD(params, lr=0.01, momentum=momentum, foreach=foreach)
 

@@ -338,6 +338,8 @@ def _unusable(exc: Exception, tracker: StorageTracker, ctx: _Context) -> Forward
     }.get(type(exc).__name__, f"{type(exc).__name__}: {first}")
     if "data-independent" in text or "data-dependent" in text:
         reason = "its output shape depends on tensor values"
+    elif "no fake impl" in text or "no meta" in text.lower():
+        reason = "it has no fake (meta) kernel"
     return ForwardError(
         f"cannot predict memory: {op} in module {module!r} cannot run under fake tensors ({reason}); "
         "no number is given. Register a fake kernel (torch.library.register_fake) or avoid the "
