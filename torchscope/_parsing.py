@@ -11,6 +11,7 @@ import ast
 import re
 from typing import Any
 
+from torchscope._format import format_shape
 from torchscope.errors import PatternError, SpecError
 
 Shape = tuple[int, ...]
@@ -53,7 +54,7 @@ def parse_input_size(text: str, *, option: str = "--input-size") -> list[Shape]:
             numel *= d
         if numel > INT64_MAX:
             raise SpecError(
-                f"{option} {text!r}: shape {shape} has {numel:.3g} elements, more than a tensor can hold "
+                f"{option} {text!r}: shape {format_shape(shape)} has {numel:.3g} elements, more than a tensor can hold "
                 f"(2^63 - 1); write {_EXAMPLE}"
             )
         shapes.append(shape)
@@ -152,3 +153,20 @@ def input_bytes(shapes: list[Shape], dtype: str | None = None) -> int:
             numel *= d
         total += numel * size
     return total
+
+
+DEVICE_KINDS = ("cpu", "meta", "cuda", "mps", "xpu")
+
+
+def parse_device(text: str, *, option: str = "--device") -> str:
+    """Check the grammar of a device name: ``cpu``, ``meta``, ``cuda``, ``cuda:1``, ``mps``...
+
+    Whether the device exists on this machine is the caller's to check (that needs torch).
+
+    >>> parse_device("cuda:1"), parse_device("CPU")
+    ('cuda:1', 'cpu')
+    """
+    kind, sep, index = text.strip().lower().partition(":")
+    if kind not in DEVICE_KINDS or (sep and not (index.isascii() and index.isdigit())):
+        raise SpecError(f"{option} {text!r} is not a device; use cpu, meta, cuda, cuda:N or mps")
+    return f"{kind}:{int(index)}" if sep else kind

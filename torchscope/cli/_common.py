@@ -11,8 +11,9 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
+from torchscope._format import format_bytes
 from torchscope._parsing import Shape, dtype_name, input_bytes, parse_device, parse_input_size
 from torchscope._parsing import parse_kwargs as parse_kwargs
 from torchscope._parsing import split_patterns as split_patterns
@@ -32,7 +33,6 @@ from torchscope.cli._output import Output as Output
 from torchscope.cli._output import console as console
 from torchscope.cli._output import emit as emit
 from torchscope.errors import SpecError
-from torchscope.render.tree import human_bytes
 
 if TYPE_CHECKING:
     from torch import nn
@@ -137,8 +137,8 @@ def check_inputs_fit(sizes: list[Shape], dtype: str | None, device: str) -> None
     have = device_memory(device)
     if have is not None and need > have:
         raise SpecError(
-            f"--input-size {';'.join(','.join(map(str, s)) for s in sizes)} needs {human_bytes(need)} for the "
-            f"inputs alone, more than the {human_bytes(have)} of {device}; use a smaller shape or batch, "
+            f"--input-size {';'.join(','.join(map(str, s)) for s in sizes)} needs {format_bytes(need)} for the "
+            f"inputs alone, more than the {format_bytes(have)} of {device}; use a smaller shape or batch, "
             "or run `torchscope memory` to see what a run needs"
         )
 
@@ -151,13 +151,13 @@ def check_device(device: str) -> str:
         return device
     import torch
 
-    backend = getattr(torch, kind, None)
+    backend: Any = torch.backends.mps if kind == "mps" else getattr(torch, kind, None)
     available = backend is not None and hasattr(backend, "is_available") and backend.is_available()
     if not available:
         raise SpecError(
             f"--device {device!r}: this machine has no {kind} device (or torch was built without it); use --device cpu"
         )
-    count = backend.device_count() if hasattr(backend, "device_count") else 1
+    count = backend.device_count() if hasattr(backend, "device_count") else 1  # mps: one device
     if index and int(index) >= count:
         raise SpecError(
             f"--device {device!r}: there are {count} {kind} device(s), numbered from 0; use {kind}:0"

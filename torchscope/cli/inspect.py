@@ -8,7 +8,7 @@ import typer
 
 from torchscope._parsing import split_patterns
 from torchscope.cli._app import app
-from torchscope.cli._common import input_sizes, load_cli_model
+from torchscope.cli._common import check_device, input_sizes, load_cli_model
 from torchscope.cli._options import (
     ArgOpt,
     DepthOpt,
@@ -89,6 +89,7 @@ def summary_command(
     )  # fmt: skip
     _check_mode(mode)
     check_display_options(depth)
+    device = check_device(device)
     sizes = input_sizes(model, input_size, device=device, dtype=dtype)
     options: dict[str, Any] = dict(
         weights=weights, args=arg, pretrained=pretrained, unsafe_load=unsafe_load,
