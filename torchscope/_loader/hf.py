@@ -29,6 +29,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from torchscope._format import format_shape
 from torchscope._loader.common import BuildRequest, first_line
 from torchscope._loader.meta import init_on_meta
 from torchscope._loader.safetensors_io import read_header
@@ -192,7 +193,9 @@ def _instantiate(cls: Any, config: Any, meta: bool, where: str, task: str | None
 
     try:
         if meta:
-            with init_on_meta():
+            # transformers skips its weight init under a meta default device (it would cost ~0.5 s
+            # of meta-tensor decompositions for a 7B model); init_on_meta catches what is made elsewhere
+            with torch.device("meta"), init_on_meta():
                 return build()
         return build()
     except ValueError as exc:
@@ -296,7 +299,7 @@ def _check_adapter_fits(model: nn.Module, path: Path, base: Path, adapter_name: 
     for name, p in model.named_parameters():
         if tag in name:
             ours[name.replace(tag, ".")] = tuple(p.shape)
-    wrong = [f"{k} {list(s)} vs {list(ours[k])}" for k, s in shapes.items() if k in ours and ours[k] != s]
+    wrong = [f"{k} {format_shape(s)} vs {format_shape(ours[k])}" for k, s in shapes.items() if k in ours and ours[k] != s]
     unknown = [k for k in shapes if k not in ours and not k.endswith(tuple(_saved_suffixes(ours)))]
     if wrong or unknown:
         detail = f"shape differs at {wrong[0]} (file vs model)" if wrong else f"no module for {unknown[0]}"
