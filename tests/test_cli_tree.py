@@ -23,8 +23,8 @@ def test_tree_resnet18_renders_totals(cli: CliRun) -> None:
     result = cli("tree", "resnet18", "--no-color")
     assert result.exit_code == 0, result.output
     assert "├── layer1" in result.stdout
-    assert "Total params:                           11.7 M" in result.stdout
-    assert "Devices:                                meta" in result.stdout
+    assert "Total params:                      11.7 M" in result.stdout
+    assert "Devices:                           meta" in result.stdout
 
 
 def test_tree_json_round_trip_equals_to_dict(cli: CliRun) -> None:
@@ -48,7 +48,7 @@ def test_tree_vit_h_14_depth_2_collapses_encoder_layers(cli: CliRun) -> None:
         "heads",
         "head",
     ]
-    assert "Total params:                           633 M" in result.stdout
+    assert "Total params:                      633 M" in result.stdout
     deeper = cli("tree", "vit_h_14", "--depth", "3", "--no-color")
     assert "│   │   └── encoder_layer_0-31   EncoderBlock ×32     630 M       ✓       train" in deeper.stdout
 
@@ -150,7 +150,7 @@ BAD = [
     (["tree", "resnet18", "--freeze", "layer9.*"], r"pattern 'layer9.\*' matches no parameter"),
     (["tree", "resnet18", "--grep", "zzz"], r"--grep 'zzz' matches no module"),
     (["tree", "resnet18", "--trainable-only", "--frozen-only"], r"exclude each other"),
-    (["tree", "resnet18", "--device", "gpu0"], r"device 'gpu0' is not a torch device"),
+    (["tree", "resnet18", "--device", "gpu0"], r"--device 'gpu0' is not a device; use cpu, meta, cuda, cuda:N or mps"),
     (["tree", "no_such_pkg_xyz.models:Net"], r"cannot import 'no_such_pkg_xyz.models'"),
     (["tree", "tests/zoo.py:Nope"], r"has no attribute 'Nope'"),
     (["tree", "resnet18", "--pretrained"], r"--pretrained: .*resnet18-f37072fd.pth not found"),

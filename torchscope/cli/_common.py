@@ -1,7 +1,7 @@
-"""What every command shares: model loading, and re-exports of the options, parsers and output.
+"""What every command shares: loading the model, and checking ``--device`` and ``--input-size``.
 
-A command is parse -> load -> collect -> :func:`emit`. The exit-code contract is applied by the app
-itself (:mod:`torchscope.cli._exit`), the options are declared once in :mod:`torchscope.cli._options`,
+A command is parse -> load -> collect -> emit. The exit-code contract is applied by the app itself
+(:mod:`torchscope.cli._exit`), the options are declared once in :mod:`torchscope.cli._options`,
 value grammars are parsed by :mod:`torchscope._parsing`, and output goes through
 :mod:`torchscope.cli._output`.
 """
@@ -9,41 +9,23 @@ value grammars are parsed by :mod:`torchscope._parsing`, and output goes through
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any
 
 from torchscope._format import format_bytes
-from torchscope._parsing import Shape, dtype_name, input_bytes, parse_device, parse_input_size
-from torchscope._parsing import parse_kwargs as parse_kwargs
-from torchscope._parsing import split_patterns as split_patterns
-from torchscope.cli._options import ArgOpt as ArgOpt
-from torchscope.cli._options import FreezeBackboneOpt as FreezeBackboneOpt
-from torchscope.cli._options import FreezeOpt as FreezeOpt
-from torchscope.cli._options import HtmlOpt as HtmlOpt
-from torchscope.cli._options import JsonOpt as JsonOpt
-from torchscope.cli._options import ModelArg as ModelArg
-from torchscope.cli._options import NoColorOpt as NoColorOpt
-from torchscope.cli._options import PretrainedOpt as PretrainedOpt
-from torchscope.cli._options import SvgOpt as SvgOpt
-from torchscope.cli._options import UnfreezeOpt as UnfreezeOpt
-from torchscope.cli._options import UnsafeLoadOpt as UnsafeLoadOpt
-from torchscope.cli._options import WeightsOpt as WeightsOpt
-from torchscope.cli._output import Output as Output
-from torchscope.cli._output import console as console
-from torchscope.cli._output import emit as emit
+from torchscope._parsing import (
+    Shape,
+    dtype_name,
+    input_bytes,
+    parse_device,
+    parse_input_size,
+    parse_kwargs,
+    split_patterns,
+)
 from torchscope.errors import SpecError
 
 if TYPE_CHECKING:
     from torch import nn
-
-P = ParamSpec("P")
-R = TypeVar("R")
-
-
-def handle_errors(func: Callable[P, R]) -> Callable[P, R]:
-    """Deprecated no-op: the app applies the exit-code contract to every command (see ``_exit``)."""
-    return func
 
 
 def load_cli_model(
