@@ -122,3 +122,19 @@ def test_a_usage_error_stays_typers_exit_2(cli: CliRun) -> None:
 def test_a_violation_is_exit_1(cli: CliRun) -> None:
     result = cli("report", f"{ZOO}:SmallCNN", "--input-size", "4,3,8,8", "--freeze", "backbone", "--json")
     assert result.exit_code == ExitCode.VIOLATION == 1
+
+
+def test_a_real_ctrl_c_is_130_not_bad_input(cli: CliRun, monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+    import signal
+    import time
+
+    def interrupted(*args: object, **kwargs: object) -> None:
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(5)  # the signal arrives first
+
+    monkeypatch.setattr("torchscope._stats.param_stats", interrupted)
+    result = cli("stats", f"{ZOO}:SmallCNN")
+    assert result.exit_code == ExitCode.INTERRUPTED == 130
+    assert result.stderr == "interrupted\n" and result.stdout == ""
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handler is put back
