@@ -23,6 +23,38 @@ def test_every_exported_name_resolves(name: str) -> None:
         assert getattr(sys.modules[module], name) is value
 
 
+@pytest.mark.parametrize("name", [n for n in torchscope.__all__ if n != "__version__"])
+def test_public_objects_say_where_users_import_them_from(name: str) -> None:
+    value = getattr(torchscope, name)
+    where = value.__module__
+    # torchscope itself, or a public module (torchscope.errors) that holds it under the same name
+    assert where == "torchscope" or (
+        not any(part.startswith("_") for part in where.split(".")) and getattr(sys.modules[where], name) is value
+    ), f"torchscope.{name}.__module__ is {where!r}"
+    if where == "torchscope" and isinstance(value, type):
+        assert repr(value) == f"<class 'torchscope.{name}'>"
+
+
+def test_a_reexported_class_still_pickles() -> None:
+    import pickle
+
+    from torch import nn
+
+    data = torchscope.tree(nn.Linear(2, 3))
+    assert type(data).__module__ == "torchscope"
+    assert pickle.loads(pickle.dumps(data)) == data
+
+
+def test_reexported_examples_still_run_where_they_are_defined() -> None:
+    import doctest
+
+    import torchscope._tree
+
+    assert torchscope.tree.__module__ == "torchscope"
+    names = {t.name for t in doctest.DocTestFinder().find(torchscope._tree) if t.examples}
+    assert "torchscope._tree.__test__.tree" in names
+
+
 def test_unknown_attribute_is_an_attribute_error() -> None:
     with pytest.raises(AttributeError, match=r"module 'torchscope' has no attribute 'nope'"):
         torchscope.nope  # noqa: B018

@@ -11,6 +11,7 @@ import torch until a name that needs it is used.
 from __future__ import annotations
 
 import importlib
+import sys
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
@@ -66,7 +67,16 @@ def __getattr__(name: str) -> Any:
     if module is None:
         raise AttributeError(f"module 'torchscope' has no attribute {name!r}")
     value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
+    # Say where users import it from (reprs, tracebacks, pickles, help()): torchscope.tree, not
+    # torchscope._tree.tree. Names of a public module (torchscope.errors) keep their own.
+    own = getattr(value, "__module__", "")
+    if isinstance(own, str) and own.startswith(f"{__name__}._") and callable(value):
+        value.__module__ = __name__
+        # doctest skips an object whose __module__ is another module's: list it in its defining
+        # module's __test__, so its examples still run there, once, with that module's globals
+        vars(sys.modules[own]).setdefault("__test__", {})[name] = value
+    # Not cached in globals(): doctest would then collect these objects a second time from this
+    # module (their docstrings are tested where they are defined).
     return value
 
 
