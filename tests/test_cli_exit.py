@@ -138,3 +138,23 @@ def test_a_real_ctrl_c_is_130_not_bad_input(cli: CliRun, monkeypatch: pytest.Mon
     assert result.exit_code == ExitCode.INTERRUPTED == 130
     assert result.stderr == "interrupted\n" and result.stdout == ""
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handler is put back
+
+
+def test_the_model_specs_own_file_is_the_users_even_when_installed(
+    cli: CliRun, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # as if net.py lived in site-packages: only the spec tells that it is the user's code
+    monkeypatch.setattr("torchscope.cli._exit.user_frame", lambda exc: None)
+    spec = write_model(tmp_path, "raise KeyboardInterrupt")
+    result = cli("grads", spec, "--input-size", "2,3")
+    assert result.exit_code == 2, result.output
+    assert f"KeyboardInterrupt at {tmp_path / 'net.py'}:10 (in forward)" in result.stderr
+
+
+def test_a_system_exit_0_from_torchscope_itself_is_a_bug_not_a_success(
+    cli: CliRun, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("torchscope._stats.param_stats", mock.Mock(side_effect=SystemExit(0)))
+    result = cli("stats", f"{ZOO}:SmallCNN")
+    assert result.exit_code == 3 and result.stdout == ""
+    assert result.stderr.splitlines()[-1] == f"error: {BUG_LINE}"

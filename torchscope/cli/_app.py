@@ -52,7 +52,8 @@ class TorchscopeCommand(TyperCommand):
             with json_stdout(_writes_json_to_stdout(ctx)):
                 return super(TorchscopeCommand, self).invoke(ctx)
 
-        return guard(call)
+        spec = ctx.params.get("model")
+        return guard(call, spec if isinstance(spec, str) else None)
 
 
 class TorchscopeGroup(TyperGroup):

@@ -15,19 +15,20 @@ from __future__ import annotations
 
 import enum
 import errno
+import os
 import signal
 import sys
 import threading
 import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from types import FrameType, TracebackType
 from typing import TypeVar
 
 import typer
 
-from torchscope._usercode import user_frame
+from torchscope._usercode import describe, shown_path, user_frame
+from torchscope.cli._output import spec_files
 from torchscope.errors import TorchscopeError
 
 R = TypeVar("R")
@@ -58,30 +59,42 @@ MEANING: dict[ExitCode, str] = {
 BUG_LINE = "this is a bug in torchscope; please report it with the traceback above and the command you ran"
 
 
-
-def _where(frame: traceback.FrameSummary) -> str:
-    path = Path(frame.filename)
-    try:
-        shown = str(path.resolve().relative_to(Path.cwd().resolve()))
-    except ValueError:
-        shown = str(path)
-    return f"{shown}:{frame.lineno}"
+def spec_frame(exc: BaseException, spec: str | None) -> traceback.FrameSummary | None:
+    """The innermost frame in the model spec's own file (``net.py`` of ``net.py:Net``, or the module of
+    ``pkg.module:attr``, also when that is installed), in ``exc``'s traceback or its cause's."""
+    if not spec:
+        return None
+    files = {os.path.realpath(p) for p in spec_files(spec)}
+    module = sys.modules.get(spec.partition(":")[0]) if ":" in spec else None
+    path = getattr(module, "__file__", None)
+    if isinstance(path, str):
+        files.add(os.path.realpath(path))
+    current: BaseException | None = exc
+    seen: set[int] = set()
+    while files and current is not None and id(current) not in seen:
+        seen.add(id(current))
+        frames = [
+            f for f in traceback.extract_tb(current.__traceback__) if os.path.realpath(f.filename) in files
+        ]
+        if frames:
+            return frames[-1]
+        current = current.__cause__
+    return None
 
 
 def user_error_line(exc: BaseException, frame: traceback.FrameSummary) -> str:
     """The one line for an exception raised by the user's model code."""
-    what = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    what = describe(exc)
     if isinstance(exc, (SystemExit, KeyboardInterrupt)):
         fix = (
             "a model file must not exit or interrupt when torchscope imports or runs it; "
             "move script code under `if __name__ == '__main__':`"
         )
-        what = f"{type(exc).__name__}({exc.code!r})" if isinstance(exc, SystemExit) else what
     elif frame.name == "forward" or frame.name.endswith("forward"):
         fix = "fix the forward pass there, or give inputs it accepts (--input-size, --dtype)"
     else:
         fix = "fix the model code there, or the --arg values it was given"
-    return f"error: your model raised {what} at {_where(frame)} (in {frame.name}); {fix}"
+    return f"error: your model raised {what} at {shown_path(frame.filename)}:{frame.lineno} (in {frame.name}); {fix}"
 
 
 def _is_broken_pipe(exc: BaseException) -> bool:
@@ -115,8 +128,12 @@ def _echo_err(line: str) -> None:
     typer.echo(line, err=True)
 
 
-def guard(call: Callable[[], R]) -> R:
-    """Run ``call`` under the exit-code contract; every outcome but success becomes a ``typer.Exit``."""
+def guard(call: Callable[[], R], spec: str | None = None) -> R:
+    """Run ``call`` under the exit-code contract; every outcome but success becomes a ``typer.Exit``.
+
+    ``spec`` is the command's model spec: frames in its file are the user's even where the file is
+    installed (``pkg.module:attr`` from site-packages).
+    """
     with _sigint_seen() as interrupted:
         try:
             return call()
@@ -129,12 +146,14 @@ def guard(call: Callable[[], R]) -> R:
             if isinstance(exc, KeyboardInterrupt) and interrupted[0]:
                 _echo_err("interrupted")
                 raise typer.Exit(ExitCode.INTERRUPTED) from None
-            frame = user_frame(exc)
+            frame = user_frame(exc) or spec_frame(exc, spec)
             if frame is not None:
                 _echo_err(user_error_line(exc, frame))
                 raise typer.Exit(ExitCode.BAD_INPUT) from None
-            if isinstance(exc, SystemExit) or _is_broken_pipe(exc):
-                raise  # a deliberate exit keeps its status; Typer reports a closed pipe itself
+            if _is_broken_pipe(exc):
+                raise  # Typer reports a closed pipe itself
+            # a SystemExit that is not the model's is ours: torchscope exits through typer.Exit, so
+            # one from elsewhere is a bug (and an exit 0 with nothing done would be a false success)
             if _is_out_of_memory(exc):
                 _echo_err(
                     f"error: out of memory ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); "
