@@ -10,6 +10,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from torchscope._format import format_bytes
 from torchscope._loader import default_input_size
 from torchscope._memory.cards import MARGIN, capacity_of
 from torchscope._memory.fit import fit_batch_size
@@ -17,7 +18,6 @@ from torchscope._memory.schema import KINDS, MemoryReport, ModuleMemory
 from torchscope._memory.step import Batch, StepConfig
 from torchscope._memory.trace import OptimizerArg, Trace, UserStep, trace_step
 from torchscope._memory.tracer import allocator_rounding, rounded
-from torchscope._memory.units import format_bytes
 from torchscope._parsing import dtype_name, parse_input_size
 from torchscope._tokens import is_token_model
 from torchscope.errors import TorchscopeError

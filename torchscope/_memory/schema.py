@@ -60,7 +60,7 @@ class Margin:
         return max(0, int((capacity - self.context_bytes) * (1.0 - self.fragmentation)))
 
     def describe(self) -> str:
-        from torchscope._memory.units import format_bytes
+        from torchscope._format import format_bytes
 
         return (
             f"{format_bytes(self.context_bytes)} for the CUDA context, then "

@@ -1,10 +1,9 @@
-"""Byte sizes in and out: ``--fit 24GiB`` parsed here; output uses the project's one formatter."""
+"""Byte sizes in: ``--fit 24GiB`` parsed here (output uses the one formatter, ``torchscope._format``)."""
 
 from __future__ import annotations
 
 import re
 
-from torchscope._format import format_bytes
 from torchscope.errors import TorchscopeError
 
 _UNITS = {
@@ -32,4 +31,4 @@ def parse_bytes(text: str, *, option: str = "--fit") -> int:
     return value
 
 
-__all__ = ["format_bytes", "parse_bytes"]
+__all__ = ["parse_bytes"]
