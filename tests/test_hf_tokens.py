@@ -153,3 +153,12 @@ def test_cli_check_freeze_on_a_classifier_and_a_bad_freeze() -> None:
         app, ["check-freeze", "hf:bert", *args[2:-6], "--freeze", "embeddings", "--tokens", "2x16"]
     )
     assert base.exit_code == 0, base.output
+
+
+def test_hf_models_default_to_128_tokens() -> None:
+    from torchscope._loader import default_input_size
+
+    assert default_input_size("hf:llama", batch=2) == (2, 128)
+    res = runner.invoke(app, ["summary", "hf:llama", *TINY_LLAMA, "--json"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.output)["inputs"][0]["shape"] == [1, 128]

@@ -14,6 +14,8 @@ import torch
 from torch import nn
 
 from torchscope._loader.common import first_line, kwargs_text
+from torchscope._loader.hf import DEFAULT_LENGTH as HF_DEFAULT_LENGTH
+from torchscope._loader.hf import PREFIX as HF_PREFIX
 from torchscope._loader.meta import build_on_meta
 from torchscope._loader.objects import import_timm
 from torchscope.errors import SpecError
@@ -76,7 +78,7 @@ def build_kwargs_for_published(name: str) -> dict[str, Any]:
 def default_input_size(spec_or_model_name: str, batch: int = 1) -> tuple[int, ...]:
     """The input shape a model expects, from its default weights' transforms; (batch, 3, 224, 224) if unknown.
 
-    Video models get 16 frames: ``(batch, 3, 16, H, W)``.
+    Video models get 16 frames: ``(batch, 3, 16, H, W)``; ``hf:`` models ``(batch, 128)`` token ids.
 
     >>> default_input_size("inception_v3"), default_input_size("vit_h_14", batch=2)
     ((1, 3, 299, 299), (2, 3, 518, 518))
@@ -85,6 +87,8 @@ def default_input_size(spec_or_model_name: str, batch: int = 1) -> tuple[int, ..
     """
     if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
         raise SpecError(f"batch={batch!r} must be a positive integer")
+    if spec_or_model_name.startswith(HF_PREFIX):
+        return (batch, HF_DEFAULT_LENGTH)
     size = 224
     weights = default_weights(spec_or_model_name) if ":" not in spec_or_model_name else None
     if weights is not None:
