@@ -1,10 +1,17 @@
 """How long the memory prediction takes: densenet161 at batch 64, 224 px, and its --fit search.
 
-Times the prediction beyond the import (model built on meta first), wall and CPU seconds, and the
---fit search for a T4 (two traces to fit the line, two to confirm). Compare with the load average:
-other processes on a shared machine stretch the wall time, not the CPU time.
+Times, in one run, beyond the import (model built on meta first), wall and CPU seconds:
 
-    .venv/bin/python benchmarks/memory_speed.py [--model densenet161] [--batch 64] [--fit t4]
+- the baseline: the direct way, torch's ``MemTracker`` over two AdamW steps under ``FakeTensorMode``
+  (``--no-baseline`` skips it: it takes a minute or more);
+- ``estimate_memory`` at the batch size;
+- ``estimate_memory(..., fit=GPU)``: the prediction plus the --fit search (the trace at the batch size
+  is reused; one more to fit the line, two to confirm).
+
+Compare with the load average: other processes on a shared machine stretch the wall time, not the
+CPU time.
+
+    .venv/bin/python benchmarks/memory_speed.py [--model densenet161] [--batch 64] [--fit t4] [--no-baseline]
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--image", type=int, default=224)
     parser.add_argument("--fit", default="t4")
+    parser.add_argument("--no-baseline", action="store_true")
     args = parser.parse_args()
     t0 = time.perf_counter()
     import torchscope
@@ -40,6 +48,32 @@ def main() -> None:
             f"{label:28s} {wall:6.2f} s wall {cpu:6.2f} s CPU  peak {report.peak / 2**30:.3f} GiB "
             f"in {report.phase}{extra}  (load average {os.getloadavg()[0]:.1f})"
         )
+
+
+def baseline(name: str, shape: tuple[int, ...]) -> int:
+    """Peak bytes by torch's MemTracker over two AdamW steps of ``name`` under FakeTensorMode."""
+    import torch
+    import torchvision
+    from torch._subclasses.fake_tensor import FakeTensorMode
+    from torch.distributed._tools.mem_tracker import MemTracker
+
+    with FakeTensorMode():
+        model = torchvision.models.get_model(name)
+        optimizer = torch.optim.AdamW(model.parameters(), foreach=True)
+        tracker = MemTracker()
+        tracker.track_external(model, optimizer)
+        with tracker:
+            for i in range(2):
+                if i:
+                    tracker.reset_mod_stats()  # MemTracker refuses a second forward otherwise
+                x = torch.randn(shape)
+                loss = torch.nn.functional.cross_entropy(model(x), torch.randint(0, 1000, (shape[0],)))
+                loss.backward()
+                optimizer.step()
+                optimizer.zero_grad()
+                del x, loss
+        snapshot = tracker.get_tracker_snapshot("peak")
+    return max(v["Total"] for v in snapshot.values())
 
 
 if __name__ == "__main__":
