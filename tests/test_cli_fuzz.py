@@ -1,4 +1,4 @@
-"""Hostile input across the commands: never a traceback, never exit 3, exit 1 only where a check can
+"""Hostile input across nine commands: never a traceback, never exit 3, exit 1 only where a check can
 fail, nothing on stdout when a command fails, and no input file changed (issue 15).
 
 ``TORCHSCOPE_FUZZ_EXAMPLES`` sets how many command lines hypothesis draws (default 40).
@@ -56,16 +56,25 @@ COMMANDS: dict[str, dict[str, list[str] | None]] = {
     "check-freeze": {**COMMON, **STEP, "--input-size": SHAPES, "--steps": INTS},
     "report": {**COMMON, **STEP, "--input-size": SHAPES, "--dtype": DTYPES, "--page": OUTPUTS,
                "--modules": PATTERNS, "--no-check": None, "--seed": INTS},
+    "models": {"--grep": PATTERNS, "--json": None, "--no-color": None},
+    "diff": {"--arch": ["resnet18", "", "resnet1800", f"{MODEL}:SmallCNN"], "--expect-frozen": PATTERNS,
+             "--expand": None, "--json": None, "--html": OUTPUTS, "--svg": OUTPUTS, "--force": None,
+             "--unsafe-load": None},
 }  # fmt: skip
-CHECKS = {"check-freeze", "report"}  # the commands whose check can find a real violation (exit 1)
+CHECKS = {"check-freeze", "report", "diff"}  # the commands whose check can find a real violation (exit 1)
 
 
 @st.composite
 def command_lines(draw: st.DrawFn) -> list[str]:
     name = draw(st.sampled_from(sorted(COMMANDS)))
     options = COMMANDS[name]
-    line = [name, draw(st.sampled_from(SPECS))]
-    if name != "tree" and draw(st.booleans()):
+    if name == "models":
+        line = [name]
+    elif name == "diff":
+        line = [name, *draw(st.lists(st.sampled_from(WEIGHT_FILES), min_size=2, max_size=2))]
+    else:
+        line = [name, draw(st.sampled_from(SPECS))]
+    if name not in ("tree", "models", "diff") and draw(st.booleans()):
         line += ["--input-size", "4,3,8,8"]  # often a shape that works, so the later stages get fuzzed too
     for flag in draw(st.lists(st.sampled_from(sorted(options)), max_size=4, unique=True)):
         values = options[flag]
