@@ -6,7 +6,7 @@ Violations that share one cause are said once, with their count and the one call
 The error's ``.check`` names the helper and ``.report`` holds its data as a dict.
 Every helper leaves the model as it found it (:func:`torchscope.preserved`), except those whose
 purpose is to run your step (``assert_step_ok``, ``assert_frozen``, ``expect_frozen``,
-``assert_trainable_updated``).
+``assert_trainable_updated``, ``assert_base_unchanged``).
 
 Inputs: a tuple is passed as positional arguments (``model(*x)``); anything else, a dict included,
 as the one argument (``model(x)``).
@@ -21,6 +21,11 @@ as the one argument (``model(x)``).
 
 from __future__ import annotations
 
+from torchscope._testing.adapters import (
+    assert_adapters_only_trainable,
+    assert_base_unchanged,
+    assert_merge_equivalent,
+)
 from torchscope._testing.gradients import assert_grads_finite, assert_no_unused_params
 from torchscope._testing.messages import MAX_ROWS as MAX_ROWS
 from torchscope._testing.messages import format_table as format_table
@@ -39,11 +44,14 @@ from torchscope._testing.structure import (
 )
 
 __all__ = [
+    "assert_adapters_only_trainable",
+    "assert_base_unchanged",
     "assert_batch_independent",
     "assert_eval_mode",
     "assert_frozen",
     "assert_grads_finite",
     "assert_loss_at_init",
+    "assert_merge_equivalent",
     "assert_no_unused_params",
     "assert_output_shape",
     "assert_overfits_one_batch",

@@ -138,6 +138,13 @@ class Causes:
             "find that write, or do not expect this buffer frozen"
         )
 
+    def grads_seen(self, j: int) -> list[float | None]:
+        """Param ``j``'s (frozen + trainable order) max |grad| at each ``optimizer.step()`` (after the
+        step, without an optimizer); None where it had no grad."""
+        if self.optimizer is not None and self.sights:
+            return self._at_step(j)[0]
+        return [self.floats.get(self.grad_after[j])]
+
     def got_no_grad(self, j: int) -> bool:
         """Whether param ``j`` (frozen + trainable order) had no grad at any ``optimizer.step()``
         (after the step, without an optimizer): no forward on this input used it."""

@@ -48,6 +48,7 @@ from torchscope._check.report import (
 from torchscope._distributed import gather_report, should_gather
 from torchscope._fingerprint import fingerprint_tensor
 from torchscope._optaudit import audit
+from torchscope._peft.review import PEFT_KINDS, PeftWatch
 from torchscope._state import preserved
 from torchscope.errors import TorchscopeError
 
@@ -151,8 +152,13 @@ def _run(
     probe = None
     if optimizer is not None:
         probe = OptimizerProbe(optimizer, [t.tensor for t in plan.frozen + plan.trainable])
+    peft = PeftWatch.start(model)  # None unless a PEFT model
     try:
         step()
+    except RuntimeError as exc:
+        if peft is not None:
+            peft.annotate(exc)
+        raise
     finally:
         if probe is not None:
             probe.remove()
@@ -238,6 +244,12 @@ def _run(
     if not plan.pattern_frozen:
         checks.remove("tied_conflict")
     caveats = []
+    if peft is not None:
+        pos = {t.name: j for j, t in enumerate(plan.frozen + plan.trainable)}
+        violations = peft.review(violations, lambda name: ctx.grads_seen(pos[name]),
+                                 [t.name for t in plan.trainable], [t.name for t in plan.frozen], plan.pattern_frozen)
+        checks += PEFT_KINDS
+        caveats += peft.notes
     if not frozen_tensors:
         caveats.append(NOTHING_FROZEN)
     if no_grad:

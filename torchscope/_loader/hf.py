@@ -33,6 +33,7 @@ from torchscope._format import format_shape
 from torchscope._loader.common import BuildRequest, first_line
 from torchscope._loader.meta import init_on_meta
 from torchscope._loader.safetensors_io import read_header
+from torchscope._peft.targets import unmatched_targets_message
 from torchscope.errors import SpecError
 
 PREFIX = "hf:"
@@ -331,6 +332,10 @@ def _with_adapter(path: Path, request: BuildRequest) -> nn.Module:
             else:
                 model = peft.PeftModel.from_pretrained(base, str(path), config=config, is_trainable=True)
         except (ValueError, RuntimeError, KeyError, TypeError) as exc:
+            # target_modules that match nothing: name the closest module names (peft does not)
+            unmatched = unmatched_targets_message(base, adapter.get("target_modules"))
+            if unmatched is not None:
+                raise SpecError(f"the adapter in {path}: {unmatched}; fix target_modules in adapter_config.json") from None
             # load_state_dict's first line is a heading; the size mismatch below it is the news
             lines = [ln.strip() for ln in str(exc).splitlines() if "size mismatch" in ln]
             detail = lines[0][:300] if lines else first_line(exc)
