@@ -25,6 +25,7 @@ from torchscope.cli._options import (
     ModelArg,
     MomentumOpt,
     NoColorOpt,
+    NoVerifyOpt,
     NumLabelsOpt,
     OptimizerOpt,
     PretrainedOpt,
@@ -48,6 +49,7 @@ def check_freeze_command(
     arg: ArgOpt = None,
     pretrained: PretrainedOpt = False,
     unsafe_load: UnsafeLoadOpt = False,
+    no_verify: NoVerifyOpt = False,
     config: HfConfigOpt = None,
     task: TaskOpt = None,
     num_labels: NumLabelsOpt = None,
@@ -88,6 +90,7 @@ def check_freeze_command(
     sizes = input_sizes(model, input_size, device=device, batch=2)
     loaded = load_cli_model(
         model, weights=weights, args=arg, pretrained=pretrained, unsafe_load=unsafe_load, device=device,
+        verify=not no_verify,
         config=config, task=task, num_labels=num_labels, freeze=freeze, unfreeze=unfreeze, freeze_backbone=freeze_backbone,
     )  # fmt: skip
     expected = expected_frozen_names(
@@ -130,6 +133,7 @@ def diff_command(
         ),
     ] = None,
     unsafe_load: UnsafeLoadOpt = False,
+    no_verify: NoVerifyOpt = False,
     expand: Annotated[bool, typer.Option("--expand", help="List unchanged tensors too.")] = False,
     json: JsonOpt = False,
     html: HtmlOpt = None,
@@ -146,7 +150,9 @@ def diff_command(
         title=f"torchscope diff {a.name} {b.name}", inputs=command_inputs(None, a, b),
     )  # fmt: skip
     frozen = split_patterns(expect_frozen, option="--expect-frozen") or None
-    report = diff_checkpoints(a, b, arch=arch, expect_frozen=frozen, unsafe_load=unsafe_load)
+    report = diff_checkpoints(
+        a, b, arch=arch, expect_frozen=frozen, unsafe_load=unsafe_load, verify=not no_verify
+    )
     emit(report, lambda: render_diff(report, expand=expand), out)
     if not report.ok:
         raise typer.Exit(1)

@@ -23,6 +23,7 @@ from torchscope.cli._options import (
     JsonOpt,
     ModelArg,
     NoColorOpt,
+    NoVerifyOpt,
     NumLabelsOpt,
     PretrainedOpt,
     SvgOpt,
@@ -62,6 +63,7 @@ def summary_command(
     arg: ArgOpt = None,
     pretrained: PretrainedOpt = False,
     unsafe_load: UnsafeLoadOpt = False,
+    no_verify: NoVerifyOpt = False,
     config: HfConfigOpt = None,
     task: TaskOpt = None,
     num_labels: NumLabelsOpt = None,
@@ -92,7 +94,7 @@ def summary_command(
     device = check_device(device)
     sizes = input_sizes(model, input_size, device=device, dtype=dtype)
     options: dict[str, Any] = dict(
-        weights=weights, args=arg, pretrained=pretrained, unsafe_load=unsafe_load,
+        weights=weights, args=arg, pretrained=pretrained, unsafe_load=unsafe_load, verify=not no_verify,
         config=config, task=task, num_labels=num_labels,
         freeze=freeze, unfreeze=unfreeze, freeze_backbone=freeze_backbone,
     )  # fmt: skip
@@ -141,6 +143,7 @@ def activations_command(
     arg: ArgOpt = None,
     pretrained: PretrainedOpt = False,
     unsafe_load: UnsafeLoadOpt = False,
+    no_verify: NoVerifyOpt = False,
     config: HfConfigOpt = None,
     task: TaskOpt = None,
     num_labels: NumLabelsOpt = None,
@@ -170,6 +173,7 @@ def activations_command(
     sizes = input_sizes(model, input_size, device=device, dtype=dtype)
     loaded = load_cli_model(
         model, device=device, weights=weights, args=arg, pretrained=pretrained, unsafe_load=unsafe_load,
+        verify=not no_verify,
         config=config, task=task, num_labels=num_labels,
     )
     with preserved(loaded):
@@ -195,6 +199,7 @@ def stats_command(
     arg: ArgOpt = None,
     pretrained: PretrainedOpt = False,
     unsafe_load: UnsafeLoadOpt = False,
+    no_verify: NoVerifyOpt = False,
     config: HfConfigOpt = None,
     task: TaskOpt = None,
     num_labels: NumLabelsOpt = None,
@@ -217,6 +222,7 @@ def stats_command(
     )  # fmt: skip
     loaded = load_cli_model(
         model, device=device, weights=weights, args=arg, pretrained=pretrained, unsafe_load=unsafe_load,
+        verify=not no_verify,
         config=config, task=task, num_labels=num_labels,
         freeze=freeze, unfreeze=unfreeze, freeze_backbone=freeze_backbone,
     )  # fmt: skip
@@ -239,6 +245,7 @@ def grads_command(
     arg: ArgOpt = None,
     pretrained: PretrainedOpt = False,
     unsafe_load: UnsafeLoadOpt = False,
+    no_verify: NoVerifyOpt = False,
     config: HfConfigOpt = None,
     task: TaskOpt = None,
     num_labels: NumLabelsOpt = None,
@@ -263,6 +270,7 @@ def grads_command(
     sizes = input_sizes(model, input_size, device=device, dtype=dtype)
     loaded = load_cli_model(
         model, device=device, weights=weights, args=arg, pretrained=pretrained, unsafe_load=unsafe_load,
+        verify=not no_verify,
         config=config, task=task, num_labels=num_labels,
         freeze=freeze, unfreeze=unfreeze, freeze_backbone=freeze_backbone,
     )  # fmt: skip

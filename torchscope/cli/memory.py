@@ -21,6 +21,7 @@ from torchscope.cli._options import (
     JsonOpt,
     ModelArg,
     NoColorOpt,
+    NoVerifyOpt,
     NumLabelsOpt,
     OptimizerOpt,
     StepsOpt,
@@ -51,6 +52,7 @@ def memory_command(
     weights: WeightsOpt = None,
     arg: ArgOpt = None,
     unsafe_load: UnsafeLoadOpt = False,
+    no_verify: NoVerifyOpt = False,
     config: HfConfigOpt = None,
     task: TaskOpt = None,
     num_labels: NumLabelsOpt = None,
@@ -106,8 +108,8 @@ def memory_command(
     if device not in ("cuda", "cpu"):
         raise TorchscopeError(f"--device {device!r}: memory predicts for cuda or cpu")
     loaded = load_cli_model(
-        model, weights=weights, args=arg, device="meta", unsafe_load=unsafe_load, freeze=freeze,
-        unfreeze=unfreeze, freeze_backbone=freeze_backbone, config=config, task=task, num_labels=num_labels,
+        model, weights=weights, args=arg, device="meta", unsafe_load=unsafe_load, verify=not no_verify,
+        freeze=freeze, unfreeze=unfreeze, freeze_backbone=freeze_backbone, config=config, task=task, num_labels=num_labels,
     )  # fmt: skip
     report = memory_of_spec(
         loaded, model, input_size=input_size, batch_size=batch_size, dtype=dtype, device=device,

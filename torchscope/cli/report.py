@@ -25,6 +25,7 @@ from torchscope.cli._options import (
     ModelArg,
     MomentumOpt,
     NoColorOpt,
+    NoVerifyOpt,
     NumLabelsOpt,
     OptimizerOpt,
     PretrainedOpt,
@@ -75,6 +76,7 @@ def report_command(
     arg: ArgOpt = None,
     pretrained: PretrainedOpt = False,
     unsafe_load: UnsafeLoadOpt = False,
+    no_verify: NoVerifyOpt = False,
     config: HfConfigOpt = None,
     task: TaskOpt = None,
     num_labels: NumLabelsOpt = None,
@@ -117,7 +119,7 @@ def report_command(
     module_patterns = split_patterns(modules, option="--modules") or None
     sizes = input_sizes(model, input_size, device="cpu", dtype=dtype, batch=2)
     loaded = load_cli_model(
-        model, weights=weights, args=arg, pretrained=pretrained, unsafe_load=unsafe_load,
+        model, weights=weights, args=arg, pretrained=pretrained, unsafe_load=unsafe_load, verify=not no_verify,
         config=config, task=task, num_labels=num_labels,
         freeze=freeze, unfreeze=unfreeze, freeze_backbone=freeze_backbone,
     )  # fmt: skip

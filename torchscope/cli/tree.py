@@ -21,6 +21,7 @@ from torchscope.cli._options import (
     JsonOpt,
     ModelArg,
     NoColorOpt,
+    NoVerifyOpt,
     NumLabelsOpt,
     PretrainedOpt,
     SvgOpt,
@@ -48,6 +49,7 @@ def tree_command(
     arg: ArgOpt = None,
     pretrained: PretrainedOpt = False,
     unsafe_load: UnsafeLoadOpt = False,
+    no_verify: NoVerifyOpt = False,
     config: HfConfigOpt = None,
     task: TaskOpt = None,
     num_labels: NumLabelsOpt = None,
@@ -105,7 +107,8 @@ def tree_command(
     if data is None:
         # the hf: options are not part of the key: hf: specs are never cached
         loaded = load_cli_model(
-            model, unsafe_load=unsafe_load, config=config, task=task, num_labels=num_labels, **options
+            model, unsafe_load=unsafe_load, verify=not no_verify, config=config, task=task, num_labels=num_labels,
+            **options,
         )
         from torchscope._tree import tree
 
