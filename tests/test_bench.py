@@ -498,11 +498,11 @@ def test_render_compare_ratios(both: tuple[nn.Module, Any, BenchResult]) -> None
     for expected in (
         "frozen · SmallCNN vs SmallCNN",
         "full · SmallCNN vs SmallCNN",
-        "│ img/s (median)        │     50.0 │    100.0 │         2.000 │",
-        "│ baseline img/s        │     50.0 │     50.0 │         1.000 │",
-        "│ torchscope / baseline │    1.000 │    2.000 │         2.000 │",
-        "│ step ms p50           │     80.0 │     40.0 │         0.500 │",
-        "│ freeze check          │     ✓ ok │     ✓ ok │               │",
+        "│ img/s (median)        │      50.0 │     100.0 │         2.000 │",
+        "│ baseline img/s        │      50.0 │      50.0 │         1.000 │",
+        "│ torchscope / baseline │     1.000 │     2.000 │         2.000 │",
+        "│ step ms p50           │      80.0 │      40.0 │         0.500 │",
+        "│ freeze check          │      ✓ ok │      ✓ ok │               │",
         "│ steps │ 2      │ 20     │",
     ):
         assert expected in lines, expected

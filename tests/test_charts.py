@@ -230,11 +230,11 @@ def test_activations_table_std_bar_column() -> None:
         return console.export_text().splitlines()
 
     with_bar = lines(100, True)
-    assert with_bar[0] == "Module  Type    Shape  Mean   Std              Min   Max  Zeros  Flags"
-    assert with_bar[2] == "0       Linear  [2,4]     0     1  ████████     -1     1     0%       "
-    assert with_bar[3] == "1       ReLU    [2,4]     0  0.01  ▏         -0.01  0.01    50%       "
-    assert with_bar[4] == "2       Linear  [2,4]     0   0.1  ████       -0.1   0.1     0%       "
-    assert lines(100, False)[0] == "Module  Type    Shape  Mean   Std    Min   Max  Zeros  Flags"
+    assert with_bar[0] == "Module  Type    Shape   Mean   Std              Min   Max  Zeros  Flags"
+    assert with_bar[2] == "0       Linear  [2, 4]     0     1  ████████     -1     1     0%       "
+    assert with_bar[3] == "1       ReLU    [2, 4]     0  0.01  ▏         -0.01  0.01    50%       "
+    assert with_bar[4] == "2       Linear  [2, 4]     0   0.1  ████       -0.1   0.1     0%       "
+    assert lines(100, False)[0] == "Module  Type    Shape   Mean   Std    Min   Max  Zeros  Flags"
     # auto: the bar only when it fits the width
     assert lines(100, None) == with_bar
     assert lines(60, None)[0] == "Module  Type    Shape  Mean   Std    Min   Max  Zeros  Flags"

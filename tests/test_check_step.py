@@ -188,7 +188,7 @@ def test_trainable_not_in_any_group_after_replace_head() -> None:
     kinds = _kinds(report)
     assert kinds["trainable_not_updated"] == ["fc.weight", "fc.bias"]
     assert kinds["optimizer_missing_param"] == ["fc.weight", "fc.bias"]
-    assert kinds["optimizer_stale_param"] == ["param_groups[0][0] (3x8)", "param_groups[0][1] (3)"]
+    assert kinds["optimizer_stale_param"] == ["param_groups[0][0] (shape [3, 8])", "param_groups[0][1] (shape [3])"]
     assert "in no optimizer param group" in report.by_kind("trainable_not_updated")[0].cause
 
 

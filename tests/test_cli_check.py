@@ -73,7 +73,7 @@ def test_check_freeze_resnet18_frozen_backbone() -> None:
         (["--lr", "nan"], "lr=nan is out of range: it must be a finite number >= 0"),
         (["--weight-decay", "-1"], "weight_decay=-1.0 is out of range: it must be a finite number >= 0"),
         (["--freeze", "bakbone"], "pattern 'bakbone' matches no parameter"),
-        (["--input-size", "2,5"], "forward pass on an input of size (2, 5) failed"),
+        (["--input-size", "2,5"], "forward pass on an input of size [2, 5] failed"),
         (["--device", "nonsense"], "nonsense"),
     ],
 )

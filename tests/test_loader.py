@@ -385,7 +385,7 @@ def test_weights_mismatch_lists_missing_and_unexpected(small_cnn_weights: tuple[
 def test_weights_shape_mismatch(small_cnn_weights: tuple[Path, nn.Module]) -> None:
     path, _ = small_cnn_weights
     with pytest.raises(
-        SpecError, match=r"shape mismatch at \[fc.weight \(3, 8\) vs \(10, 8\), fc.bias \(3,\) vs \(10,\)\]"
+        SpecError, match=r"shape mismatch at \[fc.weight \[3, 8\] vs \[10, 8\], fc.bias \[3\] vs \[10\]\]"
     ):
         load_model(f"{ZOO_PY}:SmallCNN", weights=path, kwargs={"num_classes": 10})
 

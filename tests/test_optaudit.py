@@ -53,8 +53,8 @@ def test_missing_and_stale_after_replace_head() -> None:
     opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.1)
     replace_head(model, 5)
     assert _audit(model, opt) == [
-        ("optimizer_stale_param", "param_groups[0][0] (3x8)"),
-        ("optimizer_stale_param", "param_groups[0][1] (3)"),
+        ("optimizer_stale_param", "param_groups[0][0] (shape [3, 8])"),
+        ("optimizer_stale_param", "param_groups[0][1] (shape [3])"),
         ("optimizer_missing_param", "fc.weight"),
         ("optimizer_missing_param", "fc.bias"),
     ]
@@ -77,7 +77,7 @@ def test_identity_not_value() -> None:
     twin = nn.Parameter(model.weight.detach().clone())  # equal values, another tensor
     opt = torch.optim.SGD([twin, model.bias], lr=0.1)
     assert _audit(model, opt) == [
-        ("optimizer_stale_param", "param_groups[0][0] (3x3)"),
+        ("optimizer_stale_param", "param_groups[0][0] (shape [3, 3])"),
         ("optimizer_missing_param", "weight"),
     ]
 

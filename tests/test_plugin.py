@@ -60,7 +60,7 @@ def test_passing_and_failing_suite_with_exact_failure_text(pytester: pytest.Pyte
             "E       ",
             "E         output  expected  actual",
             "E         ------  --------  ------",
-            "E         out     (3, 5)    (3, 2)",
+            "E         out     [[]3, 5]    [[]3, 2]",
             "E       ",
             "E       fix: check the head's out_features and any flatten/view/permute before it",
         ]
@@ -90,9 +90,9 @@ def test_exact_text_of_a_frozen_violation(pytester: pytest.Pytester) -> None:
             "E       ",
             "E         kind                   name                   shape  max |Δ|  cause",
             "E         ---------------------  ---------------------  -----  -------  -----",
-            "E         frozen_buffer_changed  1.running_mean         (4,)   *  [[]1[]]",
-            "E         frozen_buffer_changed  1.running_var          (4,)   *  [[]1[]]",
-            "E         frozen_buffer_changed  1.num_batches_tracked  ()     1        [[]1[]]",
+            "E         frozen_buffer_changed  1.running_mean         [[]4]    *  [[]1[]]",
+            "E         frozen_buffer_changed  1.running_var          [[]4]    *  [[]1[]]",
+            "E         frozen_buffer_changed  1.num_batches_tracked  [[][]]     1        [[]1[]]",
             "E       ",
             "E         [[]1[]] 3 tensors (1.running_mean, 1.running_var, 1.num_batches_tracked): its BatchNorm2d module "
             "ran in train mode, so its running stats moved",

@@ -149,10 +149,10 @@ def test_render_highlights_flags() -> None:
         model(torch.ones(1, 2))
     out = text(render_activations(rec.report()))
     assert out.splitlines() == [
-        "Module  Type    Shape  Mean  Std  Min  Max  Zeros  NaN/Inf  Flags",
-        "─" * 65,
-        "0       Linear  [1,2]     2    0    2    2     0%        -",
-        "1       Scale   [1,2]   inf  nan  inf  inf     0%      0/2  inf",
+        "Module  Type    Shape   Mean  Std  Min  Max  Zeros  NaN/Inf  Flags",
+        "─" * 66,
+        "0       Linear  [1, 2]     2    0    2    2     0%        -",
+        "1       Scale   [1, 2]   inf  nan  inf  inf     0%      0/2  inf",
         "2 recorded outputs over 1 forward pass",
         "inf: 1 - 2 Inf values in output",
     ]

@@ -61,8 +61,8 @@ def handmade() -> ReportData:
             TreeRow("body", "Linear", 1, 100, "frozen", True),
         ),
         activations=(
-            ActivationRow("body", "Linear", "2×10", 0.1, 1.0, 0.0),
-            ActivationRow("act", "ReLU", "2×10", 0.4, 0.5, 0.95, ("dead",)),
+            ActivationRow("body", "Linear", "[2, 10]", 0.1, 1.0, 0.0),
+            ActivationRow("act", "ReLU", "[2, 10]", 0.4, 0.5, 0.95, ("dead",)),
         ),
         grads=(GradRow("body", "Linear", None, True), GradRow("head", "Linear", 0.25, False)),
         check_ok=False,

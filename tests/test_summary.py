@@ -294,7 +294,7 @@ def test_render_exact() -> None:
         "Sequential     [2, 8]        [2, 4]             36          64",
         "  0 (Linear)   [2, 8]        [2, 4]             36          64",
         "  1 (ReLU)     [2, 4]        [2, 4]              0           -",
-        "Params: 36 (36 trainable, 0 frozen), 0.0 MiB",
+        "Params: 36 (36 trainable, 0 frozen), 144 B",
         "Mult-adds: 64 (FLOPs: 128), mode: eval",
         "Input: [2, 8]",
         "Output (Tensor): [2, 4]",

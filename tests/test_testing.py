@@ -80,7 +80,7 @@ def test_assert_frozen_names_weight_decay_on_zero_grad() -> None:
     opt = torch.optim.AdamW(model.parameters(), lr=0.1, weight_decay=0.1)
     sgd_step(model, x, opt)()
     model.backbone.requires_grad_(False)
-    with pytest.raises(AssertionError, match=r"frozen_param_changed\s+backbone\.0\.weight\s+\(8, 3, 3, 3\)"):
+    with pytest.raises(AssertionError, match=r"frozen_param_changed\s+backbone\.0\.weight\s+\[8, 3, 3, 3\]"):
         assert_frozen(model, sgd_step(model, x, opt, set_to_none=False), "backbone", optimizer=opt)
 
 
@@ -112,7 +112,7 @@ def test_expect_frozen_names_trainable_param() -> None:
     model, x = build("small_cnn")
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     model.eval()
-    with pytest.raises(AssertionError, match=r"frozen_param_changed\s+fc\.weight\s+\(3, 8\)") as info:
+    with pytest.raises(AssertionError, match=r"frozen_param_changed\s+fc\.weight\s+\[3, 8\]") as info:
         with expect_frozen(model, "fc", optimizer=opt):
             sgd_step(model, x, opt)()
     assert "requires_grad=True, in optimizer group 0 (lr=0.1" in str(info.value)
@@ -127,7 +127,7 @@ def test_assert_trainable_updated_head_missing_from_optimizer() -> None:
     opt = torch.optim.SGD(model.backbone.parameters(), lr=0.1)  # the head was replaced after this
     with pytest.raises(AssertionError, match=r"2 of 2 trainable parameters were not updated") as info:
         assert_trainable_updated(model, sgd_step(model, x, opt), "fc", optimizer=opt)
-    assert "trainable_not_updated  fc.weight  (3, 8)" in str(info.value)
+    assert "trainable_not_updated  fc.weight  [3, 8]" in str(info.value)
     assert "in no optimizer param group" in str(info.value)
 
 
@@ -150,7 +150,7 @@ def test_assert_step_ok() -> None:
         match=r"assert_step_ok: 8 invariants of the training step violated \(8 frozen, 2 trainable params checked\)",
     ) as info:
         assert_step_ok(model, sgd_step(model, x, bad), optimizer=bad)
-    assert "optimizer_frozen_param  backbone.0.weight  (8, 3, 3, 3)" in str(info.value)
+    assert "optimizer_frozen_param  backbone.0.weight  [8, 3, 3, 3]" in str(info.value)
     assert "in param group 0 with weight_decay=0.01" in str(info.value)
 
 
@@ -165,8 +165,8 @@ def test_assert_grads_finite() -> None:
     model.fc.bias.grad[1] = float("inf")
     with pytest.raises(AssertionError, match=r"2 of 10 gradients are not finite") as info:
         assert_grads_finite(model)
-    assert "fc.weight  (3, 8)  1/24  0/24" in str(info.value)
-    assert "fc.bias    (3,)    0/3   1/3" in str(info.value)
+    assert "fc.weight  [3, 8]  1/24  0/24" in str(info.value)
+    assert "fc.bias    [3]     0/3   1/3" in str(info.value)
 
 
 def test_assert_no_unused_params_names_aux_and_unused() -> None:
@@ -175,7 +175,7 @@ def test_assert_no_unused_params_names_aux_and_unused() -> None:
     before = capture_state(model)
     with pytest.raises(AssertionError, match=r"4 of 8 trainable parameters got no gradient") as info:
         assert_no_unused_params(model, lambda: model(x).logits.square().mean())
-    assert "aux.weight     (3, 8)  Linear" in str(info.value)
+    assert "aux.weight     [3, 8]  Linear" in str(info.value)
     assert capture_state(model).differences(before) == []
     model.unused.requires_grad_(False)
     assert_no_unused_params(model, lambda: sum(o.square().mean() for o in model(x)))
@@ -242,20 +242,20 @@ def test_assert_output_shape_tensor_tuple_dict_namedtuple() -> None:
     assert_output_shape(model, x, (4, 3))
     assert_output_shape(model, x, torch.Size([4, 3]))
     assert_output_shape(model, x, (None, -1))
-    with pytest.raises(AssertionError, match=r"out     \(4, 5\)    \(4, 3\)"):
+    with pytest.raises(AssertionError, match=r"out     \[4, 5\]    \[4, 3\]"):
         assert_output_shape(model, x, (4, 5))
 
     multi, mx = build("multi_output")
     assert_output_shape(multi, mx, ((2, 3), (2, 6)))
     assert_output_shape(multi, mx, {"logits": (2, 3), "features": (None, 6)})
-    with pytest.raises(AssertionError, match=r"out\.features  \(2, 7\)    \(2, 6\)"):
+    with pytest.raises(AssertionError, match=r"out\.features  \[2, 7\]    \[2, 6\]"):
         assert_output_shape(multi, mx, {"logits": (2, 3), "features": (2, 7)})
-    with pytest.raises(AssertionError, match=r"out\.extra  \(2,\)      missing"):
+    with pytest.raises(AssertionError, match=r"out\.extra  \[2\]       missing"):
         assert_output_shape(multi, mx, {"extra": (2,)})
 
     dmodel, dx = build("dict_input")
     assert_output_shape(dmodel, dx, {"logits": (2, 2), "hidden": (2, 4)})
-    with pytest.raises(AssertionError, match=r"out\['logits'\]  \(2, 3\)    \(2, 2\)"):
+    with pytest.raises(AssertionError, match=r"out\['logits'\]  \[2, 3\]    \[2, 2\]"):
         assert_output_shape(dmodel, dx, {"logits": (2, 3)})
     with pytest.raises(SpecError, match="is not a shape"):
         assert_output_shape(model, x, "4x3")

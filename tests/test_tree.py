@@ -251,8 +251,8 @@ def test_render_collapses_identical_blocks() -> None:
         "│   └── 0-11   Sequential ×12      864       ✓       train",
         "└── 1          Linear               18       ✓       train",
     ]
-    assert "Total params:                           882" in out
-    assert "Modules in train mode:                  39" in out
+    assert "Total params:                      882" in out
+    assert "Modules in train mode:             39" in out
 
 
 def test_render_expand_depth_grep_filters() -> None:
@@ -282,7 +282,7 @@ def test_render_shows_aliases_tied_hooks_warnings() -> None:
     out = text(render_tree(tree(model)))
     assert "block (also: again)" in out
     assert "1 fwd" in out
-    assert "Tied:                                   block.weight = again.weight" in out
+    assert "Tied:                              block.weight = again.weight" in out
     cnn, _ = build("small_cnn")
     cnn.backbone[1].eval()
     assert "warning: backbone.1 (BatchNorm2d) is in eval mode inside a model in train mode" in text(

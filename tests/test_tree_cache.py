@@ -305,7 +305,7 @@ def test_cli_hit_is_byte_identical_to_the_miss_and_loads_no_model(
         assert result.exit_code == 0, result.output
         assert result.stdout == misses[i]
         assert (tmp_path / f"hit{i}.svg").read_bytes() == (tmp_path / f"miss{i}.svg").read_bytes()
-    assert "Total params:                           11.7 M" in misses[0]
+    assert "Total params:                      11.7 M" in misses[0]
     assert json.loads(misses[2]) == tree(load_model("resnet18", device="meta")).to_dict()
 
 
@@ -354,7 +354,7 @@ def test_cli_with_an_unwritable_cache_still_works(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setenv("TORCHSCOPE_CACHE_DIR", str(blocker / "cache"))
     result = run("tree", "resnet18", "--no-color", "--depth", "1")
     assert result.exit_code == 0, result.output
-    assert "Total params:                           11.7 M" in result.stdout
+    assert "Total params:                      11.7 M" in result.stdout
     assert "└── fc" in result.stdout
 
 
@@ -436,7 +436,7 @@ def test_an_edited_entry_is_not_shown_and_gets_repaired(old: bytes, new: bytes, 
     result = run("tree", "resnet18", "--no-color")
     assert result.exit_code == 0, result.output
     assert lie not in result.stdout
-    assert "Total params:                           11.7 M" in result.stdout
+    assert "Total params:                      11.7 M" in result.stdout
     assert "ResNet" in result.stdout
     assert path.read_bytes() == good  # rebuilt and rewritten
     cached = load_cached_tree(key)
@@ -506,7 +506,7 @@ def test_an_unresolvable_cache_dir_skips_the_cache_with_one_warning(
     for _ in range(2):
         result = run("tree", "resnet18", "--no-color", "--depth", "1")
         assert result.exit_code == 0, result.output
-        assert "Total params:                           11.7 M" in result.stdout
+        assert "Total params:                      11.7 M" in result.stdout
         assert "Traceback" not in result.output
     # one warning for the whole process, not one per read and write
     assert [r.getMessage() for r in caplog.records] == [

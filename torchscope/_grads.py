@@ -19,6 +19,7 @@ from torch import nn
 
 from torchscope._check.outputs import output_tensors
 from torchscope._check.report import unused_caveat
+from torchscope._format import format_shape
 from torchscope._inputs import flatten_outputs, prepare_call
 from torchscope._state import preserved
 from torchscope._summary import CallTracker
@@ -95,7 +96,7 @@ def _compute_loss(output: Any, loss: LossSpec) -> tuple[torch.Tensor, str]:
     classifier = first.ndim == 2 and first.shape[1] > 1
     if loss == "ce" and not classifier:
         raise SpecError(
-            f"loss='ce' needs (batch, classes) logits, got shape {list(first.shape)}; use loss='sum'"
+            f"loss='ce' needs (batch, classes) logits, got shape {format_shape(first.shape)}; use loss='sum'"
         )
     if loss == "ce" or (loss == "auto" and classifier):
         # every output shaped like the logits (aux heads too), against one set of random labels

@@ -20,11 +20,8 @@ from torch import nn
 from torchscope._check.plan import CheckedTensor, collect_tensors, unwrap
 from torchscope._check.probe import has_momentum
 from torchscope._check.report import Violation
+from torchscope._format import format_shape
 from torchscope.errors import TorchscopeError
-
-
-def _shape(t: torch.Tensor) -> str:
-    return "x".join(str(d) for d in t.shape) or "scalar"
 
 
 def audit(params: Sequence[CheckedTensor], optimizer: torch.optim.Optimizer, frozen_ids: set[int]) -> list[Violation]:
@@ -36,7 +33,7 @@ def audit(params: Sequence[CheckedTensor], optimizer: torch.optim.Optimizer, fro
         for j, p in enumerate(group["params"]):
             where = f"param_groups[{i}][{j}]"
             t = by_id.get(id(p))
-            name = t.name if t is not None else f"{where} ({_shape(p)})"
+            name = t.name if t is not None else f"{where} (shape {format_shape(p.shape)})"
             if id(p) in seen:
                 out.append(
                     Violation(
@@ -55,7 +52,7 @@ def audit(params: Sequence[CheckedTensor], optimizer: torch.optim.Optimizer, fro
                         "optimizer_stale_param",
                         name,
                         None,
-                        f"the optimizer holds a {_shape(p)} tensor at {where} that is no longer in the model "
+                        f"the optimizer holds a {format_shape(p.shape)} tensor at {where} that is no longer in the model "
                         "(built before replace_head or a module swap?), so the new module is not trained; "
                         "build the optimizer after changing the model",
                     )

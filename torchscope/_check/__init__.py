@@ -35,7 +35,6 @@ _EXPORTS: dict[str, str] = {
     "covering_patterns": "grouping",
     "describe_output": "outputs",
     "expected_frozen_names": "reference",
-    "format_bytes": "report",
     "frozen_tensor_count": "reference",
     "group_violations": "grouping",
     "json_float": "report",
@@ -81,7 +80,6 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers only
         StepReport,
         Violation,
         ViolationGroup,
-        format_bytes,
         json_float,
         unused_caveat,
     )

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from torchscope._check.config import ReferenceStep
+from torchscope._format import format_bytes
 
 KINDS: tuple[str, ...] = (
     "frozen_param_changed",
@@ -31,20 +32,6 @@ def json_float(x: float | None) -> float | str | None:
     if x is None or math.isfinite(x):
         return x
     return "nan" if math.isnan(x) else ("inf" if x > 0 else "-inf")
-
-
-def format_bytes(n: int) -> str:
-    """1536 -> '1.5 KiB'.
-
-    >>> format_bytes(1536)
-    '1.5 KiB'
-    """
-    size = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if size < 1024 or unit == "GiB":
-            return f"{int(size)} B" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{size:.1f} GiB"  # pragma: no cover - loop always returns
 
 
 #: The caveat of a check where nothing was expected frozen.

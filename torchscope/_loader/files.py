@@ -12,6 +12,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from torchscope._format import format_shape
 from torchscope._loader.checkpoint import read_checkpoint, sniff, verify_zip
 from torchscope._loader.common import few, first_line, kwargs_text
 from torchscope._loader.objects import user_modules_importable
@@ -181,7 +182,7 @@ def load_weights(
             f"unexpected keys {few(unexpected)}; pick the matching architecture or --arg values"
         )
     wrong = [
-        f"{k} {tuple(state[k].shape)} vs {tuple(v.shape)}"
+        f"{k} {format_shape(state[k].shape)} vs {format_shape(v.shape)}"
         for k, v in expected.items()
         if state[k].shape != v.shape
     ]

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from torchscope._format import format_shape
 from torchscope.errors import SpecError
 
 if TYPE_CHECKING:
@@ -162,7 +163,7 @@ def load_safetensors(
             t = flat.view(dtype).reshape(info.shape)
         if t.numel() * t.element_size() != count:
             raise SpecError(
-                f"{path}: tensor {name!r} has {count} bytes for shape {list(info.shape)}; check the file"
+                f"{path}: tensor {name!r} has {count} bytes for shape {format_shape(info.shape)}; check the file"
             )
         out[name] = t if dev.type == "cpu" else t.to(dev)
     return out

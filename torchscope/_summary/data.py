@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from torchscope._format import format_shape
 from torchscope._inputs import flatten_outputs
 
 
@@ -155,4 +156,4 @@ def specs(obj: Any, prefix: str) -> tuple[TensorSpec, ...]:
 
 def shapes_text(items: tuple[TensorSpec, ...]) -> str:
     """``[1, 3, 8, 8], [1, 10]`` for a message; ``no tensors`` when empty."""
-    return ", ".join(str(list(t.shape)) for t in items) or "no tensors"
+    return ", ".join(format_shape(t.shape) for t in items) or "no tensors"

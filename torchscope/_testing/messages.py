@@ -13,6 +13,7 @@ from torch import nn
 
 from torchscope._check.grouping import group_violations
 from torchscope._check.report import Violation, ViolationGroup
+from torchscope._format import format_shape
 
 __all__ = [
     "MAX_ROWS",
@@ -40,12 +41,12 @@ def fmt(value: float) -> str:
 
 
 def shape_of(t: torch.Tensor | None) -> str:
-    """A tensor's shape as a tuple literal: ``(3,)``, ``(2, 4)``, ``-`` for none."""
+    """A tensor's shape as torch writes it: ``[3]``, ``[2, 4]``, ``-`` for none."""
     if t is None:
         return "-"
     if isinstance(t, nn.parameter.UninitializedParameter):
         return "(uninitialized)"
-    return "(" + ", ".join(str(s) for s in t.shape) + ("," if t.dim() == 1 else "") + ")"
+    return format_shape(t.shape)
 
 
 def plural(n: int, word: str) -> str:

@@ -8,6 +8,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from torchscope._format import format_shape
 from torchscope._patterns import match_names
 from torchscope._state import preserved
 from torchscope._testing.messages import finish, format_table, message
@@ -132,8 +133,7 @@ def _is_shape(spec: Any) -> bool:
 
 
 def _shape_str(shape: Sequence[int | None]) -> str:
-    inner = ", ".join("*" if s is None or s == -1 else str(s) for s in shape)
-    return "(" + inner + ("," if len(shape) == 1 else "") + ")"
+    return format_shape(None if s == -1 else s for s in shape)
 
 
 def _compare_output(path: str, out: Any, spec: Any, rows: list[list[str]]) -> None:

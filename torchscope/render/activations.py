@@ -13,6 +13,7 @@ from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
+from torchscope._format import format_shape
 from torchscope.render._charts import bars
 
 if TYPE_CHECKING:
@@ -105,7 +106,7 @@ def _table(data: ActivationReport, forward: int | None, std_bar: bool) -> Table:
     for c, std_cell in zip(shown, std_bars, strict=True):
         s = c.stats
         cells = [str(c.forward)] if several else []
-        cells += [_label(c), c.type, "[" + ",".join(str(d) for d in c.shape) + "]"]
+        cells += [_label(c), c.type, format_shape(c.shape)]
         if s is None:
             cells += ["-"] * ((6 if nonfinite else 5) + std_bar)
         else:

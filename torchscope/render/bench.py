@@ -19,6 +19,7 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
+from torchscope._format import format_bytes
 from torchscope.render._charts import sparkline
 
 if TYPE_CHECKING:
@@ -26,26 +27,6 @@ if TYPE_CHECKING:
 
 #: Above this spread (percent) the report says that the figures are noisy.
 NOISY_SPREAD_PCT = 10.0
-
-
-def fmt_bytes(n: int | None) -> str:
-    """``1536`` -> ``'1.5 KiB'``; None -> ``'-'``.
-
-    >>> fmt_bytes(3 * 1024**3), fmt_bytes(None)
-    ('3.00 GiB', '-')
-    """
-    if n is None:
-        return "-"
-    value = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if value < 1024 or unit == "TiB":
-            return (
-                f"{value:.0f} {unit}"
-                if unit == "B"
-                else f"{value:.{2 if unit in ('GiB', 'TiB') else 1}f} {unit}"
-            )
-        value /= 1024
-    return f"{value:.2f} TiB"  # pragma: no cover - loop always returns
 
 
 def fmt_flops(n: float) -> str:
@@ -109,8 +90,12 @@ def _mfu_text(m: ModeResult) -> str:
 def _memory_text(m: ModeResult) -> str:
     mem = m.memory
     if mem.peak_allocated_bytes is not None:
-        return f"{fmt_bytes(mem.peak_allocated_bytes)} alloc / {fmt_bytes(mem.peak_reserved_bytes)} reserved"
-    return f"{fmt_bytes(mem.peak_rss_bytes)} RSS"
+        return f"{_bytes(mem.peak_allocated_bytes)} alloc / {_bytes(mem.peak_reserved_bytes)} reserved"
+    return f"{_bytes(mem.peak_rss_bytes)} RSS"
+
+
+def _bytes(n: int | None) -> str:
+    return "-" if n is None else format_bytes(n)
 
 
 def _check_text(m: ModeResult, short: bool = False) -> Text:
@@ -300,7 +285,7 @@ def _compare_metrics(m: ModeResult) -> list[tuple[str, float | None, bool, str]]
         ("GFLOP / step", e.flops_per_step / 1e9, False, "{:.4g}"),
         ("TFLOP/s", e.tflops, True, "{:.3g}"),
         ("MFU %", None if e.mfu is None else e.mfu * 100, True, "{:.2f}"),
-        ("peak memory MiB", None if mem is None else mem / 2**20, False, "{:.1f}"),
+        ("peak memory", None if mem is None else float(mem), False, "bytes"),
         ("global img/s", None if m.distributed is None else m.distributed.global_img_s, True, "rate"),
     ]
 
@@ -308,6 +293,8 @@ def _compare_metrics(m: ModeResult) -> list[tuple[str, float | None, bool, str]]
 def _num(x: float | None, fmt: str) -> str:
     if x is None:
         return "-"
+    if fmt == "bytes":
+        return format_bytes(int(x))
     return fmt_rate(x) if fmt == "rate" else fmt.format(x)
 
 

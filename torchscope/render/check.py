@@ -11,7 +11,8 @@ from rich.panel import Panel
 from rich.text import Text
 
 from torchscope._check.grouping import group_violations
-from torchscope._check.report import StepReport, ViolationGroup, format_bytes
+from torchscope._check.report import StepReport, ViolationGroup
+from torchscope._format import format_bytes
 
 #: What each violation kind means when it does NOT happen: the invariant, as the panel states it.
 INVARIANTS: dict[str, str] = {

@@ -11,6 +11,8 @@ from rich.console import Group, RenderableType
 from rich.text import Text
 from rich.tree import Tree
 
+from torchscope._format import format_shape
+
 if TYPE_CHECKING:
     from torchscope._diff import DiffReport, TensorDiff
 
@@ -36,7 +38,7 @@ class _Node:
 
 
 def _shape(shape: tuple[int, ...] | None) -> str:
-    return "-" if shape is None else "(" + ", ".join(str(d) for d in shape) + ")"
+    return "-" if shape is None else format_shape(shape)
 
 
 def _tensor_line(e: TensorDiff, leaf: str) -> Text:

@@ -7,8 +7,8 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from torchscope._format import format_bytes, format_shape
 from torchscope._memory.schema import KINDS, FitResult, MemoryReport
-from torchscope._memory.units import format_bytes
 
 BAR_WIDTH = 32
 _STYLE = {
@@ -19,10 +19,6 @@ _STYLE = {
     "activations": "green",
     "temporaries": "red",
 }
-
-
-def _shape(shape: tuple[int, ...]) -> str:
-    return "×".join(str(d) for d in shape)
 
 
 def bar(share: float, width: int = BAR_WIDTH) -> str:
@@ -110,7 +106,7 @@ def fit_line(fit: FitResult) -> Text:
 
 def render_memory(report: MemoryReport, *, modules: int = 12) -> RenderableType:
     """The whole report: what was traced, the peak, the breakdown, the modules, the fit, the notes."""
-    inputs = ", ".join(_shape(s) for s in report.inputs)
+    inputs = ", ".join(format_shape(s) for s in report.inputs)
     params = f"{report.trainable:,} of {report.total_params:,} params trainable"
     head = Text(f"{report.model} · inputs {inputs} · {report.device} · {params}\n", style="dim")
     head.append(f"step: {report.step}", style="dim")

@@ -12,6 +12,7 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from torchscope._format import format_shape
 from torchscope.render._charts import bars
 from torchscope.render.activations import BarIfItFits, fmt_value
 from torchscope.render.tree import human_count
@@ -39,7 +40,7 @@ def render_param_stats(data: ParamStats) -> RenderableType:
         bad = r.nan_count or r.inf_count or r.grad == "nonfinite"
         table.add_row(
             name,
-            str(list(r.shape)),
+            format_shape(r.shape),
             "✓" if r.requires_grad else "✗",
             fmt_value(r.norm),
             fmt_value(r.mean),

@@ -16,6 +16,7 @@ from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderR
 from rich.table import Table
 from rich.text import Text
 
+from torchscope._format import format_bytes, format_shape
 from torchscope.errors import TorchscopeError
 from torchscope.render.tree import human_count
 
@@ -48,11 +49,6 @@ def fmt_macs(n: float) -> str:
     return f"{n:.0f}"
 
 
-def _shape(shape: tuple[int, ...]) -> str:
-    # a space after each comma: a narrow column wraps between dimensions, never inside a number
-    return "[" + ", ".join(str(d) for d in shape) + "]"
-
-
 def fmt_shapes(specs: tuple[TensorSpec, ...]) -> str:
     """Every tensor's shape, one per line: ``[1, 1000]``; ``-`` when there is none.
 
@@ -61,9 +57,9 @@ def fmt_shapes(specs: tuple[TensorSpec, ...]) -> str:
     if not specs:
         return "-"
     if len(specs) == 1:
-        return _shape(specs[0].shape)
+        return format_shape(specs[0].shape)
     return "\n".join(
-        f"{s.name.removeprefix('output').removeprefix('input').lstrip('.') or '-'}: {_shape(s.shape)}"
+        f"{s.name.removeprefix('output').removeprefix('input').lstrip('.') or '-'}: {format_shape(s.shape)}"
         for s in specs
     )
 
@@ -126,7 +122,7 @@ def _cell(column: str, row: ModuleRow, data: Summary) -> str:
     if column == "params_percent":
         return f"{100 * row.params / data.total_params:.2f}%" if data.total_params and row.call == 0 else "-"
     if column == "kernel_size":
-        return _shape(row.kernel_size) if row.kernel_size else "-"
+        return format_shape(row.kernel_size) if row.kernel_size else "-"
     if column == "groups":
         return str(row.groups) if row.groups is not None else "-"
     if column == "mult_adds":
@@ -202,7 +198,7 @@ def render_summary(
     )
     lines = [
         f"Params: {human_count(data.total_params)} ({human_count(data.trainable_params)} trainable, "
-        f"{human_count(data.total_params - data.trainable_params)} frozen), {data.param_bytes / 2**20:.1f} MiB",
+        f"{human_count(data.total_params - data.trainable_params)} frozen), {format_bytes(data.param_bytes)}",
     ]
     if data.forward_ran:
         total = fmt_total(data)

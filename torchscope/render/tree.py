@@ -17,6 +17,7 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from torchscope._format import format_bytes
 from torchscope._patterns import name_matches
 from torchscope.errors import PatternError, TorchscopeError
 
@@ -40,20 +41,6 @@ def human_count(n: int) -> str:
             value = n / scale
             return f"{value:.0f} {unit}" if value >= 100 else f"{value:.1f} {unit}"
     return str(n)  # pragma: no cover
-
-
-def human_bytes(n: int) -> str:
-    """A byte count in B/KB/MB/GB (powers of 1000, as Lightning's model size).
-
-    >>> human_bytes(46_758_048), human_bytes(512)
-    ('46.8 MB', '512 B')
-    """
-    if n < 1000:
-        return f"{n} B"
-    for unit, scale in (("TB", 10**12), ("GB", 10**9), ("MB", 10**6), ("KB", 10**3)):
-        if n >= scale:
-            return f"{n / scale:.1f} {unit}"
-    return f"{n} B"  # pragma: no cover
 
 
 def check_display_options(
@@ -228,13 +215,13 @@ def render_tree(
     Name      Type         Params   Trainable   Mode
     ─────────────────────────────────────────────────
     (model)   Sequential        9       ✓       train
-    Trainable params:                       9
-    Non-trainable params:                   0
-    Total params:                           9
-    Total estimated model params size (MB): 0.0
-    Modules in train mode:                  2
-    Modules in eval mode:                   0
-    Devices:                                cpu
+    Trainable params:                  9
+    Non-trainable params:              0
+    Total params:                      9
+    Total estimated model params size: 36 B
+    Modules in train mode:             2
+    Modules in eval mode:              0
+    Devices:                           cpu
     """
     check_display_options(depth, trainable_only, frozen_only)
     entries = _visible(data.modules, depth, grep, trainable_only, frozen_only)
@@ -277,14 +264,14 @@ def _footer(data: ModuleTree) -> Table:
     grid.add_row("Trainable params:", human_count(data.trainable_params))
     grid.add_row("Non-trainable params:", human_count(data.frozen_params))
     grid.add_row("Total params:", human_count(data.total_params))
-    grid.add_row("Total estimated model params size (MB):", f"{data.total_param_bytes / 1e6:.1f}")
+    grid.add_row("Total estimated model params size:", format_bytes(data.total_param_bytes))
     grid.add_row("Modules in train mode:", str(data.modules_in_train_mode))
     grid.add_row("Modules in eval mode:", str(data.modules_in_eval_mode))
     if data.total_buffers:
-        sizes = ", ".join(f"{dtype} {human_bytes(b)}" for dtype, b in data.buffer_bytes)
+        sizes = ", ".join(f"{dtype} {format_bytes(b)}" for dtype, b in data.buffer_bytes)
         grid.add_row("Buffers:", f"{human_count(data.total_buffers)} ({sizes})")
     if len(data.param_bytes) > 1:
-        grid.add_row("Param dtypes:", ", ".join(f"{dtype} {human_bytes(b)}" for dtype, b in data.param_bytes))
+        grid.add_row("Param dtypes:", ", ".join(f"{dtype} {format_bytes(b)}" for dtype, b in data.param_bytes))
     if data.devices:
         grid.add_row("Devices:", ", ".join(data.devices))
     if data.wrappers:
