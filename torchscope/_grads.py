@@ -19,7 +19,6 @@ from torch import nn
 
 from torchscope._check.outputs import output_tensors
 from torchscope._check.report import unused_caveat
-from torchscope._format import format_shape
 from torchscope._inputs import flatten_outputs, prepare_call
 from torchscope._state import preserved
 from torchscope._summary import CallTracker
@@ -79,7 +78,15 @@ class GradReport:
         }
 
 
-def _compute_loss(output: Any, loss: LossSpec) -> tuple[torch.Tensor, str]:
+def compute_loss(output: Any, loss: LossSpec) -> tuple[torch.Tensor, str]:
+    """The scalar loss of ``output`` to backpropagate, and its name (``grads --loss``'s meaning).
+
+    ``"auto"``: cross-entropy against random labels for ``(batch, classes)`` logits, else the sum.
+
+    >>> logits = torch.randn(2, 5, requires_grad=True)
+    >>> compute_loss(logits, "auto")[1], compute_loss(logits, "sum")[1]
+    ('cross_entropy', 'sum')
+    """
     # the classification every command shares: None, a str or a float is bad input everywhere
     output_tensors(output)
     if callable(loss):
@@ -96,7 +103,7 @@ def _compute_loss(output: Any, loss: LossSpec) -> tuple[torch.Tensor, str]:
     classifier = first.ndim == 2 and first.shape[1] > 1
     if loss == "ce" and not classifier:
         raise SpecError(
-            f"loss='ce' needs (batch, classes) logits, got shape {format_shape(first.shape)}; use loss='sum'"
+            f"loss='ce' needs (batch, classes) logits, got shape {list(first.shape)}; use loss='sum'"
         )
     if loss == "ce" or (loss == "auto" and classifier):
         # every output shaped like the logits (aux heads too), against one set of random labels
@@ -149,7 +156,7 @@ def grad_report(
                     output = model(*args, **kw)
                 except Exception as exc:
                     raise ForwardError(tracker.failure_message(exc)) from exc
-            value, loss_name = _compute_loss(output, loss)
+            value, loss_name = compute_loss(output, loss)
             value.backward()
         return _build_report(model, named, value, loss_name, mode)
 

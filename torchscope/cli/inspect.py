@@ -156,7 +156,7 @@ def activations_command(
     """Activation statistics per module call on a random batch; NaN/Inf, dead ReLUs, exploding std flagged."""
     import torch
 
-    from torchscope._grads import _compute_loss
+    from torchscope._grads import compute_loss
     from torchscope._inputs import prepare_call
     from torchscope._record import record
     from torchscope._state import preserved
@@ -186,7 +186,7 @@ def activations_command(
                 except Exception as exc:  # the same one line as summary and grads give
                     raise ForwardError(tracker.failure_message(exc)) from exc
             if grads:
-                _compute_loss(output, "auto")[0].backward()
+                compute_loss(output, "auto")[0].backward()
         data = rec.report()
     emit(data, lambda: render_activations(data, std_bar=None), out)
 
