@@ -209,10 +209,13 @@ def _merge_text(report: MergeReport) -> str:
     check = "assert_merge_equivalent"
     if report.dropout:
         rows = [[n] for n in report.dropout]
+        lora = sum(".lora_dropout." in f"{n}." for n in report.dropout)
+        count = plural(len(report.dropout), "dropout module")
+        of_lora = f" ({lora} of them lora_dropout)" if lora else ""
         return message(
             check,
-            f"the model is in train mode, so {plural(len(report.dropout), 'dropout module')} (lora_dropout "
-            "included) are live and every forward is random: nothing was compared",
+            f"the model is in train mode, so {count}{of_lora} are live and every forward is random: "
+            "nothing was compared",
             format_table(["live dropout module"], rows),
             ["call model.eval() before evaluating or comparing (training leaves the model in train mode)"],
         )
