@@ -155,7 +155,8 @@ def test_bfloat16_merge_differs_beyond_atol_and_says_why() -> None:
 def test_dropout_left_on_names_the_dropout_modules() -> None:
     model = train(llama_lora(lora_dropout=0.1))  # still in train mode after training: lora_dropout live
     with pytest.raises(
-        AssertionError, match=r"train mode, so 4 dropout modules \(4 of them lora_dropout\) are live .* nothing was compared"
+        AssertionError,
+        match=r"train mode, so 4 dropout modules \(4 of them lora_dropout\) are live .* nothing was compared",
     ) as info:
         assert_merge_equivalent(model, BATCH)
     assert "base_model.model.model.layers.0.self_attn.q_proj.lora_dropout.default" in str(info.value)

@@ -125,7 +125,8 @@ def test_eval_without_dropout(model: nn.Module, batch: Batch) -> None:
 
     train_step(model, make_optimizer(model), batch)  # train mode again, then an eval that forgets .eval()
     with pytest.raises(
-        AssertionError, match=r"train mode, so 12 dropout modules \(4 of them lora_dropout\) are live .* nothing was compared"
+        AssertionError,
+        match=r"train mode, so 12 dropout modules \(4 of them lora_dropout\) are live .* nothing was compared",
     ) as info:
         assert_merge_equivalent(model, inputs_of(batch))
     assert "base_model.model.bert.encoder.layer.0.attention.self.query.lora_dropout.default" in str(
