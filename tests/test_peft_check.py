@@ -3,6 +3,7 @@ note instead of a false alarm, and the causes of the classic PEFT bugs, each wri
 
 from __future__ import annotations
 
+import json
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -10,6 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 from hf_tiny import save_tiny, tiny_config, transformers
+from typer.testing import Result
 
 import torchscope
 from torchscope._peft.targets import unmatched_targets_message
@@ -263,3 +265,33 @@ def test_unmatched_targets_exit_2_at_the_cli(tmp_path: Path) -> None:
     assert run.returncode == 2
     lines = run.stderr.strip().splitlines()
     assert len(lines) == 1 and "did you mean 'query' for 'q_proj', 'value' for 'v_proj'?" in lines[0]
+
+
+def _saved_adapter(tmp_path: Path, **config: object) -> Path:
+    base = save_tiny(tmp_path / "bert", "bert", "AutoModelForSequenceClassification", num_labels=3)
+    lora = peft.get_peft_model(base, peft.LoraConfig(r=4, target_modules=["query", "value"], **config))
+    lora.peft_config["default"].base_model_name_or_path = str(tmp_path / "bert")
+    lora.save_pretrained(tmp_path / "adapter")
+    return tmp_path / "adapter"
+
+
+def test_check_freeze_cli_on_a_saved_adapter(tmp_path: Path, cli: Callable[..., Result]) -> None:
+    ok = cli(
+        "check-freeze",
+        f"hf:{_saved_adapter(tmp_path / 'a', task_type='SEQ_CLS')}",
+        "--tokens",
+        "2x16",
+        "--json",
+    )
+    assert ok.exit_code == 0, ok.output
+    data = json.loads(ok.stdout)
+    assert data["ok"] and "head_not_trained" in data["checks"]
+    assert any("lora_A params changed by weight decay alone" in c for c in data["caveats"])  # SGD's decay
+
+    bad = cli("check-freeze", f"hf:{_saved_adapter(tmp_path / 'b')}", "--tokens", "2x16", "--json")
+    assert bad.exit_code == 1
+    kinds = [(v["kind"], v["name"]) for v in json.loads(bad.stdout)["violations"]]
+    assert kinds == [
+        ("head_not_trained", "base_model.model.classifier.weight"),
+        ("head_not_trained", "base_model.model.classifier.bias"),
+    ]

@@ -25,6 +25,7 @@ INVARIANTS: dict[str, str] = {
     "optimizer_stale_param": "optimizer holds nothing outside the model",
     "optimizer_duplicate_param": "no param twice in the optimizer",
     "tied_conflict": "tied params frozen under all their names or none",
+    "head_not_trained": "a new task head trains (in modules_to_save)",
 }
 
 #: The invariants about frozen tensors: vacuous when nothing is frozen, so not shown as held.

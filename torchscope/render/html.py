@@ -82,6 +82,7 @@ CHECK_TEXT: dict[str, str] = {
     "optimizer_stale_param": "the optimizer holds no tensor that left the model",
     "optimizer_duplicate_param": "no param in two optimizer groups",
     "tied_conflict": "no tied tensor both frozen and trainable",
+    "head_not_trained": "a new task head trains (it is in modules_to_save)",
 }
 
 
