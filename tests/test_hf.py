@@ -232,3 +232,16 @@ def test_adapter_whose_base_is_a_hub_id(tmp_path: Path) -> None:
         match=r"is for base 'meta-llama/Llama-2-7b-hf', which is not a local directory; torchscope never downloads",
     ):
         load_model(f"hf:{adapter}", device="meta")
+
+
+def test_a_saved_classifier_gets_a_new_number_of_labels(tmp_path: Path) -> None:
+    saved = save_tiny(tmp_path / "clf", "bert", auto="AutoModelForSequenceClassification", num_labels=2)
+    model = load_model(f"hf:{tmp_path / 'clf'}", num_labels=7)
+    assert type(model).__name__ == "BertForSequenceClassification"  # from the directory's architectures
+    assert model.classifier.out_features == 7
+    # the encoder is the saved one; only the new head is fresh
+    assert torch.equal(
+        model.bert.embeddings.word_embeddings.weight, saved.bert.embeddings.word_embeddings.weight
+    )
+    with pytest.raises(SpecError, match=r"--num-labels only applies to classifiers"):
+        load_model(f"hf:{tmp_path / 'clf'}", num_labels=7, task="base")

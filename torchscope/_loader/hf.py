@@ -219,6 +219,20 @@ def _has_head(auto: str, config: Any) -> bool:
     return True
 
 
+def _task_of(cls: Any) -> str:
+    """The task a transformers class is the head for (``BertForSequenceClassification``: a classifier)."""
+    name = getattr(cls, "__name__", "")
+    for suffix, task in (
+        ("ForSequenceClassification", "sequence-classification"),
+        ("ForTokenClassification", "token-classification"),
+        ("ForCausalLM", "causal-lm"),
+        ("LMHeadModel", "causal-lm"),
+    ):
+        if name.endswith(suffix):
+            return task
+    return "base"
+
+
 def _weight_files(path: Path) -> list[Path]:
     for index in ("model.safetensors.index.json", "pytorch_model.bin.index.json"):
         if (path / index).is_file():
@@ -226,10 +240,13 @@ def _weight_files(path: Path) -> list[Path]:
     return [path / f for f in ("model.safetensors", "pytorch_model.bin") if (path / f).is_file()]
 
 
-def _from_pretrained(cls: Any, path: Path, config: Any, device: torch.device) -> nn.Module:
+def _from_pretrained(cls: Any, path: Path, config: Any, device: torch.device, new_head: bool) -> nn.Module:
     with offline():
         try:
-            model = cls.from_pretrained(str(path), config=config, local_files_only=True)
+            # a new --num-labels makes a new classifier: the saved one's shape no longer fits
+            model = cls.from_pretrained(
+                str(path), config=config, local_files_only=True, ignore_mismatched_sizes=new_head
+            )
         except (OSError, ValueError, RuntimeError, KeyError) as exc:
             raise SpecError(
                 f"the weights in {path} do not load into {cls.__name__}: {first_line(exc)}; "
@@ -241,12 +258,9 @@ def _from_pretrained(cls: Any, path: Path, config: Any, device: torch.device) ->
 def _base_from_dir(path: Path, request: BuildRequest, task: str | None) -> nn.Module:
     config = _config_from_dir(path, request.config)
     cls = _model_class(config, task, str(path))
-    if task is not None:
-        _set_num_labels(config, request.num_labels, task)
-    elif request.num_labels is not None:
-        raise SpecError("--num-labels needs --task sequence-classification or token-classification")
+    _set_num_labels(config, request.num_labels, task or _task_of(cls))
     if not request.meta and _weight_files(path):
-        return _from_pretrained(cls, path, config, request.device)
+        return _from_pretrained(cls, path, config, request.device, request.num_labels is not None)
     return _instantiate(cls, config, request.meta, str(path), task)
 
 
