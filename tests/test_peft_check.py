@@ -107,6 +107,21 @@ def test_second_step_needs_no_note_and_without_optimizer_the_rule_holds() -> Non
     assert report.ok and report.caveats[0].startswith("4 lora_A params did not change")
 
 
+def test_lora_a_too_slow_to_move_under_sgd_says_why() -> None:
+    # after one small SGD step lora_B is tiny, so lora_A's grad (proportional to it) cannot move it
+    model = llama_lora()
+    opt = torch.optim.SGD(trainable(model), lr=1e-5)
+    lm_step(model, opt)()
+    report = torchscope.check_step(model, lm_step(model, opt), optimizer=opt)
+    stuck = report.by_kind("trainable_not_updated")
+    assert [v.name.split(".")[-3] for v in stuck] == ["lora_A"] * 4 and report.caveats == ()
+    assert all(
+        v.cause.startswith("its grad is nonzero but too small to move it: lora_A's grad is proportional")
+        for v in stuck
+    )
+    assert "train with Adam/AdamW" in stuck[0].cause
+
+
 def test_lora_a_whose_lora_b_cannot_train_is_still_a_violation() -> None:
     # the note needs lora_B to have moved: a user who froze lora_B has a lora_A that never trains
     model = llama_lora()

@@ -25,7 +25,14 @@ from torchscope._check.numerics import host_floats, inf_norm
 from torchscope._check.report import Violation
 from torchscope._peft.layers import AdapterParts, adapter_parts, inner_model, is_peft_model, strip_wrapper
 
-__all__ = ["PEFT_KINDS", "PeftWatch", "checkpointing_gap", "first_step_note", "head_cause"]
+__all__ = [
+    "PEFT_KINDS",
+    "PeftWatch",
+    "checkpointing_gap",
+    "first_step_note",
+    "head_cause",
+    "slow_start_cause",
+]
 
 #: The violation kind only a PEFT model can have.
 PEFT_KINDS: tuple[str, ...] = ("head_not_trained",)
@@ -86,6 +93,16 @@ def head_cause(model: nn.Module, head: str) -> str:
     )
 
 
+def slow_start_cause(b_norm: float) -> str:
+    """The cause of a ``lora_A`` with a nonzero grad that did not move: its grad scales with ``lora_B``."""
+    return (
+        f"its grad is nonzero but too small to move it: lora_A's grad is proportional to its lora_B (max |lora_B| "
+        f"{b_norm:.3g} before the step; peft starts lora_B at zero, so it is small for the first steps), and the "
+        "update is below the precision of lora_A's values; under plain SGD this is LoRA's slow start: train with "
+        "Adam/AdamW, whose update does not scale with the grad, or a larger lr"
+    )
+
+
 def first_step_note(idle: int, moved: int) -> str:
     """The note of a first step where ``lora_A`` got an exactly zero grad.
 
@@ -109,7 +126,7 @@ class PeftWatch:
 
     model: nn.Module
     parts: AdapterParts
-    zero_b: list[bool]
+    b_norms: list[float]  # max |lora_B| before the step, per LoRA pair
     gap: str | None
     notes: list[str] = field(default_factory=list)
 
@@ -120,7 +137,7 @@ class PeftWatch:
             return None
         parts = adapter_parts(model)
         norms = host_floats([inf_norm(parts.adapter[p.b].detach()) for p in parts.pairs])
-        return cls(model, parts, [n == 0 for n in norms], checkpointing_gap(model))
+        return cls(model, parts, norms, checkpointing_gap(model))
 
     def annotate(self, exc: BaseException) -> None:
         """Add the cause to the error a step raises when checkpointing cut every trainable path."""
@@ -145,16 +162,16 @@ class PeftWatch:
         trainable_set = set(trainable)
         not_updated = {v.name for v in violations if v.kind == "trainable_not_updated"}
         idle: set[str] = set()
+        slow: dict[str, float] = {}  # lora_A -> max |lora_B| before the step
         moved = 0
-        for pair, zero_b in zip(self.parts.pairs, self.zero_b, strict=True):
-            if (
-                not zero_b
-                or pair.a not in trainable_set
-                or pair.b not in trainable_set
-                or pair.b in not_updated
-            ):
+        for pair, b_norm in zip(self.parts.pairs, self.b_norms, strict=True):
+            if pair.a not in trainable_set or pair.b not in trainable_set or pair.b in not_updated:
                 continue
             grads = grads_seen(pair.a)
+            if b_norm > 0:
+                if pair.a in not_updated and any(g for g in grads):
+                    slow[pair.a] = b_norm
+                continue
             if grads and all(g == 0 for g in grads):
                 if pair.a in not_updated:
                     idle.add(pair.a)
@@ -166,6 +183,8 @@ class PeftWatch:
         for v in violations:
             if v.kind == "trainable_not_updated" and v.name in idle:
                 continue
+            if v.kind == "trainable_not_updated" and v.name in slow:
+                v = Violation(v.kind, v.name, v.max_abs_change, slow_start_cause(slow[v.name]), v.fix)
             if (
                 self.gap is not None
                 and v.kind == "trainable_not_updated"
