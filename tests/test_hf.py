@@ -245,3 +245,18 @@ def test_a_saved_classifier_gets_a_new_number_of_labels(tmp_path: Path) -> None:
     )
     with pytest.raises(SpecError, match=r"--num-labels only applies to classifiers"):
         load_model(f"hf:{tmp_path / 'clf'}", num_labels=7, task="base")
+
+
+def test_transformers_logging_and_environment_are_left_as_found(monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    logging = transformers.logging
+    logging.set_verbosity_info()
+    logging.enable_progress_bar()
+    try:
+        load_model("hf:gpt2", device="meta", config=TINY["gpt2"])
+        assert logging.get_verbosity() == logging.INFO and logging.is_progress_bar_enabled()
+        assert "HF_HUB_OFFLINE" not in os.environ
+    finally:
+        logging.set_verbosity_warning()

@@ -20,6 +20,7 @@ from __future__ import annotations
 import difflib
 import json
 import os
+import sys
 import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -59,9 +60,16 @@ _INSTALL = "pip install 'torchscope[hf]'"
 
 @contextmanager
 def offline() -> Iterator[None]:
-    """Run transformers/peft with the hub switched off (and quiet), restoring the environment after."""
+    """Run transformers/peft with the hub switched off and quiet; the environment, transformers'
+    log level and its progress bars are put back after."""
     saved = {k: os.environ.get(k) for k in _OFFLINE}
     os.environ.update(_OFFLINE)
+    tf_logging = getattr(sys.modules.get("transformers"), "logging", None)
+    level = bars = None
+    if tf_logging is not None:
+        level, bars = tf_logging.get_verbosity(), tf_logging.is_progress_bar_enabled()
+        tf_logging.set_verbosity_error()
+        tf_logging.disable_progress_bar()  # "Loading weights" bars would land in our output
     try:
         with warnings.catch_warnings():
             # deprecation notes and "weights not initialized" hints from the libraries, not ours
@@ -73,18 +81,19 @@ def offline() -> Iterator[None]:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+        if tf_logging is not None:
+            tf_logging.set_verbosity(level)
+            if bars:
+                tf_logging.enable_progress_bar()
 
 
 def import_transformers() -> Any:
-    """transformers, imported offline and with its logging at error level; a SpecError if missing."""
+    """transformers, imported with the hub switched off; a SpecError if it is not installed."""
     try:
         with offline():
             import transformers
     except ImportError:
         raise SpecError(f"hf: models need transformers, which is not installed; {_INSTALL}") from None
-    transformers.logging.set_verbosity_error()
-    # "Loading weights" bars would land in our output
-    transformers.logging.disable_progress_bar()
     return transformers
 
 
