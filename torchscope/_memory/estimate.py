@@ -16,7 +16,7 @@ from torchscope._memory.cards import MARGIN, capacity_of
 from torchscope._memory.fit import fit_batch_size
 from torchscope._memory.schema import KINDS, MemoryReport, ModuleMemory
 from torchscope._memory.step import Batch, StepConfig
-from torchscope._memory.trace import OptimizerArg, Trace, UserStep, trace_step
+from torchscope._memory.trace import OptimizerArg, Trace, UserStep, reporting_units, trace_step
 from torchscope._memory.tracer import allocator_rounding, rounded
 from torchscope._parsing import dtype_name, parse_input_size
 from torchscope._tokens import is_token_model
@@ -90,7 +90,7 @@ def report_of(trace: Trace, model: nn.Module, label: str, batch: Batch, config: 
         if id(t) not in seen:
             seen.add(id(t))
             weights += rounded(t.numel() * _itemsize(t, config), block)
-    order = [name for name, _ in model.named_children()] or [type(model).__name__]
+    order = reporting_units(model)
     params = list(model.parameters())
     return MemoryReport(
         model=label,

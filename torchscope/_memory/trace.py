@@ -105,6 +105,7 @@ class _Context:
     def __init__(self, model: nn.Module, tracker: StorageTracker) -> None:
         self.names = {id(m): name for name, m in model.named_modules(remove_duplicate=False) if name}
         self.root = type(model).__name__
+        self.unit = unit_namer(model)
         self.stack: list[str] = []
         self.tracker = tracker
 
@@ -115,22 +116,58 @@ class _Context:
         name = self.names.get(id(module))
         if name is not None:
             self.stack.append(name)
-            self.tracker.module = name.split(".")[0]
+            self.tracker.module = self.unit(name)
 
     def post(self, module: nn.Module, args: Any, output: Any) -> None:
         if id(module) in self.names and self.stack:
             self.stack.pop()
-            self.tracker.module = self.stack[-1].split(".")[0] if self.stack else "(outside)"
+            self.tracker.module = self.unit(self.stack[-1]) if self.stack else "(outside)"
+
+
+def reporting_units(model: nn.Module) -> list[str]:
+    """The modules the breakdown is reported by: the top-level children, except that a wrapper child
+    holding 90% or more of the parameters (a Hugging Face ``model``, a ``backbone``) is replaced by
+    its own children, so ``model.layers`` and ``lm_head`` are told apart.
+
+    >>> reporting_units(nn.Sequential(nn.Sequential(nn.Linear(9, 9), nn.ReLU()), nn.Linear(2, 1)))
+    ['0.0', '0.1', '1']
+    """
+    children = list(model.named_children())
+    total = sum(p.numel() for p in model.parameters())
+    units: list[str] = []
+    for name, child in children:
+        grandchildren = list(child.named_children())
+        if total and grandchildren and sum(p.numel() for p in child.parameters()) >= 0.9 * total:
+            units += [f"{name}.{sub}" for sub, _ in grandchildren]
+        else:
+            units.append(name)
+    return units or [type(model).__name__]
+
+
+def unit_namer(model: nn.Module) -> Callable[[str], str]:
+    """Qualified module or parameter name -> the reporting unit it belongs to."""
+    units = reporting_units(model)
+    nested = {u.split(".")[0] for u in units if "." in u}
+    root = type(model).__name__
+
+    def unit(name: str) -> str:
+        parts = name.split(".")
+        if parts[0] in nested:
+            return ".".join(parts[:2]) if len(parts) > 1 else parts[0]
+        return parts[0] if name else root
+
+    return unit
 
 
 def _owner_of(model: nn.Module) -> dict[int, str]:
     """id(parameter or buffer) -> the top-level module that owns it (first name wins for tied ones)."""
     owners: dict[int, str] = {}
+    unit = unit_namer(model)
     for name, t in [
         *model.named_parameters(remove_duplicate=False),
         *model.named_buffers(remove_duplicate=False),
     ]:
-        owners.setdefault(id(t), name.split(".")[0] if "." in name else type(model).__name__)
+        owners.setdefault(id(t), unit(name.rsplit(".", 1)[0]) if "." in name else type(model).__name__)
     return owners
 
 
@@ -198,7 +235,7 @@ def build_optimizer(
 
 
 @contextlib.contextmanager
-def _observe(model: nn.Module, tracker: StorageTracker, ctx: _Context) -> Iterator[None]:
+def _observe(model: nn.Module, tracker: StorageTracker, ctx: _Context, host_steps: bool) -> Iterator[None]:
     """Every observing hook, removed on exit."""
     handles: list[Any] = [
         nn.modules.module.register_module_forward_pre_hook(ctx.pre),
@@ -216,9 +253,12 @@ def _observe(model: nn.Module, tracker: StorageTracker, ctx: _Context) -> Iterat
     def post_step(opt: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
         for group in opt.param_groups:
             for p in group["params"]:
-                for value in opt.state.get(p, {}).values():
-                    if isinstance(value, torch.Tensor):
-                        tracker.claim(value, "optimizer state", owners.get(id(p), ""))
+                for key, value in opt.state.get(p, {}).items():
+                    if not isinstance(value, torch.Tensor):
+                        continue
+                    alloc = tracker.record(value, kind="optimizer state", owner=owners.get(id(p), ""))
+                    if host_steps and key == "step" and value.dim() == 0 and alloc is not None:
+                        alloc.nbytes = 0  # a step counter the target keeps on the host (not capturable)
         tracker.phase = "forward"
 
     def on_node(node: Any) -> None:
@@ -226,7 +266,10 @@ def _observe(model: nn.Module, tracker: StorageTracker, ctx: _Context) -> Iterat
 
     def pack(t: torch.Tensor) -> torch.Tensor:
         tracker.claim(t, "activations")
-        return t
+        # Detached: the same storage, but no grad_fn. Packing the tensor itself would make a saved
+        # output refer to its own node, a reference cycle that keeps an unused branch's graph (and
+        # its activations) alive until the garbage collector runs, which autograd alone never does.
+        return t.detach()
 
     for p in model.parameters():
         if p.requires_grad:
@@ -298,7 +341,10 @@ def trace_step(
         steps = 1 if config.mode == "eval" or derive else config.steps
         marks: list[int] = []  # the clock when the first step's optimizer step begins
         starts: list[int] = []
-        with grad_checkpointing(model, config.grad_checkpointing), _observe(model, tracker, ctx):
+        with (
+            grad_checkpointing(model, config.grad_checkpointing),
+            _observe(model, tracker, ctx, host_steps=config.device == "cuda"),
+        ):
             for i in range(steps):
                 if i:
                     starts.append(tracker.clock)
