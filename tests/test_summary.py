@@ -102,7 +102,8 @@ def test_batchnorm_in_train_mode_keeps_running_stats() -> None:
     x.requires_grad_(False)
     before = capture_state(model)
     s = summary(model, input_data=x, mode="train")
-    assert s.mode == "train" and s.other_mode == "eval"
+    # SmallCNN's code never branches on `training`: the other mode is not run
+    assert s.mode == "train" and s.other_mode is None
     assert capture_state(model).differences(before) == []
     assert int(model.backbone[1].num_batches_tracked) == 0
 
@@ -131,6 +132,44 @@ def test_train_and_eval_outputs_differ() -> None:
     assert s.output_type == "Tensor" and s.other_output_type == "Pair(logits, features)"
     assert "train mode returns Pair(logits, features), eval mode returns Tensor" in s.notes
     assert not summary(*build("small_cnn")[:1], input_size=(2, 3, 8, 8)).modes_differ
+
+
+def test_the_other_mode_runs_when_code_branches_on_training() -> None:
+    from torchscope._summary.collect import branches_on_training
+
+    assert branches_on_training(build("aux_head")[0])  # `if self.training:` in its forward
+    assert not branches_on_training(build("small_cnn")[0])  # BatchNorm's own reads do not count
+    import torchvision
+
+    assert branches_on_training(torchvision.models.googlenet(init_weights=False))
+    assert not branches_on_training(torchvision.models.densenet121())  # F.dropout(training=...) only
+
+
+def test_the_meta_shape_cache_gives_the_same_summary_cold_and_warm() -> None:
+    import torchvision
+
+    from torchscope._flops import metacache
+
+    model = torchvision.models.resnet18().to("meta")
+    metacache.clear()
+    cold = summary(model, input_size=(2, 3, 64, 64))
+    warm = summary(model, input_size=(2, 3, 64, 64))
+    cpu = summary(torchvision.models.resnet18(), input_size=(2, 3, 64, 64))
+    assert cold.to_dict() == warm.to_dict()
+    assert [(r.name, r.outputs, r.mult_adds) for r in warm.rows] == [
+        (r.name, r.outputs, r.mult_adds) for r in cpu.rows
+    ]
+    assert warm.total_mult_adds == cpu.total_mult_adds
+    # another batch is another key: shapes follow the input, not the cache
+    other = summary(model, input_size=(3, 3, 32, 32))
+    assert other.outputs[0].shape == (3, 1000) and other.rows[1].outputs[0].shape == (3, 64, 16, 16)
+
+
+def test_a_shape_error_on_meta_is_raised_also_after_a_cached_success() -> None:
+    model = nn.Sequential(nn.Linear(8, 4), nn.ReLU()).to("meta")
+    summary(model, input_size=(2, 8))
+    with pytest.raises(ForwardError, match=r"failed in 0 \(Linear\) given \[2, 5\]"):
+        summary(model, input_size=(2, 5))
 
 
 def test_shared_module_has_one_row_per_call() -> None:

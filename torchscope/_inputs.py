@@ -112,8 +112,10 @@ def make_inputs(
 
 def model_device(model: nn.Module) -> torch.device:
     """Where the model's first parameter or buffer lives (CPU for a module without tensors)."""
-    for t in [*model.parameters(), *model.buffers()]:
-        return t.device
+    for p in model.parameters():
+        return p.device
+    for b in model.buffers():
+        return b.device
     return torch.device("cpu")
 
 

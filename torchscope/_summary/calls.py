@@ -2,60 +2,85 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch import nn
 
-from torchscope._summary.data import TensorSpec, shapes_text, specs
+from torchscope._summary.data import TensorSpec, dtype_name, shapes_text, specs
 from torchscope.errors import ForwardError
 
 
-@dataclass
 class Call:
     """One module call while it is recorded (mutable; the summary freezes it into a ModuleRow)."""
 
-    name: str
-    type: str
-    depth: int
-    call: int
-    inputs: tuple[TensorSpec, ...]
-    module_id: int
-    outputs: tuple[TensorSpec, ...] = ()
-    flops: int = 0
-    uncounted: dict[str, None] = field(default_factory=dict)
-    completed: bool = False
+    __slots__ = (
+        "call",
+        "completed",
+        "depth",
+        "flops",
+        "inputs",
+        "module_id",
+        "name",
+        "outputs",
+        "type",
+        "uncounted",
+    )
+
+    def __init__(
+        self, name: str, type: str, depth: int, call: int, inputs: tuple[TensorSpec, ...], module_id: int
+    ) -> None:
+        self.name, self.type, self.depth, self.call = name, type, depth, call
+        self.inputs, self.module_id = inputs, module_id
+        self.outputs: tuple[TensorSpec, ...] = ()
+        self.flops = 0
+        self.uncounted: dict[str, None] = {}
+        self.completed = False
+
+
+def _input_specs(args: tuple[Any, ...]) -> tuple[TensorSpec, ...]:
+    # the common case, one tensor, without the general flattening
+    if len(args) == 1 and isinstance(args[0], torch.Tensor):
+        t = args[0]
+        return (TensorSpec("input[0]", tuple(t.shape), dtype_name(t.dtype)),)
+    return specs(args, "input")
+
+
+def _output_specs(output: Any) -> tuple[TensorSpec, ...]:
+    if isinstance(output, torch.Tensor):
+        return (TensorSpec("output", tuple(output.shape), dtype_name(output.dtype)),)
+    return specs(output, "output")
 
 
 class CallTracker:
-    """Pre/post hooks on every module: a stack of running calls and the list of all calls, in order.
+    """Which module call is running: a stack of running calls and the list of all calls, in order.
 
     Used by :func:`summary` (MACs per call), :func:`~torchscope.grad_report` and
-    :func:`run_forward` (to name the module a failing forward pass was in). Hooks are removed on
-    exit, also on error.
+    :func:`run_forward` (to name the module a failing forward pass was in). The hooks are torch's
+    global module hooks (two registrations, not two per module), filtered to this model's modules,
+    and removed on exit, also on error. Keyword inputs are recorded when the call returns.
     """
 
     def __init__(self, model: nn.Module) -> None:
         self.model = model
         self.names: dict[int, str] = {}
+        self._types: dict[int, str] = {}
+        self._modules: dict[int, nn.Module] = {}
         for name, module in model.named_modules(remove_duplicate=False):
-            self.names.setdefault(id(module), name)
+            # TorchScript modules take no Python hooks: their ops count in the total only
+            if id(module) not in self.names and not isinstance(module, torch.jit.ScriptModule):
+                self.names[id(module)] = name
+                self._types[id(module)] = type(module).__name__
+                self._modules[id(module)] = module
         self.calls: list[Call] = []
         self.stack: list[Call] = []
         self._count: dict[int, int] = {}
         self._handles: list[Any] = []
-        self._floats: dict[int, bool] = {}
 
     def __enter__(self) -> CallTracker:
-        seen: set[int] = set()
         try:
-            for module in self.model.modules():
-                if id(module) in seen or isinstance(module, torch.jit.ScriptModule):
-                    continue  # TorchScript modules take no Python hooks: their ops count in the total only
-                seen.add(id(module))
-                self._handles.append(module.register_forward_pre_hook(self._pre, with_kwargs=True))
-                self._handles.append(module.register_forward_hook(self._post))
+            self._handles.append(nn.modules.module.register_module_forward_pre_hook(self._pre))
+            self._handles.append(nn.modules.module.register_module_forward_hook(self._post, with_kwargs=True))
         except BaseException:
             self.__exit__()
             raise
@@ -66,25 +91,29 @@ class CallTracker:
             h.remove()
         self._handles.clear()
 
-    def _pre(self, module: nn.Module, args: Any, kwargs: Any) -> None:
-        n = self._count.get(id(module), 0)
-        self._count[id(module)] = n + 1
-        inputs = specs(args, "input") + specs(kwargs, "input") if kwargs else specs(args, "input")
-        call = Call(
-            self.names.get(id(module), "?"), type(module).__name__, len(self.stack), n, inputs, id(module)
-        )
-        if id(module) not in self._floats:
-            self._floats[id(module)] = any(p.is_floating_point() for p in module.parameters(recurse=False))
+    def _pre(self, module: nn.Module, args: Any) -> None:
+        key = id(module)
+        name = self.names.get(key)
+        if name is None:
+            return  # a module of another model, or one made during the forward pass
+        n = self._count.get(key, 0)
+        self._count[key] = n + 1
+        call = Call(name, self._types[key], len(self.stack), n, _input_specs(args), key)
         self.calls.append(call)
         self.stack.append(call)
 
-    def _post(self, module: nn.Module, args: Any, output: Any) -> None:
+    def _post(self, module: nn.Module, args: Any, kwargs: Any, output: Any) -> None:
+        key = id(module)
+        if key not in self.names:
+            return
         # pop up to this module's own call: a module whose forward raised and was caught inside
         # its parent never reached its post hook
         while self.stack:
             call = self.stack.pop()
-            if call.module_id == id(module):
-                call.outputs = specs(output, "output")
+            if call.module_id == key:
+                if kwargs:
+                    call.inputs = call.inputs + specs(kwargs, "input")
+                call.outputs = _output_specs(output)
                 call.completed = True
                 break
 
@@ -116,7 +145,9 @@ class CallTracker:
             return "; use batch >= 2 (a norm layer in train mode needs more than one value per channel)"
         dtypes = {t.dtype for t in running.inputs}
         integer = {d for d in dtypes if d.startswith(("int", "uint", "bool"))}
-        if integer and dtypes == integer and self._floats.get(running.module_id, False):
+        module = self._modules.get(running.module_id)
+        floats = module is not None and any(p.is_floating_point() for p in module.parameters(recurse=False))
+        if integer and dtypes == integer and floats:
             return (
                 f"; the input is {', '.join(sorted(integer))} but the module's weights are floating point: "
                 "give float inputs (--dtype float32)"

@@ -9,6 +9,9 @@ train/eval mode is run as well to tell when the two return different types.
 from __future__ import annotations
 
 import copy
+import gc
+import inspect
+import re
 from typing import Any, Literal
 
 import torch
@@ -29,20 +32,36 @@ class SummaryForwardError(ForwardError):
 
 
 def _module_params(model: nn.Module) -> dict[int, tuple[int, int]]:
-    out: dict[int, tuple[int, int]] = {}
-    for module in model.modules():
-        if id(module) not in out:
-            params = list(module.parameters())
-            out[id(module)] = (
-                sum(p.numel() for p in params),
-                sum(p.numel() for p in params if p.requires_grad),
-            )
-    return out
+    """(params, trainable params) of every module, its children's included, each tensor once."""
+    sizes: dict[int, tuple[int, int]] = {}
+    owned: dict[int, dict[int, nn.Parameter]] = {}
+
+    def visit(module: nn.Module) -> dict[int, nn.Parameter]:
+        # bottom-up, one pass: a module's parameters are its own and its children's
+        if id(module) in owned:
+            return owned[id(module)]
+        params = {id(p): p for p in module._parameters.values() if p is not None}
+        for child in module._modules.values():
+            if child is not None:
+                params.update(visit(child))
+        owned[id(module)] = params
+        sizes[id(module)] = (
+            sum(p.numel() for p in params.values()),
+            sum(p.numel() for p in params.values() if p.requires_grad),
+        )
+        return params
+
+    visit(model)
+    return sizes
 
 
 def _has_lazy(model: nn.Module) -> bool:
-    return any(isinstance(p, nn.parameter.UninitializedParameter) for p in model.parameters()) or any(
-        isinstance(b, nn.parameter.UninitializedBuffer) for b in model.buffers()
+    lazy = nn.parameter.UninitializedTensorMixin  # type: ignore[attr-defined]  # isinstance is slow here
+    return any(
+        issubclass(type(t), lazy)
+        for m in model.modules()
+        for t in (*m._parameters.values(), *m._buffers.values())
+        if t is not None
     )
 
 
@@ -56,6 +75,13 @@ def _layout(module: nn.Module) -> tuple[tuple[int, ...] | None, int | None]:
 
 def _unique_params(model: nn.Module) -> list[nn.Parameter]:
     return list({id(p): p for p in model.parameters()}.values())
+
+
+def _set_mode(model: nn.Module, train: bool) -> None:
+    # model.train() sets the flag on every module through nn.Module.__setattr__: skip it when every
+    # flag is already right (preserved() puts the user's flags back either way)
+    if any(m.training != train for m in model.modules()):
+        model.train(train)
 
 
 def check_model(model: Any, device: torch.device | str | None) -> None:
@@ -114,6 +140,28 @@ def collect_summary(
     display: DisplayOptions | None = None,
 ) -> Summary:
     """Run one forward pass and collect shapes, parameters and exact MACs per module call."""
+    # the collector allocates many small objects (hook handles, specs, rows); a full garbage
+    # collection in the middle of a model's forward pass costs more than the rest of a meta run
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _collect(model, input_size, input_data, dtype, mode, device, compare_modes, kwargs, display)
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _collect(
+    model: nn.Module,
+    input_size: Any,
+    input_data: Any,
+    dtype: Any,
+    mode: Mode,
+    device: torch.device | str | None,
+    compare_modes: bool,
+    kwargs: dict[str, Any] | None,
+    display: DisplayOptions | None,
+) -> Summary:
     if mode not in ("eval", "train"):
         raise SpecError(f"mode={mode!r} must be 'eval' or 'train'")
     check_model(model, device)
@@ -128,7 +176,7 @@ def collect_summary(
         inputs = specs(args, "input") + specs(kw, "input")
         tracker = CallTracker(target)
         counter = MacCounter(tracker.on_op)
-        target.train(mode == "train")
+        _set_mode(target, mode == "train")
         with tracker:
             try:
                 with counter:
@@ -138,11 +186,10 @@ def collect_summary(
         other_mode: str | None = None
         other_type: str | None = None
         other_outputs: tuple[TensorSpec, ...] = ()
-        if compare_modes:
+        if compare_modes and branches_on_training(target):
             other_mode = "train" if mode == "eval" else "eval"
             try:
-                target.train(other_mode == "train")
-                other = target(*args, **kw)
+                other = _other_mode_output(target, args, kw, other_mode == "train")
                 other_type, other_outputs = describe_structure(other), specs(other, "output")
             except Exception as exc:
                 first = (str(exc).splitlines() or [""])[0]
@@ -150,6 +197,69 @@ def collect_summary(
     return _build_summary(
         target, tracker, counter, mode, inputs, output, other_mode, other_type, other_outputs, notes, display
     )
+
+
+# `if self.training`, `x if training else y`, `training and ...`: code whose result may change with the
+# mode; a flag passed on (`F.dropout(x, training=self.training)`) returns the same structure either way
+_BRANCH = re.compile(r"\bif\b[^\n:]*\btraining\b|\btraining\b\s*(and|or)\b|\bnot\s+[\w.]*training\b")
+_BRANCHES: dict[type, bool] = {}
+
+
+def _class_branches(cls: type) -> bool:
+    known = _BRANCHES.get(cls)
+    if known is None:
+        known = False
+        for klass in cls.__mro__:
+            if klass.__module__.startswith(("torch.nn.", "torch.jit", "builtins")) or klass is object:
+                continue  # torch's own modules return the same structure in both modes
+            try:
+                source = inspect.getsource(klass)
+            except (OSError, TypeError):
+                known = True  # no source to read: assume it may
+                break
+            if _BRANCH.search(source):
+                known = True
+                break
+        _BRANCHES[cls] = known
+    return known
+
+
+def branches_on_training(model: nn.Module) -> bool:
+    """Whether any module's code may branch on its ``training`` flag, so the other mode may return
+    another structure (inception_v3's aux logits): only then is the other mode run."""
+    return any(_class_branches(type(m)) for m in model.modules())
+
+
+def _to_meta(value: Any) -> Any:
+    if isinstance(value, torch.Tensor):
+        return value.to("meta")
+    if isinstance(value, dict):
+        return {k: _to_meta(v) for k, v in value.items()}
+    if isinstance(value, tuple) and hasattr(value, "_fields"):
+        return type(value)(*(_to_meta(v) for v in value))
+    if isinstance(value, (list, tuple)):
+        return type(value)(_to_meta(v) for v in value)
+    return value
+
+
+def _other_mode_output(model: nn.Module, args: tuple[Any, ...], kw: dict[str, Any], train: bool) -> Any:
+    """The output of the other train/eval mode: only its structure is used, so it runs on the meta
+    device (copies of the tensors' metadata, nothing computed); data-dependent code falls back to a
+    real forward pass."""
+    _set_mode(model, train)
+    state: dict[str, torch.Tensor] = dict(model.named_parameters())
+    state.update(model.named_buffers())
+    if all(t.is_meta for t in state.values()):
+        with MacCounter(count=False):
+            return model(*args, **kw)
+    try:
+        meta_state = {name: t.to("meta") for name, t in state.items()}
+        with MacCounter(count=False):
+            return torch.func.functional_call(
+                model, meta_state, _to_meta(args), _to_meta(kw), tie_weights=True
+            )
+    except Exception:
+        return model(*args, **kw)
 
 
 def _build_summary(
@@ -166,7 +276,9 @@ def _build_summary(
     display: DisplayOptions | None,
 ) -> Summary:
     params = _module_params(model)
-    modules = {id(m): m for m in model.modules()}
+    named = list(model.named_modules())
+    unique = list({id(p): p for _, m in named for p in m._parameters.values() if p is not None}.values())
+    modules = {id(m): m for _, m in named}
     rows = []
     for c in tracker.calls:
         p, tp = params.get(c.module_id, (0, 0))
@@ -181,17 +293,16 @@ def _build_summary(
     # nn.MultiheadAttention uses its out_proj's weights functionally, without calling it: that
     # child is not an unused branch.
     used_functionally = {
-        id(m.out_proj) for m in model.modules() if isinstance(m, nn.MultiheadAttention) and id(m) in called
+        id(m.out_proj) for _, m in named if isinstance(m, nn.MultiheadAttention) and id(m) in called
     }
     not_called = tuple(
         name
-        for name, m in model.named_modules()
+        for name, m in named
         if id(m) not in called
         and id(m) not in used_functionally
         and name
         and not isinstance(m, nn.ModuleDict | nn.ModuleList)
     )
-    unique = _unique_params(model)
     missing = counter.missing
     output_type = describe_structure(output)
     outputs = specs(output, "output")

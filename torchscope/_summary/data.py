@@ -146,11 +146,21 @@ class Summary:
         }
 
 
+_DTYPE_NAMES: dict[Any, str] = {}
+
+
+def dtype_name(dtype: Any) -> str:
+    """``float32`` for ``torch.float32`` (cached: it runs for every tensor of every module call)."""
+    name = _DTYPE_NAMES.get(dtype)
+    if name is None:
+        name = _DTYPE_NAMES[dtype] = str(dtype).removeprefix("torch.")
+    return name
+
+
 def specs(obj: Any, prefix: str) -> tuple[TensorSpec, ...]:
     """TensorSpecs of every tensor in ``obj`` (see :func:`flatten_outputs`)."""
     return tuple(
-        TensorSpec(name, tuple(t.shape), str(t.dtype).removeprefix("torch."))
-        for name, t in flatten_outputs(obj, prefix)
+        TensorSpec(name, tuple(t.shape), dtype_name(t.dtype)) for name, t in flatten_outputs(obj, prefix)
     )
 
 

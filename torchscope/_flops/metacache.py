@@ -1,0 +1,171 @@
+"""A shape cache for the meta device: an op seen before with the same argument metadata is answered
+without running its meta kernel again.
+
+On the meta device nothing is computed, yet a forward pass is not free: many meta kernels are
+Python decompositions (batch norm's alone is most of a resnet50 meta forward). Their outputs
+depend only on the arguments' shapes, strides and dtypes and on the other arguments' values, so
+for a *functional* op (no mutated or aliased argument, tensors out) whose tensor arguments are all
+on meta, the output metadata is remembered per ``(op, arguments)`` and rebuilt with
+``empty_strided``. This is torch's own FakeTensor dispatch cache in miniature; the cache is
+process-wide and bounded.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import torch
+from torch.utils.flop_counter import _FlopCounterMode
+
+_MAX_ENTRIES = 16_384
+_WORTH_CACHING_S = 25e-6  # a miss faster than this is not worth a key
+_CACHE: dict[Any, Any] = {}
+_CACHEABLE: dict[Any, int] = {}
+_SAME = ("same",)  # the spec of an in-place op: its first argument, unchanged
+_SCALARS = (int, float, bool, str, type(None), torch.dtype, torch.device, torch.memory_format, torch.layout)
+
+
+_FUNCTIONAL, _IN_PLACE = 1, 2
+
+
+def _kind(func: Any) -> int:
+    """_FUNCTIONAL (fresh tensors out), _IN_PLACE (mutates and returns its first argument) or 0."""
+    kind = _CACHEABLE.get(func)
+    if kind is None:
+        schema = func._schema
+        kind = 0
+        plain = (
+            bool(schema.returns)
+            and func is not torch.ops.aten._local_scalar_dense.default
+            and torch.Tag.dynamic_output_shape not in func.tags
+            and torch.Tag.data_dependent_output not in func.tags
+        )
+        returns_tensors = all(str(r.type) in ("Tensor", "List[Tensor]", "Tensor[]") for r in schema.returns)
+        if (
+            plain
+            and returns_tensors
+            and not schema.is_mutable
+            and all(r.alias_info is None for r in schema.returns)
+        ):
+            kind = _FUNCTIONAL
+        elif plain and len(schema.returns) == 1 and schema.arguments:
+            first, out = schema.arguments[0].alias_info, schema.returns[0].alias_info
+            others_written = any(
+                a.alias_info is not None and a.alias_info.is_write for a in schema.arguments[1:]
+            )
+            if (
+                first is not None and first.is_write and out is not None
+                and set(out.before_set) == set(first.before_set) and not others_written
+                and str(schema.returns[0].type) == "Tensor"
+            ):  # fmt: skip
+                kind = _IN_PLACE  # x.add_(y), relu_: same tensor out, metadata unchanged
+        _CACHEABLE[func] = kind
+    return kind
+
+
+_DIRECT: dict[Any, bool] = {}
+# the metadata queries FlopCounterMode answers NotImplemented (nested tensors' own rules apply)
+_QUERIES = frozenset(
+    "sym_is_contiguous is_contiguous is_strides_like_format is_non_overlapping_and_dense size sym_size "
+    "stride sym_stride storage_offset sym_storage_offset numel sym_numel dim layout".split()
+)
+
+
+def _direct(func: Any) -> bool:
+    """Whether ``func`` can run as is: no CompositeImplicitAutograd decomposition, not a metadata query."""
+    direct = _DIRECT.get(func)
+    if direct is None:
+        direct = _DIRECT[func] = not (
+            torch._C._dispatch_has_kernel_for_dispatch_key(func.name(), "CompositeImplicitAutograd")
+            or func._schema.name.split("::")[-1] in _QUERIES
+        )
+    return direct
+
+
+def _key(value: Any) -> Any:
+    # the common cases first: this runs on every argument of every op
+    if isinstance(value, torch.Tensor):
+        if value.device.type != "meta" or value.layout != torch.strided or value.is_nested:
+            raise _Uncacheable
+        return (value.shape, value.stride(), value.dtype)
+    if isinstance(value, (list, tuple)):
+        return tuple([_key(v) for v in value])
+    if isinstance(value, _SCALARS):
+        return (type(value), value)
+    raise _Uncacheable
+
+
+class _Uncacheable(Exception):
+    pass
+
+
+def cache_key(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """The key of one call, or None when it cannot be answered from metadata."""
+    if not _kind(func):
+        return None
+    if args and isinstance(args[0], torch.Tensor) and not args[0].is_meta:
+        return None  # a real device: nothing to save (checked first, it is the common case there)
+    try:
+        return (func, _key(args), _key(tuple(sorted(kwargs.items()))) if kwargs else ())
+    except _Uncacheable:
+        return None
+
+
+def _spec(out: Any) -> Any:
+    if isinstance(out, torch.Tensor):
+        if out.device.type != "meta" or out.layout != torch.strided:
+            return None
+        return (tuple(out.shape), out.stride(), out.dtype)
+    if isinstance(out, (list, tuple)):
+        parts = [_spec(o) for o in out]
+        return None if any(p is None for p in parts) else (type(out), parts)
+    return None
+
+
+def _build(spec: Any) -> Any:
+    if isinstance(spec[0], type):
+        kind, parts = spec
+        return kind(_build(p) for p in parts)
+    shape, stride, dtype = spec
+    return torch.empty_strided(shape, stride, dtype=dtype, device="meta")
+
+
+class CachingFlopMode(_FlopCounterMode):
+    """FlopCounterMode's dispatch mode, answering repeated meta ops from the shape cache.
+
+    The FLOP formula still runs on every call (it reads the arguments' shapes), so counts are
+    those of a full run.
+    """
+
+    def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+        kwargs = kwargs or {}
+        if isinstance(func, torch._ops.HigherOrderOperator):
+            return super().__torch_dispatch__(func, types, args, kwargs)
+        key = cache_key(func, args, kwargs)
+        if key is not None:
+            spec = _CACHE.get(key)
+            if spec is not None:
+                out = args[0] if spec is _SAME else _build(spec)
+                return self.counter._count_flops(func._overloadpacket, out, args, kwargs)
+        start = time.perf_counter()
+        if _direct(func):
+            # no decomposition to try (FlopCounterMode re-enters the mode for that on every op)
+            out = self.counter._count_flops(func._overloadpacket, func(*args, **kwargs), args, kwargs)
+        else:
+            out = super().__torch_dispatch__(func, types, args, kwargs)
+        if key is not None and time.perf_counter() - start < _WORTH_CACHING_S:
+            _CACHEABLE[func] = 0  # a C++ meta kernel: computing the key costs more than it saves
+        elif key is not None and out is not NotImplemented:
+            # an in-place op that succeeded once with this metadata returns its first argument again
+            spec = _SAME if _kind(func) == _IN_PLACE and out is args[0] else _spec(out)
+            if spec is not None:
+                if len(_CACHE) >= _MAX_ENTRIES:
+                    _CACHE.clear()
+                _CACHE[key] = spec
+        return out
+
+
+def clear() -> None:
+    """Forget every cached shape (benchmarks time cold runs with it)."""
+    _CACHE.clear()
