@@ -473,3 +473,29 @@ def test_the_report_marks_a_lower_bound_too(tmp_path) -> None:
     assert any(n.startswith("mult-adds is a lower bound: aten._trilinear") for n in data.notes)
     exact = torchscope.collect_report(tiny(), input_size=(2, 8), check=False)
     assert exact.mult_adds == 64 and exact.mult_adds_lower_bound is False
+
+
+def test_the_meta_shape_cache_never_answers_an_op_that_changes_metadata() -> None:
+    from torchscope._flops import metacache
+
+    aten = torch.ops.aten
+    for op in (
+        aten.resize_.default,
+        aten.transpose_.default,
+        aten.as_strided_.default,
+        aten.set_.source_Tensor,
+    ):
+        assert metacache.op_kind(op) == 0, op
+    assert metacache.op_kind(aten.add_.Tensor) == metacache._IN_PLACE
+    assert metacache.op_kind(aten._native_batch_norm_legit_no_training.default) == metacache._FUNCTIONAL
+
+    class Reshaper(nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            y = x.clone()
+            y.resize_(x.shape[0] * 2, x.shape[1] // 2)
+            return y.transpose_(0, 1)
+
+    model = Reshaper()
+    for size in ((2, 8), (2, 8), (4, 6)):  # the second run is answered from the cache where it can be
+        out = summary(model, input_data=torch.empty(size, device="meta")).outputs[0].shape
+        assert out == (size[1] // 2, size[0] * 2)

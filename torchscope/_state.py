@@ -123,7 +123,8 @@ def preserved(
     hook_saved: list[tuple[nn.Module, dict[str, set[Any]]]] = []
     if hooks:
         for _, m in named_modules:
-            hook_saved.append((m, {d: set(getattr(m, d, {}).keys()) for d in HOOK_DICTS}))
+            # only the dicts that hold hooks: most are empty, and an absent one restores to empty
+            hook_saved.append((m, {d: set(h) for d in HOOK_DICTS if (h := getattr(m, d, None))}))
     rng_saved = rng_state() if rng else None
     try:
         yield model
@@ -145,10 +146,11 @@ def preserved(
                     g.copy_(value)
                 p.grad = g
         for m, keys in hook_saved:
-            for d, before in keys.items():
+            for d in HOOK_DICTS:
                 hook_dict = getattr(m, d, None)
-                if hook_dict is None:
+                if not hook_dict:
                     continue
+                before = keys.get(d, ())
                 for k in [k for k in hook_dict if k not in before]:
                     del hook_dict[k]
         if rng_saved is not None:

@@ -30,37 +30,42 @@ _FUNCTIONAL, _IN_PLACE = 1, 2
 
 
 def _kind(func: Any) -> int:
-    """_FUNCTIONAL (fresh tensors out), _IN_PLACE (mutates and returns its first argument) or 0."""
+    """The op's :func:`op_kind`, or 0 once a miss showed its meta kernel is too fast to cache."""
     kind = _CACHEABLE.get(func)
     if kind is None:
-        schema = func._schema
-        kind = 0
-        plain = (
-            bool(schema.returns)
-            and func is not torch.ops.aten._local_scalar_dense.default
-            and torch.Tag.dynamic_output_shape not in func.tags
-            and torch.Tag.data_dependent_output not in func.tags
-        )
-        returns_tensors = all(str(r.type) in ("Tensor", "List[Tensor]", "Tensor[]") for r in schema.returns)
+        kind = _CACHEABLE[func] = op_kind(func)
+    return kind
+
+
+def op_kind(func: Any) -> int:
+    """_FUNCTIONAL (fresh tensors out), _IN_PLACE (mutates and returns its first argument) or 0."""
+    schema = func._schema
+    kind = 0
+    plain = (
+        bool(schema.returns)
+        and func is not torch.ops.aten._local_scalar_dense.default
+        and torch.Tag.dynamic_output_shape not in func.tags
+        and torch.Tag.data_dependent_output not in func.tags
+    )
+    returns_tensors = all(str(r.type) in ("Tensor", "List[Tensor]", "Tensor[]") for r in schema.returns)
+    if (
+        plain
+        and returns_tensors
+        and not schema.is_mutable
+        and all(r.alias_info is None for r in schema.returns)
+    ):
+        kind = _FUNCTIONAL
+    elif plain and len(schema.returns) == 1 and schema.arguments:
+        first, out = schema.arguments[0].alias_info, schema.returns[0].alias_info
+        others_written = any(a.alias_info is not None and a.alias_info.is_write for a in schema.arguments[1:])
         if (
-            plain
-            and returns_tensors
-            and not schema.is_mutable
-            and all(r.alias_info is None for r in schema.returns)
-        ):
-            kind = _FUNCTIONAL
-        elif plain and len(schema.returns) == 1 and schema.arguments:
-            first, out = schema.arguments[0].alias_info, schema.returns[0].alias_info
-            others_written = any(
-                a.alias_info is not None and a.alias_info.is_write for a in schema.arguments[1:]
-            )
-            if (
-                first is not None and first.is_write and out is not None
-                and set(out.before_set) == set(first.before_set) and not others_written
-                and str(schema.returns[0].type) == "Tensor"
-            ):  # fmt: skip
-                kind = _IN_PLACE  # x.add_(y), relu_: same tensor out, metadata unchanged
-        _CACHEABLE[func] = kind
+            first is not None and first.is_write and out is not None
+            and set(out.before_set) == set(first.before_set) and not others_written
+            and str(schema.returns[0].type) == "Tensor"
+            and torch.Tag.pointwise in func.tags  # never resize_, set_, transpose_: they change metadata
+            and torch.Tag.inplace_view not in func.tags
+        ):  # fmt: skip
+            kind = _IN_PLACE  # x.add_(y), relu_: same tensor out, metadata unchanged
     return kind
 
 

@@ -65,13 +65,13 @@ class CallTracker:
         self.model = model
         self.names: dict[int, str] = {}
         self._types: dict[int, str] = {}
-        self._modules: dict[int, nn.Module] = {}
+        self.modules: dict[int, nn.Module] = {}  # id -> module, each once, in named_modules order
         for name, module in model.named_modules(remove_duplicate=False):
             # TorchScript modules take no Python hooks: their ops count in the total only
             if id(module) not in self.names and not isinstance(module, torch.jit.ScriptModule):
                 self.names[id(module)] = name
                 self._types[id(module)] = type(module).__name__
-                self._modules[id(module)] = module
+                self.modules[id(module)] = module
         self.calls: list[Call] = []
         self.stack: list[Call] = []
         self._count: dict[int, int] = {}
@@ -145,7 +145,7 @@ class CallTracker:
             return "; use batch >= 2 (a norm layer in train mode needs more than one value per channel)"
         dtypes = {t.dtype for t in running.inputs}
         integer = {d for d in dtypes if d.startswith(("int", "uint", "bool"))}
-        module = self._modules.get(running.module_id)
+        module = self.modules.get(running.module_id)
         floats = module is not None and any(p.is_floating_point() for p in module.parameters(recurse=False))
         if integer and dtypes == integer and floats:
             return (

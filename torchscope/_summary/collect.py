@@ -12,6 +12,7 @@ import copy
 import gc
 import inspect
 import re
+from collections.abc import Iterable
 from typing import Any, Literal
 
 import torch
@@ -77,10 +78,10 @@ def _unique_params(model: nn.Module) -> list[nn.Parameter]:
     return list({id(p): p for p in model.parameters()}.values())
 
 
-def _set_mode(model: nn.Module, train: bool) -> None:
+def _set_mode(model: nn.Module, train: bool, modules: Iterable[nn.Module] | None = None) -> None:
     # model.train() sets the flag on every module through nn.Module.__setattr__: skip it when every
     # flag is already right (preserved() puts the user's flags back either way)
-    if any(m.training != train for m in model.modules()):
+    if any(m.training != train for m in (model.modules() if modules is None else modules)):
         model.train(train)
 
 
@@ -176,7 +177,7 @@ def _collect(
         inputs = specs(args, "input") + specs(kw, "input")
         tracker = CallTracker(target)
         counter = MacCounter(tracker.on_op)
-        _set_mode(target, mode == "train")
+        _set_mode(target, mode == "train", tracker.modules.values())
         with tracker:
             try:
                 with counter:
@@ -186,7 +187,7 @@ def _collect(
         other_mode: str | None = None
         other_type: str | None = None
         other_outputs: tuple[TensorSpec, ...] = ()
-        if compare_modes and branches_on_training(target):
+        if compare_modes and branches_on_training(target, tracker.modules.values()):
             other_mode = "train" if mode == "eval" else "eval"
             try:
                 other = _other_mode_output(target, args, kw, other_mode == "train")
@@ -224,10 +225,10 @@ def _class_branches(cls: type) -> bool:
     return known
 
 
-def branches_on_training(model: nn.Module) -> bool:
+def branches_on_training(model: nn.Module, modules: Iterable[nn.Module] | None = None) -> bool:
     """Whether any module's code may branch on its ``training`` flag, so the other mode may return
     another structure (inception_v3's aux logits): only then is the other mode run."""
-    return any(_class_branches(type(m)) for m in model.modules())
+    return any(_class_branches(type(m)) for m in (model.modules() if modules is None else modules))
 
 
 def _to_meta(value: Any) -> Any:
@@ -276,13 +277,16 @@ def _build_summary(
     display: DisplayOptions | None,
 ) -> Summary:
     params = _module_params(model)
-    named = list(model.named_modules())
+    modules = tracker.modules
+    named = [(tracker.names[key], m) for key, m in modules.items()]
     unique = list({id(p): p for _, m in named for p in m._parameters.values() if p is not None}.values())
-    modules = {id(m): m for _, m in named}
+    layouts: dict[int, tuple[tuple[int, ...] | None, int | None]] = {}
     rows = []
     for c in tracker.calls:
         p, tp = params.get(c.module_id, (0, 0))
-        kernel, groups = _layout(modules[c.module_id]) if c.module_id in modules else (None, None)
+        kernel, groups = layouts.get(c.module_id) or layouts.setdefault(
+            c.module_id, _layout(modules[c.module_id])
+        )
         rows.append(
             ModuleRow(
                 c.name, c.type, c.depth, c.call, c.inputs, c.outputs, p, tp, c.flops // 2,
