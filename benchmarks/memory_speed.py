@@ -36,17 +36,24 @@ def main() -> None:
     model = load_model(args.model, device="meta")
     shape = (args.batch, 3, args.image, args.image)
     print(f"import + build on meta: {time.perf_counter() - t0:.2f} s wall")
-    torchscope.estimate_memory(
-        model, (2, 3, 32, 32)
-    )  # warm the dispatcher's caches, as a CLI run's load does not
+    ours: list[float] = []
     for label, fit in (("predict", None), (f"predict + --fit {args.fit}", args.fit)):
         wall, cpu = time.perf_counter(), time.process_time()
         report = torchscope.estimate_memory(model, shape, fit=fit)
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+        ours.append(cpu)
         extra = f", batch {report.fit.batch_size} in {report.fit.traces} traces" if report.fit else ""
         print(
             f"{label:28s} {wall:6.2f} s wall {cpu:6.2f} s CPU  peak {report.peak / 2**30:.3f} GiB "
             f"in {report.phase}{extra}  (load average {os.getloadavg()[0]:.1f})"
+        )
+
+    if not args.no_baseline:  # after ours, so that ours runs cold (it pays the lazy imports)
+        wall, cpu = time.perf_counter(), time.process_time()
+        peak = baseline(args.model, shape)
+        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+        print(
+            f"{'baseline MemTracker + fake':28s} {wall:6.2f} s wall {cpu:6.2f} s CPU  peak {peak / 2**30:.3f} GiB"
         )
 
 

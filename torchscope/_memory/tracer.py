@@ -71,7 +71,9 @@ class StorageTracker(TorchDispatchMode):
     """Record every storage created on ``device_type`` while active, with birth, death and context.
 
     ``phase`` and ``module`` are set by the step driver (hooks); the tracker stamps them on each new
-    storage. ``live`` is the current total, ``peak``/``peak_clock`` the high-water mark.
+    storage. ``live`` is the current total; the timeline (and its peak) is swept from
+    ``allocations`` afterwards (:meth:`~torchscope._memory.trace.Trace.evaluate`), so that claims made
+    later (a step counter kept on the host) count.
     """
 
     def __init__(self, device_type: str, block: int) -> None:
@@ -82,8 +84,6 @@ class StorageTracker(TorchDispatchMode):
         self.by_storage: WeakIdKeyDictionary = WeakIdKeyDictionary()
         self.clock = 0
         self.live = 0
-        self.peak = 0
-        self.peak_clock = -1
         self.phase = "forward"
         self.module = "(outside)"
         self.op = ""
@@ -124,9 +124,6 @@ class StorageTracker(TorchDispatchMode):
 
     def _grow(self, nbytes: int) -> None:
         self.live += nbytes
-        if self.live > self.peak:
-            self.peak = self.live
-            self.peak_clock = self.clock
         self.clock += 1
 
     def _free(self, alloc: Allocation) -> None:
@@ -152,10 +149,6 @@ class StorageTracker(TorchDispatchMode):
             for item in _tensors(out):
                 self.record(item)
         return out
-
-    def live_at_peak(self) -> list[Allocation]:
-        """The allocations alive at the high-water mark."""
-        return [a for a in self.allocations if a.live_at(self.peak_clock)]
 
 
 def _tensors(items: Iterable[Any]) -> Iterable[torch.Tensor]:
