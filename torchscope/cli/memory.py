@@ -97,6 +97,8 @@ def memory_command(
 
     --device is the device predicted for (cuda: 512-byte allocator blocks; cpu: exact bytes). A float
     --dtype (bf16) trains in that dtype, weights and inputs; an integer one (long) makes token inputs.
+    --optimizer: sgd (no momentum), sgd-momentum (0.9), adam or adamw. Exits 1 when --fit finds that
+    nothing fits (the weights alone, or batch size 1).
     """
     from torchscope._memory.estimate import memory_of_spec
     from torchscope.render.memory import render_memory
