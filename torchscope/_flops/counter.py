@@ -184,6 +184,9 @@ EXTRA_FORMULAS: dict[Any, Callable[..., int]] = {
 
 OpCallback = Callable[[str, "int | None"], None]
 
+# op packet -> (name, kind, the formula table it was classified against): one lookup per op
+_KINDS: dict[Any, tuple[str, OpKind, Any]] = {}
+
 
 def _shapes(value: Any) -> Any:
     # FlopCounterMode's shape_wrapper does this with pytree, several times slower on every op
@@ -238,7 +241,6 @@ class MacCounter(FlopCounterMode):
         self._count = count  # False: only run (the meta shape cache), classify and count nothing
         self._macs: dict[str, int] = {}
         self.kinds: dict[str, OpKind] = {}
-        self._kind_cache: dict[Any, OpKind] = {}
 
     def __enter__(self) -> MacCounter:
         # FlopCounterMode's own __enter__ also starts a ModuleTracker (global module hooks, for its
@@ -270,10 +272,14 @@ class MacCounter(FlopCounterMode):
     def _count_flops(self, func_packet: Any, out: Any, args: Any, kwargs: Any) -> Any:
         if not self._count:
             return out
-        kind = self._kind_cache.get(func_packet)
-        if kind is None:
-            kind = self._kind_cache[func_packet] = classify(func_packet, self.flop_registry)
-        name = str(func_packet)
+        known = _KINDS.get(func_packet)
+        if known is None or known[2] is not self.flop_registry:
+            known = _KINDS[func_packet] = (
+                str(func_packet),
+                classify(func_packet, self.flop_registry),
+                self.flop_registry,
+            )
+        name, kind, _ = known
         self.kinds[name] = kind
         if kind is OpKind.COUNTED:
             flops = int(self.flop_registry[func_packet](*args, **kwargs, out_val=out))
