@@ -297,3 +297,19 @@ def test_an_unused_branch_is_freed_as_autograd_frees_it(amp: str) -> None:
     truth = measured_peak(model, ((shape, torch.float32),), StepConfig(device="cpu", amp=amp))
     # exact, but for AdamW's step counters (4 bytes per updated tensor), host tensors on the meta path
     assert 0 <= truth - report.peak <= 4 * 4
+
+
+def test_grad_checkpointing_saves_activations_and_matches_a_real_step() -> None:
+    import torchvision
+
+    torch.manual_seed(0)
+    model = torchvision.models.densenet121(num_classes=10)
+    shape = (2, 3, 32, 32)
+    plain = torchscope.estimate_memory(model, shape, optimizer="sgd", device="cpu")
+    ckpt = torchscope.estimate_memory(model, shape, optimizer="sgd", device="cpu", grad_checkpointing=True)
+    assert ckpt.kind("activations") < plain.kind("activations")
+    assert not any(getattr(m, "memory_efficient", False) for m in model.modules())  # switched back off
+    truth = measured_peak(
+        model, ((shape, torch.float32),), StepConfig(optimizer="sgd", device="cpu", grad_checkpointing=True)
+    )
+    assert abs(ckpt.peak - truth) <= 0.01 * truth, (ckpt.peak, truth)
