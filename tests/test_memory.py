@@ -32,6 +32,7 @@ CONFIGS = [
     dict(optimizer="sgd"),
     dict(optimizer="sgd-momentum"),
     dict(optimizer="adamw", amp="bf16"),
+    dict(optimizer="sgd-momentum", amp="fp16"),  # loss scaling, grads unscaled in place
     dict(optimizer="adamw", dtype="bf16"),
     dict(optimizer="sgd-momentum", channels_last=True),
     dict(mode="eval"),
