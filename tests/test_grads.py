@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 from rendering import text
@@ -115,3 +117,35 @@ def test_render() -> None:
     ]
     assert lines[4].startswith("unused (Linear)") and lines[4].endswith("unused")
     assert "2 trainable parameters got no gradient (unused): unused.weight, unused.bias" in out
+
+
+def test_causal_lm_backpropagates_its_own_next_token_loss(cli) -> None:  # type: ignore[no-untyped-def]
+    import math
+
+    from hf_tiny import TINY
+
+    config = {**TINY["gpt2"], "attn_pdrop": 0.0, "resid_pdrop": 0.0, "embd_pdrop": 0.0}
+    model = torchscope.load_model("hf:gpt2", config=config)
+    torch.manual_seed(0)
+    report = grad_report(model, input_size=(2, 16))
+    # the same ids (drawn from the same seed), the loss a user writes
+    torch.manual_seed(0)
+    ids = torch.randint(0, config["vocab_size"], (2, 16))
+    model.train()
+    out = model(ids, labels=ids)
+    out.loss.backward()
+    assert report.loss == "next_token (the model's own)"
+    assert report.loss_value == pytest.approx(out.loss.item(), rel=1e-6)
+    grads = {n: p.grad for n, p in model.named_parameters()}
+    for layer in report.layers:
+        own = [g for n, g in grads.items() if n.rpartition(".")[0] == layer.name and g is not None]
+        expected = math.sqrt(sum(float(g.norm()) ** 2 for g in own))
+        assert layer.grad_norm == pytest.approx(expected, rel=1e-4, abs=1e-9), layer.name
+    res = cli("grads", "hf:gpt2", *[f"--config={k}={v}" for k, v in config.items()], "--tokens", "2x16", "--json")
+    assert res.exit_code == 0, res.stderr
+    assert json.loads(res.stdout)["loss"] == "next_token (the model's own)"
+    clf = torchscope.load_model(
+        "hf:bert", config=TINY["bert"], task="sequence-classification", num_labels=3
+    )
+    assert grad_report(clf, input_size=(2, 8)).loss == "cross_entropy (the model's own)"
+    assert grad_report(model, input_size=(2, 8), loss="sum").loss == "sum"  # forced: as asked

@@ -18,10 +18,13 @@ import torch
 from torch import nn
 
 from torchscope._check.outputs import output_tensors
+from torchscope._check.reference import reference_loss
 from torchscope._check.report import unused_caveat
+from torchscope._format import format_shape
 from torchscope._inputs import flatten_outputs, prepare_call
 from torchscope._state import preserved
 from torchscope._summary import CallTracker
+from torchscope._tokens import is_causal_lm, is_token_model, takes_labels, token_labels
 from torchscope.errors import ForwardError, SpecError
 
 # A layer whose grad/param norm ratio is this many times below (above) the median layer's vanishes
@@ -103,7 +106,7 @@ def compute_loss(output: Any, loss: LossSpec) -> tuple[torch.Tensor, str]:
     classifier = first.ndim == 2 and first.shape[1] > 1
     if loss == "ce" and not classifier:
         raise SpecError(
-            f"loss='ce' needs (batch, classes) logits, got shape {list(first.shape)}; use loss='sum'"
+            f"loss='ce' needs (batch, classes) logits, got shape {format_shape(first.shape)}; use loss='sum'"
         )
     if loss == "ce" or (loss == "auto" and classifier):
         # every output shaped like the logits (aux heads too), against one set of random labels
@@ -126,8 +129,11 @@ def grad_report(
 ) -> GradReport:
     """One forward and backward on a synthetic batch: per-layer grad norms, unused params, flags.
 
-    ``loss="auto"``: cross-entropy against random labels when the output is (batch, classes)
-    logits, else the sum of the outputs; ``"ce"``, ``"sum"`` or a callable(output) force one.
+    ``loss="auto"``: a language model with a head given token ids (``input_size=(batch, length)``)
+    gets labels and backpropagates its own loss, as ``check-freeze`` does (next-token for a causal
+    LM, cross-entropy on random labels for a classifier); otherwise cross-entropy against random
+    labels when the output is (batch, classes) logits, else the sum of the outputs; ``"ce"``,
+    ``"sum"`` or a callable(output) force one.
 
     >>> m = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3))
     >>> r = grad_report(m, input_size=(2, 4))
@@ -150,15 +156,29 @@ def grad_report(
         for _, p in named:
             p.grad = None  # preserved() puts the user's grad tensors back
         args, kw = prepare_call(model, input_size, input_data, dtype=dtype, kwargs=kwargs)
+        own = _add_labels(model, kw) if loss == "auto" and input_size is not None else None
         with torch.enable_grad():
             with CallTracker(model) as tracker:
                 try:
                     output = model(*args, **kw)
                 except Exception as exc:
                     raise ForwardError(tracker.failure_message(exc)) from exc
-            value, loss_name = compute_loss(output, loss)
+            mine = reference_loss(output, kw, torch.Generator()) if own is not None else None
+            value, loss_name = (mine, own) if mine is not None and own else compute_loss(output, loss)
             value.backward()
         return _build_report(model, named, value, loss_name, mode)
+
+
+def _add_labels(model: nn.Module, kw: dict[str, Any]) -> str | None:
+    """Give a synthetic token batch its labels, so the model computes its own loss; the loss's name.
+
+    None (nothing added) unless ``kw`` holds token ids made for a language model with a head.
+    """
+    ids = kw.get("input_ids")
+    if not isinstance(ids, torch.Tensor) or "labels" in kw or not is_token_model(model) or not takes_labels(model):
+        return None
+    kw["labels"] = token_labels(model, ids).to(ids.device)
+    return "next_token (the model's own)" if is_causal_lm(model) else "cross_entropy (the model's own)"
 
 
 def _build_report(

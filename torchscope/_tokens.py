@@ -119,7 +119,7 @@ def token_batch(
     if dev is None or dev.type != "meta":
         batch["attention_mask"] = torch.ones(dims, dtype=torch.int64)
     if labels and _takes_labels(model):
-        batch["labels"] = _labels(model, ids, generator)
+        batch["labels"] = token_labels(model, ids, generator)
     return {k: v.to(dev) for k, v in batch.items()} if dev is not None else batch
 
 
@@ -127,7 +127,14 @@ def _takes_labels(model: nn.Module) -> bool:
     return "labels" in _forward_params(model) or "labels" in _peft_params(model)
 
 
-def _labels(model: nn.Module, ids: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+def takes_labels(model: nn.Module) -> bool:
+    """Whether ``model``'s forward takes ``labels`` (a model with a head computes its own loss from them)."""
+    return _takes_labels(model)
+
+
+def token_labels(model: nn.Module, ids: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """The labels of a synthetic batch of ``ids``: ``ids`` for a causal LM (the model shifts them),
+    random classes below ``config.num_labels`` for a classifier (one per token for token classification)."""
     if is_causal_lm(model):
         return ids.clone().to(torch.int64)
     names = [type(model).__name__, type(getattr(getattr(model, "base_model", None), "model", None)).__name__]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
@@ -28,7 +28,14 @@ from torchscope._freeze import find_head
 from torchscope._tokens import is_token_model, own_loss, token_batch
 from torchscope.errors import ForwardError, SpecError
 
-__all__ = ["OPTIMIZERS", "check_freeze", "expected_frozen_names", "frozen_tensor_count", "synthetic_loss"]
+__all__ = [
+    "OPTIMIZERS",
+    "check_freeze",
+    "expected_frozen_names",
+    "frozen_tensor_count",
+    "reference_loss",
+    "synthetic_loss",
+]
 
 
 def expected_frozen_names(
@@ -73,6 +80,18 @@ def synthetic_loss(out: Any, generator: torch.Generator) -> torch.Tensor | None:
         else:
             losses.append(t.float().mean())
     return torch.stack(losses).sum() if losses else None
+
+
+def reference_loss(out: Any, batch: Mapping[str, Any], generator: torch.Generator) -> torch.Tensor | None:
+    """The loss of the reference step: the model's own when ``batch`` has ``labels`` and it returned
+    one (next-token loss of a causal LM, cross-entropy of a classifier on the random labels), else
+    :func:`synthetic_loss`. ``check-freeze``, ``grads`` and ``bench`` all take their loss from here.
+
+    >>> reference_loss({"loss": torch.tensor(2.0, requires_grad=True)}, {"labels": None}, torch.Generator())
+    tensor(2., requires_grad=True)
+    """
+    own = own_loss(out) if "labels" in batch else None
+    return own if own is not None and own.requires_grad else synthetic_loss(out, generator)
 
 
 def frozen_tensor_count(model: nn.Module, frozen: str | Sequence[str] | None = None) -> int:
@@ -169,8 +188,7 @@ def check_freeze(
                     f"forward pass on an input of size {shown} failed: {type(exc).__name__}: "
                     f"{str(exc).splitlines()[0] if str(exc) else ''}; pass a fitting --input-size"
                 ) from None
-            own = own_loss(out) if "labels" in kw else None
-            loss = own if own is not None and own.requires_grad else synthetic_loss(out, gen)
+            loss = reference_loss(out, kw, gen)
             if loss is not None:
                 loss.backward()
             if opt is not None:
