@@ -8,7 +8,6 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from torchscope._bench.data import Batches
 from torchscope._bench.device import Clock
 from torchscope._bench.loops import TrainStep, make_optimizer
 from torchscope._bench.plan import Plan
@@ -107,8 +106,8 @@ def search_batch(plan: Plan, mode: str, model: nn.Module) -> tuple[int, tuple[tu
         if plan.oom_probe is not None:
             plan.oom_probe(b)
         optimizer = make_optimizer(plan.optimizer, params, plan.lr)
-        step = TrainStep(model, nn.CrossEntropyLoss(), optimizer, plan.scaler(), plan.device, plan.amp_dtype)
-        batches = Batches(plan.device, b, plan.image_size, plan.num_classes, plan.channels_last)
+        step = TrainStep(model, plan.loss(), optimizer, plan.scaler(), plan.device, plan.amp_dtype)
+        batches = plan.batches(model, b)
         # two steps: optimizer state (momentum, Adam moments) is allocated at the first one
         for _ in range(2):
             step(*batches.next())

@@ -32,7 +32,7 @@ class Batches:
         self.channels_last = channels_last
         self.loader = loader
         self.sampler = sampler
-        self.fixed: tuple[torch.Tensor, torch.Tensor] | None = None
+        self.fixed: tuple[Any, ...] | None = None
         self._it: Iterator[Any] | None = None
         if loader is None:
             images = torch.randn(batch_size, 3, image_size, image_size, device=device)
@@ -57,7 +57,7 @@ class Batches:
             raise TorchscopeError("no data loader")
         return next(self._it)
 
-    def next(self) -> tuple[torch.Tensor, torch.Tensor]:
+    def next(self) -> tuple[Any, ...]:
         if self.fixed is not None:
             return self.fixed
         images, targets = self.raw()

@@ -47,28 +47,45 @@ def _autocast(device: torch.device, amp_dtype: torch.dtype | None) -> contextlib
     return torch.autocast(device.type, dtype=amp_dtype)
 
 
+#: ``loss(forward, *batch)``: runs the forward on one batch and returns the loss to backpropagate.
+LossFn = Callable[..., torch.Tensor]
+
+
+class ImageLoss:
+    """A classifier's loss on ``(images, targets)``: ``criterion`` of its main logits."""
+
+    def __init__(self, criterion: nn.Module) -> None:
+        self.criterion = criterion
+
+    def __call__(self, forward: Callable[..., Any], images: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        return self.criterion(logits(forward(images)), targets)
+
+
 class TrainStep:
-    """torchscope's training step: forward under autocast, cross-entropy, backward, optimizer step."""
+    """torchscope's training step: forward and loss under autocast, backward, optimizer step.
+
+    Called with one batch's arguments (``images, targets``, or a token batch dict).
+    """
 
     def __init__(
         self,
-        forward: Callable[[torch.Tensor], Any],
-        criterion: nn.Module,
+        forward: Callable[..., Any],
+        loss: LossFn,
         optimizer: torch.optim.Optimizer,
         scaler: torch.amp.GradScaler | None,
         device: torch.device,
         amp_dtype: torch.dtype | None,
     ) -> None:
         self.forward = forward
-        self.criterion = criterion
+        self.loss = loss
         self.optimizer = optimizer
         self.scaler = scaler
         self.device = device
         self.amp_dtype = amp_dtype
 
-    def __call__(self, images: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    def __call__(self, *batch: Any) -> torch.Tensor:
         with _autocast(self.device, self.amp_dtype):
-            loss = self.criterion(logits(self.forward(images)), targets)
+            loss = self.loss(self.forward, *batch)
         self.optimizer.zero_grad(set_to_none=True)
         if self.scaler is not None:
             self.scaler.scale(loss).backward()
@@ -80,16 +97,27 @@ class TrainStep:
         return loss
 
 
-def harness_window(step: TrainStep, batches: Batches, steps: int) -> None:
+def harness_window(step: TrainStep, batches: Any, steps: int) -> None:
     """``steps`` of torchscope's step, untimed inside: the caller's clock brackets the window."""
     if batches.fixed is not None:
-        images, targets = batches.fixed
+        batch = batches.fixed
         for _ in range(steps):
-            step(images, targets)
+            step(*batch)
     else:
         for _ in range(steps):
-            images, targets = batches.next()
-            step(images, targets)
+            step(*batches.next())
+
+
+def _plain_update(loss: torch.Tensor, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler | None) -> None:
+    # the baselines' backward and update, as the reference scripts write it
+    optimizer.zero_grad(set_to_none=True)
+    if scaler is not None:
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+    else:
+        loss.backward()
+        optimizer.step()
 
 
 def baseline_window(
@@ -127,35 +155,48 @@ def baseline_window(
                 if not isinstance(output, torch.Tensor):
                     output = logits(output)
                 loss = criterion(output, target)
-        optimizer.zero_grad(set_to_none=True)
-        if scaler is not None:
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
+        _plain_update(loss, optimizer, scaler)
+
+
+def token_baseline_window(
+    model: Callable[..., Any],
+    optimizer: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler | None,
+    batch: dict[str, torch.Tensor],
+    device: torch.device,
+    amp_dtype: torch.dtype | None,
+    steps: int,
+) -> None:
+    """``steps`` of the plain loop a Hugging Face user writes, on the same model, optimizer and batch."""
+    # the loop of transformers' own examples (no Trainer): the model computes its loss from labels
+    for _ in range(steps):
+        if amp_dtype is None:
+            loss = model(**batch).loss
         else:
-            loss.backward()
-            optimizer.step()
+            with torch.autocast(device.type, dtype=amp_dtype):
+                loss = model(**batch).loss
+        _plain_update(loss, optimizer, scaler)
 
 
-def count_flops(step: TrainStep, batches: Batches) -> int:
+def count_flops(step: TrainStep, batches: Any) -> int:
     """FLOPs of one real step (forward, backward, optimizer), counted by the dispatcher."""
-    images, targets = batches.next()
+    batch = batches.next()
     counter = FlopCounterMode(display=False)
     with counter:
-        step(images, targets)
+        step(*batch)
     return int(counter.get_total_flops())
 
 
 def warm_up(
-    step: TrainStep, batches: Batches, clock: Clock, warmup: int, report: Callable[[int, int], None]
+    step: TrainStep, batches: Any, clock: Clock, warmup: int, report: Callable[[int, int], None]
 ) -> list[float]:
     """At least ``warmup`` steps, then on until step times settle (compilation, autotune), capped."""
     times: list[float] = []
     cap = 3 * warmup + 3
     while len(times) < cap:
-        images, targets = batches.next()
+        batch = batches.next()
         clock.start()
-        step(images, targets)
+        step(*batch)
         times.append(clock.stop())
         report(len(times), max(warmup, len(times)))
         if len(times) >= warmup and _settled(times):

@@ -16,16 +16,19 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from torchscope._bench.batchsize import search_batch
-from torchscope._bench.data import Batches, image_folder
+from torchscope._bench.data import image_folder
 from torchscope._bench.device import Clock, free_memory, peak_memory, reset_peak_memory
 from torchscope._bench.efficiency import efficiency
 from torchscope._bench.environment import compute_dtype
+from torchscope._bench.lm import TokenBatches, freeze_lm, lm_head_name
 from torchscope._bench.loops import (
+    LossFn,
     TrainStep,
     baseline_window,
     count_flops,
     harness_window,
     make_optimizer,
+    token_baseline_window,
     warm_up,
 )
 from torchscope._bench.plan import Plan
@@ -59,11 +62,15 @@ def _build(plan: Plan, mode: str) -> tuple[nn.Module, str, list[nn.Module]]:
         # the user's own model is never trained: each mode gets a fresh copy
         model = copy.deepcopy(plan.spec).to(plan.device)
     else:
-        model = load_model(plan.spec, device=plan.device)
-    head = replace_head(model, plan.num_classes)
-    if mode == "frozen":
-        head = freeze_backbone(model)
+        model = load_model(plan.spec, device=plan.device, **plan.hf)
+    if plan.tokens:
+        # no head swap: the loader built the LM head, or the classifier with --num-labels
+        head = freeze_lm(model) if mode == "frozen" else lm_head_name(model)
     else:
+        head = replace_head(model, plan.num_classes)
+        if mode == "frozen":
+            head = freeze_backbone(model)
+    if mode != "frozen":
         for p in model.parameters():
             p.requires_grad_(True)
     norms = _frozen_norms(model)
@@ -74,8 +81,9 @@ def _build(plan: Plan, mode: str) -> tuple[nn.Module, str, list[nn.Module]]:
 
 
 def _timing(window_s: list[float], plan: Plan, batch_size: int) -> Timing:
-    stats = summarize_windows(window_s, steps=plan.steps, images_per_step=batch_size)
-    return Timing(tuple(window_s), plan.steps, batch_size, stats)
+    per_step = plan.per_step(batch_size)
+    stats = summarize_windows(window_s, steps=plan.steps, images_per_step=per_step)
+    return Timing(tuple(window_s), plan.steps, per_step, stats, "tokens" if plan.tokens else "images")
 
 
 def run_mode(plan: Plan, mode: str) -> ModeResult:
@@ -100,32 +108,31 @@ def run_mode(plan: Plan, mode: str) -> ModeResult:
         loader, sampler, _ = image_folder(
             plan.data, plan.image_size, batch_size, plan.workers, device.type == "cuda", dist
         )
-    batches = Batches(
-        device, batch_size, plan.image_size, plan.num_classes, plan.channels_last, loader, sampler
-    )
-    criterion = nn.CrossEntropyLoss()
+    batches = plan.batches(model, batch_size, loader, sampler)
+    criterion = nn.CrossEntropyLoss()  # the baseline's, for images
+    loss = plan.loss()
     optimizer = make_optimizer(plan.optimizer, params, plan.lr)
     scaler = plan.scaler()
     clock = Clock(device)
 
     single: list[float] = []
     if dist is not None:
-        single = _single_process_reference(plan, mode, model, criterion, optimizer, batches, clock)
+        single = _single_process_reference(plan, mode, model, loss, optimizer, batches, clock)
 
-    eager: Callable[[torch.Tensor], Any] = model
+    eager: Callable[..., Any] = model
     if dist is not None:
         eager = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
-    forward: Callable[[torch.Tensor], Any] = eager
+    forward: Callable[..., Any] = eager
     if plan.compile_mode is not None:
         forward = torch.compile(eager, mode=plan.compile_mode)
 
     # FLOPs of one real step, counted eagerly by the dispatcher (compiled graphs hide their ops);
     # in frozen mode no backward runs through the backbone, so none is counted
-    flops = count_flops(TrainStep(eager, criterion, optimizer, scaler, device, plan.amp_dtype), batches)
+    flops = count_flops(TrainStep(eager, loss, optimizer, scaler, device, plan.amp_dtype), batches)
     _train_mode(model, norms)
 
     memory_source = reset_peak_memory(device)
-    step = TrainStep(forward, criterion, optimizer, scaler, device, plan.amp_dtype)
+    step = TrainStep(forward, loss, optimizer, scaler, device, plan.amp_dtype)
     warm = warm_up(step, batches, clock, plan.warmup, lambda d, t: plan.report(f"{mode}: warm-up", d, t))
 
     harness_s: list[float] = []
@@ -141,6 +148,10 @@ def run_mode(plan: Plan, mode: str) -> ModeResult:
             clock.start()
             if which == "harness":
                 harness_window(step, batches, plan.steps)
+            elif isinstance(batches, TokenBatches):
+                token_baseline_window(
+                    forward, optimizer, scaler, batches.next()[0], device, plan.amp_dtype, plan.steps
+                )
             else:
                 baseline_window(
                     forward,
@@ -166,7 +177,9 @@ def run_mode(plan: Plan, mode: str) -> ModeResult:
         torch.cuda.get_device_name(device) if device.type == "cuda" else None,
         plan.peak.tflops if plan.peak is not None else None,
     )
-    distributed = _gather_distributed(plan, harness_s, single, batch_size) if dist is not None else None
+    distributed = (
+        _gather_distributed(plan, harness_s, single, plan.per_step(batch_size)) if dist is not None else None
+    )
     check = _check(model, step, batches, optimizer) if plan.check else None
 
     first, rest = warm[0], warm[1:]
@@ -196,19 +209,19 @@ def _single_process_reference(
     plan: Plan,
     mode: str,
     model: nn.Module,
-    criterion: nn.Module,
+    loss: LossFn,
     optimizer: torch.optim.Optimizer,
-    batches: Batches,
+    batches: Any,
     clock: Clock,
 ) -> list[float]:
     """Rank 0 alone runs the same per-rank batch without DDP, while the other ranks wait."""
     dist = plan.dist
     windows: list[float] = []
     if dist is not None and dist.rank == 0:
-        forward: Callable[[torch.Tensor], Any] = model
+        forward: Callable[..., Any] = model
         if plan.compile_mode is not None:
             forward = torch.compile(model, mode=plan.compile_mode)
-        step = TrainStep(forward, criterion, optimizer, plan.scaler(), plan.device, plan.amp_dtype)
+        step = TrainStep(forward, loss, optimizer, plan.scaler(), plan.device, plan.amp_dtype)
         warm_up(
             step,
             batches,
@@ -228,6 +241,8 @@ def _single_process_reference(
 def _gather_distributed(
     plan: Plan, harness_s: list[float], single: list[float], batch_size: int
 ) -> DistributedStats:
+    """Global, per-rank and single-process throughput; ``batch_size`` is what a step processes
+    per rank in the throughput's unit (images, or tokens)."""
     dist = plan.dist
     if dist is None:  # pragma: no cover - only called under torchrun
         raise RuntimeError("_gather_distributed needs a process group")
@@ -256,10 +271,8 @@ def _gather_distributed(
     )
 
 
-def _check(
-    model: nn.Module, step: TrainStep, batches: Batches, optimizer: torch.optim.Optimizer
-) -> CheckSummary:
-    images, targets = batches.next()
-    report = check_step(model, lambda: step(images, targets), optimizer=optimizer)
+def _check(model: nn.Module, step: TrainStep, batches: Any, optimizer: torch.optim.Optimizer) -> CheckSummary:
+    batch = batches.next()
+    report = check_step(model, lambda: step(*batch), optimizer=optimizer)
     lines = tuple(f"{v.kind} {v.name}: {v.cause}" for v in report.violations)
     return CheckSummary(ok=bool(report.ok), violations=lines, report=report.to_dict())

@@ -1,6 +1,7 @@
 """The entry points: :func:`run_bench` takes a :class:`BenchConfig`; :func:`bench` is the keyword call.
 
-A torchvision classifier gets a new head, then trains with its backbone frozen (``frozen``) or
+A torchvision classifier gets a new head (a language model keeps its own: see
+:mod:`~torchscope._bench.lm`), then trains with its backbone frozen (``frozen``) or
 everything trainable (``full``), each mode timed against a plain hand-written loop (the baseline),
 so the harness proves that it adds nothing.
 """
@@ -10,7 +11,9 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.distributed as tdist
@@ -19,11 +22,14 @@ from torch import nn
 from torchscope._bench.data import image_folder
 from torchscope._bench.device import Dist, dist_from_env, measure_matmul_peak, resolve_device
 from torchscope._bench.environment import capture_environment, compute_dtype
+from torchscope._bench.lm import DEFAULT_SEQ_LEN
 from torchscope._bench.loops import DEFAULT_LR
 from torchscope._bench.mode import run_mode
 from torchscope._bench.plan import Plan
 from torchscope._bench.schema import BenchConfig, BenchResult, OomProbe, ProgressFn, modes_of
 from torchscope._loader import default_input_size
+from torchscope._loader.hf import PREFIX as HF_PREFIX
+from torchscope._tokens import is_token_model
 from torchscope.errors import TorchscopeError
 
 
@@ -49,6 +55,13 @@ def run_bench(
     True
     """
     config.validate()
+    tokens = config.seq_len is not None or (
+        is_token_model(module) if module is not None else config.model.startswith(HF_PREFIX)
+    )
+    if tokens and config.seq_len is None:
+        # a language model without --tokens: sequences of the default length, image options refused
+        config = dataclasses.replace(config, seq_len=DEFAULT_SEQ_LEN)
+        config.validate()
     ranks = dist_from_env()
     dev = resolve_device(config.device, ranks[2] if ranks else None)
     if config.amp == "fp16" and dev.type == "cpu":
@@ -56,13 +69,13 @@ def run_bench(
             "--amp fp16 needs a GPU (GradScaler on CPU float16 is not a reference setup); use --amp bf16"
         )
     auto = config.batch_size == "auto"
-    size = config.image_size or (224 if module is not None else int(default_input_size(config.model)[-1]))
+    size = 0 if tokens else config.image_size or (224 if module is not None else int(default_input_size(config.model)[-1]))
     data_path = Path(config.data) if config.data is not None else None
     workers = (
         config.workers if config.workers is not None else (min(4, os.cpu_count() or 1) if data_path else 0)
     )
 
-    classes = config.num_classes or 10
+    classes = 0 if tokens else config.num_classes or 10
     if data_path is not None:
         _, _, found = image_folder(data_path, size, 1, 0, False, None)
         if config.num_classes is not None and config.num_classes < found:
@@ -124,6 +137,9 @@ def run_bench(
             oom_probe=oom_probe,
             dist=dist,
             peak=peak,
+            seq_len=config.seq_len,
+            token_dtype=getattr(torch, config.token_dtype),
+            hf=_hf_options(config),
         )
         results = tuple(run_mode(plan, m) for m in config.modes)
         env = capture_environment(dev, config.amp, config.channels_last, plan.compile_mode, dist)
@@ -131,13 +147,25 @@ def run_bench(
         config,
         device=str(dev),
         max_batch_size=plan.max_batch_size if auto else config.max_batch_size,
-        image_size=size,
-        num_classes=classes,
+        image_size=None if tokens else size,
+        num_classes=None if tokens else classes,
         lr=plan.lr,
         data=None if data_path is None else str(data_path),
         workers=workers,
     )
     return BenchResult(config=resolved, environment=env, matmul_peak=peak, modes=results)
+
+
+def _hf_options(config: BenchConfig) -> dict[str, Any]:
+    """The hf: loader's keywords that were given (none for other specs: the loader refuses them)."""
+    options: dict[str, Any] = {}
+    if config.hf_config:
+        options["config"] = dict(config.hf_config)
+    if config.task is not None:
+        options["task"] = config.task
+    if config.num_labels is not None:
+        options["num_labels"] = config.num_labels
+    return options
 
 
 def bench(
@@ -164,6 +192,11 @@ def bench(
     check: bool = True,
     measure_peak: bool = True,
     seed: int = 0,
+    seq_len: int | None = None,
+    token_dtype: str = "int64",
+    hf_config: Mapping[str, Any] | None = None,
+    task: str | None = None,
+    num_labels: int | None = None,
     progress: ProgressFn | None = None,
     oom_probe: OomProbe | None = None,
 ) -> BenchResult:
@@ -172,6 +205,10 @@ def bench(
     The keyword form of :func:`run_bench`: each keyword is the :class:`BenchConfig` field of the
     same name (``mode`` is ``"frozen"``, ``"full"`` or ``"both"``). ``model`` is a spec the loader
     resolves (``"resnet18"``) or a module, which is copied and never trained.
+
+    A language model (``"hf:gpt2"``, or a module with a ``config.vocab_size``) trains on
+    ``batch_size`` x ``seq_len`` token ids with its own loss; ``hf_config``, ``task`` and
+    ``num_labels`` go to the ``hf:`` loader.
 
     >>> r = bench("resnet18", mode="frozen", device="cpu", batch_size=2, image_size=32,
     ...           steps=1, windows=1, warmup=1, check=False, measure_peak=False)
@@ -184,7 +221,8 @@ def bench(
         image_size=image_size, num_classes=num_classes, steps=steps, windows=windows, warmup=warmup,
         optimizer=optimizer, lr=lr, amp=amp, channels_last=channels_last, compile=compile,
         compile_mode=compile_mode, data=None if data is None else str(data), workers=workers,
-        baseline=baseline, seed=seed, check=check, measure_peak=measure_peak,
+        baseline=baseline, seed=seed, check=check, measure_peak=measure_peak, seq_len=seq_len,
+        token_dtype=token_dtype, hf_config=tuple((hf_config or {}).items()), task=task, num_labels=num_labels,
     )  # fmt: skip
     module = None if isinstance(model, str) else model
     return run_bench(config, module=module, progress=progress, oom_probe=oom_probe)

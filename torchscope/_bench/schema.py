@@ -64,7 +64,9 @@ def _positive(name: str, value: int | None, minimum: int = 1) -> None:
 
 
 #: Fields of :class:`BenchConfig` that files written before they existed lack (read as the default).
-_ADDED_FIELDS = ("check", "measure_peak")
+_ADDED_FIELDS = ("check", "measure_peak", "seq_len", "token_dtype", "hf_config", "task", "num_labels")
+#: Integer dtypes token ids may take.
+TOKEN_DTYPES: tuple[str, ...] = ("int64", "int32")
 
 
 @dataclass(frozen=True)
@@ -76,6 +78,10 @@ class BenchConfig:
     0.001 for adamw; ``workers``: min(4, CPUs) with ``data``; ``max_batch_size``: 1024 on a GPU, 64
     on the CPU). In a result, every choice is filled in with what was used (``max_batch_size`` only
     with ``batch_size="auto"``). ``batch_size`` is ``"auto"`` or the fixed size per process.
+
+    A language model (``hf:``) trains on token ids instead of images: ``seq_len`` tokens per
+    sequence (default 128), ``token_dtype`` int64 or int32; ``hf_config`` (field overrides),
+    ``task`` and ``num_labels`` are the ``hf:`` loader's options. Its throughput is in tokens/s.
 
     >>> BenchConfig("resnet18", modes=("frozen",), steps=5).windows
     5
@@ -103,6 +109,11 @@ class BenchConfig:
     seed: int = 0
     check: bool = True
     measure_peak: bool = True
+    seq_len: int | None = None
+    token_dtype: str = "int64"
+    hf_config: tuple[tuple[str, Any], ...] = ()
+    task: str | None = None
+    num_labels: int | None = None
 
     def validate(self) -> None:
         """Raise a :class:`TorchscopeError` naming the first setting that cannot be run.
@@ -135,6 +146,25 @@ class BenchConfig:
         _positive("num_classes", self.num_classes, 2)
         _positive("max_batch_size", self.max_batch_size)
         _positive("workers", self.workers, 0)
+        _positive("seq_len", self.seq_len)
+        _positive("num_labels", self.num_labels)
+        if self.token_dtype not in TOKEN_DTYPES:
+            raise TorchscopeError(f"token dtype {self.token_dtype!r} is not one of {', '.join(TOKEN_DTYPES)}; use long")
+        hf = self.hf_config or self.task is not None or self.num_labels is not None
+        if hf and not self.model.startswith("hf:"):
+            raise TorchscopeError(
+                f"--config/--task/--num-labels apply to hf: models, not {self.model!r}; drop them"
+            )
+        if self.seq_len is not None:
+            for given, option in (
+                (self.image_size is not None, "--image-size"),
+                (self.channels_last, "--channels-last"),
+                (self.data is not None, "--data"),
+                (self.num_classes is not None, "--num-classes"),
+            ):
+                if given:
+                    fix = "--num-labels" if option == "--num-classes" else "drop it"
+                    raise TorchscopeError(f"{option} is for image models; token inputs (--tokens) take none: {fix}")
         lr = self.lr
         if lr is not None and not (isinstance(lr, int | float) and lr > 0 and math.isfinite(lr)):
             raise TorchscopeError(f"lr={lr!r} must be a positive number, e.g. 0.01")
@@ -142,13 +172,21 @@ class BenchConfig:
     def to_dict(self) -> dict[str, Any]:
         out = {k: getattr(self, k) for k in self.__dataclass_fields__}
         out["modes"] = list(self.modes)
+        out["hf_config"] = dict(self.hf_config)
         return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> BenchConfig:
         values = {k: data[k] for k in cls.__dataclass_fields__ if k in data or k not in _ADDED_FIELDS}
         values["modes"] = tuple(values["modes"])
+        if "hf_config" in values:
+            values["hf_config"] = tuple(dict(values["hf_config"]).items())
         return cls(**values)
+
+    @property
+    def unit(self) -> str:
+        """What the throughput counts: ``"tokens"`` for token inputs (``seq_len`` set), else ``"images"``."""
+        return "tokens" if self.seq_len is not None else "images"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -206,18 +244,25 @@ class MatmulPeak:
 
 @dataclass(frozen=True)
 class Timing:
-    """Raw window times of one loop and their summary."""
+    """Raw window times of one loop and their summary.
+
+    ``unit`` is what the throughput counts: ``"images"``, or ``"tokens"`` for a language model
+    (then ``images_per_step`` is tokens per step and the summary's ``img_s_*`` rates are tokens/s:
+    the keys keep their names so that files of schema ``torchscope.bench/1`` stay comparable).
+    """
 
     window_s: tuple[float, ...]
     steps_per_window: int
     images_per_step: int
     stats: WindowStats
+    unit: str = "images"
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "window_s": list(self.window_s),
             "steps_per_window": self.steps_per_window,
             "images_per_step": self.images_per_step,
+            "unit": self.unit,
             "summary": self.stats.to_dict(),
         }
 
@@ -228,6 +273,7 @@ class Timing:
             int(data["steps_per_window"]),
             int(data["images_per_step"]),
             WindowStats.from_dict(data["summary"]),
+            str(data.get("unit", "images")),
         )
 
 

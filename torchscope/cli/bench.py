@@ -10,16 +10,22 @@ from typing import Annotated
 import typer
 
 from torchscope._bench.schema import SCHEMA, BenchConfig, BenchResult, modes_of
+from torchscope._parsing import parse_input_size, parse_kwargs
 from torchscope.cli._app import app
 from torchscope.cli._exit import ExitCode
 from torchscope.cli._options import (
     CheckOpt,
     DeviceOpt,
+    DtypeOpt,
     ForceOpt,
+    HfConfigOpt,
     HtmlOpt,
+    InputSizeOpt,
     JsonOpt,
     NoColorOpt,
+    NumLabelsOpt,
     SvgOpt,
+    TaskOpt,
 )
 from torchscope.cli._output import (
     Output,
@@ -41,6 +47,33 @@ def _batch_size(text: str) -> int | str:
         return int(text)
     except ValueError:
         raise TorchscopeError(f"--batch-size {text!r} must be a positive integer or 'auto'") from None
+
+
+#: --input-dtype names of the token dtypes bench takes.
+_TOKEN_DTYPES = {"long": "int64", "int64": "int64", "torch.int64": "int64", "int": "int32", "int32": "int32"}
+
+
+def _tokens(
+    text: str | None, dtype: str | None, batch_size: str | None
+) -> tuple[int | str, int | None, str]:
+    """(batch size, sequence length or None, token dtype) from ``--tokens``/``--input-dtype``/``--batch-size``."""
+    token_dtype = "int64"
+    if dtype is not None:
+        if dtype.lower() not in _TOKEN_DTYPES:
+            raise TorchscopeError(
+                f"--input-dtype {dtype!r}: bench feeds float images itself and token ids as long or int32; use long"
+            )
+        token_dtype = _TOKEN_DTYPES[dtype.lower()]
+    if text is None:
+        return _batch_size(batch_size or "32"), None, token_dtype
+    shapes = parse_input_size(text, option="--tokens")
+    if len(shapes) != 1 or len(shapes[0]) != 2:
+        raise TorchscopeError(
+            f"--tokens {text!r} must be BATCHxLENGTH, e.g. 4x128; image models take --batch-size and --image-size"
+        )
+    if batch_size is not None:
+        raise TorchscopeError(f"--tokens {text!r} sets the batch size already; drop --batch-size {batch_size}")
+    return shapes[0][0], shapes[0][1], token_dtype
 
 
 def _read_result(path: Path) -> BenchResult:
@@ -110,7 +143,10 @@ def bench_command(
     model: Annotated[
         str,
         typer.Option(
-            "--model", "-m", help="Model spec the loader resolves (torchvision name, timm:NAME, ...)."
+            "--model",
+            "-m",
+            help="Model spec the loader resolves (torchvision name, timm:NAME, hf:MODEL_TYPE or hf:DIR: "
+            "a language model, fed token ids).",
         ),
     ] = "resnet50",
     mode: Annotated[
@@ -118,8 +154,16 @@ def bench_command(
     ] = "both",
     device: DeviceOpt = "auto",
     batch_size: Annotated[
-        str, typer.Option("--batch-size", "-b", help="Images per step (per process), or 'auto'.")
-    ] = "32",
+        str | None,
+        typer.Option(
+            "--batch-size", "-b", help="Images (sequences) per step, per process, or 'auto'. [default: 32]"
+        ),
+    ] = None,
+    tokens: InputSizeOpt = None,
+    input_dtype: DtypeOpt = None,
+    config: HfConfigOpt = None,
+    task: TaskOpt = None,
+    num_labels: NumLabelsOpt = None,
     max_batch_size: Annotated[
         int | None, typer.Option(help="Upper bound of --batch-size auto (default 1024 on GPU, 64 on CPU).")
     ] = None,
@@ -214,22 +258,25 @@ def bench_command(
         inputs=inputs,
     )  # fmt: skip
     _check_outputs(output, html, svg, inputs, force)
-    config = BenchConfig(
+    batch, seq_len, token_dtype = _tokens(tokens, input_dtype, batch_size)
+    settings = BenchConfig(
         model=model, modes=modes_of(mode), device=None if device == "auto" else device,
-        batch_size=_batch_size(batch_size), max_batch_size=max_batch_size, image_size=image_size,
+        batch_size=batch, max_batch_size=max_batch_size, image_size=image_size,
         num_classes=num_classes, steps=steps, windows=windows, warmup=warmup, optimizer=optimizer, lr=lr,
         amp=amp, channels_last=channels_last, compile=compile, compile_mode=compile_mode,
         data=None if data is None else str(data), workers=workers, baseline=baseline, check=check,
+        seq_len=seq_len, token_dtype=token_dtype, hf_config=tuple(parse_kwargs(config, option="--config").items()),
+        task=task, num_labels=num_labels,
     )  # fmt: skip
-    config.validate()
+    settings.validate()
     from torchscope._bench.run import run_bench  # torch: only once every input is known to be usable
 
     rank0 = os.environ.get("RANK", "0") == "0"
     if progress and rank0:
         with ProgressBar(console(no_color, stderr=True)) as bar:
-            result = run_bench(config, progress=bar)
+            result = run_bench(settings, progress=bar)
     else:
-        result = run_bench(config)
+        result = run_bench(settings)
     if not rank0:  # every rank ran; rank 0 speaks for all of them
         return
     if output is not None:

@@ -111,8 +111,14 @@ def _check_text(m: ModeResult, short: bool = False) -> Text:
     return Text(f"✗ {len(m.check.violations)} violation(s)", style="bold red")
 
 
+def _rate_label(modes: Sequence[ModeResult]) -> str:
+    """The throughput's unit: tokens/s for a language model, img/s otherwise."""
+    return "tokens/s" if any(m.harness.unit == "tokens" for m in modes) else "img/s"
+
+
 def _rows(modes: Sequence[ModeResult]) -> list[tuple[str, list[RenderableType]]]:
     rows: list[tuple[str, list[RenderableType]]] = []
+    rate = _rate_label(modes)
 
     def row(label: str, fn: Callable[[ModeResult], RenderableType]) -> None:
         rows.append((label, [fn(m) for m in modes]))
@@ -123,14 +129,14 @@ def _rows(modes: Sequence[ModeResult]) -> list[tuple[str, list[RenderableType]]]
     )
     row("trainable params", lambda m: f"{m.trainable_params:,} of {m.total_params:,}")
     row(
-        "img/s (median)",
+        f"{rate} (median)",
         lambda m: Text(
             f"{fmt_rate(m.harness.stats.img_s_median)}  (spread {m.harness.stats.spread_pct:.1f}%)",
             style="bold",
         ),
     )
     row(
-        "img/s per window",
+        f"{rate} per window",
         lambda m: (
             f"{sparkline([m.harness.images_per_step * m.harness.steps_per_window / t for t in m.harness.window_s])}"
             f"  {fmt_rate(m.harness.stats.img_s_min)}–{fmt_rate(m.harness.stats.img_s_max)}"
@@ -138,7 +144,7 @@ def _rows(modes: Sequence[ModeResult]) -> list[tuple[str, list[RenderableType]]]
     )
     if any(m.baseline is not None for m in modes):
         row(
-            "baseline img/s", lambda m: "-" if m.baseline is None else fmt_rate(m.baseline.stats.img_s_median)
+            f"baseline {rate}", lambda m: "-" if m.baseline is None else fmt_rate(m.baseline.stats.img_s_median)
         )
         row("torchscope / baseline", _ratio_text)
     row(
@@ -157,15 +163,15 @@ def _rows(modes: Sequence[ModeResult]) -> list[tuple[str, list[RenderableType]]]
     row("MFU", _mfu_text)
     row("peak memory", _memory_text)
     if any(m.distributed is not None for m in modes):
-        row("global img/s", lambda m: "-" if m.distributed is None else fmt_rate(m.distributed.global_img_s))
+        row(f"global {rate}", lambda m: "-" if m.distributed is None else fmt_rate(m.distributed.global_img_s))
         row(
-            "per-rank img/s",
+            f"per-rank {rate}",
             lambda m: (
                 "-" if m.distributed is None else " ".join(fmt_rate(x) for x in m.distributed.per_rank_img_s)
             ),
         )
         row(
-            "single-process img/s",
+            f"single-process {rate}",
             lambda m: "-" if m.distributed is None else fmt_rate(m.distributed.single_img_s),
         )
         row(
@@ -201,10 +207,19 @@ def _environment_table(result: BenchResult) -> Table:
         (
             "input",
             f"batch {cfg.batch_size}{' per process' if env.world_size > 1 else ''}, "
-            f"{cfg.image_size}x{cfg.image_size}, {cfg.num_classes} classes, "
-            + (f"ImageFolder {cfg.data} ({cfg.workers} workers)" if cfg.data else "synthetic, on the device"),
+            + (
+                f"{cfg.seq_len} tokens ({cfg.token_dtype} ids below the vocab size, from seed {cfg.seed}), "
+                "all-ones mask, on the device"
+                if cfg.seq_len is not None
+                else f"{cfg.image_size}x{cfg.image_size}, {cfg.num_classes} classes, "
+                + (f"ImageFolder {cfg.data} ({cfg.workers} workers)" if cfg.data else "synthetic, on the device")
+            ),
         ),
-        ("optimizer", f"{cfg.optimizer} lr {cfg.lr:g}, cross-entropy"),
+        (
+            "optimizer",
+            f"{cfg.optimizer} lr {cfg.lr:g}, "
+            + ("the model's own loss (next-token, or cross-entropy on random labels)" if cfg.seq_len else "cross-entropy"),
+        ),
         (
             "timing",
             f"{cfg.windows} windows x {cfg.steps} steps per loop, interleaved with the baseline"
@@ -275,10 +290,11 @@ def _compare_metrics(m: ModeResult) -> list[tuple[str, float | None, bool, str]]
         if m.memory.peak_allocated_bytes is not None
         else m.memory.peak_rss_bytes
     )
+    rate = _rate_label([m])
     return [
         ("batch size", float(m.batch_size), True, "{:.0f}"),
-        ("img/s (median)", m.harness.stats.img_s_median, True, "rate"),
-        ("baseline img/s", None if m.baseline is None else m.baseline.stats.img_s_median, True, "rate"),
+        (f"{rate} (median)", m.harness.stats.img_s_median, True, "rate"),
+        (f"baseline {rate}", None if m.baseline is None else m.baseline.stats.img_s_median, True, "rate"),
         ("torchscope / baseline", m.ratio, True, "{:.3f}"),
         ("step ms p50", m.harness.stats.step_ms_p50, False, "{:.1f}"),
         ("step ms p90", m.harness.stats.step_ms_p90, False, "{:.1f}"),
@@ -286,7 +302,7 @@ def _compare_metrics(m: ModeResult) -> list[tuple[str, float | None, bool, str]]
         ("TFLOP/s", e.tflops, True, "{:.3g}"),
         ("MFU %", None if e.mfu is None else e.mfu * 100, True, "{:.2f}"),
         ("peak memory", None if mem is None else float(mem), False, "bytes"),
-        ("global img/s", None if m.distributed is None else m.distributed.global_img_s, True, "rate"),
+        (f"global {rate}", None if m.distributed is None else m.distributed.global_img_s, True, "rate"),
     ]
 
 
