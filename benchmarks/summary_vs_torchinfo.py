@@ -7,7 +7,7 @@ ratio (torchinfo / torchscope: above 1 means torchscope is faster) are printed w
 the first, cold calls (torchscope's meta shape cache emptied), and saved as JSON with ``--json PATH``. Both run with their defaults (torchinfo with
 ``verbose=0`` so that printing is not timed; torchscope also runs the other train/eval mode).
 
-    python benchmarks/summary_vs_torchinfo.py [--repeat 5] [--models resnet50,lstm] [--json out.json]
+    python benchmarks/summary_vs_torchinfo.py [--repeat 5] [--models resnet50,lstm] [--threads 1] [--json out.json]
 """
 
 from __future__ import annotations
@@ -102,7 +102,16 @@ def main() -> None:
     parser.add_argument("--models", default=",".join(MODELS))
     parser.add_argument("--devices", default="cpu,meta")
     parser.add_argument("--json", dest="json_path", default=None)
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch intra-op threads (default: torch's); 1 on a shared machine",
+    )
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    print(f"torch {torch.__version__}, torchinfo {torchinfo.__version__}, {torch.get_num_threads()} threads")
     torch.manual_seed(0)
     rows = []
     print(
@@ -124,7 +133,9 @@ def main() -> None:
             )
     if args.json_path:
         with open(args.json_path, "w", encoding="utf-8") as f:
-            json.dump({"torch": torch.__version__, "rows": rows}, f, indent=1)
+            json.dump(
+                {"torch": torch.__version__, "threads": torch.get_num_threads(), "rows": rows}, f, indent=1
+            )
 
 
 if __name__ == "__main__":

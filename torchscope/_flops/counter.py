@@ -189,11 +189,13 @@ _KINDS: dict[Any, tuple[str, OpKind, Any]] = {}
 
 
 def _shapes(value: Any) -> Any:
-    # FlopCounterMode's shape_wrapper does this with pytree, several times slower on every op
+    # FlopCounterMode's shape_wrapper does this with pytree, several times slower on every op;
+    # a list is converted only when it holds tensors (conv's stride and padding lists do not)
     if isinstance(value, torch.Tensor):
         return value.shape
-    if isinstance(value, (list, tuple)):
-        return type(value)(_shapes(v) for v in value) if not hasattr(value, "_fields") else value
+    if isinstance(value, (list, tuple)) and not hasattr(value, "_fields"):
+        if any(isinstance(v, (torch.Tensor, list, tuple)) for v in value):
+            return type(value)(_shapes(v) for v in value)
     return value
 
 

@@ -58,12 +58,14 @@ def _module_params(model: nn.Module) -> dict[int, tuple[int, int]]:
 
 def _has_lazy(model: nn.Module) -> bool:
     lazy = nn.parameter.UninitializedTensorMixin  # type: ignore[attr-defined]  # isinstance is slow here
-    return any(
-        issubclass(type(t), lazy)
-        for m in model.modules()
-        for t in (*m._parameters.values(), *m._buffers.values())
-        if t is not None
-    )
+    for m in model.modules():
+        for t in m._parameters.values():
+            if t is not None and issubclass(type(t), lazy):
+                return True
+        for t in m._buffers.values():
+            if t is not None and issubclass(type(t), lazy):
+                return True
+    return False
 
 
 def _layout(module: nn.Module) -> tuple[tuple[int, ...] | None, int | None]:
