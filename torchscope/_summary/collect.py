@@ -62,8 +62,8 @@ def _has_lazy(model: nn.Module) -> bool:
         for t in m._parameters.values():
             if t is not None and issubclass(type(t), lazy):
                 return True
-        for t in m._buffers.values():
-            if t is not None and issubclass(type(t), lazy):
+        for b in m._buffers.values():
+            if b is not None and issubclass(type(b), lazy):
                 return True
     return False
 
