@@ -179,3 +179,16 @@ def test_cli_hf_options_on_other_models_and_base_models_exit_2(cli: CliRun) -> N
         "BertModel has no head, so no loss to train on; bench an hf: model with --task causal-lm"
         in res.stderr
     )
+
+
+def test_batch_size_auto_searches_token_batches() -> None:
+    def probe(b: int) -> None:
+        if b > 3:
+            raise torch.OutOfMemoryError("fake: more than 3 sequences")
+
+    r = bench(
+        "hf:gpt2", hf_config=GPT2, seq_len=8, batch_size="auto", max_batch_size=8, mode="frozen",
+        baseline=False, check=False, oom_probe=probe, **QUICK_KW,
+    )  # fmt: skip
+    m = r.mode("frozen")
+    assert m.batch_size == 3 and m.harness.images_per_step == 3 * 8 and r.config.max_batch_size == 8
