@@ -166,3 +166,23 @@ def test_packed_gru_encoder_counts_real_timesteps_only() -> None:
     layer0 = 2 * 3 * 24 * (16 + 24)
     layer1 = 2 * 3 * 24 * (48 + 24)
     assert s.total_mult_adds == real * (layer0 + layer1) + 3 * 48 * 3
+
+
+def test_cuda_fused_cells_count_their_matmuls_and_no_more() -> None:
+    # on CUDA, nn.LSTMCell/GRUCell compute the gates with two mm and finish in one elementwise
+    # kernel (_thnn_fused_*_cell): the kernel has no multiply-accumulates, the mm are counted
+    from torchscope._flops import OpKind, classify
+    from torchscope._flops.counter import EXTRA_FORMULAS
+
+    aten = torch.ops.aten
+    x, h = torch.empty(B, IN, device="meta"), torch.empty(B, H, device="meta")
+    w_ih, w_hh = torch.empty(4 * H, IN, device="meta"), torch.empty(4 * H, H, device="meta")
+    with MacCounter() as c:
+        ig, hg = torch.mm(x, w_ih.t()), torch.mm(h, w_hh.t())
+        aten._thnn_fused_lstm_cell(
+            ig, hg, h, torch.empty(4 * H, device="meta"), torch.empty(4 * H, device="meta")
+        )
+    assert c.total_macs == B * 4 * H * (IN + H)
+    assert c.kinds["aten._thnn_fused_lstm_cell"] is OpKind.ZERO and c.missing == ()
+    # the GRU cell's kernel has no meta implementation to run here; its class is the same
+    assert classify(aten._thnn_fused_gru_cell, EXTRA_FORMULAS) is OpKind.ZERO
