@@ -37,11 +37,13 @@ def main() -> None:
     shape = (args.batch, 3, args.image, args.image)
     print(f"import + build on meta: {time.perf_counter() - t0:.2f} s wall")
     ours: list[float] = []
+    walls: list[float] = []
     for label, fit in (("predict", None), (f"predict + --fit {args.fit}", args.fit)):
         wall, cpu = time.perf_counter(), time.process_time()
         report = torchscope.estimate_memory(model, shape, fit=fit)
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
         ours.append(cpu)
+        walls.append(wall)
         extra = f", batch {report.fit.batch_size} in {report.fit.traces} traces" if report.fit else ""
         print(
             f"{label:28s} {wall:6.2f} s wall {cpu:6.2f} s CPU  peak {report.peak / 2**30:.3f} GiB "
@@ -55,6 +57,7 @@ def main() -> None:
         print(
             f"{'baseline MemTracker + fake':28s} {wall:6.2f} s wall {cpu:6.2f} s CPU  peak {peak / 2**30:.3f} GiB"
         )
+        print(f"baseline / predict: {cpu / ours[0]:.1f}x the CPU time, {wall / walls[0]:.1f}x the wall time")
 
 
 def baseline(name: str, shape: tuple[int, ...]) -> int:
