@@ -248,7 +248,8 @@ def _run(
         pos = {t.name: j for j, t in enumerate(plan.frozen + plan.trainable)}
         violations = peft.review(violations, lambda name: ctx.grads_seen(pos[name]),
                                  [t.name for t in plan.trainable], [t.name for t in plan.frozen], plan.pattern_frozen)
-        checks += PEFT_KINDS
+        if peft.parts.heads:  # a causal LM has no new task head: nothing to check, so not shown as held
+            checks += PEFT_KINDS
         caveats += peft.notes
     if not frozen_tensors:
         caveats.append(NOTHING_FROZEN)
