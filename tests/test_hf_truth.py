@@ -8,8 +8,8 @@ cards and papers give them.
 from __future__ import annotations
 
 import pytest
-
 from hf_tiny import transformers  # noqa: F401  (skips the module without transformers)
+
 from torchscope import load_model, tree
 
 # model type -> (class the default task builds, published size of the model its default config is, or None)
