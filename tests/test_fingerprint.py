@@ -113,3 +113,66 @@ def test_tracker_counts_new_storages_not_views_or_in_place() -> None:
         peak_with_y = mem.current
         del y
     assert peak_with_y == 4000 and mem.current == 0 and mem.peak == 4000 and v.numel() == 10
+
+
+def _reference(t: torch.Tensor) -> int:
+    """The documented definition in plain Python ints (docs/freeze.md, "Fingerprints")."""
+    from torchscope._fingerprint import _weights, chunk_for
+
+    flat = t.reshape(-1)
+    size = min(flat.element_size(), 4)  # 8-byte elements: their two 4-byte halves
+    bits = flat.view({1: torch.uint8, 2: torch.int16, 4: torch.int32}[size]).tolist()
+    bits = [b % 2 ** (8 * size) for b in bits]  # zero-extended patterns
+    chunk = chunk_for(len(bits))
+    weights = [w % 2**32 for w in _weights(t.device, chunk).tolist()]  # the low 32 bits (odd)
+    total = 0
+    for k, start in enumerate(range(0, len(bits), chunk)):
+        part = sum(b * w for b, w in zip(bits[start : start + chunk], weights, strict=False))
+        total += part * (2 * k + 1) * 0x9E3779B97F4A7C15
+    return total % 2**64
+
+
+@pytest.mark.parametrize("fused", [True, False], ids=["fused", "torch"])
+@pytest.mark.parametrize(
+    "dtype",
+    [torch.bfloat16, torch.float16, torch.float32, torch.float64, torch.int64, torch.int16, torch.uint8],
+    ids=str,
+)
+def test_weighted_fingerprint_is_its_documented_definition(dtype: torch.dtype, fused: bool) -> None:
+    from torchscope import _fused
+
+    gen = torch.Generator().manual_seed(3)
+    t = (torch.randn(700, generator=gen) * 100).to(dtype)  # 3 chunks of 256, negative patterns too
+    _fused.enabled = fused
+    try:
+        assert fingerprint(t, method="weighted") % 2**64 == _reference(t)
+    finally:
+        _fused.enabled = True
+
+
+def test_the_32_bit_weights_are_odd_and_distinct_so_every_swap_in_a_chunk_is_seen() -> None:
+    from torchscope._fingerprint import CHUNK, _weights32
+
+    chunk = 256
+    while chunk <= CHUNK:
+        w = _weights32(torch.device("cpu"), chunk)
+        assert bool((w % 2 == 1).all()) and bool((w < 2**32).all()) and w.unique().numel() == chunk, chunk
+        chunk *= 2
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float32, torch.float64], ids=str)
+def test_the_same_bit_flipped_in_two_elements_is_seen(dtype: torch.dtype) -> None:
+    # float64: two flipped sign bits cancel with 64-bit patterns times odd weights, not with halves
+    t = torch.randn(50_000, generator=torch.Generator().manual_seed(5)).to(dtype)
+    bits = t.view({2: torch.int16, 4: torch.int32, 8: torch.int64}[t.element_size()])
+    before = fingerprint(t, method="weighted")
+    for i, j in ((10, 11), (100, 40_000)):
+        for bit in (0, 7, 8 * t.element_size() - 2, 8 * t.element_size() - 1):  # low, middle, exponent, sign
+            top = bit == 8 * t.element_size() - 1  # the sign bit alone is -(1 << bit) as a signed int
+            mask = torch.tensor(-(1 << bit) if top else 1 << bit, dtype=bits.dtype)
+            bits[i] ^= mask
+            bits[j] ^= mask
+            assert fingerprint(t, method="weighted") != before, (i, j, bit)
+            bits[i] ^= mask
+            bits[j] ^= mask
+    assert fingerprint(t, method="weighted") == before

@@ -3,11 +3,14 @@
 A fingerprint is one 64-bit number per tensor, computed on the tensor's own device without copying
 it. Two methods:
 
-- ``"weighted"`` (the default): a sum of the bit patterns times fixed pseudo-random *odd* 64-bit
-  weights, wrapping modulo 2**64. An odd weight is invertible modulo 2**64, so a single changed
-  element always changes the sum, and because every position has its own weight, several changed
-  elements cancel out only with probability ~2**-64. The tensor is read in chunks, so the extra
-  memory is O(chunk). On the CPU a fused C kernel (:func:`torchscope._fused.fused_fingerprint`)
+- ``"weighted"`` (the default): a sum of the bit patterns times fixed pseudo-random *odd* weights,
+  wrapping modulo 2**64, chunk by chunk, each chunk's sum times its own odd multiplier: each 1/2/4-
+  byte pattern (8-byte elements: each 4-byte half) zero-extended times a 32-bit weight, exact in 64
+  bits (four per AVX2 instruction). An odd weight is invertible modulo 2**64, so a single changed
+  element (half) always changes the sum; the weights of a chunk are distinct, so a swap of two
+  elements in a chunk, or the same bit flipped in two elements, always changes it; other changes
+  cancel out only by chance (~2**-32 for a pair in a chunk). The tensor is read in chunks, so the
+  extra memory is O(chunk). On the CPU a fused C kernel (:func:`torchscope._fused.fused_fingerprint`)
   computes the same value in one pass with no temporaries; elsewhere, or without a C compiler, the
   chunked torch reduction does.
 - ``"hash"``: ``torch.hash_tensor`` (torch >= 2.10), an XOR reduction of the bit patterns: faster and
@@ -35,12 +38,12 @@ from torchscope.errors import TorchscopeError
 
 Method = Literal["auto", "hash", "weighted"]
 
-# Elements read per chunk by the weighted method: 3 int64 buffers of this length (the widened chunk,
-# the products, the weights) are alive at once, 192 KiB in all.
+# Elements read per chunk by the weighted method: 2 int64 buffers of this length (the widened chunk,
+# multiplied in place, and the cached weights) are alive at once, 128 KiB in all.
 CHUNK = 1 << 13
 _GOLDEN = 0x9E3779B97F4A7C15  # odd: multiplying by it is a bijection modulo 2**64
 _MASK = (1 << 64) - 1
-_BITS_DTYPE = {1: torch.uint8, 2: torch.int16, 4: torch.int32, 8: torch.int64}
+_BITS_DTYPE = {1: torch.uint8, 2: torch.int16, 4: torch.int32}
 _weights_cache: dict[tuple[str, int], torch.Tensor] = {}
 
 
@@ -70,6 +73,16 @@ def _weights(device: torch.device, n: int) -> torch.Tensor:
     return w
 
 
+def _weights32(device: torch.device, n: int) -> torch.Tensor:
+    """The low 32 bits of :func:`_weights` (odd, below 2**32), as int64: 1/2/4-byte elements' weights."""
+    key = (f"{device}/32", n)
+    w = _weights_cache.get(key)
+    if w is None:
+        w = _weights(device, n) & 0xFFFFFFFF
+        _weights_cache[key] = w
+    return w
+
+
 def _flat_view(t: torch.Tensor) -> torch.Tensor:
     """A 1-d view of ``t``'s elements in memory order, without a copy when ``t`` is dense."""
     if t.is_contiguous():
@@ -86,7 +99,7 @@ def _flat_view(t: torch.Tensor) -> torch.Tensor:
 def chunk_for(numel: int) -> int:
     """Chunk length for a tensor of ``numel`` elements: a power of two from 256 to CHUNK.
 
-    Small tensors get small chunks, so the scratch space (3 int64 chunk buffers and the cached
+    Small tensors get small chunks, so the scratch space (an int64 chunk buffer and the cached
     weights) stays a fraction of a percent of the tensor itself; large ones get CHUNK, where the
     per-chunk overhead of a Python loop no longer shows.
     """
@@ -96,26 +109,34 @@ def chunk_for(numel: int) -> int:
     return chunk
 
 
-def _weighted(t: torch.Tensor, chunk: int | None = None) -> torch.Tensor:
-    if chunk is None:
-        chunk = chunk_for(t.numel())
+def _weighted(t: torch.Tensor) -> torch.Tensor:
     flat = _flat_view(t)
     if flat.dtype.is_complex:
         flat = torch.view_as_real(flat).reshape(-1)
-    bits_dtype = _BITS_DTYPE[flat.element_size()]
+    # 8-byte elements are read as their two 4-byte halves, each with its own weight: the bit
+    # patterns are then zero-extended below 2**32 and times the weights' low 32 bits (odd), every
+    # product is exact in 64 bits (the C kernel does four per AVX2 vpmuludq), and the same bit
+    # flipped in two elements is always seen (with 64-bit patterns and odd weights, two flipped sign
+    # bits would cancel: 2**63 * (w_i + w_j) is 0 modulo 2**64).
+    size = min(flat.element_size(), 4)
+    bits_dtype = _BITS_DTYPE[size]
     bits = flat.view(bits_dtype) if flat.dtype != bits_dtype else flat
+    chunk = chunk_for(bits.numel())
     fused = fused_fingerprint(bits, _weights(t.device, chunk), chunk) if t.device.type == "cpu" else None
     if fused is not None:
         # the C kernel: one pass, no temporaries, the same value as the loop below
         return torch.tensor(_signed(fused), dtype=torch.int64)
+    weights = _weights32(t.device, chunk)
+    mask = (1 << (8 * size)) - 1 if size > 1 else None  # int16/int32 views widen sign-extended
     total = torch.zeros((), dtype=torch.int64, device=t.device)
     for k, start in enumerate(range(0, bits.numel(), chunk)):
-        part = bits[start : start + chunk]
-        w = _weights(t.device, chunk)[: part.numel()]
+        part = bits[start : start + chunk].to(torch.int64)
+        if mask is not None:
+            part.bitwise_and_(mask)
         # The chunk index enters through an odd multiplier, so equal chunks at different offsets
         # contribute differently.
         mult = _signed((2 * k + 1) * _GOLDEN)
-        total += (part.to(torch.int64) * w).sum() * mult
+        total += part.mul_(weights[: part.numel()]).sum() * mult
     return total
 
 

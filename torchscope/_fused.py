@@ -160,17 +160,18 @@ def fused_stats(x: torch.Tensor) -> torch.Tensor | None:
 
 def fused_fingerprint(bits: torch.Tensor, weights: torch.Tensor, chunk: int) -> int | None:
     """The weighted fingerprint of ``_fingerprint.py`` in one pass over ``bits``, or None when the
-    kernel does not apply (not a contiguous CPU tensor of 1/2/4/8-byte elements, or no kernel).
+    kernel does not apply (not a contiguous CPU tensor of 1/2/4-byte elements, or no kernel).
 
-    ``bits`` is the tensor's bit-pattern view, ``weights`` the ``chunk`` odd int64 weights; the
-    result is the same unsigned 64-bit value the chunked torch reduction gives.
+    ``bits`` is the tensor's bit-pattern view (8-byte elements as two 4-byte halves), ``weights``
+    the ``chunk`` odd int64 weights, of which the kernel uses the low 32 bits; the result is the
+    same unsigned 64-bit value the chunked torch reduction gives.
     """
     if (
         not enabled
         or bits.device.type != "cpu"
         or bits.layout != torch.strided
         or not bits.is_contiguous()
-        or bits.element_size() not in (1, 2, 4, 8)
+        or bits.element_size() not in (1, 2, 4)
         or weights.dtype != torch.int64
         or not weights.is_contiguous()
         or weights.numel() < chunk
