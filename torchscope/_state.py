@@ -40,6 +40,26 @@ def _uninitialized(t: torch.Tensor | None) -> bool:
     return isinstance(t, (nn.parameter.UninitializedParameter, nn.parameter.UninitializedBuffer))
 
 
+_PLAIN_FLAG: dict[type, bool] = {}
+
+
+def set_training(module: nn.Module, flag: bool) -> None:
+    """``module.training = flag`` for this module only; where nn.Module's own ``__setattr__`` would
+    just store it (no override, no ``training`` property, not TorchScript), stored directly (faster)."""
+    cls = type(module)
+    plain = _PLAIN_FLAG.get(cls)
+    if plain is None:
+        plain = _PLAIN_FLAG[cls] = (
+            cls.__setattr__ is nn.Module.__setattr__
+            and not issubclass(cls, torch.jit.ScriptModule)
+            and not any("training" in vars(k) for k in cls.__mro__ if k is not nn.Module)
+        )
+    if plain:
+        module.__dict__["training"] = flag
+    else:
+        module.training = flag
+
+
 def _hook_keys(model: nn.Module) -> dict[str, dict[str, tuple[Any, ...]]]:
     out: dict[str, dict[str, tuple[Any, ...]]] = {}
     for name, module in model.named_modules(remove_duplicate=False):
@@ -56,7 +76,7 @@ def rng_state() -> dict[str, Any]:
         state["numpy"] = np.random.get_state()
     except ImportError:  # numpy is optional
         pass
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
+    if torch.cuda.is_initialized() and torch.cuda.is_available():  # the cheap check first
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
 
@@ -84,12 +104,14 @@ def preserved(
     requires_grad: bool = True,
     hooks: bool = True,
     rng: bool = True,
+    named_modules: list[tuple[str, nn.Module]] | None = None,
 ) -> Iterator[nn.Module]:
     """Run a block that may change ``model``; put everything back afterwards, also on error.
 
     Restores train/eval flags, ``requires_grad``, buffer values (BatchNorm running stats), the
     ``.grad`` tensors (same objects, old values), hooks added to any module's hook dicts, and the
     torch/python/numpy/CUDA RNG state. ``params=True`` also restores parameter values.
+    ``named_modules``: ``list(model.named_modules(remove_duplicate=False))`` when the caller has it.
 
     >>> import torch
     >>> m = torch.nn.BatchNorm1d(3)
@@ -98,9 +120,13 @@ def preserved(
     >>> int(m.num_batches_tracked)
     0
     """
-    named_modules = list(model.named_modules(remove_duplicate=False))
+    if named_modules is None:
+        named_modules = list(model.named_modules(remove_duplicate=False))
     mode_flags = [(m, m.training) for _, m in named_modules] if modes else []
-    unique_params = list({id(p): p for p in model.parameters()}.values())
+    # model.parameters() without walking the modules again: each tensor once
+    unique_params = list(
+        {id(p): p for _, m in named_modules for p in m._parameters.values() if p is not None}.values()
+    )
     rg_flags = [(p, p.requires_grad) for p in unique_params] if requires_grad else []
     grad_saved: list[tuple[nn.Parameter, torch.Tensor | None, torch.Tensor | None]] = []
     if grads:
@@ -116,7 +142,7 @@ def preserved(
             seen.add(id(m))
             for bname, b in m._buffers.items():
                 keep = b is None or b.is_meta or _uninitialized(b)
-                buf_saved.append((m, bname, b, None if keep else b.detach().clone()))
+                buf_saved.append((m, bname, b, None if keep or b is None else b.detach().clone()))
     param_saved: list[tuple[nn.Parameter, torch.Tensor]] = []
     if params:
         param_saved = [(p, p.detach().clone()) for p in unique_params if not (p.is_meta or _uninitialized(p))]
@@ -124,16 +150,20 @@ def preserved(
     if hooks:
         for _, m in named_modules:
             # only the dicts that hold hooks: most are empty, and an absent one restores to empty
-            hook_saved.append((m, {d: set(h) for d in HOOK_DICTS if (h := getattr(m, d, None))}))
+            attrs = m.__dict__  # torch keeps the hook dicts as instance attributes
+            hook_saved.append(
+                (m, {d: set(h) for d in HOOK_DICTS if (h := attrs[d] if d in attrs else getattr(m, d, None))})
+            )
     rng_saved = rng_state() if rng else None
     try:
         yield model
     finally:
         with torch.no_grad():
             for m, flag in mode_flags:
-                m.training = flag
+                if m.training is not flag:  # only the changed ones
+                    set_training(m, flag)
             for p, flag in rg_flags:
-                if not _uninitialized(p):
+                if p.requires_grad is not flag and not _uninitialized(p):
                     p.requires_grad_(flag)
             for m, bname, obj, value in buf_saved:
                 m._buffers[bname] = obj
@@ -144,10 +174,12 @@ def preserved(
             for p, g, value in grad_saved:
                 if g is not None and value is not None:
                     g.copy_(value)
-                p.grad = g
+                if p.grad is not g:
+                    p.grad = g
         for m, keys in hook_saved:
+            attrs = m.__dict__
             for d in HOOK_DICTS:
-                hook_dict = getattr(m, d, None)
+                hook_dict = attrs[d] if d in attrs else getattr(m, d, None)
                 if not hook_dict:
                     continue
                 before = keys.get(d, ())
@@ -193,7 +225,9 @@ def _same_tensor(a: torch.Tensor, b: torch.Tensor) -> bool:
         return False
     if a.is_meta:
         return True
-    return bool(torch.equal(a, b)) or bool(torch.equal(a.isnan(), b.isnan()) and torch.equal(a.nan_to_num(), b.nan_to_num()))
+    return bool(torch.equal(a, b)) or bool(
+        torch.equal(a.isnan(), b.isnan()) and torch.equal(a.nan_to_num(), b.nan_to_num())
+    )
 
 
 def capture_state(model: nn.Module) -> ModelState:

@@ -272,22 +272,26 @@ class MacCounter(FlopCounterMode):
         return {op: flops // 2 for op, flops in self._macs.items()}
 
     def _count_flops(self, func_packet: Any, out: Any, args: Any, kwargs: Any) -> Any:
+        self.count_op(func_packet, out, args, kwargs)
+        return out
+
+    def count_op(self, packet: Any, out: Any, args: Any, kwargs: Any, flops: int | None = None) -> int | None:
+        """Classify and record one op; its FLOPs when it is counted (``flops``: already known from
+        an identical call, the formula is not run again), else None."""
         if not self._count:
-            return out
-        known = _KINDS.get(func_packet)
+            return None
+        known = _KINDS.get(packet)
         if known is None or known[2] is not self.flop_registry:
-            known = _KINDS[func_packet] = (
-                str(func_packet),
-                classify(func_packet, self.flop_registry),
-                self.flop_registry,
-            )
+            known = _KINDS[packet] = (str(packet), classify(packet, self.flop_registry), self.flop_registry)
         name, kind, _ = known
         self.kinds[name] = kind
         if kind is OpKind.COUNTED:
-            flops = int(self.flop_registry[func_packet](*args, **kwargs, out_val=out))
+            if flops is None:
+                flops = int(self.flop_registry[packet](*args, **kwargs, out_val=out))
             self._macs[name] = self._macs.get(name, 0) + flops
             if self._on_op is not None:
                 self._on_op(name, flops)
-        elif kind is OpKind.MISSING and self._on_op is not None:
+            return flops
+        if kind is OpKind.MISSING and self._on_op is not None:
             self._on_op(name, None)
-        return out
+        return None

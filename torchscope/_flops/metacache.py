@@ -88,16 +88,23 @@ def _direct(func: Any) -> bool:
     return direct
 
 
+_EXACT = frozenset(_SCALARS)
+_TENSOR, _STRIDED = torch.Tensor, torch.strided
+
+
 def _key(value: Any) -> Any:
-    # the common cases first: this runs on every argument of every op
-    if isinstance(value, torch.Tensor):
-        if value.device.type != "meta" or value.layout != torch.strided or value.is_nested:
+    # the common cases first, by exact type: this runs on every argument of every op
+    tp = type(value)
+    if tp in _EXACT:
+        return (tp, value)  # (bool, True) != (int, 1): the type is part of the key
+    if isinstance(value, _TENSOR):
+        if not value.is_meta or value.layout is not _STRIDED or value.is_nested:
             raise _Uncacheable
         return (value.shape, value.stride(), value.dtype)
     if isinstance(value, (list, tuple)):
         return tuple([_key(v) for v in value])
     if isinstance(value, _SCALARS):
-        return (type(value), value)
+        return (tp, value)
     raise _Uncacheable
 
 
@@ -139,8 +146,8 @@ def _build(spec: Any) -> Any:
 class CachingFlopMode(_FlopCounterMode):
     """FlopCounterMode's dispatch mode, answering repeated meta ops from the shape cache.
 
-    The FLOP formula still runs on every call (it reads the arguments' shapes), so counts are
-    those of a full run.
+    A hit also reuses the FLOP count computed for the same key (a formula on meta tensors reads
+    only their metadata, which the key holds), so counts are those of a full run.
     """
 
     @classmethod
@@ -154,15 +161,24 @@ class CachingFlopMode(_FlopCounterMode):
         if isinstance(func, torch._ops.HigherOrderOperator):
             return super().__torch_dispatch__(func, types, args, kwargs)
         key = cache_key(func, args, kwargs)
+        counter: Any = self.counter  # our MacCounter
         if key is not None:
-            spec = _CACHE.get(key)
-            if spec is not None:
+            entry = _CACHE.get(key)
+            if entry is not None:
+                spec, flops, formulas = entry
                 out = args[0] if spec is _SAME else _build(spec)
-                return self.counter._count_flops(func._overloadpacket, out, args, kwargs)
+                # on meta the formula reads only what the key holds (no values): its answer is the same
+                known = flops if formulas is counter.flop_registry else None
+                counted = counter.count_op(func._overloadpacket, out, args, kwargs, known)
+                if counted is not None and known is None:
+                    _CACHE[key] = (spec, counted, counter.flop_registry)
+                return out
         start = time.perf_counter()
+        flops = None
         if _direct(func):
             # no decomposition to try (FlopCounterMode re-enters the mode for that on every op)
-            out = self.counter._count_flops(func._overloadpacket, func(*args, **kwargs), args, kwargs)
+            out = func(*args, **kwargs)
+            flops = counter.count_op(func._overloadpacket, out, args, kwargs)
         else:
             out = super().__torch_dispatch__(func, types, args, kwargs)
         if key is not None and time.perf_counter() - start < _WORTH_CACHING_S:
@@ -173,7 +189,7 @@ class CachingFlopMode(_FlopCounterMode):
             if spec is not None:
                 if len(_CACHE) >= _MAX_ENTRIES:
                     _CACHE.clear()
-                _CACHE[key] = spec
+                _CACHE[key] = (spec, flops, counter.flop_registry)
         return out
 
 

@@ -38,18 +38,13 @@ class Call:
         self.completed = False
 
 
-def _input_specs(args: tuple[Any, ...]) -> tuple[TensorSpec, ...]:
-    # the common case, one tensor, without the general flattening
-    if len(args) == 1 and isinstance(args[0], torch.Tensor):
-        t = args[0]
-        return (TensorSpec("input[0]", tuple(t.shape), dtype_name(t.dtype)),)
-    return specs(args, "input")
-
-
-def _output_specs(output: Any) -> tuple[TensorSpec, ...]:
-    if isinstance(output, torch.Tensor):
-        return (TensorSpec("output", tuple(output.shape), dtype_name(output.dtype)),)
-    return specs(output, "output")
+def _one_spec(memo: dict[Any, TensorSpec], name: str, t: torch.Tensor) -> TensorSpec:
+    # specs are frozen: one object per (name, shape, dtype) seen in this pass, shared by the calls
+    key = (name, t.shape, t.dtype)
+    spec = memo.get(key)
+    if spec is None:
+        spec = memo[key] = TensorSpec(name, tuple(t.shape), dtype_name(t.dtype))
+    return spec
 
 
 class CallTracker:
@@ -61,14 +56,17 @@ class CallTracker:
     and removed on exit, also on error. Keyword inputs are recorded when the call returns.
     """
 
-    def __init__(self, model: nn.Module) -> None:
+    def __init__(self, model: nn.Module, named_modules: list[tuple[str, nn.Module]] | None = None) -> None:
         self.model = model
         self.names: dict[int, str] = {}
         self._types: dict[int, str] = {}
         self.modules: dict[int, nn.Module] = {}  # id -> module, each once, in named_modules order
-        for name, module in model.named_modules(remove_duplicate=False):
+        if named_modules is None:
+            named_modules = list(model.named_modules(remove_duplicate=False))
+        script = torch.jit.ScriptModule
+        for name, module in named_modules:
             # TorchScript modules take no Python hooks: their ops count in the total only
-            if id(module) not in self.names and not isinstance(module, torch.jit.ScriptModule):
+            if id(module) not in self.names and not isinstance(module, script):
                 self.names[id(module)] = name
                 self._types[id(module)] = type(module).__name__
                 self.modules[id(module)] = module
@@ -76,6 +74,7 @@ class CallTracker:
         self.stack: list[Call] = []
         self._count: dict[int, int] = {}
         self._handles: list[Any] = []
+        self._specs: dict[Any, TensorSpec] = {}
 
     def __enter__(self) -> CallTracker:
         try:
@@ -98,7 +97,11 @@ class CallTracker:
             return  # a module of another model, or one made during the forward pass
         n = self._count.get(key, 0)
         self._count[key] = n + 1
-        call = Call(name, self._types[key], len(self.stack), n, _input_specs(args), key)
+        if len(args) == 1 and isinstance(args[0], torch.Tensor):  # the common case, one tensor
+            inputs: tuple[TensorSpec, ...] = (_one_spec(self._specs, "input[0]", args[0]),)
+        else:
+            inputs = specs(args, "input")
+        call = Call(name, self._types[key], len(self.stack), n, inputs, key)
         self.calls.append(call)
         self.stack.append(call)
 
@@ -108,12 +111,16 @@ class CallTracker:
             return
         # pop up to this module's own call: a module whose forward raised and was caught inside
         # its parent never reached its post hook
-        while self.stack:
-            call = self.stack.pop()
+        stack = self.stack
+        while stack:
+            call = stack.pop()
             if call.module_id == key:
                 if kwargs:
                     call.inputs = call.inputs + specs(kwargs, "input")
-                call.outputs = _output_specs(output)
+                if isinstance(output, torch.Tensor):
+                    call.outputs = (_one_spec(self._specs, "output", output),)
+                else:
+                    call.outputs = specs(output, "output")
                 call.completed = True
                 break
 

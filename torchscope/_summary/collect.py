@@ -20,7 +20,7 @@ from torch import nn
 
 from torchscope._flops import MacCounter, OpKind
 from torchscope._inputs import describe_structure, model_device, prepare_call
-from torchscope._state import preserved
+from torchscope._state import preserved, set_training
 from torchscope._summary.calls import CallTracker
 from torchscope._summary.data import DisplayOptions, ModuleRow, Summary, TensorSpec, specs
 from torchscope.errors import ForwardError, SpecError
@@ -32,9 +32,18 @@ class SummaryForwardError(ForwardError):
     """A forward pass failed during :func:`summary`: no numbers, only where it stopped."""
 
 
-def _module_params(model: nn.Module) -> dict[int, tuple[int, int]]:
-    """(params, trainable params) of every module, its children's included, each tensor once."""
-    sizes: dict[int, tuple[int, int]] = {}
+def _module_params(model: nn.Module, modules: list[nn.Module] | None = None) -> dict[int, tuple[int, int]]:
+    """(params, trainable params) of every module, its children's included, each tensor once.
+
+    ``modules``: ``model``'s modules in pre-order with repeats (named_modules(remove_duplicate=False)).
+    When no module and no parameter occurs twice, a module's counts are its own plus its
+    children's, summed bottom-up; otherwise each module's set of tensors is built.
+    """
+    if modules is not None:
+        sizes = _tree_params(modules)
+        if sizes is not None:
+            return sizes
+    sizes = {}
     owned: dict[int, dict[int, nn.Parameter]] = {}
 
     def visit(module: nn.Module) -> dict[int, nn.Parameter]:
@@ -56,9 +65,40 @@ def _module_params(model: nn.Module) -> dict[int, tuple[int, int]]:
     return sizes
 
 
-def _has_lazy(model: nn.Module) -> bool:
+def _tree_params(modules: list[nn.Module]) -> dict[int, tuple[int, int]] | None:
+    # None when a module or a parameter is shared: the plain sums would count it twice
+    own: list[tuple[int, int]] = []
+    seen: set[int] = set()
+    n_params = 0
+    for m in modules:
+        total = trainable = 0
+        for p in m._parameters.values():
+            if p is not None:
+                seen.add(id(p))
+                n_params += 1
+                k = p.numel()
+                total += k
+                if p.requires_grad:
+                    trainable += k
+        own.append((total, trainable))
+    if n_params != len(seen) or len({id(m) for m in modules}) != len(modules):
+        return None
+    sizes: dict[int, tuple[int, int]] = {}
+    for m, (total, trainable) in zip(reversed(modules), reversed(own), strict=True):  # children first
+        for child in m._modules.values():
+            if child is not None:
+                if id(child) not in sizes:
+                    return None  # a module added during the forward pass: not in the list
+                ct, cg = sizes[id(child)]
+                total += ct
+                trainable += cg
+        sizes[id(m)] = (total, trainable)
+    return sizes
+
+
+def _has_lazy(modules: Iterable[nn.Module]) -> bool:
     lazy = nn.parameter.UninitializedTensorMixin  # type: ignore[attr-defined]  # isinstance is slow here
-    for m in model.modules():
+    for m in modules:
         for t in m._parameters.values():
             if t is not None and issubclass(type(t), lazy):
                 return True
@@ -68,11 +108,29 @@ def _has_lazy(model: nn.Module) -> bool:
     return False
 
 
+_CLASS_ATTR: dict[tuple[type, str], bool] = {}
+_GETATTR = nn.Module.__getattr__
+
+
+def _attr(module: nn.Module, name: str) -> Any:
+    # getattr(module, name, None) without nn.Module.__getattr__ raising for the modules that lack it
+    attrs = module.__dict__
+    if name in attrs:
+        return attrs[name]
+    cls = type(module)
+    special = _CLASS_ATTR.get((cls, name))
+    if special is None:
+        special = _CLASS_ATTR[(cls, name)] = hasattr(cls, name) or cls.__getattr__ is not _GETATTR
+    if special or any(name in attrs.get(s, ()) for s in ("_parameters", "_buffers", "_modules")):
+        return getattr(module, name, None)
+    return None
+
+
 def _layout(module: nn.Module) -> tuple[tuple[int, ...] | None, int | None]:
     # kernel_size and groups for torchinfo's columns of the same names
-    k = getattr(module, "kernel_size", None)
+    k = _attr(module, "kernel_size")
     kernel = (k,) if isinstance(k, int) else tuple(int(d) for d in k) if isinstance(k, tuple) else None
-    g = getattr(module, "groups", None)
+    g = _attr(module, "groups")
     return kernel, g if isinstance(g, int) else None
 
 
@@ -80,10 +138,22 @@ def _unique_params(model: nn.Module) -> list[nn.Parameter]:
     return list({id(p): p for p in model.parameters()}.values())
 
 
-def _set_mode(model: nn.Module, train: bool, modules: Iterable[nn.Module] | None = None) -> None:
-    # model.train() sets the flag on every module through nn.Module.__setattr__: skip it when every
-    # flag is already right (preserved() puts the user's flags back either way)
-    if any(m.training != train for m in (model.modules() if modules is None else modules)):
+_TRAIN = nn.Module.train
+
+
+def _set_mode(model: nn.Module, train: bool, modules: list[nn.Module] | None = None) -> None:
+    """``model.train(train)``; ``modules``: every module of ``model`` when the caller has them.
+
+    model.train() sets the flag on every module through nn.Module.__setattr__ (slow): it is
+    skipped when every flag is already right, and when no module overrides train() or
+    __setattr__ the flags are set directly (preserved() puts the user's flags back either way)."""
+    mods = list(model.modules()) if modules is None else modules
+    if all(m.training is train for m in mods):
+        return
+    if all(type(m).train is _TRAIN for m in mods):
+        for m in mods:
+            set_training(m, train)
+    else:
         model.train(train)
 
 
@@ -170,16 +240,19 @@ def _collect(
     check_model(model, device)
     notes: list[str] = []
     target = model
-    if _has_lazy(model):
+    named = list(model.named_modules(remove_duplicate=False))  # one traversal, shared
+    if _has_lazy(m for _, m in named):
         # a forward pass would materialise the lazy parameters: run it on a copy
         target = copy.deepcopy(model)
         notes.append("lazy modules were initialised on a copy of the model")
-    with preserved(target), torch.no_grad():
+        named = list(target.named_modules(remove_duplicate=False))
+    with preserved(target, named_modules=named), torch.no_grad():
         args, kw = prepare_call(target, input_size, input_data, dtype=dtype, device=device, kwargs=kwargs)
         inputs = specs(args, "input") + specs(kw, "input")
-        tracker = CallTracker(target)
+        tracker = CallTracker(target, named)
         counter = MacCounter(tracker.on_op)
-        _set_mode(target, mode == "train", tracker.modules.values())
+        all_modules = [m for _, m in named]
+        _set_mode(target, mode == "train", all_modules)
         with tracker:
             try:
                 with counter:
@@ -198,8 +271,9 @@ def _collect(
                 first = (str(exc).splitlines() or [""])[0]
                 notes.append(f"{other_mode}-mode forward failed: {type(exc).__name__}: {first}")
     return _build_summary(
-        target, tracker, counter, mode, inputs, output, other_mode, other_type, other_outputs, notes, display
-    )
+        target, tracker, counter, mode, inputs, output, other_mode, other_type, other_outputs, notes, display,
+        all_modules,
+    )  # fmt: skip
 
 
 # `if self.training`, `x if training else y`, `training and ...`: code whose result may change with the
@@ -277,8 +351,9 @@ def _build_summary(
     other_outputs: tuple[TensorSpec, ...],
     notes: list[str],
     display: DisplayOptions | None,
+    all_modules: list[nn.Module] | None = None,
 ) -> Summary:
-    params = _module_params(model)
+    params = _module_params(model, all_modules)
     modules = tracker.modules
     named = [(tracker.names[key], m) for key, m in modules.items()]
     unique = list({id(p): p for _, m in named for p in m._parameters.values() if p is not None}.values())
