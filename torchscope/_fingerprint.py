@@ -83,6 +83,21 @@ def _weights32(device: torch.device, n: int) -> torch.Tensor:
     return w
 
 
+def _packed_weights(n: int, size: int) -> torch.Tensor:
+    """The C kernel's copy of :func:`_weights32`: the same bits packed as int32, for 2-byte elements
+    reordered the way the kernel reads them (per 16 elements, element ``4j + 2h + l``'s weight at
+    ``8h + 2j + l``: see fp_sum16 in _fused_stats.c)."""
+    key = (f"cpu/packed{2 if size == 2 else 1}", n)
+    w = _weights_cache.get(key)
+    if w is None:
+        w = _weights(torch.device("cpu"), n).view(torch.int32)[::2]  # the low halves (little-endian)
+        if size == 2:
+            w = w.reshape(-1, 4, 2, 2).permute(0, 2, 1, 3)
+        w = w.contiguous().reshape(-1)
+        _weights_cache[key] = w
+    return w
+
+
 def _flat_view(t: torch.Tensor) -> torch.Tensor:
     """A 1-d view of ``t``'s elements in memory order, without a copy when ``t`` is dense."""
     if t.is_contiguous():
@@ -122,7 +137,7 @@ def _weighted(t: torch.Tensor) -> torch.Tensor:
     bits_dtype = _BITS_DTYPE[size]
     bits = flat.view(bits_dtype) if flat.dtype != bits_dtype else flat
     chunk = chunk_for(bits.numel())
-    fused = fused_fingerprint(bits, _weights(t.device, chunk), chunk) if t.device.type == "cpu" else None
+    fused = fused_fingerprint(bits, _packed_weights(chunk, size), chunk) if t.device.type == "cpu" else None
     if fused is not None:
         # the C kernel: one pass, no temporaries, the same value as the loop below
         return torch.tensor(_signed(fused), dtype=torch.int64)

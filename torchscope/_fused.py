@@ -163,8 +163,8 @@ def fused_fingerprint(bits: torch.Tensor, weights: torch.Tensor, chunk: int) -> 
     kernel does not apply (not a contiguous CPU tensor of 1/2/4-byte elements, or no kernel).
 
     ``bits`` is the tensor's bit-pattern view (8-byte elements as two 4-byte halves), ``weights``
-    the ``chunk`` odd int64 weights, of which the kernel uses the low 32 bits; the result is the
-    same unsigned 64-bit value the chunked torch reduction gives.
+    the ``chunk`` odd 32-bit weights as int32 (the bits of ``_fingerprint.py``'s, packed); the
+    result is the same unsigned 64-bit value the chunked torch reduction gives.
     """
     if (
         not enabled
@@ -172,7 +172,7 @@ def fused_fingerprint(bits: torch.Tensor, weights: torch.Tensor, chunk: int) -> 
         or bits.layout != torch.strided
         or not bits.is_contiguous()
         or bits.element_size() not in (1, 2, 4)
-        or weights.dtype != torch.int64
+        or weights.dtype != torch.int32
         or not weights.is_contiguous()
         or weights.numel() < chunk
     ):

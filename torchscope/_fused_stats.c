@@ -212,70 +212,110 @@ void ts_stats(const void *x, int64_t n, int kind, int threads, double *out) {
  *
  * fingerprint = sum over chunks k of ((2k + 1) * GOLDEN) * sum_i bits[k * chunk + i] * w[i],
  * all modulo 2^64, where bits are the 1-, 2- or 4-byte elements' bit patterns zero-extended (below
- * 2^32; _fingerprint.py passes 8-byte elements as their two 4-byte halves) and w the low 32 bits of
- * the `chunk` odd int64 weights (still odd), so every product is exact in 64 bits and AVX2's
- * vpmuludq (32 x 32 -> 64) does four of them per instruction. The value is bit-identical to the torch path; it
- * reads the tensor once and allocates nothing, where the torch path makes int64 temporaries per
- * chunk and pays a Python loop iteration for each. Chunks are split over torch's OpenMP threads.
+ * 2^32; _fingerprint.py passes 8-byte elements as their two 4-byte halves) and w the `chunk` odd
+ * 32-bit weights (the low halves of _fingerprint.py's int64 ones), so every product is exact in
+ * 64 bits and AVX2's vpmuludq (32 x 32 -> 64) does four of them per instruction. The value is
+ * bit-identical to the torch path; it reads the tensor once and allocates nothing, where the torch
+ * path makes int64 temporaries per chunk and pays a Python loop iteration for each. Chunks are
+ * split over torch's OpenMP threads.
  */
 #define FP_GOLDEN 0x9E3779B97F4A7C15ULL
 enum { FP_MIN_CHUNKS_PER_THREAD = 64 };
 
-/* four zero-extended elements at q as 64-bit lanes (vpmovzx*q; only the low 32 bits matter) */
+/* four zero-extended 1-byte elements, or 32-bit weights, at q as 64-bit lanes (vpmovzx*q) */
 TARGET static inline __m256i fp_load4_u8(const uint8_t *q) {
     int32_t v;
     memcpy(&v, q, 4);
     return _mm256_cvtepu8_epi64(_mm_cvtsi32_si128(v));
 }
-TARGET static inline __m256i fp_load4_u16(const uint16_t *q) {
-    return _mm256_cvtepu16_epi64(_mm_loadl_epi64((const __m128i *)q));
-}
 TARGET static inline __m256i fp_load4_u32(const uint32_t *q) {
     return _mm256_cvtepu32_epi64(_mm_loadu_si128((const __m128i *)q));
 }
+TARGET static inline uint64_t fp_hsum(__m256i a0, __m256i a1, __m256i a2, __m256i a3) {
+    __m256i v = _mm256_add_epi64(_mm256_add_epi64(a0, a1), _mm256_add_epi64(a2, a3));
+    uint64_t lanes[4];
+    _mm256_storeu_si256((__m256i *)lanes, v);
+    return lanes[0] + lanes[1] + lanes[2] + lanes[3];
+}
+#define FP_MUL_ADD(a, x, w) a = _mm256_add_epi64(a, _mm256_mul_epu32(x, w))
 
-/* sum_i bits[i] * (w[i] mod 2^32) over m elements, 16 per iteration in four 64-bit accumulators */
-#define FP_SIMD(T, LOAD4)                                                                          \
-    do {                                                                                           \
-        const T *p = (const T *)x + s;                                                             \
-        int64_t m = e - s, i = 0;                                                                  \
-        __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0;                            \
-        for (; i + 16 <= m; i += 16) {                                                             \
-            a0 = _mm256_add_epi64(a0, _mm256_mul_epu32(LOAD4(p + i), _mm256_loadu_si256((const __m256i *)(w + i)))); \
-            a1 = _mm256_add_epi64(a1, _mm256_mul_epu32(LOAD4(p + i + 4), _mm256_loadu_si256((const __m256i *)(w + i + 4)))); \
-            a2 = _mm256_add_epi64(a2, _mm256_mul_epu32(LOAD4(p + i + 8), _mm256_loadu_si256((const __m256i *)(w + i + 8)))); \
-            a3 = _mm256_add_epi64(a3, _mm256_mul_epu32(LOAD4(p + i + 12), _mm256_loadu_si256((const __m256i *)(w + i + 12)))); \
-        }                                                                                          \
-        __m256i v = _mm256_add_epi64(_mm256_add_epi64(a0, a1), _mm256_add_epi64(a2, a3));          \
-        uint64_t lanes[4];                                                                         \
-        _mm256_storeu_si256((__m256i *)lanes, v);                                                  \
-        acc = lanes[0] + lanes[1] + lanes[2] + lanes[3];                                           \
-        for (; i < m; i++) acc += (uint64_t)p[i] * (uint64_t)(uint32_t)w[i];                       \
-    } while (0)
+/* Each returns sum_i p[i] * w[i] over m elements (modulo 2^64), 16 per iteration in four 64-bit
+ * accumulators; the weights are packed 32-bit (32 KiB for 8192, so a chunk's stay in L1). */
+TARGET static uint64_t fp_sum8(const uint8_t *p, int64_t m, const uint32_t *w) {
+    __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0;
+    int64_t i = 0;
+    for (; i + 16 <= m; i += 16) {
+        FP_MUL_ADD(a0, fp_load4_u8(p + i), fp_load4_u32(w + i));
+        FP_MUL_ADD(a1, fp_load4_u8(p + i + 4), fp_load4_u32(w + i + 4));
+        FP_MUL_ADD(a2, fp_load4_u8(p + i + 8), fp_load4_u32(w + i + 8));
+        FP_MUL_ADD(a3, fp_load4_u8(p + i + 12), fp_load4_u32(w + i + 12));
+    }
+    uint64_t acc = fp_hsum(a0, a1, a2, a3);
+    for (; i < m; i++) acc += (uint64_t)p[i] * w[i];
+    return acc;
+}
 
-TARGET static uint64_t fp_chunks(const void *x, int64_t n, int size, const int64_t *w, int64_t chunk, int64_t kb,
+/* 2-byte elements: one 256-bit load holds 16, 64-bit lane j the elements 4j .. 4j+3; shifts and
+ * masks inside the lanes bring each to a lane's low 32 bits (no cross-lane shuffle). The weights
+ * come laid out to match: per 16 elements, the weight of element 4j + 2h + l at FP_W16_POS. */
+#define FP_W16_POS(q) (8 * (((q) >> 1) & 1) + 2 * ((q) >> 2) + ((q) & 1))
+TARGET static uint64_t fp_sum16(const uint16_t *p, int64_t m, const uint32_t *w) {
+    const __m256i lo16 = _mm256_set1_epi64x(0xFFFF);
+    __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0;
+    int64_t i = 0;
+    for (; i + 16 <= m; i += 16) {
+        __m256i x = _mm256_loadu_si256((const __m256i *)(p + i));
+        __m256i wa = _mm256_loadu_si256((const __m256i *)(w + i));
+        __m256i wb = _mm256_loadu_si256((const __m256i *)(w + i + 8));
+        FP_MUL_ADD(a0, _mm256_and_si256(x, lo16), wa);
+        FP_MUL_ADD(a1, _mm256_and_si256(_mm256_srli_epi64(x, 16), lo16), _mm256_srli_epi64(wa, 32));
+        FP_MUL_ADD(a2, _mm256_and_si256(_mm256_srli_epi64(x, 32), lo16), wb);
+        FP_MUL_ADD(a3, _mm256_srli_epi64(x, 48), _mm256_srli_epi64(wb, 32));
+    }
+    uint64_t acc = fp_hsum(a0, a1, a2, a3);
+    for (; i < m; i++) acc += (uint64_t)p[i] * w[(i & ~(int64_t)15) + FP_W16_POS(i & 15)];
+    return acc;
+}
+
+/* 4-byte elements: lane j of a 256-bit load holds elements 2j and 2j+1, as the weights do */
+TARGET static uint64_t fp_sum32(const uint32_t *p, int64_t m, const uint32_t *w) {
+    __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0;
+    int64_t i = 0;
+    for (; i + 16 <= m; i += 16) {
+        __m256i x0 = _mm256_loadu_si256((const __m256i *)(p + i));
+        __m256i x1 = _mm256_loadu_si256((const __m256i *)(p + i + 8));
+        __m256i w0 = _mm256_loadu_si256((const __m256i *)(w + i));
+        __m256i w1 = _mm256_loadu_si256((const __m256i *)(w + i + 8));
+        FP_MUL_ADD(a0, x0, w0);
+        FP_MUL_ADD(a1, _mm256_srli_epi64(x0, 32), _mm256_srli_epi64(w0, 32));
+        FP_MUL_ADD(a2, x1, w1);
+        FP_MUL_ADD(a3, _mm256_srli_epi64(x1, 32), _mm256_srli_epi64(w1, 32));
+    }
+    uint64_t acc = fp_hsum(a0, a1, a2, a3);
+    for (; i < m; i++) acc += (uint64_t)p[i] * w[i];
+    return acc;
+}
+
+TARGET static uint64_t fp_chunks(const void *x, int64_t n, int size, const uint32_t *w, int64_t chunk, int64_t kb,
                                  int64_t ke) {
     uint64_t total = 0;
     for (int64_t k = kb; k < ke; k++) {
         int64_t s = k * chunk, e = s + chunk < n ? s + chunk : n;
-        uint64_t acc = 0;
-        if (size == 1)
-            FP_SIMD(uint8_t, fp_load4_u8);
-        else if (size == 2)
-            FP_SIMD(uint16_t, fp_load4_u16);
-        else
-            FP_SIMD(uint32_t, fp_load4_u32);
+        uint64_t acc = size == 1   ? fp_sum8((const uint8_t *)x + s, e - s, w)
+                       : size == 2 ? fp_sum16((const uint16_t *)x + s, e - s, w)
+                                   : fp_sum32((const uint32_t *)x + s, e - s, w);
         total += acc * ((uint64_t)(2 * k + 1) * FP_GOLDEN);
     }
     return total;
 }
 
-/* x: n elements of `size` bytes (1, 2 or 4); w: `chunk` weights. Returns the fingerprint's bits.
+/* x: n elements of `size` bytes (1, 2 or 4); w: the `chunk` 32-bit weights (for 2-byte elements in
+ * fp_sum16's layout). Returns the fingerprint's bits.
  * The chunks are handed out to the threads in blocks of FP_BLOCK_CHUNKS, dynamically: on a machine
  * whose cores are shared, a thread that got a core finishes the work of one that did not, instead of
  * waiting for it (the sum modulo 2^64 does not depend on the order). */
 enum { FP_BLOCK_CHUNKS = 16 };
-uint64_t ts_fingerprint(const void *x, int64_t n, int size, const int64_t *w, int64_t chunk, int threads) {
+uint64_t ts_fingerprint(const void *x, int64_t n, int size, const uint32_t *w, int64_t chunk, int threads) {
     if (n <= 0 || chunk <= 0) return 0;
     int64_t chunks = (n + chunk - 1) / chunk;
     if (threads > MAX_THREADS) threads = MAX_THREADS;
