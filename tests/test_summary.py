@@ -499,3 +499,79 @@ def test_the_meta_shape_cache_never_answers_an_op_that_changes_metadata() -> Non
     for size in ((2, 8), (2, 8), (4, 6)):  # the second run is answered from the cache where it can be
         out = summary(model, input_data=torch.empty(size, device="meta")).outputs[0].shape
         assert out == (size[1] // 2, size[0] * 2)
+
+
+def test_row_params_count_a_tied_or_shared_tensor_once_and_follow_requires_grad() -> None:
+    # the bottom-up sums are used only when nothing is shared; these models take the other path
+    shared = nn.Linear(4, 4)  # 20 params, in two places of the tree
+    model = nn.Sequential(nn.Sequential(shared, nn.ReLU()), shared, nn.Linear(4, 2))
+    model[2].weight.requires_grad_(False)
+    rows = {(r.name, r.call): (r.params, r.trainable_params) for r in summary(model, input_size=(1, 4)).rows}
+    assert rows[("", 0)] == (20 + 10, 20 + 2)
+    assert rows[("0", 0)] == (20, 20) and rows[("2", 0)] == (10, 2)
+    tied, x = build("tied")
+    s = summary(tied, input_data=x)
+    unique = {id(p): p.numel() for p in tied.parameters()}
+    assert s.rows[0].params == s.total_params == sum(unique.values())
+    plain = nn.Sequential(nn.Sequential(nn.Linear(4, 4), nn.ReLU()), nn.Linear(4, 2))
+    plain[1].bias.requires_grad_(False)
+    got = [(r.name, r.params, r.trainable_params) for r in summary(plain, input_size=(1, 4)).rows]
+    assert got == [("", 30, 28), ("0", 20, 20), ("0.0", 20, 20), ("0.1", 0, 0), ("1", 10, 8)]
+
+
+def test_a_train_override_is_respected_and_every_flag_is_put_back() -> None:
+    seen: list[bool] = []
+
+    class FrozenNorm(nn.Module):  # the usual "train, but keep the norm layers in eval" override
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc, self.bn = nn.Linear(4, 4), nn.BatchNorm1d(4)
+
+        def train(self, mode: bool = True) -> FrozenNorm:
+            super().train(mode)
+            self.bn.eval()
+            return self
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            seen.append(self.bn.training)
+            return self.bn(self.fc(x))
+
+    model = FrozenNorm().eval()
+    before = capture_state(model)
+    summary(model, input_size=(2, 4), mode="train", compare_modes=False)
+    assert seen == [False]  # train() went through the override
+    assert capture_state(model).differences(before) == []
+    plain = nn.Sequential(nn.Linear(4, 4), nn.Dropout(0.5)).train()
+    plain[1].eval()  # mixed flags come back as they were
+    summary(plain, input_size=(2, 4), mode="eval")
+    assert [m.training for m in plain.modules()] == [True, True, False]
+
+
+def test_the_shape_cache_reuses_a_mult_add_count_only_for_the_same_arguments() -> None:
+    from torchscope._flops import metacache
+
+    metacache.clear()
+    for size in [(2, 3, 32, 32), (2, 3, 48, 32), (2, 3, 32, 32), (5, 3, 32, 32)]:
+        for groups in (1, 3):
+            model = nn.Sequential(nn.Conv2d(3, 6, 3, groups=groups), nn.BatchNorm2d(6), nn.ReLU())
+            warm = summary(model.to("meta"), input_size=size, compare_modes=False)
+            n, _, h, w = size
+            macs = n * 6 * (h - 2) * (w - 2) * (3 // groups) * 9  # hand count: out elements x taps
+            assert warm.total_mult_adds == macs == warm.rows[1].mult_adds, (size, groups)
+
+
+@pytest.mark.parametrize("dim", [1, 2, 3])
+@pytest.mark.parametrize("transposed", [False, True])
+@pytest.mark.parametrize("groups", [1, 2])
+def test_the_direct_convolution_formula_is_torchs(dim: int, transposed: bool, groups: int) -> None:
+    from torch.utils.flop_counter import conv_flop
+
+    from torchscope._flops import MacCounter
+
+    aten = torch.ops.aten
+    x = torch.empty(2, 4, *[7] * dim, device="meta")
+    w = torch.empty(4, (6 if transposed else 4) // groups, *[3] * dim, device="meta")
+    args = (x, w, None, [2] * dim, [1] * dim, [1] * dim, transposed, [1 if transposed else 0] * dim, groups)
+    out = aten.convolution(*args)
+    ours = MacCounter().flop_registry[aten.convolution](*args, out_val=out)
+    assert ours == conv_flop.__wrapped__(x.shape, w.shape, *args[2:], out_shape=out.shape) > 0

@@ -212,6 +212,32 @@ def _fast(formula: Callable[..., int]) -> Callable[..., int]:
     return shaped
 
 
+def _conv_flop(
+    x: Any,
+    w: Any,
+    bias: Any,
+    stride: Any,
+    padding: Any,
+    dilation: Any,
+    transposed: bool,
+    *args: Any,
+    out_val: Any = None,
+    **kw: Any,
+) -> int:
+    # torch's conv_flop_count, reading the shapes directly (the most frequent counted op)
+    xs, ws = x.shape, w.shape
+    spatial = 1
+    for d in (xs if transposed else out_val.shape)[2:]:
+        spatial *= d
+    taps = 1
+    for d in ws[2:]:
+        taps *= d
+    return spatial * taps * xs[0] * ws[0] * ws[1] * 2
+
+
+# formulas of torch's that are called with the tensors themselves (same arithmetic, no shape wrapper)
+_DIRECT_FORMULAS: dict[Any, Callable[..., int]] = {aten.convolution: _raw(_conv_flop)}
+
 _REGISTRY: dict[Any, Callable[..., int]] = {}
 
 
@@ -219,6 +245,7 @@ def registry(base: dict[Any, Callable[..., int]]) -> dict[Any, Callable[..., int
     """FlopCounterMode's formulas and ours, with torch's shape wrappers replaced by a faster one."""
     if not _REGISTRY:
         _REGISTRY.update({op: _fast(f) for op, f in base.items()})
+        _REGISTRY.update({op: f for op, f in _DIRECT_FORMULAS.items() if op in base})
     return _REGISTRY
 
 
