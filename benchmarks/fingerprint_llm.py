@@ -14,7 +14,7 @@ side, a few rounds each:
    bytes (what exact mode's snapshot costs). Goal: <= 1 s/GB.
 
     python benchmarks/fingerprint_llm.py                       # ~1.1 B params, 2.2 GB in bf16
-    python benchmarks/fingerprint_llm.py --hidden 2560 --layers 32 --intermediate 6912   # ~2.7 B
+    python benchmarks/fingerprint_llm.py --hidden 2560 --layers 32 --intermediate 6912 --kv-heads 8   # 2.39 B
     python benchmarks/fingerprint_llm.py --json out.json
 """
 
