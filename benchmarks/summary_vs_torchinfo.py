@@ -6,6 +6,9 @@ the medians (wall time, and the process's CPU time, steadier on a shared machine
 ratio (torchinfo / torchscope: above 1 means torchscope is faster) are printed with the ratio of
 the first, cold calls (torchscope's meta shape cache emptied), and saved as JSON with ``--json PATH``. Both run with their defaults (torchinfo with
 ``verbose=0`` so that printing is not timed; torchscope also runs the other train/eval mode).
+A plain eval forward pass under ``no_grad`` is timed in the same rotation: with a real forward pass
+the CPU time each tool adds to it (its overhead, from the minima) is printed too, since there the
+ratio tends to 1 as the forward pass dominates.
 
     python benchmarks/summary_vs_torchinfo.py [--repeat 5] [--models resnet50,lstm] [--threads 1] [--json out.json]
 """
@@ -70,12 +73,24 @@ def measure(name: str, device: str, repeat: int) -> dict[str, Any]:
     def theirs() -> Any:
         return torchinfo.summary(model, input_data=[x], device=device, verbose=0)
 
+    def plain() -> Any:
+        # the forward pass both tools run (eval, no grad): what each adds on top is its overhead
+        training = model.training
+        model.eval()
+        try:
+            with torch.no_grad():
+                return model(x)
+        finally:
+            model.train(training)
+
     metacache.clear()
     cold = {"torchscope": _timed(ours)[0], "torchinfo": _timed(theirs)[0]}  # first calls: imports, caches
-    wall: dict[str, list[float]] = {"torchscope": [], "torchinfo": []}
-    cpu: dict[str, list[float]] = {"torchscope": [], "torchinfo": []}
+    plain()
+    wall: dict[str, list[float]] = {"torchscope": [], "torchinfo": [], "forward": []}
+    cpu: dict[str, list[float]] = {"torchscope": [], "torchinfo": [], "forward": []}
     for i in range(repeat):
-        order = [("torchscope", ours), ("torchinfo", theirs)]
+        order = [("torchscope", ours), ("torchinfo", theirs), ("forward", plain)]
+        order = order[i % 3 :] + order[: i % 3]
         for label, fn in order if i % 2 == 0 else order[::-1]:
             w, c = _timed(fn)
             wall[label].append(w)
@@ -93,6 +108,9 @@ def measure(name: str, device: str, repeat: int) -> dict[str, Any]:
         "ratio": med["torchinfo"] / med["torchscope"],
         "ratio_cpu": med_cpu["torchinfo"] / med_cpu["torchscope"],
         "ratio_cold": cold["torchinfo"] / cold["torchscope"],
+        # CPU time each tool adds to a plain forward pass (minima: the least disturbed runs);
+        # steadier than the ratio when the forward pass is most of the time
+        "overhead_cpu_s": {k: min(cpu[k]) - min(cpu["forward"]) for k in ("torchscope", "torchinfo")},
     }
 
 
@@ -117,8 +135,10 @@ def main() -> None:
     print(
         "medians of wall time (CPU time of the process); ratio = torchinfo / torchscope, > 1: torchscope faster"
     )
+    print("overhead (real forward only): minimum CPU time minus that of a plain eval forward under no_grad")
     print(
         f"{'model':<16} {'device':<6} {'torchscope':>20} {'torchinfo':>20} {'ratio':>7} {'(cpu)':>7} {'cold':>6}"
+        f" {'overhead ours / theirs':>24}"
     )
     for device in args.devices.split(","):
         for name in args.models.split(","):
@@ -128,7 +148,14 @@ def main() -> None:
             print(
                 f"{name:<16} {device:<6} "
                 + " ".join(f"{m[k] * 1e3:>9.1f} ({c[k] * 1e3:>6.1f}) ms" for k in ("torchscope", "torchinfo"))
-                + f" {row['ratio']:>6.2f}x {row['ratio_cpu']:>6.2f}x {row['ratio_cold']:>5.2f}x",
+                + f" {row['ratio']:>6.2f}x {row['ratio_cpu']:>6.2f}x {row['ratio_cold']:>5.2f}x"
+                + (
+                    " {:>10.1f} / {:>7.1f} ms".format(
+                        *(row["overhead_cpu_s"][k] * 1e3 for k in ("torchscope", "torchinfo"))
+                    )
+                    if device != "meta"
+                    else ""
+                ),
                 flush=True,
             )
     if args.json_path:
