@@ -13,8 +13,9 @@ it. Two methods:
   extra memory is O(chunk). On the CPU a fused C kernel (:func:`torchscope._fused.fused_fingerprint`)
   computes the same value in one pass with no temporaries; elsewhere, or without a C compiler, the
   chunked torch reduction does.
-- ``"hash"``: ``torch.hash_tensor`` (torch >= 2.10), an XOR reduction of the bit patterns: faster and
-  allocation-free, and a single changed element always changes it, but the same bit flipped in an
+- ``"hash"``: ``torch.hash_tensor`` (torch >= 2.10), an XOR reduction of the bit patterns:
+  allocation-free on every device (on the CPU no faster than the fused kernel), and a single changed
+  element always changes it, but the same bit flipped in an
   even number of elements cancels out. A real SGD step does that (two bias elements each moved by
   one ulp), so ``check_step`` never uses it; it is kept for users who fingerprint single writes.
 
