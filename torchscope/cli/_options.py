@@ -147,6 +147,13 @@ CheckOpt = Annotated[
     typer.Option("--check/--no-check", help="Check the freeze invariants on one reference step (on a copy)."),
 ]
 StepsOpt = Annotated[int, typer.Option("--steps", help="Training steps to run.")]
+ModeOpt = Annotated[
+    str, typer.Option("--mode", help="train or eval (eval: a no_grad forward where nothing trains).", metavar="MODE")
+]
+AmpOpt = Annotated[
+    str, typer.Option("--amp", help="Autocast dtype: off, bf16, fp16 (fp16 scales the loss with a GradScaler).", metavar="DTYPE")
+]
+ChannelsLastOpt = Annotated[bool, typer.Option("--channels-last", help="NHWC memory format for model and inputs.")]
 
 # -- where the result goes -------------------------------------------------------------------------
 JsonOpt = Annotated[

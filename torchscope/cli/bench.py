@@ -14,6 +14,8 @@ from torchscope._parsing import parse_input_size, parse_kwargs
 from torchscope.cli._app import app
 from torchscope.cli._exit import ExitCode
 from torchscope.cli._options import (
+    AmpOpt,
+    ChannelsLastOpt,
     CheckOpt,
     DeviceOpt,
     DtypeOpt,
@@ -187,12 +189,8 @@ def bench_command(
     lr: Annotated[
         float | None, typer.Option(help="Learning rate (default 0.01 for sgd, 0.001 for adamw).")
     ] = None,
-    amp: Annotated[
-        str, typer.Option(help="Autocast dtype: off, bf16, fp16 (fp16 uses a GradScaler).")
-    ] = "off",
-    channels_last: Annotated[
-        bool, typer.Option("--channels-last", help="NHWC memory format for model and inputs.")
-    ] = False,
+    amp: AmpOpt = "off",
+    channels_last: ChannelsLastOpt = False,
     compile: Annotated[
         bool, typer.Option("--compile", help="torch.compile the model; compile time is reported apart.")
     ] = False,

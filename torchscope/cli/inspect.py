@@ -22,6 +22,7 @@ from torchscope.cli._options import (
     InputSizeOpt,
     JsonOpt,
     ModelArg,
+    ModeOpt,
     NoColorOpt,
     NoVerifyOpt,
     NumLabelsOpt,
@@ -33,8 +34,6 @@ from torchscope.cli._options import (
     WeightsOpt,
 )
 from torchscope.cli._output import Output, command_inputs, emit
-
-ModeOpt = Annotated[str, typer.Option("--mode", help="train or eval.", metavar="MODE")]
 
 
 def _check_mode(mode: str) -> None:

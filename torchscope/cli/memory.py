@@ -9,7 +9,9 @@ import typer
 from torchscope.cli._app import app
 from torchscope.cli._common import load_cli_model
 from torchscope.cli._options import (
+    AmpOpt,
     ArgOpt,
+    ChannelsLastOpt,
     DeviceOpt,
     DtypeOpt,
     ForceOpt,
@@ -20,6 +22,7 @@ from torchscope.cli._options import (
     InputSizeOpt,
     JsonOpt,
     ModelArg,
+    ModeOpt,
     NoColorOpt,
     NoVerifyOpt,
     NumLabelsOpt,
@@ -72,19 +75,15 @@ def memory_command(
     unfreeze: UnfreezeOpt = None,
     freeze_backbone: FreezeBackboneOpt = False,
     optimizer: OptimizerOpt = "adamw",
-    amp: Annotated[
-        str, typer.Option("--amp", help="Autocast dtype: off, bf16, fp16 (fp16 scales the loss).")
-    ] = "off",
-    channels_last: Annotated[bool, typer.Option("--channels-last", help="NHWC weights and inputs.")] = False,
+    amp: AmpOpt = "off",
+    channels_last: ChannelsLastOpt = False,
     grad_checkpointing: Annotated[
         bool,
         typer.Option(
             "--grad-checkpointing", help="The model's own gradient checkpointing (HF, timm, DenseNet)."
         ),
     ] = False,
-    mode: Annotated[
-        str, typer.Option("--mode", help="train (steps of training) or eval (no_grad forward).")
-    ] = "train",
+    mode: ModeOpt = "train",
     steps: StepsOpt = 2,
     fit: FitOpt = None,
     json: JsonOpt = False,
