@@ -57,7 +57,9 @@ def capacity_of(text: str) -> tuple[int, str]:
         return mib * MIB, f"{key} ({desc}, {mib} MiB)"
     try:
         return parse_bytes(text), text.strip()
-    except TorchscopeError:
+    except TorchscopeError as exc:
+        if "no unit" in str(exc) or "positive" in str(exc):
+            raise
         raise TorchscopeError(
             f"--fit {text!r} is not a size or a known GPU; write e.g. 24GiB or 40GB, or one of "
             f"{', '.join(GPUS)}"

@@ -10,9 +10,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from torchscope._format import format_bytes
+from torchscope._format import format_bytes, format_shape
 from torchscope._loader import default_input_size
 from torchscope._memory.cards import MARGIN, capacity_of
+from torchscope._memory.diagnose import ModelError
 from torchscope._memory.fit import fit_batch_size
 from torchscope._memory.schema import KINDS, MemoryReport, ModuleMemory
 from torchscope._memory.step import Batch, StepConfig
@@ -176,10 +177,11 @@ def estimate_memory(
     batch = batch_of(inputs)
     if is_token_model(model):  # shapes given for a language model are token ids
         batch = tuple((shape, torch.int64 if dt.is_floating_point else dt) for shape, dt in batch)
+    card = None if fit is None else _capacity(fit)  # a bad --fit is refused before any trace
     trace = trace_step(model, batch, config, step=step, optimizer=optimizer)
     report = report_of(trace, model, label or type(model).__name__, batch, config)
-    if fit is not None:
-        capacity, target = (fit, format_bytes(fit)) if isinstance(fit, int) else capacity_of(fit)
+    if card is not None:
+        capacity, target = card
         result = fit_batch_size(
             model, batch, config, capacity, target, MARGIN, report.weights, with_batch=with_batch_size,
             step=step, optimizer=optimizer, known=(report.batch_size, trace) if report.batch_size > 1 else None,
@@ -190,6 +192,16 @@ def estimate_memory(
     return report
 
 
+def _capacity(fit: str | int) -> tuple[int, str]:
+    if isinstance(fit, bool) or not isinstance(fit, int | str):
+        raise TorchscopeError(f"fit={fit!r} must be bytes (an int), a size such as '24GiB' or a GPU name")
+    if isinstance(fit, str):
+        return capacity_of(fit)
+    if fit <= 0:
+        raise TorchscopeError(f"fit={fit} must be a positive number of bytes, e.g. 24 * 2**30")
+    return fit, format_bytes(fit)
+
+
 def memory_of_spec(
     model: nn.Module,
     spec: str,
@@ -197,18 +209,21 @@ def memory_of_spec(
     input_size: str | None,
     batch_size: int | None,
     dtype: str | None,
+    fit: str | None = None,
     **options: Any,
 ) -> MemoryReport:
     """``estimate_memory`` from the command line's values: shapes, batch size and dtype as text.
 
-    With ``batch_size``, each ``input_size`` shape is one sample's (``3,224,224``); without it, the
-    whole batch's (``64,3,224,224``). A float ``dtype`` is the step's dtype (weights and inputs); an
-    integer one makes token-id inputs.
+    ``input_size`` is one sample's shape (``3,224,224``) whenever the batch size is ours to set:
+    with ``batch_size`` (prepended to every shape) or with ``fit`` (which searches it; the report
+    is then at batch 1). Otherwise it is the whole batch's shape (``64,3,224,224``). A float
+    ``dtype`` is the step's dtype (weights and inputs); an integer one makes token-id inputs.
     """
+    per_sample = batch_size is not None or fit is not None
     if input_size is not None:
         shapes = [tuple(s) for s in parse_input_size(input_size)]
-        if batch_size is not None:
-            shapes = [(batch_size, *s) for s in shapes]
+        if per_sample:
+            shapes = [(batch_size or 1, *s) for s in shapes]
     else:
         shapes = [default_input_size(spec, batch=batch_size or 1)]
     step_dtype, input_dtype = "fp32", torch.float32
@@ -219,7 +234,26 @@ def memory_of_spec(
         elif name != "float32":
             input_dtype = getattr(torch, name)
     inputs = [torch.empty(s, dtype=input_dtype, device="meta") for s in shapes]
-    return estimate_memory(model, inputs, dtype=step_dtype, label=spec, **options)
+    try:
+        return estimate_memory(model, inputs, dtype=step_dtype, label=spec, fit=fit, **options)
+    except ModelError as exc:
+        if input_size is None:
+            raise
+        raise ModelError(f"{exc}{_input_size_note(input_size, batch_size, fit, shapes[0])}") from None
+
+
+def _input_size_note(input_size: str, batch_size: int | None, fit: str | None, shape: tuple[int, ...]) -> str:
+    """What ``--input-size`` was read as, for the error of a forward pass that failed on it."""
+    if batch_size is None and fit is None:
+        return (
+            f" (--input-size {input_size} is the whole batch, batch dimension first, without --batch-size "
+            "or --fit; with either it is one sample's shape)"
+        )
+    why = f"--batch-size {batch_size}" if batch_size is not None else "--fit, which searches the batch size"
+    return (
+        f" (with {why}, --input-size {input_size} is one sample's shape, so the model got "
+        f"{format_shape(shape)}; leave the batch dimension out of --input-size)"
+    )
 
 
 def _relabel(report: MemoryReport, optimizer: OptimizerArg, step: UserStep | None) -> MemoryReport:

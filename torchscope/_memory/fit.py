@@ -76,10 +76,11 @@ def fit_batch_size(
         return cache[b]
 
     def result(b: int, reason: str = "") -> FitResult:
+        peak = traced(b) if b else 0  # the answer's peak is always a real trace, never a default
         return FitResult(
             target=target, capacity=capacity, margin=margin, usable=usable, batch_size=b,
-            peak=cache.get(b, 0) if b else 0, next_peak=cache.get(b + 1), weights=weights,
-            traces=traces, reason=reason,
+            peak=peak, next_peak=cache.get(b + 1), weights=weights,
+            traces=traces, reason=reason, search_limit=MAX_BATCH,
         )  # fmt: skip
 
     if weights > usable:
@@ -103,8 +104,10 @@ def fit_batch_size(
     lo, hi = 1, 2  # predicted(lo) fits; grow hi until it does not
     while hi <= MAX_BATCH and predicted(hi) <= usable:
         lo, hi = hi, hi * 2
-    if hi > MAX_BATCH:
-        return result(lo, f"stopped at {lo}: the search's upper bound")
+    if hi > MAX_BATCH:  # lo is the limit itself
+        if traced(lo) <= usable:
+            return result(lo, "every batch size up to the search limit fits")
+        hi, lo = lo, lo // 2  # the interpolation was off at the limit: search below it
     while hi - lo > 1:
         mid = (lo + hi) // 2
         lo, hi = (mid, hi) if predicted(mid) <= usable else (lo, mid)

@@ -70,7 +70,12 @@ class Margin:
 
 @dataclass(frozen=True)
 class FitResult:
-    """The largest batch size whose predicted peak fits ``usable`` bytes (0: none fits)."""
+    """The largest batch size whose predicted peak fits ``usable`` bytes (0: none fits).
+
+    ``peak`` is the traced peak at ``batch_size`` (0 only when nothing fits). ``at_limit``: the search
+    stopped at ``search_limit`` with that batch still fitting, so every batch size up to the limit
+    fits and the largest one that does is not known.
+    """
 
     target: str
     capacity: int
@@ -82,9 +87,15 @@ class FitResult:
     weights: int
     traces: int
     reason: str = ""
+    search_limit: int = 0
+
+    @property
+    def at_limit(self) -> bool:
+        return 0 < self.search_limit <= self.batch_size
 
     def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "margin": {**asdict(self.margin), "description": self.margin.describe()}}
+        margin = {**asdict(self.margin), "description": self.margin.describe()}
+        return {**asdict(self), "at_limit": self.at_limit, "margin": margin}
 
 
 @dataclass(frozen=True)

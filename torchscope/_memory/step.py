@@ -127,9 +127,11 @@ def logits_of(output: Any) -> torch.Tensor:
         for item in output:
             if isinstance(item, torch.Tensor):
                 return item
+    shown = f" ({output!r:.40})" if isinstance(output, int | float | str | bool) else ""
     raise TorchscopeError(
-        f"the model returned {type(output).__name__} with no tensor to take a loss of; "
-        "pass step= to estimate_memory with your own training step"
+        f"the model's forward returned {type(output).__name__}{shown} with no tensor to take a loss of; "
+        "return a tensor (or a tuple, list or dict holding one), predict inference only with --mode eval, "
+        "or pass your own step= to estimate_memory"
     )
 
 

@@ -23,6 +23,7 @@ from torch import nn
 from torch._subclasses.fake_tensor import FakeTensorMode
 from torch.optim.optimizer import register_optimizer_step_post_hook, register_optimizer_step_pre_hook
 
+from torchscope._memory.diagnose import fake_limit, fake_limit_error, model_error
 from torchscope._memory.step import (
     Batch,
     StepConfig,
@@ -32,7 +33,8 @@ from torchscope._memory.step import (
     training_step,
 )
 from torchscope._memory.tracer import Allocation, StorageTracker, allocator_rounding
-from torchscope.errors import ForwardError
+from torchscope._summary.calls import CallTracker
+from torchscope.errors import ForwardError, TorchscopeError
 
 UserStep = Callable[[nn.Module, list[torch.Tensor], "torch.optim.Optimizer | None"], Any]
 OptimizerArg = str | Callable[[list[nn.Parameter]], torch.optim.Optimizer]
@@ -344,6 +346,7 @@ def trace_step(
         with (
             grad_checkpointing(model, config.grad_checkpointing),
             _observe(model, tracker, ctx, host_steps=config.device == "cuda"),
+            CallTracker(model) as calls,  # names the module and its input shapes if the model fails
         ):
             for i in range(steps):
                 if i:
@@ -360,34 +363,26 @@ def trace_step(
                             starts.append(tracker.clock)
                             tracker.module = "(outside)"
                             opt.step()  # the second step's update, on the state the first one made
-                    except ForwardError:
-                        raise
+                    except TorchscopeError:
+                        raise  # already one line: an output with no tensor, a missing switch
                     except Exception as exc:
-                        raise _unusable(exc, tracker, ctx) from None
+                        raise _diagnosed(exc, tracker, ctx, calls) from None
                     del data
     window = (0, marks[0]) if derive and marks else None
     return Trace(tracker.allocations, tracker.clock, tuple(starts), window)
 
 
-def _unusable(exc: Exception, tracker: StorageTracker, ctx: _Context) -> ForwardError:
-    """One line naming the op and the module that cannot run under fake tensors."""
-    func = getattr(exc, "func", None)
-    op, module = tracker.failure or (f"aten.{tracker.op}" if tracker.op else "an op", ctx.innermost())
+def _diagnosed(exc: Exception, tracker: StorageTracker, ctx: _Context, calls: CallTracker) -> ForwardError:
+    """The one-line error of a failed trace: a limit of fake tensors, or the model's own failure."""
+    failure = tracker.failure if tracker.failure is not None and tracker.failure.of(exc) else None
+    op = failure.op if failure is not None else None
+    func = getattr(exc, "func", None)  # fake tensors' exceptions name the op
     if func is not None:
         op = str(func)
-    text = str(exc).strip()
-    first = (text.splitlines() or [type(exc).__name__])[0][:160]
-    reason = {
-        "DataDependentOutputException": "its result depends on tensor values",
-        "DynamicOutputShapeException": "its output shape depends on tensor values",
-        "UnsupportedOperatorException": "it has no fake (meta) kernel",
-    }.get(type(exc).__name__, f"{type(exc).__name__}: {first}")
-    if "data-independent" in text or "data-dependent" in text:
-        reason = "its output shape depends on tensor values"
-    elif "no fake impl" in text or "no meta" in text.lower():
-        reason = "it has no fake (meta) kernel"
-    return ForwardError(
-        f"cannot predict memory: {op} in module {module!r} cannot run under fake tensors ({reason}); "
-        "no number is given. Register a fake kernel (torch.library.register_fake) or avoid the "
-        "value-dependent op"
-    )
+    running = calls.stack[-1].name if calls.stack else None  # a forward that raised stays on the stack
+    module = failure.module if failure is not None else (running or ctx.innermost())
+    reason = fake_limit(exc)
+    if reason is not None:
+        return fake_limit_error(exc, op, module, reason)
+    phase = failure.phase if failure is not None else tracker.phase
+    return model_error(exc, calls, {"optimizer": "optimizer step"}.get(phase, phase), module, op)

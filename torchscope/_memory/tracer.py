@@ -67,6 +67,27 @@ class Allocation:
         return self.born <= clock and (self.died < 0 or self.died > clock)
 
 
+@dataclass(slots=True)
+class Failure:
+    """The innermost op that raised ``exc``: its name, the module running it, the phase."""
+
+    op: str
+    module: str
+    phase: str
+    exc: BaseException
+
+    def of(self, exc: BaseException) -> bool:
+        """Whether this failure is ``exc`` or what caused it (torch may wrap the op's exception)."""
+        seen: BaseException | None = exc
+        for _ in range(8):
+            if seen is None:
+                return False
+            if seen is self.exc:
+                return True
+            seen = seen.__cause__ or seen.__context__
+        return False
+
+
 class StorageTracker(TorchDispatchMode):
     """Record every storage created on ``device_type`` while active, with birth, death and context.
 
@@ -87,7 +108,7 @@ class StorageTracker(TorchDispatchMode):
         self.phase = "forward"
         self.module = "(outside)"
         self.op = ""
-        self.failure: tuple[str, str] | None = None
+        self.failure: Failure | None = None
         self.where: Callable[[], str] = lambda: self.module
 
     # -- storages --------------------------------------------------------------------------
@@ -139,9 +160,9 @@ class StorageTracker(TorchDispatchMode):
         self.op = func._overloadpacket.__name__
         try:
             out = func(*args, **(kwargs or {}))
-        except Exception:
-            if self.failure is None:  # the innermost op that failed, and where
-                self.failure = (str(func._overloadpacket), self.where())
+        except Exception as exc:
+            if self.failure is None or self.failure.exc is not exc:  # the innermost op that raised it
+                self.failure = Failure(str(func._overloadpacket), self.where(), self.phase, exc)
             raise
         if isinstance(out, torch.Tensor):
             self.record(out)

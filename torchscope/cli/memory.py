@@ -41,9 +41,10 @@ FitOpt = Annotated[
     str | None,
     typer.Option(
         "--fit",
-        help="Search the largest batch size that fits this much memory: a size (24GiB, 40GB) or a GPU "
+        help="Search the largest batch size that fits this much memory: a size with its unit (24GiB, 40GB) or a GPU "
         "(t4, v100-16gb, l4, rtx3090, rtx4090, a100-40gb, a100-80gb, h100, h200, ...; see docs/memory.md). "
-        "Keeps 1 GiB and then 10% free for the CUDA context and fragmentation.",
+        "Keeps 1 GiB and then 10% free for the CUDA context and fragmentation. --input-size is then one "
+        "sample's shape.",
         metavar="SIZE|GPU",
     ),
 ]
@@ -64,7 +65,7 @@ def memory_command(
         typer.Option(
             "--batch-size",
             "-b",
-            help="Batch size; --input-size is then one sample's shape (3,224,224).",
+            help="Batch size; --input-size is then one sample's shape (3,224,224), as it is with --fit.",
             min=1,
         ),
     ] = None,

@@ -94,6 +94,11 @@ def fit_line(fit: FitResult) -> Text:
             f"(after {fit.margin.describe()})",
             style="bold red",
         )
+    if fit.at_limit:
+        text = Text(f"fits {fit.target}: every batch size up to the search limit ")
+        text.append(f"{fit.search_limit:,}", style="bold green")
+        text.append(f" fits; peak at {fit.search_limit:,}: {format_bytes(fit.peak)} of {usable} usable")
+        return text
     text = Text(f"fits {fit.target}: largest batch size ")
     text.append(str(fit.batch_size), style="bold green")
     text.append(f", peak {format_bytes(fit.peak)} of {usable} usable")
