@@ -65,9 +65,25 @@ class GradReport:
     trainable: int
     flags: tuple[str, ...]
     caveats: tuple[str, ...] = ()  # what limits the verdict (unused params: this input only)
+    nothing_checked: str = ""  # why no trainable parameter had a gradient to check, when none had
+
+    @property
+    def checked(self) -> int:
+        """Layers whose gradient was looked at (a layer whose parameters got none is not)."""
+        return sum(la.grad_norm is not None for la in self.layers)
+
+    @property
+    def status(self) -> str:
+        """``"not checked"`` (no parameter got a gradient), ``"flagged"`` or ``"ok"``."""
+        if self.checked == 0:
+            return "not checked"
+        return "flagged" if self.flags or self.unused else "ok"
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "status": self.status,
+            "checked": self.checked,
+            "nothing_checked": self.nothing_checked,
             "caveats": list(self.caveats),
             "model": self.model,
             "loss": self.loss,
@@ -260,4 +276,8 @@ def _build_report(
         trainable=sum(p.numel() for p in unique if p.requires_grad),
         flags=tuple(flags),
         caveats=(unused_caveat(len(unused)),) if unused else (),
-    )
+        nothing_checked="" if gn else (
+            f"no trainable parameter got a gradient (all {len(unused)} unused): the loss does not depend on "
+            "the model's parameters; check that forward uses them"
+        ),
+    )  # fmt: skip

@@ -255,9 +255,25 @@ class ActivationReport:
     flags: tuple[Flag, ...]
     timing: bool = False
     grads: bool = False
+    nothing_checked: str = ""  # why no output had values to check, when none had
+
+    @property
+    def checked(self) -> int:
+        """Outputs whose values were looked at (an integer or meta output has none)."""
+        return sum(c.stats is not None for c in self.calls)
+
+    @property
+    def status(self) -> str:
+        """``"not checked"`` (no output had values), ``"flagged"`` or ``"ok"``."""
+        if self.checked == 0:
+            return "not checked"
+        return "flagged" if self.flags else "ok"
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "status": self.status,
+            "checked": self.checked,
+            "nothing_checked": self.why_unchecked() if self.checked == 0 else "",
             "forwards": self.forwards,
             "modules": list(self.modules),
             "timing": self.timing,
@@ -265,6 +281,34 @@ class ActivationReport:
             "calls": [c.to_dict() for c in self.calls],
             "flags": [f.to_dict() for f in self.flags],
         }
+
+
+    def why_unchecked(self) -> str:
+        """The reason no output was checked (``nothing_checked``, or one read from the calls)."""
+        if self.nothing_checked:
+            return self.nothing_checked
+        return "no recorded output had values" if self.calls else "no recorded module ran"
+
+
+def _why_unchecked(rows: list[_Row], forwards: int, hooked: int, returned: str) -> str:
+    """Why none of ``rows`` has statistics: what a user can do about it, in one clause."""
+    if forwards == 0:
+        return "no forward pass ran inside record()"
+    if not rows:
+        if returned:
+            return (
+                f"the model's forward returned a {returned}, whose code runs only when it is iterated, "
+                "so no module ran; return a tensor (or a tuple, list or dict of them)"
+            )
+        if hooked == 0:
+            return "the model has no submodules to record"
+        return "none of the recorded modules ran in the forward pass"
+    meta = sum(r.meta for r in rows)
+    if meta == len(rows):
+        return "the outputs are on the meta device (shapes, no values); run on cpu or cuda (--device cpu)"
+    parts = [f"{meta} on the meta device"] if meta else []
+    parts.append(f"{len(rows) - meta} not floating point")
+    return f"no recorded output has values to check ({', '.join(parts)})"
 
 
 @dataclass
@@ -279,6 +323,7 @@ class _Row:
     stats: list[float] | None = None
     grad: list[float] | None = None
     time_ms: float | None = None
+    meta: bool = False
 
 
 class Recorder:
@@ -300,6 +345,7 @@ class Recorder:
         # the last tensor seen, so a container whose output is its last child's output (same object,
         # same version) reuses that child's statistics instead of reducing the tensor again
         self._last: tuple[torch.Tensor, int, torch.Tensor] | None = None
+        self._returned = ""  # the type of a lazy output (a generator), whose code never ran
 
     # -- hooks ---------------------------------------------------------------------------------
     def _root_pre(self, module: nn.Module, args: Any) -> None:
@@ -309,6 +355,7 @@ class Recorder:
 
     def _root_post(self, module: nn.Module, args: Any, output: Any) -> None:
         self._flush()
+        self._returned = type(output).__name__ if isinstance(output, Iterator) else ""
 
     def _pre(self, module: nn.Module, args: Any) -> None:
         if self.timing:
@@ -338,6 +385,7 @@ class Recorder:
                     tuple(t.shape),
                     str(t.dtype).removeprefix("torch."),
                     time_ms=elapsed,
+                    meta=t.is_meta,
                 )
                 self._rows.append(row)
                 if not t.is_floating_point() or t.is_meta:  # no statistics for ints, bools, shapes only
@@ -409,8 +457,11 @@ class Recorder:
             )
         calls, flags = _flag(calls)
         modules = tuple(dict.fromkeys(self._names.values()))
+        unchecked = ""
+        if not any(c.stats is not None for c in calls):
+            unchecked = _why_unchecked(self._rows, self._forward + 1, len(self._names), self._returned)
         return ActivationReport(
-            tuple(calls), self._forward + 1, modules, tuple(flags), self.timing, self.grads
+            tuple(calls), self._forward + 1, modules, tuple(flags), self.timing, self.grads, unchecked
         )
 
 

@@ -60,9 +60,25 @@ class ParamStats:
     norm: float | None  # global 2-norm of all parameters
     grad_norm: float | None  # global 2-norm of all grads (None when no grad exists)
     flags: tuple[str, ...]
+    nothing_checked: str = ""  # why no parameter had values to check, when none had
+
+    @property
+    def checked(self) -> int:
+        """Parameter tensors whose values were looked at (one on the meta device has none)."""
+        return sum(r.norm is not None for r in self.rows)
+
+    @property
+    def status(self) -> str:
+        """``"not checked"`` (no parameter had values), ``"flagged"`` or ``"ok"``."""
+        if self.checked == 0:
+            return "not checked"
+        return "flagged" if self.flags else "ok"
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "status": self.status,
+            "checked": self.checked,
+            "nothing_checked": self.nothing_checked,
             "total": self.total,
             "trainable": self.trainable,
             "frozen": self.frozen,
@@ -176,7 +192,14 @@ def param_stats(model: nn.Module) -> ParamStats:
         norm=math.sqrt(sum(n * n for n in known)) if known else None,
         grad_norm=math.sqrt(sum(n * n for n in grads_known)) if grads_known else None,
         flags=tuple(flags),
+        nothing_checked="" if known else _why_unchecked(rows_out),
     )
+
+
+def _why_unchecked(rows: list[ParamRow]) -> str:
+    if not rows:
+        return "the model has no parameters"
+    return "the parameters are on the meta device (shapes, no values); load them on cpu (--device cpu)"
 
 
 def _dense_grad(p: torch.Tensor) -> torch.Tensor | None:

@@ -160,7 +160,7 @@ def activations_command(
     from torchscope._record import record
     from torchscope._state import preserved
     from torchscope._summary import CallTracker
-    from torchscope.errors import ForwardError
+    from torchscope.errors import ForwardError, TorchscopeError
     from torchscope.render.activations import render_activations
 
     out = Output(
@@ -187,6 +187,8 @@ def activations_command(
             if grads:
                 compute_loss(output, "auto")[0].backward()
         data = rec.report()
+    if data.checked == 0:
+        raise TorchscopeError(f"activations checked nothing: {data.why_unchecked()}")
     emit(data, lambda: render_activations(data, std_bar=None), out)
 
 
@@ -213,6 +215,7 @@ def stats_command(
 ) -> None:
     """Per-parameter norm, mean, std, min, max, zeros and NaN/Inf (e.g. of a fine-tuned state_dict)."""
     from torchscope._stats import param_stats
+    from torchscope.errors import TorchscopeError
     from torchscope.render.stats import render_param_stats
 
     out = Output(
@@ -226,6 +229,8 @@ def stats_command(
         freeze=freeze, unfreeze=unfreeze, freeze_backbone=freeze_backbone,
     )  # fmt: skip
     data = param_stats(loaded)
+    if data.checked == 0:
+        raise TorchscopeError(f"stats checked nothing: {data.nothing_checked}")
     emit(data, lambda: render_param_stats(data), out)
 
 
@@ -259,6 +264,7 @@ def grads_command(
 ) -> None:
     """One forward+backward on a random batch: per-layer grad norms, unused params, vanishing/exploding layers."""
     from torchscope._grads import grad_report
+    from torchscope.errors import TorchscopeError
     from torchscope.render.stats import render_grads
 
     out = Output(
@@ -274,4 +280,6 @@ def grads_command(
         freeze=freeze, unfreeze=unfreeze, freeze_backbone=freeze_backbone,
     )  # fmt: skip
     data = grad_report(loaded, input_size=sizes, loss=loss, mode=mode, dtype=dtype)  # type: ignore[arg-type]
+    if data.checked == 0:
+        raise TorchscopeError(f"grads checked nothing: {data.nothing_checked}")
     emit(data, lambda: render_grads(data), out)

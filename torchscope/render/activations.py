@@ -135,6 +135,12 @@ def _with_flags(data: ActivationReport, forward: int | None, table: RenderableTy
     parts: list[RenderableType] = [table]
     head = f"{len(data.calls)} recorded outputs over {data.forwards} forward pass{'es' if data.forwards != 1 else ''}"
     parts.append(Text(head))
+    if data.checked == 0:
+        parts.append(Text(f"not checked: {data.why_unchecked()}", style="bold red"))
+        return Group(*parts)
+    unchecked = len(data.calls) - data.checked
+    if unchecked:
+        parts.append(Text(f"{unchecked} of them without values (integer or meta outputs) not checked", style="dim"))
     if data.flags:
         lines = [
             f"{f.kind}: {f.module}" + (f" (forward {f.forward})" if several else "") + f" - {f.detail}"

@@ -57,6 +57,11 @@ def render_param_stats(data: ParamStats) -> RenderableType:
         f"Global norm: {fmt_value(data.norm)}; grad norm: {fmt_value(data.grad_norm)}",
     ]
     parts: list[RenderableType] = [table, Text("\n".join(lines))]
+    if data.checked == 0:
+        parts.append(Text(f"not checked: {data.nothing_checked}", style="bold red"))
+    elif data.checked < len(data.rows):
+        missing = len(data.rows) - data.checked
+        parts.append(Text(f"{missing} of {len(data.rows)} parameters have no values (meta) and are not checked", style="yellow"))
     if data.flags:
         parts.append(Text("\n".join(data.flags), style="bold red"))
     return Group(*parts)
@@ -118,7 +123,9 @@ def _grads_footer(data: GradReport, table: RenderableType) -> RenderableType:
             )
         )
     parts += [Text(f"note: {caveat}", style="yellow") for caveat in data.caveats]
-    if data.flags:
+    if data.checked == 0:
+        parts.append(Text(f"not checked: {data.nothing_checked}", style="bold red"))
+    elif data.flags:
         parts.append(Text("\n".join(data.flags), style="yellow"))
     elif not data.unused:
         parts.append(
