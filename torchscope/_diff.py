@@ -1,8 +1,10 @@
 """``diff_checkpoints``: compare two checkpoints tensor by tensor; prove the backbone is the pretrained one.
 
-Each tensor is ``unchanged`` (bit for bit), ``changed`` (with the largest absolute change and the
-relative change of its norm, ``||b - a|| / ||a||``), ``missing`` (in A only), ``added`` (in B only)
-or ``shape_changed``. ``expect_frozen`` patterns name the tensors that must be unchanged; any other
+Each tensor is ``unchanged`` (bit for bit: a NaN that stayed the same NaN is unchanged),
+``changed`` (with the largest absolute change and the relative change of its norm,
+``||b - a|| / ||a||``, over the values finite on both sides, and what happened to the others:
+NaN that became finite, values that became NaN or inf, an inf whose sign flipped), ``missing`` (in
+A only), ``added`` (in B only) or ``shape_changed``. ``expect_frozen`` patterns name the tensors that must be unchanged; any other
 status for them makes the report not ``ok``.
 """
 
@@ -23,6 +25,16 @@ from torchscope._patterns import match_names
 from torchscope.errors import SpecError, TorchscopeError
 
 STATUSES: tuple[str, ...] = ("unchanged", "changed", "missing", "added", "shape_changed")
+NONFINITE: dict[str, str] = {
+    "nan_to_finite": "was NaN, now finite",
+    "nan_to_inf": "was NaN, now inf",
+    "became_nan": "became NaN",
+    "inf_appeared": "inf appeared (was finite)",
+    "inf_gone": "was inf, now finite",
+    "inf_sign_changed": "sign of inf changed",
+    "bits_only": "same value, other bits (0.0 and -0.0, or another NaN)",
+}
+"""What can happen to a value that ``max |Δ|`` cannot say: the keys of ``TensorDiff.nonfinite``."""
 _CHUNK = 1 << 18
 
 Checkpoint = str | Path | Mapping[str, Any]
@@ -42,6 +54,17 @@ class TensorDiff:
     rel_change: float | None
     expected_frozen: bool
     module_type: str | None = None
+    nonfinite: tuple[tuple[str, int], ...] = ()  # (a key of NONFINITE, how many values), none at 0
+
+    @property
+    def cause(self) -> str:
+        """What happened to the values ``max_abs`` leaves out, in words (``""`` when nothing did).
+
+        >>> TensorDiff("w", "changed", (2,), (2,), "float32", "float32", 0.0, 0.0, False,
+        ...            nonfinite=(("nan_to_finite", 1),)).cause
+        '1 was NaN, now finite'
+        """
+        return "; ".join(f"{n} {NONFINITE[kind]}" for kind, n in self.nonfinite)
 
     @property
     def violates(self) -> bool:
@@ -60,6 +83,8 @@ class TensorDiff:
             "rel_change": json_float(self.rel_change),
             "expected_frozen": self.expected_frozen,
             "module_type": self.module_type,
+            "nonfinite": dict(self.nonfinite),
+            "cause": self.cause,
         }
 
 
@@ -114,35 +139,67 @@ def _load(ckpt: Checkpoint, label: str, unsafe_load: bool, verify: bool) -> dict
     return extract_state_dict(torch_load(path, "cpu", unsafe_load, verify), path)
 
 
-def _stats(a: torch.Tensor, b: torch.Tensor) -> tuple[float, float]:
-    """(max |b - a|, ||b - a|| / ||a||), in float64, a chunk at a time; inf where NaN appears."""
-    fa, fb = a.detach().reshape(-1), b.detach().reshape(-1)
-    max_abs = torch.zeros((), dtype=torch.float64)
-    diff_sq = torch.zeros((), dtype=torch.float64)
-    a_sq = torch.zeros((), dtype=torch.float64)
+def _flat(t: torch.Tensor) -> torch.Tensor:
+    """The values of ``t`` as one float64-ready vector (a complex value as its two parts)."""
+    t = t.detach()
+    return torch.view_as_real(t).reshape(-1) if t.is_complex() else t.reshape(-1)
+
+
+def _stats(a: torch.Tensor, b: torch.Tensor) -> tuple[float | None, float | None, tuple[tuple[str, int], ...]]:
+    """(max |b - a|, ||b - a|| / ||a||, what happened to NaN and inf), a chunk at a time, one sync.
+
+    The two numbers are over the positions finite in both (None when there is none); a value that
+    is NaN or inf on either side is counted by what happened to it instead (the keys of
+    :data:`NONFINITE`), since no difference of it means anything.
+    """
+    fa, fb = _flat(a), _flat(b)
+    zero = torch.zeros((), dtype=torch.float64)
+    max_abs, diff_sq, a_sq, both = zero.clone(), zero.clone(), zero.clone(), zero.clone()
+    events = torch.zeros(6, dtype=torch.float64)
     for start in range(0, fa.numel(), _CHUNK):
         ca = fa[start : start + _CHUNK].to(torch.float64)
         cb = fb[start : start + _CHUNK].to(torch.float64)
-        d = (cb - ca).abs_()
-        d.masked_fill_(ca.isnan() & cb.isnan(), 0.0)
-        d.nan_to_num_(nan=math.inf)
+        na, nb, ia, ib = ca.isnan(), cb.isnan(), ca.isinf(), cb.isinf()
+        finite = ~(na | nb | ia | ib)
+        d = torch.where(finite, cb - ca, 0.0).abs_()
         max_abs = torch.maximum(max_abs, d.max())
         diff_sq += d.square().sum()
-        a_sq += ca.nan_to_num(nan=0.0).square().sum()
-    m, ds, asq = torch.stack([max_abs, diff_sq, a_sq]).tolist()
+        a_sq += torch.where(finite, ca, 0.0).square().sum()
+        both += finite.sum()
+        events += torch.stack([
+            (na & ~nb & ~ib).sum(), (na & ib).sum(), (~na & nb).sum(), (~na & ~ia & ib).sum(),
+            (ia & ~nb & ~ib).sum(), (ia & ib & (ca != cb)).sum(),
+        ]).to(torch.float64)  # fmt: skip
+    m, ds, asq, n, *counts = torch.cat([torch.stack([max_abs, diff_sq, a_sq, both]), events]).tolist()
+    happened = [(k, int(c)) for k, c in zip(list(NONFINITE)[:6], counts, strict=True) if c]
+    if n == 0:
+        return None, None, tuple(happened)
     rel = math.sqrt(ds) / math.sqrt(asq) if asq > 0 else (0.0 if ds == 0 else math.inf)
-    return float(m), float(rel)
+    if not happened and m == 0 and a.dtype == b.dtype:  # not bit-equal, yet every value the same
+        happened = [("bits_only", _bits_differing(a, b))]
+    return float(m), float(rel), tuple(happened)
+
+
+def _bits(t: torch.Tensor) -> torch.Tensor:
+    """The bytes of ``t``, in order (for bit-for-bit comparison)."""
+    return t.detach().reshape(-1).contiguous().view(torch.uint8)
+
+
+def _bits_differing(a: torch.Tensor, b: torch.Tensor) -> int:
+    """How many values of ``a`` and ``b`` (same dtype and shape) differ in any bit."""
+    size = a.element_size()
+    diff = _bits(a).reshape(-1, size) != _bits(b).reshape(-1, size)
+    return int(diff.any(dim=1).sum())
 
 
 def _same(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """Bit for bit: NaN where it was NaN, with the same bits, is unchanged; -0.0 for 0.0 is not."""
     if a.dtype != b.dtype:
         return False
-    if torch.equal(a, b):
-        return True
-    if a.is_floating_point():
-        # NaN != NaN: the same NaNs in the same places count as unchanged
-        return bool(torch.equal(a.isnan(), b.isnan()) and torch.equal(a.nan_to_num(), b.nan_to_num()))
-    return False
+    try:
+        return bool(torch.equal(_bits(a), _bits(b)))
+    except RuntimeError:  # a layout with no byte view (sparse, quantized): compare values
+        return bool(torch.equal(a, b))
 
 
 def _arch_names(arch: str) -> dict[str, str]:
@@ -205,6 +262,7 @@ def diff_checkpoints(
         dtype_a = None if ta is None else str(ta.dtype).removeprefix("torch.")
         dtype_b = None if tb is None else str(tb.dtype).removeprefix("torch.")
         max_abs = rel = None
+        nonfinite: tuple[tuple[str, int], ...] = ()
         if ta is None:
             status = "added"
         elif tb is None:
@@ -215,10 +273,13 @@ def diff_checkpoints(
             status, max_abs, rel = "unchanged", 0.0, 0.0
         else:
             status = "changed"
-            max_abs, rel = _stats(ta, tb)
+            max_abs, rel, nonfinite = _stats(ta, tb)
         entries.append(
-            TensorDiff(name, status, shape_a, shape_b, dtype_a, dtype_b, max_abs, rel, name in frozen, types.get(name))
-        )
+            TensorDiff(
+                name, status, shape_a, shape_b, dtype_a, dtype_b, max_abs, rel, name in frozen, types.get(name),
+                nonfinite,
+            )
+        )  # fmt: skip
     return DiffReport(
         ok=not any(e.violates for e in entries),
         a=label_a,

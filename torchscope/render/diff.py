@@ -44,7 +44,10 @@ def _shape(shape: tuple[int, ...] | None) -> str:
 def _tensor_line(e: TensorDiff, leaf: str) -> Text:
     text = Text.assemble((leaf, "bold" if e.violates else ""), "  ", (e.status, STYLE[e.status]))
     if e.status == "changed":
-        text.append(f"  max |Δ| {e.max_abs:.3g}  rel {e.rel_change:.3g}")
+        if e.nonfinite:
+            text.append(f"  {e.cause}", style="red")
+        if e.max_abs is not None and e.rel_change is not None and (e.max_abs > 0 or not e.nonfinite):
+            text.append(f"  max |Δ| {e.max_abs:.3g}  rel {e.rel_change:.3g}")
         if e.dtype_a != e.dtype_b:
             text.append(f"  {e.dtype_a} → {e.dtype_b}")
     elif e.status == "shape_changed":
@@ -102,6 +105,10 @@ def render_diff(report: DiffReport, *, expand: bool = False) -> RenderableType:
     counts = report.counts
     summary = Text("  ".join(f"{counts[s]} {s.replace('_', ' ')}" for s in STYLE))
     lines: list[RenderableType] = [tree, summary]
+    odd = [e for e in report.entries if e.nonfinite and e.nonfinite != (("bits_only", e.nonfinite[0][1]),)]
+    if odd:
+        names = ", ".join(e.name for e in odd[:5]) + (" ..." if len(odd) > 5 else "")
+        lines.append(Text(f"{len(odd)} tensor(s) changed in NaN or inf values: {names}", style="red"))
     if report.not_in_arch:
         lines.append(
             Text(
