@@ -1,4 +1,4 @@
-"""Hostile input across nine commands: never a traceback, never exit 3, exit 1 only where a check can
+"""Hostile input across ten commands: never a traceback, never exit 3, exit 1 only where a check can
 fail, nothing on stdout when a command fails, and no input file changed (issue 15).
 
 ``TORCHSCOPE_FUZZ_EXAMPLES`` sets how many command lines hypothesis draws (default 40).
@@ -33,6 +33,7 @@ SHAPES = ["", " ", ",", "x", "0", "-1", "4,3,8,8", "4x3x8x8", "1,3,100000,100000
 PATTERNS = ["", ",", "*", "backbone", "backbone.*", "fc", "nomatch", "[", "fc,,", "\x00", "a" * 3000, "é"]
 FLOATS = ["nan", "inf", "-inf", "-1", "1e308", "1e999", "0", "abc", "", "5", "0.5", "0.01"]
 INTS = ["-1", "0", "1", "2", BIG, "", "abc", "1.5"]
+FITS = ["24", "24GiB", "t4", "", "-1GiB", "0GB", "1KiB", "0.5", "h200", "nan", BIG + "GiB", "24 parsecs", "1B"]
 DTYPES = ["", "float8", "bf16", "int64", "bool", "float64", "complex64", "\x00", "torch.float16"]
 DEVICES = ["", "cpu", "meta", "cuda", "cuda:99", "mps", "tpu", "cpu:1", "\x00"]
 OUTPUTS = [NEW, MISSING, FOLDER, MODEL, WEIGHTS, FOREIGN, "", "\x00", "/dev/null", NEW + "\n"]
@@ -56,12 +57,18 @@ COMMANDS: dict[str, dict[str, list[str] | None]] = {
     "check-freeze": {**COMMON, **STEP, "--input-size": SHAPES, "--steps": INTS},
     "report": {**COMMON, **STEP, "--input-size": SHAPES, "--dtype": DTYPES, "--page": OUTPUTS,
                "--modules": PATTERNS, "--no-check": None, "--seed": INTS},
+    "memory": {**COMMON, "--input-size": [*SHAPES, "3,8,8", "3,224,224", "1,3,8,8", "8,3,8,8"],
+               "--batch-size": INTS, "--fit": FITS, "--dtype": DTYPES, "--device": DEVICES,
+               "--optimizer": ["sgd", "sgd-momentum", "adam", "adamw", "", "lbfgs"],
+               "--amp": ["off", "bf16", "fp16", "", "fp8"], "--mode": ["train", "eval", "", "x"],
+               "--steps": INTS, "--channels-last": None, "--grad-checkpointing": None},
     "models": {"--grep": PATTERNS, "--json": None, "--no-color": None},
     "diff": {"--arch": ["resnet18", "", "resnet1800", f"{MODEL}:SmallCNN"], "--expect-frozen": PATTERNS,
              "--expand": None, "--json": None, "--html": OUTPUTS, "--svg": OUTPUTS, "--force": None,
              "--unsafe-load": None},
 }  # fmt: skip
-CHECKS = {"check-freeze", "report", "diff"}  # the commands whose check can find a real violation (exit 1)
+# the commands whose check can find a real violation (exit 1); memory --fit: nothing fits
+CHECKS = {"check-freeze", "report", "diff", "memory"}
 
 
 @st.composite

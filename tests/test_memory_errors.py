@@ -199,3 +199,18 @@ def test_fit_answer_of_batch_one_has_its_real_peak() -> None:
     fit = torchscope.estimate_memory(model, (2, 4096), fit=capacity).fit
     assert fit is not None and fit.batch_size == 1 and not fit.at_limit
     assert fit.peak == one <= fit.usable < two == fit.next_peak
+
+
+def test_fit_search_stops_where_a_tensor_could_not_be_sized() -> None:
+    # one sample of 2^40 values: a batch above 2^63 / 16 / 2^40 = 2^19 could not be sized at all
+    fit = torchscope.estimate_memory(nn.Linear(4, 2), (2, 2**38, 4), fit=2**70).fit
+    assert fit is not None and fit.at_limit and fit.search_limit == 2**19 - 1 == fit.batch_size
+    assert fit.peak > 2**19 * 2**40 * 4  # at least the batch itself, in fp32
+
+
+def test_huge_batch_size_and_steps_are_one_line(cli, models: str) -> None:
+    big = "9" * 30
+    line = _one_line(cli("memory", f"{models}:Tiny", "--batch-size", big, "--input-size", "4"))
+    assert "more than a tensor can hold" in line
+    line = _one_line(cli("memory", f"{models}:Tiny", "--input-size", "2,4", "--steps", big))
+    assert "must be between 1 and 100" in line

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
@@ -19,7 +20,7 @@ from torchscope._memory.schema import KINDS, MemoryReport, ModuleMemory
 from torchscope._memory.step import Batch, StepConfig
 from torchscope._memory.trace import OptimizerArg, Trace, UserStep, reporting_units, trace_step
 from torchscope._memory.tracer import allocator_rounding, rounded
-from torchscope._parsing import dtype_name, parse_input_size
+from torchscope._parsing import INT64_MAX, dtype_name, parse_input_size
 from torchscope._tokens import is_token_model
 from torchscope.errors import TorchscopeError
 
@@ -233,6 +234,12 @@ def memory_of_spec(
             step_dtype = {"bfloat16": "bf16", "float16": "fp16"}[name]
         elif name != "float32":
             input_dtype = getattr(torch, name)
+    for s in shapes:
+        if math.prod(s) > INT64_MAX:
+            raise TorchscopeError(
+                f"--batch-size {batch_size} with --input-size {input_size}: the batch {format_shape(s)} has "
+                f"{math.prod(s):.3g} elements, more than a tensor can hold (2^63 - 1); give a smaller batch size"
+            )
     inputs = [torch.empty(s, dtype=input_dtype, device="meta") for s in shapes]
     try:
         return estimate_memory(model, inputs, dtype=step_dtype, label=spec, fit=fit, **options)

@@ -12,6 +12,7 @@ the rare case the model was off).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 from torch import nn
@@ -20,6 +21,8 @@ from torchscope._memory.schema import FitResult, Margin
 from torchscope._memory.step import Batch, StepConfig
 from torchscope._memory.trace import OptimizerArg, Trace, UserStep, trace_step
 from torchscope._memory.tracer import allocator_rounding, rounded
+from torchscope._parsing import INT64_MAX
+from torchscope.errors import ForwardError
 
 MAX_BATCH = 1 << 20
 
@@ -63,24 +66,34 @@ def fit_batch_size(
     ``known`` is a trace already made (batch size, trace), used as one of the two points.
     """
     usable = margin.usable(capacity)
+    # no batch whose inputs torch could not size (2^63 - 1 bytes; 16 bytes a value at most)
+    sample = max((math.prod(shape[1:]) for shape, _ in batch if shape), default=1)
+    limit = max(1, min(MAX_BATCH, INT64_MAX // (16 * max(sample, 1))))
     traces = 0
     cache: dict[int, int] = {}
+    too_big: set[int] = set()  # batch sizes whose tensors torch cannot even size: no card holds them
 
     def traced(b: int) -> int:
         nonlocal traces
         if b not in cache:
             traces += 1
-            cache[b] = trace_step(
-                model, with_batch(batch, b), config, step=step, optimizer=optimizer
-            ).evaluate()[0]
+            try:
+                cache[b] = trace_step(
+                    model, with_batch(batch, b), config, step=step, optimizer=optimizer
+                ).evaluate()[0]
+            except ForwardError as exc:
+                if b <= 3 or "size calculation overflowed" not in str(exc):
+                    raise
+                too_big.add(b)
+                cache[b] = usable + 1
         return cache[b]
 
     def result(b: int, reason: str = "") -> FitResult:
         peak = traced(b) if b else 0  # the answer's peak is always a real trace, never a default
         return FitResult(
             target=target, capacity=capacity, margin=margin, usable=usable, batch_size=b,
-            peak=peak, next_peak=cache.get(b + 1), weights=weights,
-            traces=traces, reason=reason, search_limit=MAX_BATCH,
+            peak=peak, next_peak=None if b + 1 in too_big else cache.get(b + 1), weights=weights,
+            traces=traces, reason=reason, search_limit=limit,
         )  # fmt: skip
 
     if weights > usable:
@@ -102,9 +115,11 @@ def fit_batch_size(
     if predicted(1) > usable:
         return result(0, "batch size 1 does not fit")
     lo, hi = 1, 2  # predicted(lo) fits; grow hi until it does not
-    while hi <= MAX_BATCH and predicted(hi) <= usable:
+    while hi <= limit and predicted(hi) <= usable:
         lo, hi = hi, hi * 2
-    if hi > MAX_BATCH:  # lo is the limit itself
+    if hi > limit:  # doubling passed the limit: try the limit itself
+        lo, hi = (limit, hi) if predicted(limit) <= usable else (lo, limit)
+    if lo == limit:
         if traced(lo) <= usable:
             return result(lo, "every batch size up to the search limit fits")
         hi, lo = lo, lo // 2  # the interpolation was off at the limit: search below it
@@ -114,6 +129,6 @@ def fit_batch_size(
     # Confirm with real traces; walk on if the interpolation was off.
     while lo > 1 and traced(lo) > usable:
         lo -= 1
-    while traced(lo + 1) <= usable:
+    while lo < limit and traced(lo + 1) <= usable:
         lo += 1
     return result(lo)

@@ -20,6 +20,7 @@ from torchscope.errors import TorchscopeError
 OPTIMIZERS = ("sgd", "sgd-momentum", "adam", "adamw")
 AMP = ("off", "bf16", "fp16")
 MODES = ("train", "eval")
+MAX_STEPS = 100
 LOSS_SCALE = 65536.0
 """GradScaler's initial scale; the fp16 step multiplies the loss by it and unscales grads in place."""
 
@@ -54,8 +55,11 @@ class StepConfig:
             raise TorchscopeError(
                 f"--amp {self.amp} with --dtype {self.dtype}: autocast needs fp32 weights; pick one of them"
             )
-        if self.steps < 1:
-            raise TorchscopeError(f"steps={self.steps} must be >= 1")
+        if not 1 <= self.steps <= MAX_STEPS:
+            raise TorchscopeError(
+                f"--steps {self.steps} must be between 1 and {MAX_STEPS} (the optimizer state exists from "
+                "step 2 on; later steps repeat it)"
+            )
 
     @property
     def param_dtype(self) -> torch.dtype:
