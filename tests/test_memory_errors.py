@@ -214,3 +214,27 @@ def test_huge_batch_size_and_steps_are_one_line(cli, models: str) -> None:
     assert "more than a tensor can hold" in line
     line = _one_line(cli("memory", f"{models}:Tiny", "--input-size", "2,4", "--steps", big))
     assert "must be between 1 and 100" in line
+
+
+class _NoBackward(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx: object, x: torch.Tensor) -> torch.Tensor:
+        return x * 2
+
+    @staticmethod
+    def backward(ctx: object, grad: torch.Tensor) -> torch.Tensor:
+        raise ValueError("no backward written yet")
+
+
+class _Twice(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return _NoBackward.apply(self.fc(x))
+
+
+def test_a_failing_backward_is_named_as_the_backward() -> None:
+    with pytest.raises(TorchscopeError, match=r"^cannot predict memory: the backward failed .*ValueError: no backward written yet"):
+        torchscope.estimate_memory(_Twice(), (2, 4))

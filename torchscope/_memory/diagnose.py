@@ -10,6 +10,9 @@ float layer) would fail on a real device too: it is the model's or the input's, 
 
 from __future__ import annotations
 
+import os
+import traceback
+
 from torchscope._summary.calls import CallTracker
 from torchscope._usercode import describe, user_location
 from torchscope.errors import ForwardError
@@ -37,7 +40,27 @@ _VALUE_TEXT = (
 
 
 class ModelError(ForwardError):
-    """The step failed in the model's own code or on its input, not because its tensors were fake."""
+    """The step failed in the model's own code or on its input, not because its tensors were fake.
+
+    ``in_forward``: it failed inside a module's forward pass (where the input's shape is the cause
+    to rule out first).
+    """
+
+    def __init__(self, message: str, *, in_forward: bool = False) -> None:
+        super().__init__(message)
+        self.in_forward = in_forward
+
+
+def phase_of(exc: BaseException, default: str) -> str:
+    """``backward`` or ``optimizer step`` when ``exc`` was raised under autograd's backward or an
+    optimizer's ``step`` (read from its traceback), else ``default``."""
+    for frame in reversed(traceback.extract_tb(exc.__traceback__)):
+        path = frame.filename.replace(os.sep, "/")
+        if "/torch/autograd/" in path and frame.name in ("backward", "_engine_run_backward"):
+            return "backward"
+        if "/torch/optim/" in path and frame.name in ("step", "wrapper"):
+            return "optimizer step"
+    return default
 
 
 def fake_limit(exc: BaseException) -> str | None:
@@ -78,8 +101,9 @@ def fake_limit_error(exc: BaseException, op: str | None, module: str, reason: st
 
 def model_error(exc: BaseException, calls: CallTracker, phase: str, module: str, op: str | None) -> ModelError:
     """The model's (or the input's) failure: in a forward pass as ``summary`` words it, else the phase."""
-    if calls.stack:
-        return ModelError(f"cannot predict memory: {calls.failure_message(exc)}")
+    phase = phase_of(exc, phase)
+    if calls.stack and phase == "forward":
+        return ModelError(f"cannot predict memory: {calls.failure_message(exc)}", in_forward=True)
     at = f" in module {module!r}" if module and module != "(outside)" else ""
     at += f" at {op}" if op else ""
     return ModelError(f"cannot predict memory: the {phase} failed{at}: {describe(exc)}{user_location(exc)}")

@@ -244,7 +244,7 @@ def memory_of_spec(
     try:
         return estimate_memory(model, inputs, dtype=step_dtype, label=spec, fit=fit, **options)
     except ModelError as exc:
-        if input_size is None:
+        if input_size is None or not exc.in_forward:
             raise
         raise ModelError(f"{exc}{_input_size_note(input_size, batch_size, fit, shapes[0])}") from None
 

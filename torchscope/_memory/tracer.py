@@ -69,12 +69,17 @@ class Allocation:
 
 @dataclass(slots=True)
 class Failure:
-    """The innermost op that raised ``exc``: its name, the module running it, the phase."""
+    """The innermost op that raised an exception: its name, the module running it, the phase.
+
+    The exception itself is not kept (its traceback would keep the step's tensors alive, and a
+    model may catch it and go on): only its id and text, enough to recognise it when it ends the step.
+    """
 
     op: str
     module: str
     phase: str
-    exc: BaseException
+    exc_id: int
+    exc_text: str
 
     def of(self, exc: BaseException) -> bool:
         """Whether this failure is ``exc`` or what caused it (torch may wrap the op's exception)."""
@@ -82,7 +87,7 @@ class Failure:
         for _ in range(8):
             if seen is None:
                 return False
-            if seen is self.exc:
+            if id(seen) == self.exc_id and str(seen) == self.exc_text:
                 return True
             seen = seen.__cause__ or seen.__context__
         return False
@@ -161,8 +166,8 @@ class StorageTracker(TorchDispatchMode):
         try:
             out = func(*args, **(kwargs or {}))
         except Exception as exc:
-            if self.failure is None or self.failure.exc is not exc:  # the innermost op that raised it
-                self.failure = Failure(str(func._overloadpacket), self.where(), self.phase, exc)
+            if self.failure is None or not self.failure.of(exc):  # the innermost op that raised it
+                self.failure = Failure(str(func._overloadpacket), self.where(), self.phase, id(exc), str(exc))
             raise
         if isinstance(out, torch.Tensor):
             self.record(out)
