@@ -77,6 +77,7 @@ def merge_reports(parts: list[tuple[dict[str, Any], tuple[str, ...]]], sharded: 
         caveats=tuple(dict.fromkeys(c for r in reports for c in r.get("caveats", ()))),
         groups=group_violations(ordered, keep={n for _, names in parts for n in names}),
         reference=ReferenceStep.from_dict(first["reference"]) if first.get("reference") else None,
+        not_checked=tuple(first.get("not_checked", {}).items()),
     )
 
 

@@ -112,9 +112,10 @@ class ReportData:
     grads: tuple[GradRow, ...] = ()
     unused: tuple[str, ...] = ()
     check_ok: bool | None = None
-    checks: tuple[str, ...] = ()
+    checks: tuple[str, ...] = ()  # the checks that held (looked at something, found nothing wrong)
     violations: tuple[ViolationRow, ...] = ()
     check_summary: str = ""
+    not_checked: tuple[tuple[str, str], ...] = ()  # (kind, why): checks that had nothing to look at
     warnings: tuple[str, ...] = ()
     notes: tuple[str, ...] = field(default=())
     memory: MemoryReport | None = None  # the predicted peak of two training steps (estimate_memory)
@@ -299,6 +300,7 @@ def _collect(
     check_ok: bool | None = None
     checks: tuple[str, ...] = ()
     violations: tuple[ViolationRow, ...] = ()
+    not_checked: tuple[tuple[str, str], ...] = ()
     check_summary = ""
     size = _single_size(input_size) or (tuple(input_data.shape) if isinstance(input_data, torch.Tensor) else None)
     # check_freeze feeds random floats of that shape: token ids and other integer inputs cannot be
@@ -321,8 +323,8 @@ def _collect(
         violations = tuple(
             ViolationRow(v["kind"], v["name"], v.get("max_abs_change"), v.get("cause", "")) for v in d["violations"]
         )
-        broken = {v.kind for v in violations}
-        checks = tuple(k for k in d.get("checks", ()) if k not in broken)
+        checks = tuple(k for k in d["checks"] if d["status"][k] == "held")
+        not_checked = tuple(d["not_checked"].items())
         bn = "frozen norm layers in train mode" if train_bn else "frozen norm layers in eval mode"
         check_summary = (
             f"one {optimizer} step (lr={lr}, momentum={momentum}, weight_decay={weight_decay}, {bn}) on a copy: "
@@ -356,6 +358,7 @@ def _collect(
         checks=checks,
         violations=violations,
         check_summary=check_summary,
+        not_checked=not_checked,
         warnings=warnings,
         notes=tuple(dict.fromkeys(notes)),
         memory=memory_report,

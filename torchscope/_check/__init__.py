@@ -1,6 +1,8 @@
 """``check_step``: run the user's real training step once and prove what was frozen stayed frozen.
 
-One module per job: the report types (:mod:`.report`), what is under check (:mod:`.plan`), what the
+One module per job: the report types (:mod:`.report`), what is under check (:mod:`.plan`), the
+model by qualified name before and after (:mod:`.snapshot`) and what only that comparison sees
+(:mod:`.byname`), what the
 optimizer saw (:mod:`.probe`), the comparison numerics (:mod:`.numerics`), the causes
 (:mod:`.causes`), grouping violations by cause (:mod:`.grouping`), the step check (:mod:`.step`),
 what a forward returned (:mod:`.outputs`), the reference step's settings (:mod:`.config`) and the
@@ -35,13 +37,19 @@ _EXPORTS: dict[str, str] = {
     "covering_patterns": "grouping",
     "describe_output": "outputs",
     "expected_frozen_names": "reference",
-    "frozen_tensor_count": "reference",
     "group_violations": "grouping",
     "json_float": "report",
     "output_tensors": "outputs",
     "max_abs_diff": "numerics",
     "max_abs_diffs": "numerics",
     "synthetic_loss": "reference",
+    "tensor_counts": "reference",
+    "BY_NAME_KINDS": "byname",
+    "NamedSnapshot": "snapshot",
+    "NameChange": "snapshot",
+    "SnapshotDiff": "snapshot",
+    "by_name_violations": "byname",
+    "take_snapshot": "snapshot",
     "unused_caveat": "report",
 }
 
@@ -62,6 +70,7 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers only
+    from torchscope._check.byname import BY_NAME_KINDS, by_name_violations  # noqa: F401
     from torchscope._check.config import DEFAULT_STEP, OPTIMIZERS, ReferenceStep  # noqa: F401
     from torchscope._check.grouping import FREEZE_FIX, covering_patterns, group_violations  # noqa: F401
     from torchscope._check.numerics import max_abs_diff, max_abs_diffs  # noqa: F401
@@ -70,8 +79,8 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers only
     from torchscope._check.reference import (  # noqa: F401  # noqa: F401
         check_freeze,
         expected_frozen_names,
-        frozen_tensor_count,
         synthetic_loss,
+        tensor_counts,
     )
     from torchscope._check.report import (  # noqa: F401  # noqa: F401
         KINDS,
@@ -83,4 +92,5 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers only
         json_float,
         unused_caveat,
     )
+    from torchscope._check.snapshot import NameChange, NamedSnapshot, SnapshotDiff, take_snapshot  # noqa: F401
     from torchscope._check.step import Mode, check_step  # noqa: F401

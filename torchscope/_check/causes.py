@@ -3,24 +3,48 @@ from what the step check saw (grads and optimizer state at ``optimizer.step()``,
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
+from torchscope._check.byname import flag_on_cause
 from torchscope._check.grouping import FREEZE_FIX
 from torchscope._check.numerics import Floats
-from torchscope._check.plan import CheckedTensor, Plan, is_norm_with_stats
+from torchscope._check.plan import CheckedTensor, Plan, is_norm_with_stats, module_type
 from torchscope._check.probe import OptimizerProbe, group_of
 
 __all__ = ["WRITE_HINT", "Causes", "nonfinite_cause"]
 
 
-def nonfinite_cause(name: str, plan: Plan) -> str:
-    """Why ``name`` (a param, ``param.grad`` or buffer) holds NaN/Inf after the step, and the fix."""
+def nonfinite_cause(name: str, plan: Plan, *, before: bool = False) -> str:
+    """Why ``name`` (a param, ``param.grad`` or buffer) holds NaN/Inf after the step, and the fix.
+
+    ``before``: it already held NaN/Inf before the step, so the step did not put them there (a
+    frozen weight loaded with NaN is "NaN before the step", not "lr too high").
+    """
+    base = name[: -len(".grad")] if name.endswith(".grad") else name
+    frozen = any(base in t.names for t in plan.frozen + plan.frozen_buffers)
+    if before:
+        if name.endswith(".grad"):
+            return (
+                "its grad already held NaN/Inf before the step (left from an earlier backward), so the step did not "
+                "put them there; clear grads before the step (zero_grad(set_to_none=True)) and find the backward "
+                "that first wrote them"
+            )
+        return (
+            "it already held NaN/Inf before the step, so the step did not put them there: the weights were loaded or "
+            "initialised that way, or an earlier step wrote them; reload or re-initialise them (torchscope stats "
+            "names the tensors), and find the step that first wrote them"
+        )
     if name.endswith(".grad"):
         return (
             "its grad has NaN/Inf after the step: the loss or an op in forward produced it (log of 0, "
             "division by 0, fp16 overflow); find it with torch.autograd.detect_anomaly() and clip or scale the loss"
+        )
+    if frozen:
+        return (
+            "it is frozen and was finite before the step, so whatever wrote NaN/Inf into it during the step is "
+            "also what changed it (see its frozen change); keep that write away from frozen tensors"
         )
     if any(name in b.names for b in plan.buffers):
         return (
@@ -50,6 +74,7 @@ class Causes:
     grad_before: list[int | None]
     grad_after: list[int | None]
     rg_before: list[bool]
+    rg_after: list[bool] = field(default_factory=list)  # per frozen param, read by name after the step
 
     def _alias(self, t: CheckedTensor) -> str:
         return f" (it is also '{t.names[1]}')" if len(t.names) > 1 else ""
@@ -59,9 +84,12 @@ class Causes:
         moms = [self.floats.get(m[j]) for _, m in self.sights]
         return grads, moms
 
+    def _switched_on(self, j: int) -> bool:
+        return not self.rg_before[j] and j < len(self.rg_after) and self.rg_after[j]
+
     def frozen_param_fix(self, j: int) -> str | None:
         """The one call that fixes frozen param ``j`` with its group, where there is one."""
-        return FREEZE_FIX if self.rg_before[j] else None
+        return FREEZE_FIX if self.rg_before[j] or self._switched_on(j) else None
 
     def frozen_param_cause(self, j: int) -> str:
         t = self.plan.frozen[j]
@@ -72,6 +100,8 @@ class Causes:
                 f"it has requires_grad=True{alias}, so backward gives it a grad and the optimizer updates it; "
                 "it is not frozen at all: freeze it with torchscope.freeze (the call below) or p.requires_grad_(False)"
             )
+        if self._switched_on(j):
+            return flag_on_cause(alias)
         if self.optimizer is None:
             before = self.floats.get(self.grad_before[j])
             after = self.floats.get(self.grad_after[j])
@@ -126,7 +156,7 @@ class Causes:
 
     def buffer_cause(self, t: CheckedTensor) -> str:
         module = t.module
-        kind = type(module).__name__
+        kind = module_type(module)
         if is_norm_with_stats(module):
             return (
                 f"its {kind} module ran in train mode during step(), so its running stats moved; call .eval() "

@@ -23,6 +23,7 @@ __all__ = [
     "local_tensor",
     "make_plan",
     "module_frozen",
+    "module_type",
     "select_names",
     "unwrap",
 ]
@@ -61,9 +62,28 @@ class Plan:
     pre: list[Violation] = field(default_factory=list)
 
 
+def _subclass_names(cls: type) -> set[str]:
+    names = {cls.__name__}
+    subs: list[type] = cls.__subclasses__()
+    for sub in subs:
+        names |= _subclass_names(sub)
+    return names
+
+
+def module_type(module: nn.Module | None) -> str:
+    """The class name of a module; a TorchScript module's original one (``BatchNorm2d``)."""
+    name = getattr(module, "original_name", None) if isinstance(module, torch.jit.ScriptModule) else None
+    return name if isinstance(name, str) else type(module).__name__
+
+
 def is_norm_with_stats(module: nn.Module | None) -> bool:
-    """A norm layer that keeps running statistics (they move in train mode)."""
-    return isinstance(module, _NormBase) and bool(getattr(module, "track_running_stats", False))
+    """A norm layer that keeps running statistics (they move in train mode), scripted ones too."""
+    if isinstance(module, torch.jit.ScriptModule):
+        if module_type(module) not in _subclass_names(_NormBase):
+            return False
+    elif not isinstance(module, _NormBase):
+        return False
+    return bool(getattr(module, "track_running_stats", False))
 
 
 def collect_tensors(model: nn.Module) -> tuple[list[CheckedTensor], list[CheckedTensor]]:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import io
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -32,9 +34,9 @@ __all__ = [
     "OPTIMIZERS",
     "check_freeze",
     "expected_frozen_names",
-    "frozen_tensor_count",
     "reference_loss",
     "synthetic_loss",
+    "tensor_counts",
 ]
 
 
@@ -94,14 +96,32 @@ def reference_loss(out: Any, batch: Mapping[str, Any], generator: torch.Generato
     return own if own is not None and own.requires_grad else synthetic_loss(out, generator)
 
 
-def frozen_tensor_count(model: nn.Module, frozen: str | Sequence[str] | None = None) -> int:
-    """How many params and buffers a check of ``model`` would hold frozen (0: nothing to check).
+def tensor_counts(model: nn.Module, frozen: str | Sequence[str] | None = None) -> tuple[int, int]:
+    """(params and buffers held frozen, params expected to train) by a check of ``model``; a 0 is a
+    half of the check with nothing to look at.
 
-    >>> frozen_tensor_count(nn.Linear(2, 2)), frozen_tensor_count(nn.Linear(2, 2), ["bias"])
-    (0, 1)
+    >>> tensor_counts(nn.Linear(2, 2)), tensor_counts(nn.Linear(2, 2), ["bias"]), tensor_counts(nn.Linear(2, 2), "*")
+    ((0, 2), (1, 1), (2, 0))
     """
     plan = make_plan(unwrap(model)[0], frozen)
-    return len(plan.frozen) + len(plan.frozen_buffers)
+    return len(plan.frozen) + len(plan.frozen_buffers), len(plan.trainable)
+
+
+def copy_model(model: nn.Module) -> nn.Module:
+    """A copy to train that shares nothing with ``model``: ``copy.deepcopy``, except for TorchScript,
+    whose deep copies hold params that are not leaves (no optimizer takes them): saved and loaded
+    again, which keeps the values, the ``requires_grad`` flags and the device (tested in
+    tests/test_check_by_name.py).
+    """
+    if not isinstance(model, torch.jit.ScriptModule):
+        return copy.deepcopy(model)
+    buf = io.BytesIO()
+    device = next((t.device for t in [*model.parameters(), *model.buffers()]), torch.device("cpu"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # TorchScript is deprecated; copying it is our job
+        torch.jit.save(model, buf)
+        buf.seek(0)
+        return torch.jit.load(buf, map_location=device)
 
 
 def _inputs(input_size: Sequence[int] | Sequence[Sequence[int]]) -> list[tuple[int, ...]]:
@@ -151,7 +171,7 @@ def check_freeze(
     """
     ref = ReferenceStep(optimizer, lr, momentum, weight_decay, steps, train_bn, seed)
     shapes = _inputs(input_size)
-    net = copy.deepcopy(model)
+    net = copy_model(model)
     inner, _ = unwrap(net)
     device = next((t.device for t in [*inner.parameters(), *inner.buffers()]), torch.device("cpu"))
     dtype = next((p.dtype for p in inner.parameters() if p.is_floating_point()), torch.float32)

@@ -14,6 +14,10 @@ KINDS: tuple[str, ...] = (
     "frozen_buffer_changed",
     "trainable_not_updated",
     "nonfinite",
+    "tensor_replaced",
+    "tensor_removed",
+    "tensor_added",
+    "requires_grad_changed",
     "optimizer_missing_param",
     "optimizer_frozen_param",
     "optimizer_stale_param",
@@ -21,6 +25,10 @@ KINDS: tuple[str, ...] = (
     "tied_conflict",
 )
 OPTIMIZER_KINDS: tuple[str, ...] = tuple(k for k in KINDS if k.startswith("optimizer_"))
+
+#: Where a check stands: it held (looked at something, found nothing wrong), it was violated, or it
+#: had nothing to look at (not checked: never shown, nor counted, as held).
+STATUSES: tuple[str, ...] = ("held", "violated", "not_checked")
 
 
 def json_float(x: float | None) -> float | str | None:
@@ -119,7 +127,10 @@ class StepReport:
     """What :func:`check_step` checked and every violation it found. Plain data.
 
     ``checks`` lists the violation kinds that were checked (the optimizer kinds only when an
-    optimizer was given); ``str(report)`` is a plain-text table. ``groups`` are the violations
+    optimizer was given); ``not_checked`` pairs those of them that had nothing to look at (no
+    trainable param, no frozen buffer) with the reason, and :meth:`status` says of each kind
+    whether it held, was violated or was not checked. ``ok`` means no violation: with checks not
+    checked it is no proof of those. ``str(report)`` is a plain-text table. ``groups`` are the violations
     grouped by cause, each with the one call that fixes it where there is one. ``caveats`` are
     sentences that limit the verdict (nothing was frozen; params this input did not use, so the
     verdict holds for this input only). ``reference`` is the step that ran, for ``check_freeze``.
@@ -142,6 +153,20 @@ class StepReport:
     caveats: tuple[str, ...] = ()
     groups: tuple[ViolationGroup, ...] = ()
     reference: ReferenceStep | None = None
+    not_checked: tuple[tuple[str, str], ...] = ()
+
+    def status(self, kind: str) -> str:
+        """``held``, ``violated`` or ``not_checked`` (also for a kind this check did not run)."""
+        if any(v.kind == kind for v in self.violations):
+            return "violated"
+        if kind not in self.checks or any(k == kind for k, _ in self.not_checked):
+            return "not_checked"
+        return "held"
+
+    @property
+    def held(self) -> tuple[str, ...]:
+        """The checks that looked at something and found nothing wrong."""
+        return tuple(k for k in self.checks if self.status(k) == "held")
 
     @property
     def nothing_frozen(self) -> bool:
@@ -168,6 +193,8 @@ class StepReport:
             "world_size": self.world_size,
             "wrappers": list(self.wrappers),
             "nothing_frozen": self.nothing_frozen,
+            "status": {k: self.status(k) for k in self.checks},
+            "not_checked": dict(self.not_checked),
             "caveats": list(self.caveats),
             "reference": None if self.reference is None else self.reference.to_dict(),
             "violations": [v.to_dict() for v in self.violations],
@@ -176,6 +203,8 @@ class StepReport:
 
     def __str__(self) -> str:
         verdict = "OK" if self.ok else f"FAILED, {len(self.violations)} violation(s)"
+        if self.ok and self.not_checked:
+            verdict += f" ({len(self.not_checked)} of {len(self.checks)} checks had nothing to check)"
         lines = [
             f"check_step ({self.mode} mode): {verdict}",
             f"checked {self.frozen_params} frozen and {self.trainable_params} trainable of {self.params} params, "
@@ -207,4 +236,7 @@ class StepReport:
                     if group is not None:
                         lines.append(f"    fix (all {group.count} {group.kind}): {group.fix}")
                     run = 0
+        if self.not_checked:
+            lines.append("")
+            lines += [f"not checked: {kind} ({why})" for kind, why in self.not_checked]
         return "\n".join(lines)

@@ -1,7 +1,8 @@
 """``check_step``: run the user's real training step once and prove what was frozen stayed frozen.
 
-Before ``step()`` it records the tensors under check (copies in ``exact`` mode, one 64-bit
-fingerprint per tensor in ``fingerprint`` mode); an optimizer step pre-hook records what each param's
+Before ``step()`` it records the model by qualified name (:mod:`.snapshot`: identity, shape and
+flags of every name, copies in ``exact`` mode, one 64-bit fingerprint per tensor in ``fingerprint``
+mode), and reads it by name again after; an optimizer step pre-hook records what each param's
 grad and optimizer state looked like at the moment ``optimizer.step()`` ran. After ``step()`` it
 compares, brings every number to the host in one transfer per device, and explains each violation
 with a cause: one sentence that says why it happened and what fixes it.
@@ -17,6 +18,10 @@ Violation kinds (stable names, documented in docs/freeze.md):
 ``optimizer_frozen_param``      a frozen param in a group with weight decay, or with momentum state
 ``optimizer_stale_param``       the optimizer holds a tensor that is no longer in the model
 ``optimizer_duplicate_param``   one tensor in more than one place of the param groups
+``tensor_replaced``             a name under check holds another tensor after the step (see :mod:`.byname`)
+``tensor_removed``              a name under check is gone after the step
+``tensor_added``                a new name where everything was frozen
+``requires_grad_changed``       a param's ``requires_grad`` changed during the step
 ``tied_conflict``               one tensor expected frozen under one name and trainable under another
 ==============================  ==================================================================
 """
@@ -27,15 +32,16 @@ import dataclasses
 import math
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
-from typing import Any, Literal
+from typing import Any
 
 import torch
 from torch import nn
 
+from torchscope._check.byname import by_name_violations
 from torchscope._check.causes import Causes, nonfinite_cause
 from torchscope._check.grouping import group_violations
-from torchscope._check.numerics import Floats, bit_equal, inf_norm, max_abs_diff, wide_float
-from torchscope._check.plan import local_tensor, make_plan, unwrap
+from torchscope._check.numerics import Floats, inf_norm
+from torchscope._check.plan import CheckedTensor, Plan, collect_tensors, local_tensor, make_plan, unwrap
 from torchscope._check.probe import OptimizerProbe, restoring_optimizer
 from torchscope._check.report import (
     KINDS,
@@ -45,16 +51,14 @@ from torchscope._check.report import (
     Violation,
     unused_caveat,
 )
+from torchscope._check.snapshot import Mode, take_snapshot
 from torchscope._distributed import gather_report, should_gather
-from torchscope._fingerprint import fingerprint_tensor
 from torchscope._optaudit import audit
 from torchscope._peft.review import PEFT_KINDS, PeftWatch
 from torchscope._state import preserved
 from torchscope.errors import TorchscopeError
 
 __all__ = ["Mode", "check_step"]
-
-Mode = Literal["exact", "fingerprint"]
 
 def check_step(
     model: nn.Module,
@@ -118,6 +122,36 @@ def check_step(
     return report
 
 
+def _finite_norms(params: list[CheckedTensor], buffers: list[CheckedTensor]) -> dict[str, torch.Tensor]:
+    """Name (``name.grad`` for grads) -> max |value| on the device, for every float tensor: read
+    before the step too, to tell NaN/Inf that were already there from NaN/Inf the step put there."""
+    out: dict[str, torch.Tensor] = {}
+    for t, grads in [(t, True) for t in params] + [(b, False) for b in buffers]:
+        loc = local_tensor(t.tensor)
+        if loc.numel() and loc.is_floating_point():
+            out[t.name] = inf_norm(loc)
+        g = t.tensor.grad if grads else None
+        if g is not None and local_tensor(g).numel() and local_tensor(g).is_floating_point():
+            out[t.name + ".grad"] = inf_norm(local_tensor(g))
+    return out
+
+
+def _not_checked(plan: Plan, optimizer: torch.optim.Optimizer | None, trainable: list[CheckedTensor],
+                 checks: list[str]) -> tuple[tuple[str, str], ...]:
+    """The checks that had nothing to look at, each with the reason (shown as not checked, never as held)."""
+    empty = {
+        "frozen_param_changed": (not plan.frozen, "no frozen param"),
+        "frozen_buffer_changed": (not plan.frozen_buffers, "no frozen buffer"),
+        "trainable_not_updated": (not trainable, "no trainable param to check"),
+        "requires_grad_changed": (not plan.params, "no param"),
+        "nonfinite": (not plan.params and not plan.buffers, "no param or buffer"),
+        "optimizer_missing_param": (not plan.trainable, "no trainable param"),
+        "optimizer_frozen_param": (not plan.frozen, "no frozen param"),
+        "tied_conflict": (not plan.frozen, "no frozen param"),
+    }
+    return tuple((k, empty[k][1]) for k in checks if k in empty and empty[k][0])
+
+
 def _run(
     model: nn.Module,
     step: Callable[[], Any],
@@ -136,18 +170,18 @@ def _run(
     checked = [t for t in frozen_tensors if local_tensor(t.tensor).numel() > 0]
     trainable = [t for t in plan.trainable if local_tensor(t.tensor).numel() > 0]
 
-    # Before: fingerprints of everything under check (bit-level), copies of frozen tensors in exact mode.
+    # Before: the model by name (identity, shape, flags), a fingerprint of everything under check
+    # (bit-level) and, in exact mode, a copy of each frozen tensor; after the step it is read by
+    # name again, so a tensor replaced during the step is seen, not only one edited in place.
+    snap = take_snapshot(
+        model, frozen=[n for t in frozen_tensors for n in t.names], trainable=[n for t in plan.trainable for n in t.names],
+        mode=mode, snapshot_device=snap_dev,
+    )  # fmt: skip
     with torch.no_grad():
-        fp_before = [fingerprint_tensor(t.tensor) for t in checked]
-        tr_before = [fingerprint_tensor(t.tensor) for t in trainable]
-        copies: list[torch.Tensor] = []
-        if mode == "exact":
-            for t in checked:
-                loc = local_tensor(t.tensor).detach()
-                copies.append(loc.to(snap_dev, copy=True) if snap_dev is not None else loc.clone())
         grad_before = [None if t.tensor.grad is None else inf_norm(local_tensor(t.tensor.grad)) for t in plan.frozen]
+        finite_before = _finite_norms(plan.params, plan.buffers)
     rg_before = [t.tensor.requires_grad for t in plan.frozen]
-    snapshot_bytes = sum(c.nbytes for c in copies) + 8 * (len(fp_before) + len(tr_before) + len(grad_before))
+    snapshot_bytes = snap.nbytes + 8 * len(grad_before)
 
     probe = None
     if optimizer is not None:
@@ -165,80 +199,55 @@ def _run(
 
     floats = Floats()
     with torch.no_grad():
-        changed_bits = [
-            floats.add(fingerprint_tensor(t.tensor).ne(f).to(wide_float(f.device)))
-            for t, f in zip(checked, fp_before, strict=True)
-        ]
-        # Exact mode: the element-wise difference is computed only where the tensor is not bit-equal
-        # to its copy. torch.equal on the host is cheap and needs no device sync; elsewhere the diff
-        # stays on the device until the one transfer below.
-        diffs: list[int | None] = [None] * len(checked)
-        if mode == "exact":
-            for i, (t, c) in enumerate(zip(checked, copies, strict=True)):
-                now = local_tensor(t.tensor).detach()
-                if now.device.type == "cpu" and c.device.type == "cpu" and bit_equal(now, c):
-                    diffs[i] = floats.add(torch.zeros((), dtype=torch.float64))
-                else:
-                    diffs[i] = floats.add(max_abs_diff(now, c))
-        tr_changed = [
-            floats.add(fingerprint_tensor(t.tensor).ne(f).to(wide_float(f.device)))
-            for t, f in zip(trainable, tr_before, strict=True)
-        ]
+        resolve = snap.measure(model, floats, atol=atol)
         grad_before_i = [floats.add(g) for g in grad_before]
         grad_after_i = [
             None if t.tensor.grad is None else floats.add(inf_norm(local_tensor(t.tensor.grad)))
             for t in plan.frozen + plan.trainable
         ]
-        finite_i: list[tuple[str, int | None]] = []
-        for t in plan.params:
-            loc = local_tensor(t.tensor)
-            if loc.numel() and loc.is_floating_point():
-                finite_i.append((t.name, floats.add(inf_norm(loc))))
-            g = t.tensor.grad
-            if g is not None and local_tensor(g).numel() and local_tensor(g).is_floating_point():
-                finite_i.append((t.name + ".grad", floats.add(inf_norm(local_tensor(g)))))
-        for b in plan.buffers:
-            loc = local_tensor(b.tensor)
-            if loc.numel() and loc.is_floating_point():
-                finite_i.append((b.name, floats.add(inf_norm(loc))))
+        # NaN/Inf in what the model holds now, by name (a replaced tensor is read, not the old one)
+        params_now, buffers_now = collect_tensors(model)
+        finite_i = [(name, floats.add(v), floats.add(finite_before.get(name)))
+                    for name, v in _finite_norms(params_now, buffers_now).items()]
         sight_i: list[tuple[list[int | None], list[int | None]]] = []
         if probe is not None:
             for sight in probe.sights:
                 sight_i.append(([floats.add(g) for g in sight.grad], [floats.add(m) for m in sight.momentum]))
     floats.sync()  # the one host transfer (per device) of the whole check
+    diff = resolve()
 
     nfrozen = len(plan.frozen)
-    ctx = Causes(plan, optimizer, probe, floats, sight_i, grad_before_i, grad_after_i, rg_before)
-    checked_ids = {id(t.tensor) for t in checked}
-    idx = {id(t.tensor): i for i, t in enumerate(checked)}
+    changes = [diff.get(t.name) for t in plan.frozen]
+    rg_after = [bool(c is not None and c.status == "same" and c.requires_grad_after) for c in changes]
+    ctx = Causes(plan, optimizer, probe, floats, sight_i, grad_before_i, grad_after_i, rg_before, rg_after)
     frozen_pos = {id(t): j for j, t in enumerate(plan.frozen)}
-    for t in plan.frozen + plan.frozen_buffers:
-        if id(t.tensor) not in checked_ids:
-            continue
-        i = idx[id(t.tensor)]
-        bits = floats.get(changed_bits[i]) or 0.0
-        change = floats.get(diffs[i])
-        moved = (change is not None and change > atol) if atol else (bits > 0 or bool(change))
-        if not moved:
+    for t in checked:
+        c = diff.get(t.name)
+        if c is None or not c.moved:  # replaced or removed: said by name below
             continue
         j = frozen_pos.get(id(t))
         if j is not None:
-            violations.append(Violation("frozen_param_changed", t.name, change, ctx.frozen_param_cause(j),
+            violations.append(Violation("frozen_param_changed", t.name, c.max_abs_change, ctx.frozen_param_cause(j),
                                         ctx.frozen_param_fix(j)))
         else:
-            violations.append(Violation("frozen_buffer_changed", t.name, change, ctx.buffer_cause(t)))
+            violations.append(Violation("frozen_buffer_changed", t.name, c.max_abs_change, ctx.buffer_cause(t)))
     tr_pos = {id(t.tensor): k for k, t in enumerate(plan.trainable)}
     no_grad = 0
-    for t, flag in zip(trainable, tr_changed, strict=True):
-        if not floats.get(flag):
-            k = tr_pos[id(t.tensor)]
-            no_grad += ctx.got_no_grad(nfrozen + k)
-            violations.append(Violation("trainable_not_updated", t.name, 0.0 if mode == "exact" else None,
-                                        ctx.trainable_cause(nfrozen + k)))
-    for name, fi in finite_i:
-        value = floats.get(fi)
+    for t in trainable:
+        c = diff.get(t.name)
+        if c is None or c.status != "same" or c.changed:
+            continue
+        k = tr_pos[id(t.tensor)]
+        no_grad += ctx.got_no_grad(nfrozen + k)
+        violations.append(Violation("trainable_not_updated", t.name, 0.0 if mode == "exact" else None,
+                                    ctx.trainable_cause(nfrozen + k)))
+    violations += by_name_violations(diff)
+    for name, now_i, before_i in finite_i:
+        value = floats.get(now_i)
         if value is not None and not math.isfinite(value):
-            violations.append(Violation("nonfinite", name, None, nonfinite_cause(name, plan)))
+            before = floats.get(before_i)
+            was = before is not None and not math.isfinite(before)
+            violations.append(Violation("nonfinite", name, None, nonfinite_cause(name, plan, before=was)))
 
     checks = [k for k in KINDS if optimizer is not None or k not in OPTIMIZER_KINDS]
     if not plan.pattern_frozen:
@@ -270,7 +279,6 @@ def _run(
         bytes_checked=sum(local_tensor(t.tensor).nbytes for t in frozen_tensors + plan.trainable),
         snapshot_bytes=snapshot_bytes,
         optimizer_steps=None if probe is None else len(probe.sights),
+        not_checked=_not_checked(plan, optimizer, trainable, checks),
     )
     return report, tuple(t.name for t in trainable)
-
-

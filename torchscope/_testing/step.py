@@ -9,9 +9,11 @@ from typing import Any
 import torch
 from torch import nn
 
+from torchscope._check.byname import BY_NAME_KINDS, by_name_violations
 from torchscope._check.grouping import FREEZE_FIX
-from torchscope._check.numerics import max_abs_diffs
+from torchscope._check.plan import make_plan, unwrap
 from torchscope._check.report import StepReport, Violation
+from torchscope._check.snapshot import take_snapshot
 from torchscope._check.step import check_step
 from torchscope._patterns import match_names
 from torchscope._testing.messages import (
@@ -67,7 +69,14 @@ _STEP_FIXES: dict[str, str] = {
     "trainable_not_updated": "add it to the optimizer and make sure the loss depends on it",
     "nonfinite": "lower the learning rate, clip gradients, or guard log/division in the loss",
 }
-_FROZEN_KINDS = ("frozen_param_changed", "frozen_buffer_changed", "tied_conflict")
+_FROZEN_KINDS = ("frozen_param_changed", "frozen_buffer_changed", "tied_conflict", "tensor_added")
+
+
+def _nothing_frozen(check: str) -> TorchscopeError:
+    return TorchscopeError(
+        f"nothing in the model is frozen (no param has requires_grad=False), so {check} has nothing to check; "
+        f"freeze something first, or name what must stay frozen: {check}(model, 'backbone.*', ...)"
+    )
 
 
 def assert_step_ok(
@@ -107,8 +116,16 @@ def assert_frozen(model: nn.Module, step: Callable[[], Any], *patterns: str, opt
     >>> assert_frozen(m, step, "0", optimizer=opt)
     """
     __tracebackhide__ = True
+    plan = make_plan(unwrap(model)[0], list(patterns) if patterns else None)
+    if not plan.frozen and not plan.frozen_buffers:
+        raise _nothing_frozen("assert_frozen")
+    # by name: a frozen tensor replaced, gone or switched back on during the step is a frozen one that changed
+    frozen_names = {n for t in plan.frozen + plan.frozen_buffers for n in t.names}
     report = check_step(model, step, optimizer=optimizer, frozen=list(patterns) if patterns else None)
-    found = [v for v in report.violations if v.kind in _FROZEN_KINDS]
+    found = [
+        v for v in report.violations
+        if v.kind in _FROZEN_KINDS or (v.kind in BY_NAME_KINDS and v.name in frozen_names)
+    ]
     what = ", ".join(repr(p) for p in patterns) if patterns else "requires_grad=False"
     checked = report.frozen_params + report.frozen_buffers
     title = f"{len(found)} of {plural(checked, 'tensor')} expected frozen ({what}) changed"
@@ -224,22 +241,37 @@ class _FrozenWatch:
         else:
             items = _currently_frozen(model)
             self.what = "requires_grad=False"
+            if not items:
+                raise _nothing_frozen("expect_frozen")
         self.items = [i for i in items if not is_meta_or_lazy(i.tensor)]
-        with torch.no_grad():
-            self.before = [i.tensor.detach().clone() for i in self.items]
+        if not self.items:
+            raise TorchscopeError(
+                f"every tensor {self.what} selects is on the meta device or lazy, so expect_frozen has no values to "
+                "compare; load the weights (or run one forward pass) first"
+            )
+        # The block is compared by name (every alias too): a tensor it replaces is seen, not only one it edits.
+        canonical = {i.name for i in self.items}
+        _, alias = named_tensors(model)
+        self.snapshot = take_snapshot(model, frozen=[n for n, c in alias.items() if c in canonical], mode="exact")
 
     def conclude(self, check: str) -> None:
         __tracebackhide__ = True
         # check_step's own definition of "changed": complex values compare as complex, int64 as
         # int64 (exact above 2**53), a new NaN is an infinite change and a NaN that stays is none.
-        diffs = max_abs_diffs([(i.tensor, b) for i, b in zip(self.items, self.before, strict=True)])
+        diff = self.snapshot.compare(self.model)
         found: list[dict[str, Any]] = []
-        for item, d in zip(self.items, diffs, strict=True):
-            if d > 0:
+        for item in self.items:
+            change = diff.get(item.name)
+            if change is not None and change.moved:
                 cause, fix, call = _frozen_cause(self.model, item, self.optimizer)
                 kind = "frozen_param_changed" if item.is_param else "frozen_buffer_changed"
-                found.append({"kind": kind, "name": item.name, "shape": shape_of(item.tensor), "max_abs_change": d,
-                              "cause": cause, "fix": fix, "call": call})
+                found.append({"kind": kind, "name": item.name, "shape": shape_of(item.tensor),
+                              "max_abs_change": change.max_abs_change, "cause": cause, "fix": fix, "call": call})
+        for v in by_name_violations(diff, roles=("frozen",)):
+            cause, fix = split_cause(v.cause)
+            change = diff.get(v.name)
+            found.append({"kind": v.kind, "name": v.name, "shape": "-" if change is None else change.shape_text,
+                          "max_abs_change": v.max_abs_change, "cause": cause, "fix": fix, "call": v.fix})
         # The one call that freezes a group must leave the params outside the check trainable.
         watched = {id(i.tensor) for i in self.items}
         keep = [n for n, p in self.model.named_parameters(remove_duplicate=False)

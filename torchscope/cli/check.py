@@ -68,7 +68,10 @@ def check_freeze_command(
     ] = False,
     allow_empty: Annotated[
         bool,
-        typer.Option("--allow-empty", help="Run even when nothing is frozen (only trainable updates are checked)."),
+        typer.Option(
+            "--allow-empty",
+            help="Run even when nothing is frozen or nothing is trainable (what had nothing to check is shown as not checked).",
+        ),
     ] = False,
     device: DeviceOpt = "cpu",
     json: JsonOpt = False,
@@ -78,7 +81,7 @@ def check_freeze_command(
     force: ForceOpt = False,
 ) -> None:
     """Train a copy of MODEL for a few synthetic steps and prove frozen stays frozen; exit 1 on any violation."""
-    from torchscope._check import check_freeze, expected_frozen_names, frozen_tensor_count
+    from torchscope._check import check_freeze, expected_frozen_names, tensor_counts
     from torchscope.render.check import render_check
 
     title = f"check-freeze {model}"
@@ -99,10 +102,16 @@ def check_freeze_command(
         unfreeze=split_patterns(unfreeze, option="--unfreeze"),
         freeze_backbone=freeze_backbone,
     ) or None  # `--freeze a --unfreeze a` leaves no name: judged by requires_grad, as with no option
-    if not allow_empty and frozen_tensor_count(loaded, expected) == 0:
+    frozen_count, trainable_count = tensor_counts(loaded, expected)
+    if not allow_empty and frozen_count == 0:
         raise SpecError(
             f"nothing in {model} is frozen, so there is nothing to check; freeze something "
             "(--freeze 'backbone.*', --freeze-backbone) or pass --allow-empty"
+        )
+    if not allow_empty and trainable_count == 0:
+        raise SpecError(
+            f"nothing in {model} is trainable, so no step updates anything and 'every trainable param updated' has "
+            "nothing to check; leave something to train (--unfreeze 'fc.*', --freeze-backbone) or pass --allow-empty"
         )
     report = check_freeze(
         loaded, input_size=sizes, optimizer=step.optimizer, lr=step.lr, momentum=step.momentum,

@@ -10,6 +10,7 @@ from rich.padding import Padding
 from rich.panel import Panel
 from rich.text import Text
 
+from torchscope._check.byname import BY_NAME_KINDS
 from torchscope._check.grouping import group_violations
 from torchscope._check.report import StepReport, ViolationGroup
 from torchscope._format import format_bytes
@@ -25,11 +26,18 @@ INVARIANTS: dict[str, str] = {
     "optimizer_stale_param": "optimizer holds nothing outside the model",
     "optimizer_duplicate_param": "no param twice in the optimizer",
     "tied_conflict": "tied params frozen under all their names or none",
+    "tensor_replaced": "every tensor under check is the one the step started with (none replaced)",
+    "tensor_removed": "no name under check vanished",
+    "tensor_added": "no new name where everything was frozen",
+    "requires_grad_changed": "requires_grad flags unchanged",
     "head_not_trained": "a new task head trains (in modules_to_save)",
 }
 
 #: The invariants about frozen tensors: vacuous when nothing is frozen, so not shown as held.
 FROZEN_KINDS = ("frozen_param_changed", "frozen_buffer_changed", "optimizer_frozen_param", "tied_conflict")
+
+#: The by-name checks, said in one line while all of them hold.
+BY_NAME_HELD = "by name: no tensor under check replaced, gone or added; requires_grad flags unchanged"
 
 MAX_NAMES = 3  # "a few names": the count and the fix say the rest
 
@@ -66,11 +74,15 @@ def summary_line(report: StepReport) -> str:
 
 
 def verdict(report: StepReport) -> tuple[str, str]:
-    """The verdict in words and its colour: a check of nothing frozen does not say "all hold"."""
+    """The verdict in words and its colour: a check that had nothing to look at is not "all hold"."""
     if not report.ok:
         return f"✗ {len(report.violations)} violation(s)", "red"
     if report.nothing_frozen:
         return "! nothing frozen, nothing checked", "yellow"
+    if report.status("trainable_not_updated") == "not_checked" and report.trainable_params == 0:
+        return "! nothing trainable, updates not checked", "yellow"
+    if report.not_checked:
+        return f"✓ all checked invariants hold ({len(report.not_checked)} not checked)", "green"
     return "✓ all invariants hold", "green"
 
 
@@ -83,12 +95,21 @@ def render_check(report: StepReport, *, title: str = "check-freeze") -> Renderab
     """
     groups = report.groups or group_violations(report.violations)
     lines: list[RenderableType] = []
+    by_name = [k for k in report.checks if k in BY_NAME_KINDS]
+    together = len(by_name) == len(BY_NAME_KINDS) and all(report.status(k) == "held" for k in by_name)
     for kind in report.checks:
+        if together and kind in BY_NAME_KINDS:
+            if kind == by_name[0]:
+                lines.append(Text.assemble(("✓ ", "bold green"), (BY_NAME_HELD, "")))
+            continue
         found = [g for g in groups if g.kind == kind]
         label = INVARIANTS.get(kind, kind)
         if not found:
+            why = dict(report.not_checked).get(kind)
             if report.nothing_frozen and kind in FROZEN_KINDS:
                 lines.append(Text.assemble(("- ", "dim"), (f"{label}: nothing frozen, not checked", "dim")))
+            elif why is not None:
+                lines.append(Text.assemble(("- ", "dim"), (f"{label}: {why}, not checked", "dim")))
             else:
                 lines.append(Text.assemble(("✓ ", "bold green"), (label, "")))
             continue

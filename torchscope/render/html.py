@@ -52,6 +52,7 @@ ul.checks { list-style: none; padding: 0; margin: 0; }
 ul.checks li { background: #fff; border: 1px solid var(--line); border-radius: 6px; padding: 6px 10px; margin: 4px 0; }
 ul.checks .mark { display: inline-block; width: 1.3em; font-weight: 700; }
 ul.checks .ok .mark { color: var(--ok); } ul.checks .bad .mark { color: var(--bad); }
+ul.checks .none { color: var(--muted); }
 ul.checks .detail { color: var(--muted); margin-left: 1.3em; white-space: pre-wrap; }
 table { border-collapse: collapse; width: 100%; background: #fff; border: 1px solid var(--line); font-size: 13px; }
 th, td { text-align: left; padding: 4px 8px; border-bottom: 1px solid var(--line); vertical-align: top; }
@@ -82,6 +83,10 @@ CHECK_TEXT: dict[str, str] = {
     "optimizer_stale_param": "the optimizer holds no tensor that left the model",
     "optimizer_duplicate_param": "no param in two optimizer groups",
     "tied_conflict": "no tied tensor both frozen and trainable",
+    "tensor_replaced": "no tensor under check replaced by another",
+    "tensor_removed": "no name under check vanished",
+    "tensor_added": "no new name where everything was frozen",
+    "requires_grad_changed": "no requires_grad flag changed",
     "head_not_trained": "a new task head trains (it is in modules_to_save)",
 }
 
@@ -178,18 +183,31 @@ def _charts(data: ReportData) -> str:
     return '<div class="charts">' + "".join(f'<div class="chart-box">{svg}</div>' for svg in boxes) + "</div>"
 
 
+def _held_words(data: ReportData, what: str = "freeze invariant") -> str:
+    """A freeze check with no violation: "every invariant holds" only when each had something to look at."""
+    if data.not_checked:
+        return f"✓ every checked {what} holds ({len(data.not_checked)} not checked)"
+    return f"✓ every {what} holds"
+
+
 def _freeze_section(data: ReportData) -> str:
     if data.check_ok is None:
         return '<div class="verdict none">Freeze check not run.</div>'
     parts = [
         f'<div class="verdict {"ok" if data.check_ok else "bad"}">'
-        + ("✓ every freeze invariant holds" if data.check_ok else f"✗ {len(data.violations)} violation(s)")
+        + (f"✗ {len(data.violations)} violation(s)" if not data.check_ok else _held_words(data))
         + "</div>"
     ]
     items = []
     for kind in data.checks:
         text = CHECK_TEXT.get(kind, kind)
         items.append(f'<li class="ok"><span class="mark">✓</span>{escape(text)} <code>{escape(kind)}</code></li>')
+    for kind, why in data.not_checked:
+        text = CHECK_TEXT.get(kind, kind)
+        items.append(
+            f'<li class="none"><span class="mark">–</span>{escape(text)}: {escape(why)}, not checked '
+            f"<code>{escape(kind)}</code></li>"
+        )
     for v in data.violations:
         change = f" (max |Δ| {format_number(v.max_abs_change)})" if v.max_abs_change is not None else ""
         items.append(
@@ -405,7 +423,7 @@ def render_report_terminal(data: ReportData, *, html_path: str | None = None) ->
     if data.check_ok is None:
         table.add_row("freeze check", Text("not run", style="dim"))
     elif data.check_ok:
-        table.add_row("freeze check", Text("✓ every invariant holds", style="green"))
+        table.add_row("freeze check", Text(_held_words(data, "invariant"), style="green"))
     else:
         kinds: dict[str, int] = {}
         for v in data.violations:
