@@ -9,6 +9,10 @@ numpy at module level; the fixtures import them when a test asks for them.
 - ``--torchscope-report=PATH``: every check record of the session as JSON (merged across
   pytest-xdist workers), and a ``torchscope`` terminal summary section counting checks run/failed
   and naming, under each failed check of a failing test, each of its causes once with the one fix.
+
+A check failed when its ``AssertionError`` escaped the test (what pytest reports as the failure);
+one that the test caught itself (``pytest.raises``, an ``except``) or that failed in an ``xfail``
+test was expected: its record says ``"expected": True`` and the tally counts it apart.
 """
 
 from __future__ import annotations
@@ -55,8 +59,14 @@ class CheckLog:
 
     @property
     def failed(self) -> list[dict[str, Any]]:
-        """The records whose check failed."""
-        return [r for r in self.records if not r["ok"]]
+        """The records whose check failed and was not expected by the test (see :attr:`expected`)."""
+        return [r for r in self.records if not r["ok"] and not r.get("expected")]
+
+    @property
+    def expected(self) -> list[dict[str, Any]]:
+        """The records whose check failed as the test expected: its AssertionError was caught inside
+        the test (``pytest.raises``, ``except``), or the test is ``xfail``. Known once the test ended."""
+        return [r for r in self.records if not r["ok"] and r.get("expected")]
 
     @property
     def checks(self) -> list[str]:
@@ -83,13 +93,28 @@ class _Session:
         self.current_test = ""
         self.listeners: list[CheckLog] = []
         self.failed_tests: set[str] = set()
+        # The failed checks of the running test with their errors (held until the test ends, then
+        # judged: escaped the test, or caught inside it), and the errors that escaped so far.
+        self.pending: list[tuple[BaseException, dict[str, Any]]] = []
+        self.escaped: set[int] = set()
+        self.xfailed = False
 
-    def record(self, rec: dict[str, Any]) -> None:
+    def record(self, rec: dict[str, Any], error: BaseException | None = None) -> None:
         if not rec.get("test"):
             rec["test"] = self.current_test
+        if error is not None:
+            self.pending.append((error, rec))
         self.log.records.append(rec)
         for listener in self.listeners:
             listener.records.append(rec)
+
+    def judge(self) -> None:
+        """At the end of a test: a failed check whose error did not escape it was expected."""
+        for error, rec in self.pending:
+            rec["expected"] = self.xfailed or id(error) not in self.escaped
+        self.pending.clear()
+        self.escaped.clear()
+        self.xfailed = False
 
 
 _SESSION_KEY = pytest.StashKey[_Session]()
@@ -97,10 +122,24 @@ _SESSION_KEY = pytest.StashKey[_Session]()
 _ACTIVE: list[_Session] = []
 
 
-def record_check(rec: dict[str, Any]) -> None:
-    """Called by :mod:`torchscope.testing` after each check; a no-op outside a pytest session."""
+def record_check(rec: dict[str, Any], error: BaseException | None = None) -> None:
+    """Called by :mod:`torchscope.testing` after each check, with the ``AssertionError`` it is about
+    to raise when it failed; a no-op outside a pytest session."""
     if _ACTIVE:
-        _ACTIVE[-1].record(rec)
+        _ACTIVE[-1].record(rec, error)
+
+
+def _chain(error: BaseException | None) -> Iterator[BaseException]:
+    """The error, what caused it or was being handled when it was raised, and an ExceptionGroup's members."""
+    seen: set[int] = set()
+    stack = [error]
+    while stack:
+        e = stack.pop()
+        if e is None or id(e) in seen:
+            continue
+        seen.add(id(e))
+        yield e
+        stack += [e.__cause__, e.__context__, *getattr(e, "exceptions", ())]
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -136,9 +175,23 @@ def pytest_runtest_logstart(nodeid: str, location: tuple[str, int | None, str]) 
         _ACTIVE[-1].current_test = nodeid
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> None:
+    """Note which errors escaped the test in this phase (returns None: pytest makes the report)."""
+    if _ACTIVE and call.excinfo is not None:
+        _ACTIVE[-1].escaped.update(id(e) for e in _chain(call.excinfo.value))
+
+
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
-    if report.failed and _ACTIVE:
-        _ACTIVE[-1].failed_tests.add(report.nodeid)
+    if not _ACTIVE:
+        return
+    state = _ACTIVE[-1]
+    if report.failed:
+        state.failed_tests.add(report.nodeid)
+    if hasattr(report, "wasxfail"):
+        state.xfailed = True
+    if report.when == "teardown":
+        state.judge()
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -171,10 +224,22 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 def _summary(log: CheckLog) -> dict[str, Any]:
     per_check: dict[str, dict[str, int]] = {}
     for r in log:
-        entry = per_check.setdefault(r["check"], {"run": 0, "failed": 0})
+        entry = per_check.setdefault(r["check"], {"run": 0, "failed": 0, "expected": 0})
         entry["run"] += 1
-        entry["failed"] += 0 if r["ok"] else 1
-    return {"run": len(log), "failed": len(log.failed), "per_check": dict(sorted(per_check.items()))}
+        if not r["ok"]:
+            entry["expected" if r.get("expected") else "failed"] += 1
+    return {
+        "run": len(log), "failed": len(log.failed), "expected": len(log.expected),
+        "per_check": dict(sorted(per_check.items())),
+    }  # fmt: skip
+
+
+def _tally(counts: dict[str, Any], run: str) -> str:
+    """``3 checks run, 1 failed`` and, where the tests caught failures themselves, how many."""
+    text = f"{counts['run']} {run}, {counts['failed']} failed"
+    if counts["expected"]:
+        text += f", {counts['expected']} failed as the test expected (caught in the test, or xfail)"
+    return text
 
 
 def _write_report(path: Path, log: CheckLog) -> None:
@@ -196,10 +261,10 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         return
     summary = _summary(state.log)
     terminalreporter.section("torchscope")
-    terminalreporter.write_line(f"{summary['run']} checks run, {summary['failed']} failed")
+    terminalreporter.write_line(_tally(summary, "checks run"))
     for name, counts in summary["per_check"].items():
-        terminalreporter.write_line(f"  {name}: {counts['run']} run, {counts['failed']} failed")
-    # Checks that failed inside pytest.raises in a passing test are expected; list the others.
+        terminalreporter.write_line(f"  {name}: {_tally(counts, 'run')}")
+    # A check that failed inside pytest.raises (or an xfail test) was expected: not listed as failed.
     failed: dict[tuple[str, str], int] = {}
     causes: dict[tuple[str, str], dict[tuple[str, str, str], dict[str, Any]]] = {}
     for r in state.log.failed:

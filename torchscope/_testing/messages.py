@@ -83,11 +83,14 @@ def message(check: str, title: str, table: str, fixes: Sequence[str]) -> str:
     return "\n".join(parts)
 
 
-def _emit(check: str, ok: bool, text: str | None, report: dict[str, Any] | None) -> None:
+def _emit(
+    check: str, ok: bool, text: str | None, report: dict[str, Any] | None, error: BaseException | None = None
+) -> None:
     # The plugin is only in sys.modules when pytest loaded it; outside pytest this is a no-op.
+    # It gets the error too: a failure counts as a failed check only if that error escapes the test.
     plugin = sys.modules.get("torchscope.pytest_plugin")
     if plugin is not None:
-        plugin.record_check({"check": check, "test": "", "ok": ok, "message": text, "report": report})
+        plugin.record_check({"check": check, "test": "", "ok": ok, "message": text, "report": report}, error)
 
 
 def finish(check: str, text: str | None, report: dict[str, Any] | None = None) -> None:
@@ -96,13 +99,15 @@ def finish(check: str, text: str | None, report: dict[str, Any] | None = None) -
     The error carries ``.check`` (the helper's name) and ``.report`` (its data).
     """
     __tracebackhide__ = True
-    _emit(check, text is None, text, report)
-    if text is not None:
-        # A plain AssertionError (pytest prints "AssertionError: ..."), carrying the data too.
-        error = AssertionError(text)
-        error.check = check  # type: ignore[attr-defined]
-        error.report = report  # type: ignore[attr-defined]
-        raise error
+    if text is None:
+        _emit(check, True, None, report)
+        return
+    # A plain AssertionError (pytest prints "AssertionError: ..."), carrying the data too.
+    error = AssertionError(text)
+    error.check = check  # type: ignore[attr-defined]
+    error.report = report  # type: ignore[attr-defined]
+    _emit(check, False, text, report, error)
+    raise error
 
 
 # ---------------------------------------------------------------------------------------------
