@@ -16,11 +16,12 @@ from torchscope._check.probe import OptimizerProbe, group_of
 __all__ = ["WRITE_HINT", "Causes", "nonfinite_cause"]
 
 
-def nonfinite_cause(name: str, plan: Plan, *, before: bool = False) -> str:
+def nonfinite_cause(name: str, plan: Plan, *, before: bool = False, source: str | None = None) -> str:
     """Why ``name`` (a param, ``param.grad`` or buffer) holds NaN/Inf after the step, and the fix.
 
     ``before``: it already held NaN/Inf before the step, so the step did not put them there (a
-    frozen weight loaded with NaN is "NaN before the step", not "lr too high").
+    frozen weight loaded with NaN is "NaN before the step", not "lr too high"). ``source``: a param
+    or buffer that held NaN/Inf before the step, which the step's forward carried further.
     """
     base = name[: -len(".grad")] if name.endswith(".grad") else name
     frozen = any(base in t.names for t in plan.frozen + plan.frozen_buffers)
@@ -35,6 +36,11 @@ def nonfinite_cause(name: str, plan: Plan, *, before: bool = False) -> str:
             "it already held NaN/Inf before the step, so the step did not put them there: the weights were loaded or "
             "initialised that way, or an earlier step wrote them; reload or re-initialise them (torchscope stats "
             "names the tensors), and find the step that first wrote them"
+        )
+    if source is not None:
+        return (
+            f"it was finite before the step, and '{source}' already held NaN/Inf before it: the step carried them "
+            f"here (forward, backward, the update); fix '{source}' first"
         )
     if name.endswith(".grad"):
         return (

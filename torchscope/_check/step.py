@@ -242,12 +242,15 @@ def _run(
         violations.append(Violation("trainable_not_updated", t.name, 0.0 if mode == "exact" else None,
                                     ctx.trainable_cause(nfrozen + k)))
     violations += by_name_violations(diff)
-    for name, now_i, before_i in finite_i:
+    # NaN/Inf already there before the step are not the step's; what turned NaN during it came from them
+    was_bad = {name for name, _, before_i in finite_i if not math.isfinite(floats.get(before_i) or 0.0)}
+    source = next((n for n, _, _ in finite_i if n in was_bad and not n.endswith(".grad")), None)
+    for name, now_i, _ in finite_i:
         value = floats.get(now_i)
         if value is not None and not math.isfinite(value):
-            before = floats.get(before_i)
-            was = before is not None and not math.isfinite(before)
-            violations.append(Violation("nonfinite", name, None, nonfinite_cause(name, plan, before=was)))
+            was = name in was_bad
+            cause = nonfinite_cause(name, plan, before=was, source=None if was else source)
+            violations.append(Violation("nonfinite", name, None, cause))
 
     checks = [k for k in KINDS if optimizer is not None or k not in OPTIMIZER_KINDS]
     if not plan.pattern_frozen:
