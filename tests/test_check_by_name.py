@@ -366,6 +366,26 @@ def test_a_frozen_weight_that_was_nan_before_the_step_is_not_blamed_on_the_lr() 
     assert "lr too high" not in causes["fc.weight"]
 
 
+@pytest.mark.parametrize("mode", ["exact", "fingerprint"])
+def test_a_frozen_weight_with_nan_that_the_step_also_writes_to(mode: str) -> None:
+    model, opt, train = _fine_tune()
+    with torch.no_grad():
+        model.backbone[0].weight[0, 0] = float("nan")
+
+    def step() -> None:
+        with torch.no_grad():
+            model.backbone[0].weight[1].add_(1.0)  # an in-place write in the step
+        train()
+
+    report = check_step(model, step, optimizer=opt, mode=mode)
+    assert [v.name for v in report.by_kind("frozen_param_changed")] == ["backbone.0.weight"]
+    cause = {v.name: v.cause for v in report.by_kind("nonfinite")}["backbone.0.weight"]
+    if mode == "exact":  # the copy says the NaN was there before the write
+        assert cause.startswith("it already held NaN/Inf before the step")
+    else:
+        assert cause.startswith("it is frozen, yet NaN/Inf are in it after the step")
+
+
 def test_nan_that_the_update_writes_is_still_blamed_on_the_update() -> None:
     model, _, _ = _fine_tune()
     opt = torch.optim.SGD(model.fc.parameters(), lr=1e38)

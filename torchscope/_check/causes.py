@@ -49,8 +49,9 @@ def nonfinite_cause(name: str, plan: Plan, *, before: bool = False, source: str 
         )
     if frozen:
         return (
-            "it is frozen and was finite before the step, so whatever wrote NaN/Inf into it during the step is "
-            "also what changed it (see its frozen change); keep that write away from frozen tensors"
+            "it is frozen, yet NaN/Inf are in it after the step: the write that changed it (see its frozen change) "
+            "left them there; keep that write away from frozen tensors (fingerprint mode cannot tell whether they "
+            "were there before; mode='exact' can)"
         )
     if any(name in b.names for b in plan.buffers):
         return (

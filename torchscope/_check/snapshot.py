@@ -22,6 +22,7 @@ from __future__ import annotations
 import weakref
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, Literal, TypeVar
 
 import torch
@@ -179,12 +180,17 @@ class SnapshotDiff:
     mode: str
     changes: tuple[NameChange, ...]
 
+    @cached_property
+    def _index(self) -> dict[str, NameChange]:
+        out: dict[str, NameChange] = {}
+        for c in self.changes:
+            for n in (c.name, *c.aliases):
+                out.setdefault(n, c)
+        return out
+
     def get(self, name: str) -> NameChange | None:
         """The change of ``name`` (or of a tensor it is an alias of)."""
-        for c in self.changes:
-            if c.name == name or name in c.aliases:
-                return c
-        return None
+        return self._index.get(name)
 
     def by_status(self, status: str) -> tuple[NameChange, ...]:
         return tuple(c for c in self.changes if c.status == status)
@@ -225,6 +231,11 @@ class NamedSnapshot:
     def nbytes(self) -> int:
         """Bytes the snapshot keeps: the copies, and 8 per fingerprint."""
         return sum(c.nbytes for c in self.copies if c is not None) + 8 * len(self.fingerprints)
+
+    def copy_of(self, name: str) -> torch.Tensor | None:
+        """The copy kept of ``name``'s values (exact mode, frozen names), else None."""
+        e = self.entries.get(name)
+        return None if e is None or e.slot is None else self.copies[e.slot]
 
     def names(self, role: str | None = None) -> list[str]:
         """The names recorded (of one role, if given), in model order."""

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from contextlib import ExitStack
 from typing import Any
 
@@ -40,7 +40,7 @@ from torch import nn
 from torchscope._check.byname import by_name_violations
 from torchscope._check.causes import Causes, nonfinite_cause
 from torchscope._check.grouping import group_violations
-from torchscope._check.numerics import Floats, inf_norm
+from torchscope._check.numerics import Floats, host_floats, inf_norm
 from torchscope._check.plan import CheckedTensor, Plan, collect_tensors, local_tensor, make_plan, unwrap
 from torchscope._check.probe import OptimizerProbe, restoring_optimizer
 from torchscope._check.report import (
@@ -51,7 +51,7 @@ from torchscope._check.report import (
     Violation,
     unused_caveat,
 )
-from torchscope._check.snapshot import Mode, take_snapshot
+from torchscope._check.snapshot import Mode, NamedSnapshot, SnapshotDiff, take_snapshot
 from torchscope._distributed import gather_report, should_gather
 from torchscope._optaudit import audit
 from torchscope._peft.review import PEFT_KINDS, PeftWatch
@@ -122,17 +122,44 @@ def check_step(
     return report
 
 
-def _finite_norms(params: list[CheckedTensor], buffers: list[CheckedTensor]) -> dict[str, torch.Tensor]:
-    """Name (``name.grad`` for grads) -> max |value| on the device, for every float tensor: read
-    before the step too, to tell NaN/Inf that were already there from NaN/Inf the step put there."""
+def _finite_norms(
+    params: list[CheckedTensor], buffers: list[CheckedTensor], skip: Collection[int] = ()
+) -> dict[str, torch.Tensor]:
+    """Name (``name.grad`` for grads) -> max |value| on the device, for every float tensor but the
+    values of those in ``skip`` (ids)."""
     out: dict[str, torch.Tensor] = {}
     for t, grads in [(t, True) for t in params] + [(b, False) for b in buffers]:
         loc = local_tensor(t.tensor)
-        if loc.numel() and loc.is_floating_point():
+        if id(t.tensor) not in skip and loc.numel() and loc.is_floating_point():
             out[t.name] = inf_norm(loc)
         g = t.tensor.grad if grads else None
         if g is not None and local_tensor(g).numel() and local_tensor(g).is_floating_point():
             out[t.name + ".grad"] = inf_norm(local_tensor(g))
+    return out
+
+
+def _bad_before(
+    bad_now: list[str], before: dict[str, float | None], diff: SnapshotDiff, snap: NamedSnapshot
+) -> set[str]:
+    """Which of ``bad_now`` (NaN/Inf after the step) already held NaN/Inf before it.
+
+    Read before the step where it was read (trainable values, grads, unwatched buffers); a frozen
+    tensor was not read twice: bit for bit unchanged, it was as bad before; changed, its exact-mode
+    copy tells (one more transfer, only on this rare path); else it counts as the step's.
+    """
+    out = {n for n in bad_now if before.get(n) is not None and not math.isfinite(before[n] or 0.0)}
+    copies: list[tuple[str, torch.Tensor]] = []
+    for name in bad_now:
+        if name in before:
+            continue
+        change = diff.get(name)
+        if change is not None and change.status == "same" and change.changed is False:
+            out.add(name)
+        elif (copy := snap.copy_of(name)) is not None and copy.is_floating_point():
+            copies.append((name, copy))
+    if copies:
+        norms = host_floats([inf_norm(c) for _, c in copies])
+        out |= {n for (n, _), v in zip(copies, norms, strict=True) if not math.isfinite(v)}
     return out
 
 
@@ -179,7 +206,9 @@ def _run(
     )  # fmt: skip
     with torch.no_grad():
         grad_before = [None if t.tensor.grad is None else inf_norm(local_tensor(t.tensor.grad)) for t in plan.frozen]
-        finite_before = _finite_norms(plan.params, plan.buffers)
+        # max |value| before the step, to tell NaN/Inf already there from NaN/Inf the step put there;
+        # frozen values are not read again: the snapshot says whether they changed
+        finite_before = _finite_norms(plan.params, plan.buffers, skip={id(t.tensor) for t in frozen_tensors})
     rg_before = [t.tensor.requires_grad for t in plan.frozen]
     snapshot_bytes = snap.nbytes + 8 * len(grad_before)
 
@@ -243,14 +272,13 @@ def _run(
                                     ctx.trainable_cause(nfrozen + k)))
     violations += by_name_violations(diff)
     # NaN/Inf already there before the step are not the step's; what turned NaN during it came from them
-    was_bad = {name for name, _, before_i in finite_i if not math.isfinite(floats.get(before_i) or 0.0)}
-    source = next((n for n, _, _ in finite_i if n in was_bad and not n.endswith(".grad")), None)
-    for name, now_i, _ in finite_i:
-        value = floats.get(now_i)
-        if value is not None and not math.isfinite(value):
-            was = name in was_bad
-            cause = nonfinite_cause(name, plan, before=was, source=None if was else source)
-            violations.append(Violation("nonfinite", name, None, cause))
+    bad_now = [n for n, now_i, _ in finite_i if not math.isfinite(floats.get(now_i) or 0.0)]
+    was_bad = _bad_before(bad_now, {n: floats.get(b) for n, _, b in finite_i if b is not None}, diff, snap)
+    source = next((n for n in bad_now if n in was_bad and not n.endswith(".grad")), None)
+    for name in bad_now:
+        was = name in was_bad
+        cause = nonfinite_cause(name, plan, before=was, source=None if was else source)
+        violations.append(Violation("nonfinite", name, None, cause))
 
     checks = [k for k in KINDS if optimizer is not None or k not in OPTIMIZER_KINDS]
     if not plan.pattern_frozen:

@@ -424,6 +424,9 @@ def render_report_terminal(data: ReportData, *, html_path: str | None = None) ->
         table.add_row("freeze check", Text("not run", style="dim"))
     elif data.check_ok:
         table.add_row("freeze check", Text(_held_words(data, "invariant"), style="green"))
+        if data.not_checked:
+            shown = "; ".join(f"{kind} ({why})" for kind, why in data.not_checked)
+            table.add_row("not checked", Text(shown, style="dim"))
     else:
         kinds: dict[str, int] = {}
         for v in data.violations:
