@@ -14,13 +14,17 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
 from torch import nn
 from zoo import SmallCNN
 
-from torchscope import check_step
+from torchscope import check_step, freeze
 from torchscope._check import take_snapshot
+from torchscope._check.plan import make_plan
 from torchscope._report import collect_report
 from torchscope.errors import TorchscopeError
+from torchscope.strategies import freeze_patterns, inputs_for, small_models
 from torchscope.testing import assert_frozen, expect_frozen
 
 ZOO = str(Path(__file__).parent / "zoo.py")
@@ -531,3 +535,46 @@ def test_report_says_which_checks_had_nothing_to_look_at() -> None:
 
     page = render_html(data)
     assert "every checked freeze invariant holds" in page and "every freeze invariant holds" not in page
+
+
+# ---------------------------------------------------------------- the class stays fixed: a property
+
+
+def _rebind(model: nn.Module, name: str) -> None:
+    """Re-bind ``name`` to a new tensor with the same values and flag: only identity gives it away."""
+    prefix, _, short = name.rpartition(".")
+    owner = model.get_submodule(prefix)
+    old = getattr(owner, short)
+    new = old.detach().clone()
+    setattr(owner, short, nn.Parameter(new, requires_grad=old.requires_grad) if isinstance(old, nn.Parameter) else new)
+
+
+@settings(deadline=None, max_examples=60, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(small_models(), st.data())
+def test_check_step_names_exactly_the_tensors_replaced_by_name(model: nn.Module, data: st.DataObject) -> None:
+    # random small models (tied weights, shared children, norm layers) with a random freeze; the step
+    # re-binds a random set of the frozen names to equal copies
+    patterns = data.draw(freeze_patterns(model))
+    x = data.draw(inputs_for(model))
+    if patterns:
+        freeze(model, *patterns)
+    model.eval()
+    plan = make_plan(model, None)
+    frozen_names = [n for t in plan.frozen + plan.frozen_buffers for n in t.names]
+    planted = data.draw(st.lists(st.sampled_from(frozen_names), unique=True, min_size=1) if frozen_names else st.just([]))
+    before = {n: t for n, t in [*model.named_parameters(remove_duplicate=False), *model.named_buffers(remove_duplicate=False)]}
+
+    def step() -> None:
+        model(x)
+        for name in planted:
+            _rebind(model, name)
+
+    report = check_step(model, step)
+    after = {n: t for n, t in [*model.named_parameters(remove_duplicate=False), *model.named_buffers(remove_duplicate=False)]}
+    replaced = {id(before[n]) for n in frozen_names if after[n] is not before[n]}
+    reported = {id(before[v.name]) for v in report.by_kind("tensor_replaced")}
+    event(f"replaced {min(len(replaced), 3)}")
+    assert reported == replaced, str(report)
+    assert all(v.max_abs_change == 0.0 for v in report.by_kind("tensor_replaced"))  # same values, compared
+    others = [v for v in report.violations if v.kind not in ("tensor_replaced", "trainable_not_updated")]
+    assert not others, str(report)
