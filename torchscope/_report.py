@@ -214,6 +214,15 @@ def collect_report(
         )  # fmt: skip
 
 
+def _shapes(row: Any) -> tuple[str, str]:
+    # a layer inside TorchScript ran without hooks: its shapes are unknown, not "no tensors"
+    if row.opaque:
+        return "?", "?"
+    from torchscope._summary import shapes_text
+
+    return shapes_text(row.inputs), shapes_text(row.outputs)
+
+
 def _collect(
     model: nn.Module,
     input_size: Any,
@@ -236,7 +245,7 @@ def _collect(
     from torchscope._inputs import parse_dtype, prepare_call
     from torchscope._record import record
     from torchscope._state import preserved
-    from torchscope._summary import collect_summary, shapes_text
+    from torchscope._summary import collect_summary
     from torchscope._tree import tree
 
     if input_size is None and input_data is None:
@@ -260,8 +269,7 @@ def _collect(
 
     s = collect_summary(model, input_size, input_data, dtype=dtype, compare_modes=False)
     layers = tuple(
-        LayerRow(r.name or "(model)", r.type, shapes_text(r.inputs), shapes_text(r.outputs), r.params, r.mult_adds)
-        for r in s.rows
+        LayerRow(r.name or "(model)", r.type, *_shapes(r), r.params, r.mult_adds) for r in s.rows
     )
     notes.extend(s.notes)
 

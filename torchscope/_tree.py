@@ -28,7 +28,9 @@ from torchscope._treedata import (
     _jsonable,
 )
 
-__all__ = ["FREEZE_STATES", "HookCounts", "ModuleEntry", "ModuleTree", "TreeWarning", "_jsonable", "tree"]
+__all__ = [
+    "FREEZE_STATES", "HookCounts", "ModuleEntry", "ModuleTree", "TreeWarning", "_jsonable", "tree", "type_name",
+]  # fmt: skip
 
 _LAZY = (UninitializedParameter, UninitializedBuffer)
 
@@ -41,7 +43,8 @@ def _numel(t: torch.Tensor) -> int:
     return logical_numel(t)
 
 
-def _type_name(module: nn.Module) -> str:
+def type_name(module: nn.Module) -> str:
+    """The class a module shows as: the scripted class of a TorchScript module, a peft tuner's name."""
     # TorchScript modules are all RecursiveScriptModule; show the class they were scripted from
     original = getattr(module, "original_name", None) if isinstance(module, torch.jit.ScriptModule) else None
     if isinstance(original, str) and original:
@@ -173,7 +176,7 @@ def tree(model: nn.Module) -> ModuleTree:
         entries.append(
             ModuleEntry(
                 name=name,
-                type=_type_name(module),
+                type=type_name(module),
                 depth=depth,
                 params=trainable + frozen,
                 own_params=sum(_numel(p) for p in own_params),
@@ -197,7 +200,7 @@ def tree(model: nn.Module) -> ModuleTree:
     distinct_modules = {id(m): m for m in root.modules()}.values()
     global_hooks = _global_hook_count()
     return ModuleTree(
-        model_type=_type_name(root),
+        model_type=type_name(root),
         wrappers=wrappers,
         total_params=total_trainable + total_frozen,
         trainable_params=total_trainable,

@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from torchscope._summary.data import TensorSpec, dtype_name, shapes_text, specs
+from torchscope._tree import type_name
 from torchscope.errors import ForwardError
 
 
@@ -22,6 +23,7 @@ class Call:
         "inputs",
         "module_id",
         "name",
+        "opaque",
         "outputs",
         "type",
         "uncounted",
@@ -36,6 +38,7 @@ class Call:
         self.flops = 0
         self.uncounted: dict[str, None] = {}
         self.completed = False
+        self.opaque = False  # inside a TorchScript module: no hook ran, shapes and MACs unknown
 
 
 def _one_spec(memo: dict[Any, TensorSpec], name: str, t: torch.Tensor) -> TensorSpec:
@@ -61,20 +64,43 @@ class CallTracker:
         self.names: dict[int, str] = {}
         self._types: dict[int, str] = {}
         self.modules: dict[int, nn.Module] = {}  # id -> module, each once, in named_modules order
+        # a TorchScript module called from Python runs its hooks, the modules inside it do not:
+        # they get rows without shapes or MACs (opaque), made when the scripted module is called
+        self._inside: dict[int, list[tuple[str, str, int, int]]] = {}
         if named_modules is None:
             named_modules = list(model.named_modules(remove_duplicate=False))
         script = torch.jit.ScriptModule
+        scripted: tuple[str, int] | None = None  # the outermost TorchScript module being walked
         for name, module in named_modules:
-            # TorchScript modules take no Python hooks: their ops count in the total only
-            if id(module) not in self.names and not isinstance(module, script):
-                self.names[id(module)] = name
-                self._types[id(module)] = type(module).__name__
-                self.modules[id(module)] = module
+            if scripted is not None and not (scripted[0] == "" or name.startswith(scripted[0] + ".")):
+                scripted = None
+            key = id(module)
+            if key not in self.names:
+                self.names[key] = name
+                self._types[key] = type_name(module) if isinstance(module, script) else type(module).__name__
+                self.modules[key] = module
+            if scripted is not None:
+                outer = scripted[0]
+                relative = name[len(outer) + 1 :] if outer else name
+                self._inside[scripted[1]].append((name, self._types[key], relative.count(".") + 1, key))
+            elif isinstance(module, script):
+                scripted = (name, key)
+                self._inside[key] = []
         self.calls: list[Call] = []
         self.stack: list[Call] = []
         self._count: dict[int, int] = {}
         self._handles: list[Any] = []
         self._specs: dict[Any, TensorSpec] = {}
+
+    @property
+    def model_type(self) -> str:
+        """The class the model's own row shows."""
+        return self._types.get(id(self.model), type(self.model).__name__)
+
+    @property
+    def scripted(self) -> list[int]:
+        """The outermost TorchScript modules with modules inside (whose rows are opaque), by id."""
+        return [key for key, inside in self._inside.items() if inside]
 
     def __enter__(self) -> CallTracker:
         try:
@@ -103,6 +129,12 @@ class CallTracker:
             inputs = specs(args, "input")
         call = Call(name, self._types[key], len(self.stack), n, inputs, key)
         self.calls.append(call)
+        inside = self._inside.get(key)
+        if inside:
+            for inner_name, inner_type, depth, inner_key in inside:
+                row = Call(inner_name, inner_type, call.depth + depth, n, (), inner_key)
+                row.completed = row.opaque = True
+                self.calls.append(row)
         self.stack.append(call)
 
     def _post(self, module: nn.Module, args: Any, kwargs: Any, output: Any) -> None:

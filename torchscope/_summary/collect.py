@@ -20,9 +20,12 @@ from torch import nn
 
 from torchscope._flops import MacCounter, OpKind
 from torchscope._inputs import describe_structure, model_device, prepare_call
+from torchscope._loader.wrappers import unwrap
 from torchscope._state import preserved, set_training
 from torchscope._summary.calls import CallTracker
 from torchscope._summary.data import DisplayOptions, ModuleRow, Summary, TensorSpec, specs
+from torchscope._summary.graph import GraphTracker, is_exported_graph, program_module
+from torchscope._tree import type_name
 from torchscope.errors import ForwardError, SpecError
 
 Mode = Literal["eval", "train"]
@@ -134,6 +137,11 @@ def _layout(module: nn.Module) -> tuple[tuple[int, ...] | None, int | None]:
     return kernel, g if isinstance(g, int) else None
 
 
+def _row_type(module: nn.Module) -> str:
+    # a TorchScript module shows the class it was scripted from, as in the tree
+    return type_name(module) if isinstance(module, torch.jit.ScriptModule) else type(module).__name__
+
+
 def _unique_params(model: nn.Module) -> list[nn.Parameter]:
     return list({id(p): p for p in model.parameters()}.values())
 
@@ -157,6 +165,19 @@ def _set_mode(model: nn.Module, train: bool, modules: list[nn.Module] | None = N
         model.train(train)
 
 
+def inspected(model: Any) -> tuple[Any, list[str]]:
+    """The module a summary describes, and notes on what was looked through: a ``torch.export``
+    program's module (its graph names the module calls), a ``torch.compile``d model's original
+    module (``_orig_mod``: Dynamo is not run), the module inside DataParallel/DDP."""
+    notes: list[str] = []
+    model = program_module(model)  # the graph's note is added where the graph runs
+    if isinstance(model, nn.Module):
+        model, wrappers = unwrap(model)
+        if wrappers:
+            notes.append(f"looked through {', '.join(wrappers)}: the rows are the wrapped model's")
+    return model, notes
+
+
 def check_model(model: Any, device: torch.device | str | None) -> None:
     """The model is an nn.Module on ``device`` (when given): torchscope never moves it."""
     if not isinstance(model, nn.Module):
@@ -171,6 +192,7 @@ def check_model(model: Any, device: torch.device | str | None) -> None:
 
 def parameter_summary(model: nn.Module, display: DisplayOptions | None = None) -> Summary:
     """The parameter table without a forward pass (no input given): no shapes, no mult-adds."""
+    model, _ = inspected(model)
     check_model(model, None)
     params = _module_params(model)
     rows = []
@@ -178,12 +200,10 @@ def parameter_summary(model: nn.Module, display: DisplayOptions | None = None) -
         p, tp = params[id(module)]
         kernel, groups = _layout(module)
         depth = name.count(".") + 1 if name else 0
-        rows.append(
-            ModuleRow(name, type(module).__name__, depth, 0, (), (), p, tp, None, (), True, kernel, groups)
-        )
+        rows.append(ModuleRow(name, _row_type(module), depth, 0, (), (), p, tp, None, (), True, kernel, groups))
     unique = _unique_params(model)
     return Summary(
-        model=type(model).__name__,
+        model=_row_type(model),
         mode="train" if model.training else "eval",
         inputs=(),
         outputs=(),
@@ -237,8 +257,8 @@ def _collect(
 ) -> Summary:
     if mode not in ("eval", "train"):
         raise SpecError(f"mode={mode!r} must be 'eval' or 'train'")
+    model, notes = inspected(model)
     check_model(model, device)
-    notes: list[str] = []
     target = model
     named = list(model.named_modules(remove_duplicate=False))  # one traversal, shared
     if _has_lazy(m for _, m in named):
@@ -246,17 +266,24 @@ def _collect(
         target = copy.deepcopy(model)
         notes.append("lazy modules were initialised on a copy of the model")
         named = list(target.named_modules(remove_duplicate=False))
+    graph = is_exported_graph(target)
+    if graph:
+        notes.append("torch.export graph: each module call's shapes and mult-adds are read from the graph")
+        compare_modes = False  # the graph runs as it was exported, in either mode
     with preserved(target, named_modules=named), torch.no_grad():
         args, kw = prepare_call(target, input_size, input_data, dtype=dtype, device=device, kwargs=kwargs)
         inputs = specs(args, "input") + specs(kw, "input")
-        tracker = CallTracker(target, named)
+        tracker = GraphTracker(target, named) if graph else CallTracker(target, named)  # type: ignore[arg-type]
         counter = MacCounter(tracker.on_op)
         all_modules = [m for _, m in named]
         _set_mode(target, mode == "train", all_modules)
         with tracker:
             try:
                 with counter:
-                    output = target(*args, **kw)
+                    if isinstance(tracker, GraphTracker):
+                        output = tracker.run(args, kw)
+                    else:
+                        output = target(*args, **kw)
             except Exception as exc:
                 raise SummaryForwardError(tracker.failure_message(exc)) from exc
         other_mode: str | None = None
@@ -356,18 +383,18 @@ def _build_summary(
     params = _module_params(model, all_modules)
     modules = tracker.modules
     named = [(tracker.names[key], m) for key, m in modules.items()]
-    unique = list({id(p): p for _, m in named for p in m._parameters.values() if p is not None}.values())
     layouts: dict[int, tuple[tuple[int, ...] | None, int | None]] = {}
     rows = []
     for c in tracker.calls:
         p, tp = params.get(c.module_id, (0, 0))
-        kernel, groups = layouts.get(c.module_id) or layouts.setdefault(
-            c.module_id, _layout(modules[c.module_id])
-        )
+        layout = layouts.get(c.module_id)
+        if layout is None:
+            module = modules.get(c.module_id)
+            layout = layouts[c.module_id] = _layout(module) if module is not None else (None, None)
         rows.append(
             ModuleRow(
-                c.name, c.type, c.depth, c.call, c.inputs, c.outputs, p, tp, c.flops // 2,
-                tuple(c.uncounted), c.completed, kernel, groups,
+                c.name, c.type, c.depth, c.call, c.inputs, c.outputs, p, tp,
+                None if c.opaque else c.flops // 2, tuple(c.uncounted), c.completed, *layout, opaque=c.opaque,
             )
         )  # fmt: skip
     called = {c.module_id for c in tracker.calls}
@@ -385,6 +412,16 @@ def _build_summary(
         and not isinstance(m, nn.ModuleDict | nn.ModuleList)
     )
     missing = counter.missing
+    scripted = [tracker.names[key] or "the model" for key in tracker.scripted if key in called]
+    if scripted:
+        notes.append(
+            f"TorchScript ({', '.join(scripted[:3])}{' ...' if len(scripted) > 3 else ''}): no Python hook runs "
+            "inside a scripted module, so the shapes and mult-adds of its layers are unknown (?); "
+            "its own row and the total count all of them"
+        )
+    # totals from the model's own parameters, each tied tensor once: a scripted child's
+    # parameters count although no hook saw its layers
+    unique = _unique_params(model)
     output_type = describe_structure(output)
     outputs = specs(output, "output")
     differ = other_type is not None and (
@@ -398,7 +435,7 @@ def _build_summary(
             "and may do multiply-accumulates"
         )
     return Summary(
-        model=type(model).__name__,
+        model=tracker.model_type,
         mode=mode,
         inputs=inputs,
         outputs=outputs,

@@ -20,6 +20,7 @@ from torch import nn
 from torchscope._inputs import normalize_sizes, parse_dtype
 from torchscope._summary.collect import collect_summary, parameter_summary
 from torchscope._summary.data import DisplayOptions, Summary
+from torchscope._summary.graph import program_module
 from torchscope.errors import SpecError
 
 COLUMNS = (
@@ -179,6 +180,7 @@ def summary(
     (64, [2, 4])
     """
     display = display_options(depth, col_names, col_width, row_settings, verbose)
+    model = program_module(model)
     if not isinstance(model, nn.Module):
         raise SpecError(f"summary() needs an nn.Module, got {type(model).__name__}")
     run_mode = _mode(model, mode)

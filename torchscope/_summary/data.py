@@ -38,6 +38,9 @@ class ModuleRow:
     completed: bool = True  # False for a call that raised and was caught by its caller
     kernel_size: tuple[int, ...] | None = None
     groups: int | None = None
+    # inside a TorchScript module, where no Python hook runs: shapes and mult-adds unknown (not 0);
+    # the scripted module's own row counts them
+    opaque: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -55,6 +58,7 @@ class ModuleRow:
             "completed": self.completed,
             "kernel_size": list(self.kernel_size) if self.kernel_size is not None else None,
             "groups": self.groups,
+            "shapes_known": not self.opaque,
         }
 
 

@@ -113,6 +113,8 @@ def _trainable(row: ModuleRow) -> str:
 
 
 def _cell(column: str, row: ModuleRow, data: Summary) -> str:
+    if row.opaque and column in ("input_size", "output_size", "mult_adds"):
+        return "?"  # inside TorchScript: unknown, not zero
     if column == "input_size":
         return fmt_shapes(row.inputs)
     if column == "output_size":
