@@ -22,6 +22,7 @@ from torchscope._check.reference import reference_loss
 from torchscope._check.report import unused_caveat
 from torchscope._format import format_shape
 from torchscope._inputs import flatten_outputs, prepare_call
+from torchscope._recursion import with_headroom
 from torchscope._state import preserved
 from torchscope._summary import CallTracker
 from torchscope._tokens import is_causal_lm, is_token_model, takes_labels, token_labels
@@ -133,6 +134,7 @@ def compute_loss(output: Any, loss: LossSpec) -> tuple[torch.Tensor, str]:
     return torch.stack([t.float().sum() for t in tensors]).sum(), "sum"
 
 
+@with_headroom
 def grad_report(
     model: nn.Module,
     input_size: Any = None,

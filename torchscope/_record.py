@@ -22,6 +22,7 @@ from torch import nn
 from torchscope._fused import fused_stats
 from torchscope._inputs import flatten_outputs
 from torchscope._patterns import match_names
+from torchscope._recursion import WALK_PER_LEVEL, check_depth, headroom
 from torchscope.errors import SpecError
 
 # Modules whose output is exactly zero for negative inputs: >= DEAD_FRACTION zeros means dead units.
@@ -544,6 +545,7 @@ def record(
         raise SpecError(
             "record() cannot hook a TorchScript module; load the eager model (NAME or file.py:attr)"
         )
+    check_depth(model, per_level=WALK_PER_LEVEL)
     all_names: list[tuple[str, nn.Module]] = [
         (n, m) for n, m in model.named_modules(remove_duplicate=False) if n
     ]
@@ -569,7 +571,8 @@ def record(
             handles.append(m.register_forward_hook(rec._post))
         # registered last, so it runs after the hooks of a recorded root-level module
         handles.append(model.register_forward_hook(rec._root_post))
-        yield rec
+        with headroom(model):  # our hooks cost torch a frame per nesting level
+            yield rec
     finally:
         for h in handles:
             h.remove()

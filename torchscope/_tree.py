@@ -16,6 +16,7 @@ from torch.nn.parameter import UninitializedBuffer, UninitializedParameter
 
 from torchscope._adapters import collect_adapters, logical_numel
 from torchscope._loader import unwrap
+from torchscope._recursion import WALK_PER_LEVEL, check_depth
 
 # the plain data lives in a torch-free module (read back from the cache without torch); re-exported
 # here so ``from torchscope._tree import ModuleTree`` keeps working
@@ -116,6 +117,7 @@ def tree(model: nn.Module) -> ModuleTree:
             f"tree() takes an nn.Module, got {type(model).__name__}; load one with load_model()"
         )
     root, wrappers = unwrap(model)
+    check_depth(root, per_level=WALK_PER_LEVEL)  # one line, not a RecursionError, if too deep
 
     # every name a module or parameter is reachable under, first name first
     names_of_module: dict[int, list[str]] = {}

@@ -27,6 +27,7 @@ from torchscope._check.report import StepReport
 from torchscope._check.step import Mode, check_step
 from torchscope._format import format_shape
 from torchscope._freeze import find_head
+from torchscope._recursion import with_headroom
 from torchscope._tokens import is_token_model, own_loss, token_batch
 from torchscope.errors import ForwardError, SpecError
 
@@ -135,6 +136,7 @@ def _inputs(input_size: Sequence[int] | Sequence[Sequence[int]]) -> list[tuple[i
     return shapes
 
 
+@with_headroom  # it deep-copies the model: room for a deep one
 def check_freeze(
     model: nn.Module,
     *,

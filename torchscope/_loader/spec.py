@@ -16,6 +16,7 @@ from torchscope._loader.hf import PREFIX as HF_PREFIX
 from torchscope._loader.hf import build_hf
 from torchscope._loader.objects import build_attr, build_timm
 from torchscope._loader.vision import build_torchvision
+from torchscope._recursion import WALK_PER_LEVEL, check_depth
 from torchscope.errors import SpecError
 
 
@@ -80,6 +81,7 @@ def load_model(
         if weights is not None and not meta:
             # Build without init cost, then take the file's tensors as they are (assign=True).
             model = _build(spec, kw, pretrained, meta=True, device=dev, unsafe_load=unsafe_load, hf=hf)
+            check_depth(model, per_level=WALK_PER_LEVEL)  # one line, not a RecursionError, if too deep
             if not any(t.is_meta for t in [*model.parameters(), *model.buffers()]):
                 model = model.to(dev)  # a module instance: already real
                 return load_weights(model, weights, unsafe_load=unsafe_load, verify=verify)
@@ -89,6 +91,7 @@ def load_model(
             # non-persistent buffers are not in the file: build for real and copy the weights in
             verify = False  # the file was just checked
     model = _build(spec, kw, pretrained, meta, dev, unsafe_load, hf=hf, verify=verify)
+    check_depth(model, per_level=WALK_PER_LEVEL)
     if not meta:
         model = model.to(dev)
     elif any(not t.is_meta for t in [*model.parameters(), *model.buffers()]) and not isinstance(

@@ -7,6 +7,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from torchscope._recursion import headroom
 from torchscope._summary.data import TensorSpec, dtype_name, shapes_text, specs
 from torchscope._tree import type_name
 from torchscope.errors import ForwardError
@@ -91,6 +92,7 @@ class CallTracker:
         self._count: dict[int, int] = {}
         self._handles: list[Any] = []
         self._specs: dict[Any, TensorSpec] = {}
+        self._room: Any = None
 
     @property
     def model_type(self) -> str:
@@ -103,6 +105,9 @@ class CallTracker:
         return [key for key, inside in self._inside.items() if inside]
 
     def __enter__(self) -> CallTracker:
+        # with a hook registered, torch spends one more frame per nesting level: make room for it
+        self._room = headroom(self.model)
+        self._room.__enter__()
         try:
             self._handles.append(nn.modules.module.register_module_forward_pre_hook(self._pre))
             self._handles.append(nn.modules.module.register_module_forward_hook(self._post, with_kwargs=True))
@@ -115,6 +120,9 @@ class CallTracker:
         for h in self._handles:
             h.remove()
         self._handles.clear()
+        room, self._room = self._room, None
+        if room is not None:
+            room.__exit__(None, None, None)
 
     def _pre(self, module: nn.Module, args: Any) -> None:
         key = id(module)
@@ -170,8 +178,8 @@ class CallTracker:
         if not self.stack:
             return f"forward pass failed before any module ran: {type(exc).__name__}: {first}"
         running = self.stack[-1]
-        label = f"{running.name} ({running.type})" if running.name else f"the model ({running.type})"
-        done = [c.name or c.type for c in self.calls if c.completed]
+        label = f"{_short(running.name)} ({running.type})" if running.name else f"the model ({running.type})"
+        done = [_short(c.name) or c.type for c in self.calls if c.completed]
         before = ", ".join(done[-3:]) if done else "nothing"
         message = (
             f"forward pass failed in {label} given {shapes_text(running.inputs)}: "
@@ -192,6 +200,12 @@ class CallTracker:
                 "give float inputs (--dtype float32)"
             )
         return ""
+
+
+def _short(name: str) -> str:
+    # a module 200 levels deep has a 400-character name: the message stays one readable line
+    parts = name.split(".")
+    return name if len(parts) <= 8 else f"{'.'.join(parts[:3])}...{'.'.join(parts[-3:])} ({len(parts)} deep)"
 
 
 def run_forward(model: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:

@@ -21,6 +21,7 @@ from torch import nn
 from torchscope._flops import MacCounter, OpKind
 from torchscope._inputs import describe_structure, model_device, prepare_call
 from torchscope._loader.wrappers import unwrap
+from torchscope._recursion import with_headroom
 from torchscope._state import preserved, set_training
 from torchscope._summary.calls import CallTracker
 from torchscope._summary.data import DisplayOptions, ModuleRow, Summary, TensorSpec, specs
@@ -190,6 +191,7 @@ def check_model(model: Any, device: torch.device | str | None) -> None:
             )
 
 
+@with_headroom
 def parameter_summary(model: nn.Module, display: DisplayOptions | None = None) -> Summary:
     """The parameter table without a forward pass (no input given): no shapes, no mult-adds."""
     model, _ = inspected(model)
@@ -244,6 +246,7 @@ def collect_summary(
             gc.enable()
 
 
+@with_headroom  # room for our hooks on a deep model; one line if it is too deep for torch
 def _collect(
     model: nn.Module,
     input_size: Any,
