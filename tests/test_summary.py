@@ -229,7 +229,7 @@ def test_failing_forward_names_module_shapes_and_predecessors() -> None:
         (lambda: nn.Sequential(nn.Linear(4, 4), nn.BatchNorm1d(4)), {"input_size": (1, 4), "mode": "train"},
          r"failed in 1 \(BatchNorm1d\) given \[1, 4\]: ValueError: .*; use batch >= 2"),
         (lambda: nn.Sequential(nn.Linear(4, 2)), {"input_size": (2, 4), "dtypes": [torch.long]},
-         r"failed in 0 \(Linear\) given \[2, 4\]: RuntimeError: .*the input is int64 but the module's weights"),
+         r"^input\[0\] is int64 but 0 \(Linear\) has float32 weights: give float inputs \(--dtype float32\)$"),
         (lambda: nn.Sequential(nn.Conv2d(3, 4, 3)), {"input_size": (1, 4, 8, 8)},
          r"failed in 0 \(Conv2d\) given \[1, 4, 8, 8\]: RuntimeError: .*to have 3 channels, but got 4"),
     ],
@@ -432,8 +432,7 @@ def test_cli_marks_a_lower_bound_and_strict_exits_1(tmp_path, cli) -> None:
     [
         (["--input-size", "2,4,8,8"], r"forward pass failed in backbone\.0 \(Conv2d\) given \[2, 4, 8, 8\]"),
         (["--input-size", "2,3,8,8", "--dtype", "int64"],
-         r"backbone\.0 \(Conv2d\) given \[2, 3, 8, 8\]: .*the input is int64 but the module's weights are "
-         r"floating point: give float inputs \(--dtype float32\)"),
+         r"input\[0\] is int64 but backbone\.0 \(Conv2d\) has float32 weights: give float inputs \(--dtype float32\)"),
         (["--input-size", "1,3,1,1", "--mode", "train"],
          r"backbone\.1 \(BatchNorm2d\) given \[1, 8, 1, 1\]: ValueError: .*; use batch >= 2"),
     ],

@@ -177,6 +177,7 @@ def grad_report(
         own = _add_labels(model, kw) if loss == "auto" and input_size is not None else None
         with torch.enable_grad():
             with CallTracker(model) as tracker:
+                tracker.expect(args, kw)
                 try:
                     output = model(*args, **kw)
                 except Exception as exc:

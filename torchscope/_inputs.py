@@ -23,7 +23,11 @@ from torchscope._parsing import Shape as Shape
 from torchscope._parsing import dtype_name
 from torchscope._parsing import parse_input_size as parse_input_size
 from torchscope._tokens import is_token_model, token_batch
-from torchscope.errors import SpecError
+from torchscope.errors import ForwardError, SpecError
+
+
+class InputDtypeError(ForwardError):
+    """An input whose dtype the layer that receives it cannot take (checked before the layer runs)."""
 
 
 def parse_dtype(name: str | torch.dtype | None) -> torch.dtype | None:
@@ -246,3 +250,87 @@ def describe_structure(obj: Any) -> str:
     if _is_dataclass_instance(obj):
         return f"{type(obj).__name__}({', '.join(f.name for f in dataclasses.fields(obj))})"
     return type(obj).__name__
+
+
+def _autocast(t: torch.Tensor) -> bool:
+    for device in dict.fromkeys((t.device.type, "cpu", "cuda")):
+        try:
+            if torch.is_autocast_enabled(device):
+                return True
+        except (RuntimeError, TypeError):  # a device type autocast does not know (meta), or old torch
+            continue
+    return False
+
+
+def _exact(t: torch.Tensor) -> bool:
+    return t.is_floating_point() or t.is_complex()
+
+
+def layer_dtype_problem(module: nn.Module, x: torch.Tensor) -> str | None:
+    """Why torch's own layer ``module`` cannot take ``x`` as its input, or None.
+
+    The checks real kernels make and meta kernels skip: a floating input into a Linear or Conv must
+    have the weight's dtype (unless autocast is on), an integer input into a layer with floating
+    weights fails (an Embedding excepted), and an Embedding takes integer indices. Layers not
+    torch's own (peft, bitsandbytes, the user's) are not judged: they may cast their inputs.
+
+    >>> layer_dtype_problem(nn.Linear(2, 2), torch.zeros(1, 2, dtype=torch.float16))
+    'has float32 weights: give float32 inputs (--dtype float32) or run under autocast'
+    >>> layer_dtype_problem(nn.Embedding(4, 2), torch.zeros(1, 2, dtype=torch.long)) is None
+    True
+    """
+    cls = type(module)
+    if not cls.__module__.startswith("torch.nn.modules."):
+        return None
+    if isinstance(module, nn.Embedding | nn.EmbeddingBag):
+        return "takes integer indices: give integer inputs (--dtype int64)" if _exact(x) else None
+    weight = next((p for p in module._parameters.values() if p is not None and p.is_floating_point()), None)
+    if weight is None:
+        return None
+    w = str(weight.dtype).removeprefix("torch.")
+    if not _exact(x):
+        return f"has {w} weights: give float inputs (--dtype {w})"
+    if (
+        isinstance(module, nn.Linear | nn.modules.conv._ConvNd)
+        and x.dtype != weight.dtype
+        and not x.is_complex()
+        and not _autocast(x)
+    ):
+        return f"has {w} weights: give {w} inputs (--dtype {w}) or run under autocast"
+    return None
+
+
+class InputDtypeCheck:
+    """The model's input tensors, checked against every layer of torch's that takes one of them.
+
+    Call it from a forward pre-hook with each module call's first positional argument: when that
+    is one of the model's own inputs (by identity: a tensor the model made from it is its own
+    business) and the layer cannot take its dtype (:func:`layer_dtype_problem`), it raises an
+    :class:`InputDtypeError`. It runs before the layer does, so the message is the same on the meta
+    device, whose kernels skip some dtype checks, and on a real one. Every collector that runs a
+    forward pass uses it: summary, grads and activations through their call tracker; the memory
+    predictor from its own pre-hook.
+
+    >>> x = torch.zeros(1, 2, dtype=torch.float16)
+    >>> check = InputDtypeCheck((x,), {})
+    >>> check(nn.Linear(2, 2), x, "fc")
+    Traceback (most recent call last):
+    torchscope._inputs.InputDtypeError: input[0] is float16 but fc (Linear) has float32 weights: give float32 inputs (--dtype float32) or run under autocast
+    """
+
+    def __init__(self, args: Any, kwargs: Mapping[str, Any]) -> None:
+        named = flatten_outputs(args, "input")
+        for key, value in kwargs.items():
+            named += flatten_outputs(value, str(key))  # input_ids, attention_mask...
+        self.inputs: dict[int, tuple[str, torch.Tensor]] = {}
+        for name, t in named:
+            self.inputs.setdefault(id(t), (name, t))
+
+    def __call__(self, module: nn.Module, x: Any, name: str = "") -> None:
+        found = self.inputs.get(id(x))
+        if found is None or found[1] is not x:
+            return
+        problem = layer_dtype_problem(module, x)
+        if problem is not None:
+            who = f"{name} ({type(module).__name__})" if name else f"the model ({type(module).__name__})"
+            raise InputDtypeError(f"{found[0]} is {str(x.dtype).removeprefix('torch.')} but {who} {problem}")

@@ -7,10 +7,11 @@ from typing import Any
 import torch
 from torch import nn
 
+from torchscope._inputs import InputDtypeCheck
 from torchscope._recursion import headroom
 from torchscope._summary.data import TensorSpec, dtype_name, shapes_text, specs
 from torchscope._tree import type_name
-from torchscope.errors import ForwardError
+from torchscope.errors import ForwardError, TorchscopeError
 
 
 class Call:
@@ -93,6 +94,12 @@ class CallTracker:
         self._handles: list[Any] = []
         self._specs: dict[Any, TensorSpec] = {}
         self._room: Any = None
+        self._dtypes: InputDtypeCheck | None = None
+
+    def expect(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        """The model's inputs, so that a layer given one it cannot take is one line naming it, on meta
+        as on a real device (without this, the root call's positional inputs are used)."""
+        self._dtypes = InputDtypeCheck(args, kwargs)
 
     @property
     def model_type(self) -> str:
@@ -129,6 +136,10 @@ class CallTracker:
         name = self.names.get(key)
         if name is None:
             return  # a module of another model, or one made during the forward pass
+        if self._dtypes is None and module is self.model:
+            self._dtypes = InputDtypeCheck(args, {})
+        if args and self._dtypes is not None:
+            self._dtypes(module, args[0], name)  # before the layer runs: meta kernels skip some checks
         n = self._count.get(key, 0)
         self._count[key] = n + 1
         if len(args) == 1 and isinstance(args[0], torch.Tensor):  # the common case, one tensor
@@ -174,6 +185,8 @@ class CallTracker:
 
     def failure_message(self, exc: BaseException) -> str:
         """One line: the module that was running, the shapes it got, what ran before it, and a fix."""
+        if isinstance(exc, TorchscopeError):  # our own one line (an input the layer cannot take)
+            return str(exc)
         first = (str(exc).strip().splitlines() or [""])[0]
         if not self.stack:
             return f"forward pass failed before any module ran: {type(exc).__name__}: {first}"

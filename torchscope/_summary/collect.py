@@ -27,7 +27,7 @@ from torchscope._summary.calls import CallTracker
 from torchscope._summary.data import DisplayOptions, ModuleRow, Summary, TensorSpec, specs
 from torchscope._summary.graph import GraphTracker, is_exported_graph, program_module
 from torchscope._tree import type_name
-from torchscope.errors import ForwardError, SpecError
+from torchscope.errors import ForwardError, SpecError, TorchscopeError
 
 Mode = Literal["eval", "train"]
 
@@ -280,6 +280,7 @@ def _collect(
         counter = MacCounter(tracker.on_op)
         all_modules = [m for _, m in named]
         _set_mode(target, mode == "train", all_modules)
+        tracker.expect(args, kw)
         with tracker:
             try:
                 with counter:
@@ -287,6 +288,8 @@ def _collect(
                         output = tracker.run(args, kw)
                     else:
                         output = target(*args, **kw)
+            except TorchscopeError:
+                raise  # a one-line diagnosis already (an input dtype the first layer cannot take)
             except Exception as exc:
                 raise SummaryForwardError(tracker.failure_message(exc)) from exc
         other_mode: str | None = None
