@@ -12,12 +12,16 @@ Every way a file can fail to load is a :class:`CheckpointError`, one line naming
 
 from __future__ import annotations
 
+import _compat_pickle
 import collections
 import io
 import mmap
 import os
 import pickle
+import pickletools
+import re
 import struct
+import sys
 import warnings
 import zipfile
 import zlib
@@ -66,8 +70,29 @@ class _Stub:
 
 
 class _Storage:
-    def __init__(self, key: str) -> None:
+    def __init__(self, key: str, nbytes: int | None = None) -> None:
         self.key = key
+        self.nbytes = nbytes  # what the index says the storage holds; None when it cannot tell
+
+
+class _StorageType:
+    """``torch.FloatStorage`` and the like, by name: the element size of a storage's ``numel``."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    @property
+    def itemsize(self) -> int | None:
+        if self.name == "UntypedStorage":
+            return 1
+        dtype = _storage_dtypes().get(self.name)
+        return None if dtype is None else dtype.itemsize
+
+
+def _storage_dtypes() -> dict[str, torch.dtype]:
+    from torch.storage import _dtype_to_storage_type_map  # the names torch.save writes
+
+    return {name: dtype for dtype, name in _dtype_to_storage_type_map().items()}
 
 
 class _TensorRef:
@@ -89,6 +114,7 @@ class _IndexUnpickler(pickle.Unpickler):
     def __init__(self, data: bytes) -> None:
         super().__init__(io.BytesIO(data))
         self.globals: list[tuple[str, str]] = []
+        self.storages: list[_Storage] = []
 
     def find_class(self, module: str, name: str) -> Any:
         self.globals.append((module, name))
@@ -98,12 +124,19 @@ class _IndexUnpickler(pickle.Unpickler):
             return _rebuild_parameter
         if module == "torch._utils" and name.startswith("_rebuild_tensor"):
             return _rebuild_tensor
+        if module in ("torch", "torch.storage") and name.endswith("Storage"):
+            return _StorageType(name)
         return _Stub
 
     def persistent_load(self, pid: Any) -> Any:
         # ('storage', storage_type, key, location, numel)
         if isinstance(pid, tuple) and len(pid) > 2 and pid[0] == "storage":
-            return _Storage(str(pid[2]))
+            kind, numel = pid[1], pid[4] if len(pid) > 4 else None
+            itemsize = kind.itemsize if isinstance(kind, _StorageType) else None
+            nbytes = numel * itemsize if isinstance(numel, int) and itemsize is not None else None
+            storage = _Storage(str(pid[2]), nbytes)
+            self.storages.append(storage)
+            return storage
         return _Stub()
 
 
@@ -276,8 +309,40 @@ def _check_stored(view: memoryview, info: zipfile.ZipInfo) -> str:
     return "" if crc == info.CRC else "its CRC-32 does not match"
 
 
-def _damaged(path: Path, record: str, why: str) -> str:
-    fix = "copy or download it again (or pass --no-verify to load it anyway)"
+def check_storage_sizes(path: Path) -> None:
+    """Every storage record holds the bytes the index (``data.pkl``) says it does.
+
+    A record cut short, with a CRC-32 that matches its short bytes, passes the CRC check, and
+    ``torch.load(mmap=True)`` then reads past its end into the next records: wrong values, no error.
+    Reading the index runs none of the file's code and reads no tensor bytes.
+    """
+    try:
+        with zipfile.ZipFile(path) as archive:
+            read = _read_index(archive)
+            sizes = {i.filename: i.file_size for i in archive.infolist()}
+    except Exception:  # an index that does not unpickle: torch.load reports it, as before
+        return
+    if read is None:
+        return
+    prefix, unpickler, _ = read
+    for storage in unpickler.storages:
+        record = f"{prefix}/data/{storage.key}"
+        if storage.nbytes is None:
+            continue
+        if record not in sizes:
+            raise CheckpointError(_damaged(path, record, "the record is missing", _NO_LOAD))
+        if sizes[record] != storage.nbytes:
+            why = f"it has {sizes[record]} bytes, the index says {storage.nbytes}"
+            raise CheckpointError(_damaged(path, record, why, _NO_LOAD))
+
+
+# a record of the wrong size cannot be loaded at all (the tensor would be read from other bytes)
+_NO_LOAD = "copy or download it again, or save it again"
+
+
+def _damaged(
+    path: Path, record: str, why: str, fix: str = "copy or download it again (or pass --no-verify to load it anyway)"
+) -> str:
     _, _, rest = record.partition("/")
     if rest.startswith("data/") and rest.count("/") == 1:
         names = storage_names(path).get(rest.removeprefix("data/"), [])
@@ -301,28 +366,135 @@ def read_checkpoint(path: Path, map_location: str, unsafe_load: bool, verify: bo
     :class:`CheckpointError`.
     """
     kind = sniff(path)
-    if kind == "zip" and verify:
-        verify_zip(path)
+    if kind == "zip":
+        if verify:
+            verify_zip(path)
+        check_storage_sizes(path)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # torch warns about odd pickle protocols in damaged files
             return torch.load(path, map_location=map_location, weights_only=True, mmap=kind == "zip")
     except pickle.UnpicklingError as exc:
-        if "Unsupported global" not in str(exc):
+        found = refused_global(exc)
+        scanned, whole = scan_pickle(path, kind)
+        found = found or next((g for g in scanned if not _is_data_global(g)), None)
+        if found is None and not whole:
             raise CheckpointError(
                 f"{path} is not a loadable PyTorch checkpoint (damaged pickle: {_weights_only_detail(exc)}); "
                 "check the file"
             ) from None
-        if not unsafe_load:
+        if found is None and not unsafe_load:
+            # a whole, code-free pickle that torch's safe unpickler cannot read (protocol 4's FRAME, say)
             raise CheckpointError(
-                f"{path} pickles Python objects (a whole module?), and unpickling them runs code from the file; "
-                "pass --unsafe-load (unsafe_load=True) only if you trust it, or save a state_dict instead"
+                f"{path} uses pickle features that torch.load(weights_only=True) does not read "
+                f"({_weights_only_detail(exc)}; it imports nothing but tensors); save it again with torch.save's "
+                "default protocol, or pass --unsafe-load (unsafe_load=True) if you trust it"
             ) from None
+        if found is not None and not unsafe_load:
+            raise CheckpointError(_code_refused(path, found)) from None
     except Exception as exc:  # any failure of torch.load on a bad file is bad input
         raise CheckpointError(
             f"{path} is not a loadable PyTorch checkpoint ({first_line(exc)}); check the file"
         ) from None
     return _unsafe_load(path, map_location, kind)
+
+
+# "Unsupported global: GLOBAL eval was not an allowed global by default",
+# "Trying to load unsupported GLOBAL posix.system whose module posix is blocked"
+_REFUSED_GLOBAL = re.compile(r"GLOBAL (\S+?)(?: was not an allowed global| whose module )")
+
+
+def refused_global(exc: BaseException) -> str | None:
+    """The global (``posix.system``, ``mynet.Net``) that ``torch.load(weights_only=True)`` refused, if any."""
+    match = _REFUSED_GLOBAL.search(str(exc))
+    if match is None:
+        return None
+    module, _, name = match.group(1).rpartition(".")
+    return _py3_name(module, name) if module else name
+
+
+# what a plain state_dict pickles besides torch's own names
+_DATA_GLOBALS = frozenset(
+    {"collections.OrderedDict", "_codecs.encode", "builtins.set", "builtins.frozenset", "builtins.bytearray",
+     "builtins.slice", "builtins.complex", "copyreg._reconstructor", "builtins.object"}
+)  # fmt: skip
+
+
+def _is_data_global(dotted: str) -> bool:
+    return dotted.startswith(("torch.", "numpy.")) or dotted in _DATA_GLOBALS
+
+
+def _py3_name(module: str, name: str) -> str:
+    """A pickle written with protocol 2 names Python 2 modules (``commands.check_output``): the Python 3 name."""
+    module, name = _compat_pickle.NAME_MAPPING.get((module, name), (module, name))
+    return f"{_compat_pickle.IMPORT_MAPPING.get(module, module)}.{name}"
+
+
+def scan_pickle(path: Path, kind: str) -> tuple[list[str], bool]:
+    """Every ``module.name`` the checkpoint's pickle imports, and whether the pickle is whole.
+
+    Read opcode by opcode (:mod:`pickletools`): nothing is imported, nothing of the file's runs.
+    """
+    found: list[str] = []
+    try:
+        if kind == "zip":
+            with zipfile.ZipFile(path) as archive:
+                index = next((n for n in archive.namelist() if n.endswith("data.pkl") and n.count("/") == 1), None)
+                if index is None:
+                    return [], False
+                _scan_one(io.BytesIO(archive.read(index)), found)
+        else:
+            with open(path, "rb") as fh:
+                for _ in range(4):  # magic number, protocol, sys info, then the object
+                    _scan_one(fh, found)
+    except Exception:  # any parse failure means the pickle is not whole
+        return found, False
+    return found, True
+
+
+def _scan_one(stream: Any, found: list[str]) -> None:
+    strings: list[Any] = []  # what the last pushes were (a str or None), for STACK_GLOBAL
+    memo: dict[Any, Any] = {}
+    for op, arg, _ in pickletools.genops(stream):
+        if op.name in ("GLOBAL", "INST"):
+            module, _, name = str(arg).partition(" ")
+            found.append(_py3_name(module, name))
+        elif op.name == "STACK_GLOBAL":
+            if len(strings) >= 2 and isinstance(strings[-1], str) and isinstance(strings[-2], str):
+                found.append(_py3_name(strings[-2], strings[-1]))
+        elif op.name in ("PUT", "BINPUT", "LONG_BINPUT"):
+            memo[arg] = strings[-1] if strings else None
+        elif op.name == "MEMOIZE":
+            memo[len(memo)] = strings[-1] if strings else None
+        elif op.name in ("GET", "BINGET", "LONG_BINGET"):
+            strings.append(memo.get(arg))
+        elif op.name != "FRAME":
+            strings.append(arg if isinstance(arg, str) else None)
+
+
+def _is_class(dotted: str) -> bool:
+    """Whether a pickled global names a class (a pickled object) rather than a function (a call).
+
+    Looked up only in modules already imported (importing one would run its code), else by the
+    naming convention.
+    """
+    module, _, name = dotted.rpartition(".")
+    found = getattr(sys.modules.get(module or "builtins"), name, None)
+    if found is not None:
+        return isinstance(found, type)
+    return name[:1].isupper()
+
+
+def _code_refused(path: Path, found: str) -> str:
+    if _is_class(found):
+        return (
+            f"{path} pickles Python objects ({found}: a whole module?), and unpickling them runs code from the "
+            "file; pass --unsafe-load (unsafe_load=True) only if you trust it, or save a state_dict instead"
+        )
+    return (
+        f"{path} contains code: its pickle calls {found} when it is loaded, which a checkpoint of tensors never "
+        "does; refused: pass --unsafe-load (unsafe_load=True) only if you trust the file"
+    )
 
 
 def _weights_only_detail(exc: BaseException) -> str:
