@@ -274,3 +274,67 @@ def test_the_python_api_says_the_same(tmp_path: Path, code_pickles: dict[str, Pa
         load_weights(small_net(), code_pickles["os_system"])
     with pytest.raises(TorchscopeError, match=r"contains code: its pickle calls eval"):
         diff_checkpoints(code_pickles["eval"], code_pickles["eval"])
+
+
+# ---------------------------------------------------------------------------------------------
+# parameters split between meta and a real device
+
+SPLIT_PY = """\
+from torch import nn
+
+
+def split():
+    model = nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 2))
+    model[2].to("meta")
+    return model
+
+
+def all_meta():
+    return nn.Sequential(nn.Linear(4, 3, device="meta"), nn.ReLU(), nn.Linear(3, 2, device="meta"))
+
+
+instance = split()
+"""
+
+
+@pytest.fixture
+def split_py(tmp_path: Path) -> Path:
+    (tmp_path / "split.py").write_text(SPLIT_PY)
+    return tmp_path / "split.py"
+
+
+@pytest.mark.parametrize("attr", ["split", "instance"])
+def test_a_model_split_between_meta_and_cpu_is_exit_2_on_a_real_device(cli, split_py: Path, attr: str) -> None:
+    for command in (["tree", f"{split_py}:{attr}", "--device", "cpu"], ["summary", f"{split_py}:{attr}", "--device", "cpu", "--input-size", "1,4"]):
+        line = one_line_exit_2(cli(*command))
+        assert (
+            f"{split_py}:{attr} built a model with 2 of 4 tensors on the meta device ([2.weight, 2.bias]; the rest on "
+            "cpu), which a cpu run cannot use: create them on a real device in the model code, give --weights FILE "
+            "that holds them, or pass --device meta"
+        ) in line
+    assert cli("tree", f"{split_py}:{attr}", "--device", "meta").exit_code == 0
+
+
+def test_a_model_all_on_meta_says_so(cli, split_py: Path) -> None:
+    line = one_line_exit_2(cli("tree", f"{split_py}:all_meta", "--device", "cpu"))
+    assert "2 of 4 tensors" not in line and "4 of 4 tensors on the meta device" in line and "no real tensor at all" in line
+
+
+@pytest.mark.parametrize("attr", ["split", "instance", "all_meta"])
+def test_weights_that_cover_the_meta_tensors_make_it_whole(cli, tmp_path: Path, split_py: Path, attr: str) -> None:
+    weights = tmp_path / "w.pt"
+    torch.save(small_net().state_dict(), weights)
+    model = load_model(f"{split_py}:{attr}", weights=weights)
+    assert not any(t.is_meta for t in model.state_dict().values())
+    assert all(torch.equal(model.state_dict()[k], v) for k, v in small_net().state_dict().items())
+    assert cli("summary", f"{split_py}:{attr}", "--weights", weights, "--device", "cpu", "--input-size", "1,4").exit_code == 0
+
+
+def test_load_weights_into_a_split_model_loads_every_tensor(tmp_path: Path) -> None:
+    """Copying into a meta tensor does nothing, silently: the meta part takes the file's tensors instead."""
+    weights = tmp_path / "w.pt"
+    torch.save(small_net().state_dict(), weights)
+    model = small_net()
+    model[2].to("meta")
+    load_weights(model, weights)
+    assert all(not t.is_meta and torch.equal(t, small_net().state_dict()[k]) for k, t in model.state_dict().items())

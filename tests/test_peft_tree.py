@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 
 import pytest
@@ -101,7 +102,9 @@ def test_tied_embedding_is_counted_once_and_reported() -> None:
 
 def test_adapters_survive_json_and_meta_loading(tmp_path) -> None:
     model = CONFIGS["llama-qv"]()
-    model.base_model.model.save_pretrained(tmp_path / "base")
+    # the base as it was before the adapter went on (the LoRA-wrapped base saves q_proj.base_layer.weight,
+    # which from_pretrained would not load into q_proj.weight: it would re-initialise it)
+    copy.deepcopy(model).unload().save_pretrained(tmp_path / "base")
     model.save_pretrained(tmp_path / "adapter")
     config = json.loads((tmp_path / "adapter" / "adapter_config.json").read_text())
     config["base_model_name_or_path"] = str(tmp_path / "base")

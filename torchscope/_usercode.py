@@ -50,6 +50,15 @@ def user_frame(exc: BaseException) -> traceback.FrameSummary | None:
     return None
 
 
+def raised_in_torchscope(exc: BaseException) -> bool:
+    """Whether the innermost frame of ``exc``'s traceback is torchscope's own code (not a library's or the user's)."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    if not frames:
+        return False
+    path = os.path.realpath(frames[-1].filename)
+    return path.startswith(_PACKAGE_DIR + os.sep)
+
+
 def shown_path(filename: str) -> str:
     """``filename`` relative to the working directory when it is below it, else as it is."""
     path = Path(filename)

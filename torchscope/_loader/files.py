@@ -158,8 +158,11 @@ def load_weights(
     3
     """
     path = weights_path(path)
-    device = next((t.device for t in [*model.parameters(), *model.buffers()]), torch.device("cpu"))
-    meta = device.type == "meta"
+    devices = [t.device for t in [*model.parameters(), *model.buffers()]]
+    # a model with some tensors on meta takes the file's tensors as they are (assign=True) on its real
+    # device: copying into a meta tensor would silently do nothing
+    meta = any(d.type == "meta" for d in devices)
+    device = next((d for d in devices if d.type != "meta"), devices[0] if devices else torch.device("cpu"))
     if is_safetensors(path):
         # no code in the file: no --unsafe-load question to ask
         state = load_safetensors(path, map_location or str(device))

@@ -19,11 +19,7 @@ from __future__ import annotations
 
 import difflib
 import json
-import os
-import sys
-import warnings
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +27,11 @@ import torch
 from torch import nn
 
 from torchscope._format import format_shape
-from torchscope._loader.common import BuildRequest, first_line
+from torchscope._loader.common import BuildRequest
+from torchscope._loader.hf_config import config_from_dir, config_from_type, set_num_labels
+from torchscope._loader.hf_env import import_peft, import_transformers, library_detail, offline, reraise_ours
+from torchscope._loader.hf_size import check_size
+from torchscope._loader.hf_weights import check_fit, file_shapes, fit_from_info, fit_on_meta
 from torchscope._loader.meta import init_on_meta
 from torchscope._loader.safetensors_io import read_header
 from torchscope._peft.targets import unmatched_targets_message
@@ -54,112 +54,9 @@ _PEFT_TASKS: dict[str, str] = {
     "TOKEN_CLS": "token-classification",
     "FEATURE_EXTRACTION": "base",
 }
-_OFFLINE = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_HUB_DISABLE_TELEMETRY": "1"}
-_INSTALL = "pip install 'torchscope[hf]'"
-
-
-@contextmanager
-def offline() -> Iterator[None]:
-    """Run transformers/peft with the hub switched off and quiet; the environment, transformers'
-    log level and its progress bars are put back after."""
-    saved = {k: os.environ.get(k) for k in _OFFLINE}
-    os.environ.update(_OFFLINE)
-    tf_logging = getattr(sys.modules.get("transformers"), "logging", None)
-    level = bars = None
-    if tf_logging is not None:
-        level, bars = tf_logging.get_verbosity(), tf_logging.is_progress_bar_enabled()
-        tf_logging.set_verbosity_error()
-        tf_logging.disable_progress_bar()  # "Loading weights" bars would land in our output
-    try:
-        with warnings.catch_warnings():
-            # deprecation notes and "weights not initialized" hints from the libraries, not ours
-            warnings.simplefilter("ignore")
-            yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-        if tf_logging is not None:
-            tf_logging.set_verbosity(level)
-            if bars:
-                tf_logging.enable_progress_bar()
-
-
-def import_transformers() -> Any:
-    """transformers, imported with the hub switched off; a SpecError if it is not installed."""
-    try:
-        with offline():
-            import transformers
-    except ImportError:
-        raise SpecError(f"hf: models need transformers, which is not installed; {_INSTALL}") from None
-    return transformers
-
-
-def _import_peft() -> Any:
-    try:
-        with offline():
-            import peft
-    except ImportError:
-        raise SpecError(f"the directory holds a PEFT adapter, which needs peft; {_INSTALL}") from None
-    return peft
-
-
 def model_types() -> list[str]:
     """Every model type ``hf:MODEL_TYPE`` accepts (transformers' ``CONFIG_MAPPING``)."""
     return sorted(import_transformers().CONFIG_MAPPING.keys())
-
-
-# ---------------------------------------------------------------------------------------------
-# config
-
-
-def _check_overrides(config: Any, overrides: Mapping[str, Any], where: str) -> None:
-    known = set(config.to_dict()) | set(getattr(config, "attribute_map", {}) or {})
-    for key in overrides:
-        if key not in known and not hasattr(config, key):
-            close = difflib.get_close_matches(key, sorted(known), n=3, cutoff=0.6)
-            hint = f"did you mean {', '.join(repr(c) for c in close)}?" if close else "see its config.json"
-            raise SpecError(f"--config {key}: the {where} config has no field {key!r}; {hint}")
-
-
-def _config_from_type(model_type: str, overrides: Mapping[str, Any]) -> Any:
-    tf = import_transformers()
-    with offline():
-        default = tf.AutoConfig.for_model(model_type)
-        _check_overrides(default, overrides, model_type)
-        if not overrides:
-            return default
-        try:
-            return tf.AutoConfig.for_model(model_type, **overrides)
-        except (TypeError, ValueError) as exc:
-            raise SpecError(f"--config values do not make a {model_type} config: {first_line(exc)}") from None
-
-
-def _config_from_dir(path: Path, overrides: Mapping[str, Any]) -> Any:
-    tf = import_transformers()
-    with offline():
-        try:
-            config = tf.AutoConfig.from_pretrained(str(path), local_files_only=True)
-        except (OSError, ValueError, KeyError) as exc:
-            raise SpecError(f"{path}/config.json does not load: {first_line(exc)}; check the file") from None
-        _check_overrides(config, overrides, str(path / "config.json"))
-        for key, value in overrides.items():
-            setattr(config, key, value)
-    return config
-
-
-def _set_num_labels(config: Any, num_labels: int | None, task: str) -> None:
-    if num_labels is None:
-        return
-    if isinstance(num_labels, bool) or not isinstance(num_labels, int) or num_labels < 1:
-        raise SpecError(f"--num-labels {num_labels!r} must be a positive integer")
-    if task not in ("sequence-classification", "token-classification"):
-        raise SpecError(
-            f"--num-labels only applies to classifiers; add --task sequence-classification (task is {task})"
-        )
-    config.num_labels = num_labels
 
 
 # ---------------------------------------------------------------------------------------------
@@ -178,14 +75,22 @@ def _default_task(config: Any) -> str:
     return "causal-lm" if decoder_only else "base"
 
 
+def _saved_class(config: Any) -> Any:
+    """The class a saved model names (``architectures``: LlamaForCausalLM...), or ``None``."""
+    tf = import_transformers()
+    for arch in getattr(config, "architectures", None) or ():
+        cls = getattr(tf, str(arch), None)
+        if isinstance(cls, type):
+            return cls
+    return None
+
+
 def _model_class(config: Any, task: str | None, where: str) -> Any:
     tf = import_transformers()
     if task is None:
-        # a saved model names its own class (LlamaForCausalLM, BertForSequenceClassification...)
-        for arch in getattr(config, "architectures", None) or ():
-            cls = getattr(tf, str(arch), None)
-            if isinstance(cls, type):
-                return cls
+        saved = _saved_class(config)
+        if saved is not None:
+            return saved
         task = _default_task(config)
     if task not in TASKS:
         close = difflib.get_close_matches(task, list(TASKS), n=1, cutoff=0.5)
@@ -209,14 +114,16 @@ def _instantiate(cls: Any, config: Any, meta: bool, where: str, task: str | None
                 return build()
         return build()
     except ValueError as exc:
+        reraise_ours(exc)
         if "Unrecognized configuration class" in str(exc):
             tasks = [t for t, auto in TASKS.items() if _has_head(auto, config)]
             raise SpecError(
                 f"{where} has no {task or 'default'} head in transformers; use --task {' or '.join(tasks) or 'base'}"
             ) from None
-        raise SpecError(f"building {where} failed: {first_line(exc)}; check the --config values") from None
-    except (TypeError, RuntimeError, AttributeError) as exc:
-        raise SpecError(f"building {where} failed: {first_line(exc)}; check the --config values") from None
+        raise SpecError(f"building {where} failed: {library_detail(exc)}; check the --config values") from None
+    except Exception as exc:  # transformers' model code on the user's config values
+        reraise_ours(exc)
+        raise SpecError(f"building {where} failed: {library_detail(exc)}; check the --config values") from None
 
 
 def _has_head(auto: str, config: Any) -> bool:
@@ -242,35 +149,50 @@ def _task_of(cls: Any) -> str:
     return "base"
 
 
-def _weight_files(path: Path) -> list[Path]:
-    for index in ("model.safetensors.index.json", "pytorch_model.bin.index.json"):
-        if (path / index).is_file():
-            return [path / index]
-    return [path / f for f in ("model.safetensors", "pytorch_model.bin") if (path / f).is_file()]
-
-
-def _from_pretrained(cls: Any, path: Path, config: Any, device: torch.device, new_head: bool) -> nn.Module:
+def _from_pretrained(cls: Any, path: Path, config: Any) -> tuple[nn.Module, dict[str, Any]]:
     with offline():
         try:
-            # a new --num-labels makes a new classifier: the saved one's shape no longer fits
-            model = cls.from_pretrained(
-                str(path), config=config, local_files_only=True, ignore_mismatched_sizes=new_head
+            # shapes that differ are reported in the loading info, not raised, so that check_fit names them
+            # (and lets a new --num-labels classifier through) with the words it uses on meta
+            model, info = cls.from_pretrained(
+                str(path), config=config, local_files_only=True, ignore_mismatched_sizes=True,
+                output_loading_info=True,
             )
-        except (OSError, ValueError, RuntimeError, KeyError) as exc:
+        except Exception as exc:  # transformers and safetensors (SafetensorError) on the user's files
+            reraise_ours(exc)
+            # load_state_dict's first line is a heading; the size mismatch below it is the news
+            lines = [ln.strip() for ln in str(exc).splitlines() if "size mismatch" in ln]
+            detail = lines[0][:300] if lines else library_detail(exc)
             raise SpecError(
-                f"the weights in {path} do not load into {cls.__name__}: {first_line(exc)}; "
+                f"the weights in {path} do not load into {cls.__name__}: {detail}; "
                 "check the directory (or the --config/--task values)"
             ) from None
-    return model.to(device)  # type: ignore[no-any-return]
+    return model, info
 
 
 def _base_from_dir(path: Path, request: BuildRequest, task: str | None) -> nn.Module:
-    config = _config_from_dir(path, request.config)
+    """A model directory's model, in eval mode on every device (as ``from_pretrained`` leaves it).
+
+    The weights' headers, keys and shapes are checked on meta as on a real device (:mod:`.hf_weights`).
+    """
+    config = config_from_dir(path, request.config)
     cls = _model_class(config, task, str(path))
-    _set_num_labels(config, request.num_labels, task or _task_of(cls))
-    if not request.meta and _weight_files(path):
-        return _from_pretrained(cls, path, config, request.device, request.num_labels is not None)
-    return _instantiate(cls, config, request.meta, str(path), task)
+    set_num_labels(config, request.num_labels, task or _task_of(cls))
+    where = str(path)
+    check_size(config, lambda c: _instantiate(cls, c, True, where, task), where, request.device)
+    shapes = file_shapes(path)  # every header, shard and index checked before anything is built
+    saved = request.num_labels is None and task is None and cls is _saved_class(config)
+    new_head = request.num_labels is not None
+    if shapes is None:
+        model = _instantiate(cls, config, request.meta, where, task)
+    elif request.meta:
+        model = _instantiate(cls, config, True, where, task)
+        check_fit(fit_on_meta(model, shapes), model, path, saved_class=saved, new_head=new_head)
+    else:
+        model, info = _from_pretrained(cls, path, config)
+        check_fit(fit_from_info(model, info), model, path, saved_class=saved, new_head=new_head)
+        model = model.to(request.device)
+    return model.eval()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -342,7 +264,7 @@ def _with_adapter(path: Path, request: BuildRequest) -> nn.Module:
     base_dir = _adapter_base(path, adapter)
     task = request.task or _PEFT_TASKS.get(str(adapter.get("task_type") or ""), None)
     base = _base_from_dir(base_dir, request, task)
-    peft = _import_peft()
+    peft = import_peft()
     with offline():
         try:
             config = peft.PeftConfig.from_pretrained(str(path), local_files_only=True)
@@ -361,12 +283,12 @@ def _with_adapter(path: Path, request: BuildRequest) -> nn.Module:
                 raise SpecError(f"the adapter in {path}: {unmatched}; fix target_modules in adapter_config.json") from None
             # load_state_dict's first line is a heading; the size mismatch below it is the news
             lines = [ln.strip() for ln in str(exc).splitlines() if "size mismatch" in ln]
-            detail = lines[0][:300] if lines else first_line(exc)
+            detail = lines[0][:300] if lines else library_detail(exc)
             raise SpecError(
                 f"the adapter in {path} does not fit the base {base_dir}: {detail}; give the base it was trained on"
             ) from None
     _check_adapter_fits(model, path, base_dir, "default")
-    return model  # type: ignore[no-any-return]
+    return model.eval()  # type: ignore[no-any-return]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -422,8 +344,11 @@ def build_hf(request: BuildRequest) -> nn.Module:
         )
     if name not in tf.CONFIG_MAPPING:
         raise _not_found(name)
-    config = _config_from_type(name, request.config)
-    cls = _model_class(config, request.task, f"hf:{name}")
+    config = config_from_type(name, request.config)
+    where = f"hf:{name}"
+    cls = _model_class(config, request.task, where)
     task = request.task or _default_task(config)
-    _set_num_labels(config, request.num_labels, task)
-    return _instantiate(cls, config, request.meta, f"hf:{name}", task)
+    set_num_labels(config, request.num_labels, task)
+    check_size(config, lambda c: _instantiate(cls, c, True, where, task), where, request.device)
+    # a model type is built, as from_config builds it: train mode, on every device
+    return _instantiate(cls, config, request.meta, where, task).train()

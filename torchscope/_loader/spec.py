@@ -10,7 +10,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from torchscope._loader.common import SPEC_FORMS, BuildRequest, check_device
+from torchscope._loader.common import SPEC_FORMS, BuildRequest, check_device, few
 from torchscope._loader.files import load_file, load_weights, weights_path
 from torchscope._loader.hf import PREFIX as HF_PREFIX
 from torchscope._loader.hf import build_hf
@@ -83,7 +83,7 @@ def load_model(
             model = _build(spec, kw, pretrained, meta=True, device=dev, unsafe_load=unsafe_load, hf=hf)
             check_depth(model, per_level=WALK_PER_LEVEL)  # one line, not a RecursionError, if too deep
             if not any(t.is_meta for t in [*model.parameters(), *model.buffers()]):
-                model = model.to(dev)  # a module instance: already real
+                model = to_device(model, spec, dev)  # a module instance: already real
                 return load_weights(model, weights, unsafe_load=unsafe_load, verify=verify)
             load_weights(model, weights, unsafe_load=unsafe_load, map_location=str(dev), verify=verify)
             if not any(t.is_meta for t in [*model.parameters(), *model.buffers()]):
@@ -93,7 +93,7 @@ def load_model(
     model = _build(spec, kw, pretrained, meta, dev, unsafe_load, hf=hf, verify=verify)
     check_depth(model, per_level=WALK_PER_LEVEL)
     if not meta:
-        model = model.to(dev)
+        model = to_device(model, spec, dev)
     elif any(not t.is_meta for t in [*model.parameters(), *model.buffers()]) and not isinstance(
         model, torch.jit.ScriptModule
     ):
@@ -101,6 +101,23 @@ def load_model(
     if weights is not None:
         load_weights(model, weights, unsafe_load=unsafe_load, verify=verify)
     return model
+
+
+def to_device(model: nn.Module, spec: str, device: torch.device) -> nn.Module:
+    """``model.to(device)``; a model with tensors left on meta cannot run for real: say which, and the fix."""
+    if isinstance(model, torch.jit.ScriptModule):
+        return model.to(device)
+    named = [*model.named_parameters(remove_duplicate=False), *model.named_buffers(remove_duplicate=False)]
+    on_meta = [name for name, t in named if t.is_meta]
+    if on_meta:
+        real = sorted({str(t.device) for _, t in named if not t.is_meta})
+        rest = f"the rest on {', '.join(real)}" if real else "no real tensor at all"
+        raise SpecError(
+            f"{spec} built a model with {len(on_meta)} of {len(named)} tensors on the meta device "
+            f"({few(on_meta, 3)}; {rest}), which a {device.type} run cannot use: create them on a real device "
+            "in the model code, give --weights FILE that holds them, or pass --device meta"
+        )
+    return model.to(device)
 
 
 def _build(
