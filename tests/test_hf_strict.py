@@ -8,6 +8,7 @@ one line on both devices, exit 2, nothing on stdout.
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 from pathlib import Path
@@ -20,6 +21,14 @@ from torchscope import TorchscopeError, load_model, tree
 from torchscope._loader import hf_size
 
 DEVICES = ["meta", "cpu"]
+
+
+class _Calls:
+    def __init__(self, func: object, *args: object) -> None:
+        self.func, self.args = func, args
+
+    def __reduce__(self) -> tuple[object, tuple[object, ...]]:
+        return self.func, self.args
 
 
 def one_line_exit_2(result: object) -> str:
@@ -60,6 +69,13 @@ def dirs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     data = json.loads(index.read_text())
     data["weight_map"]["model.embed_tokens.weight"] = shards[-1] if data["weight_map"]["model.embed_tokens.weight"] != shards[-1] else shards[0]
     index.write_text(json.dumps(data))
+    state = transformers.AutoModelForCausalLM.from_pretrained(str(out["llama"])).state_dict()
+    (copy("bin") / "model.safetensors").unlink()
+    torch.save(state, out["bin"] / "pytorch_model.bin")
+    (copy("bin-wrong-keys", "bin") / "pytorch_model.bin").unlink()
+    torch.save({"foo.weight": torch.zeros(3)}, out["bin-wrong-keys"] / "pytorch_model.bin")
+    (copy("bin-code", "bin") / "pytorch_model.bin").unlink()
+    torch.save({**state, "x": _Calls(os.system, "true")}, out["bin-code"] / "pytorch_model.bin")
     (copy("index-not-json", "sharded") / "model.safetensors.index.json").write_text("{not json")
     (copy("config-not-json") / "config.json").write_text("{not json")
     config = json.loads((out["llama"] / "config.json").read_text())
@@ -74,6 +90,8 @@ DAMAGED = {
     "missing-shard": r"model\.safetensors\.index\.json names shard 'model-0000\d-of-0000\d\.safetensors', which is not in",
     "index-lies": r"puts 'model\.embed_tokens\.weight' in model-0000\d-of-0000\d\.safetensors, which does not hold it",
     "index-not-json": r"model\.safetensors\.index\.json does not load \(JSONDecodeError\); copy the directory again",
+    "bin-wrong-keys": r"bin-wrong-keys do not fit LlamaForCausalLM: 21 of its 21 keys are not in the file .*\[foo\.weight\]",
+    "bin-code": r"pytorch_model\.bin contains code: its pickle calls posix\.system when it is loaded",
     "config-not-json": r"config\.json does not load: OSError: .*not a valid JSON file; fix the file",
     "config-wrong-type": r"config\.json does not load: TypeError: Field 'hidden_size' expected int, got str \(value: 'abc'\); fix the file",
     "config-negative-layers": r"config\.json num_hidden_layers=-1: a layer count must be a whole number >= 1; give --config num_hidden_layers=N",
@@ -101,6 +119,8 @@ def test_a_damaged_directory_is_refused_on_meta_with_the_cpus_words(cli, dirs: d
         ("llama", None, {"num_hidden_layers": 3}),
         ("llama", None, {"hidden_size": 64, "intermediate_size": 32}),
         ("gpt2", None, {}),
+        ("bin", None, {}),
+        ("bin-wrong-keys", None, {}),
     ],
 )
 def test_the_meta_match_agrees_with_from_pretrained(
@@ -125,7 +145,7 @@ def test_the_meta_match_agrees_with_from_pretrained(
 
 
 def test_good_directories_load_on_both_devices(dirs: dict[str, Path]) -> None:
-    for name in ("llama", "sharded", "bert-mlm"):
+    for name in ("llama", "sharded", "bert-mlm", "bin"):
         for device in DEVICES:
             model = load_model(f"hf:{dirs[name]}", device=device)
             assert type(model).__name__ in ("LlamaForCausalLM", "BertForMaskedLM")
@@ -212,7 +232,7 @@ def test_a_safetensors_error_from_transformers_is_exit_2(cli, dirs: dict[str, Pa
     """Should a file pass our header check and fail in safetensors' own reader, it is still bad input."""
     from torchscope._loader import hf
 
-    monkeypatch.setattr(hf, "file_shapes", lambda path: {})  # our check out of the way
+    monkeypatch.setattr(hf, "file_shapes", lambda path, unsafe_load: {})  # our check out of the way
     line = one_line_exit_2(cli("tree", f"hf:{dirs['truncated']}", "--device", "cpu"))
     assert "do not load into LlamaForCausalLM: SafetensorError: Error while deserializing header" in line
 

@@ -149,14 +149,16 @@ def _task_of(cls: Any) -> str:
     return "base"
 
 
-def _from_pretrained(cls: Any, path: Path, config: Any) -> tuple[nn.Module, dict[str, Any]]:
+def _from_pretrained(cls: Any, path: Path, config: Any, unsafe_load: bool) -> tuple[nn.Module, dict[str, Any]]:
+    # a pytorch_model.bin that pickles objects loads only with --unsafe-load, as a --weights file does
+    unsafe = {"weights_only": False} if unsafe_load else {}
     with offline():
         try:
             # shapes that differ are reported in the loading info, not raised, so that check_fit names them
             # (and lets a new --num-labels classifier through) with the words it uses on meta
             model, info = cls.from_pretrained(
                 str(path), config=config, local_files_only=True, ignore_mismatched_sizes=True,
-                output_loading_info=True,
+                output_loading_info=True, **unsafe,
             )
         except Exception as exc:  # transformers and safetensors (SafetensorError) on the user's files
             reraise_ours(exc)
@@ -180,7 +182,7 @@ def _base_from_dir(path: Path, request: BuildRequest, task: str | None) -> nn.Mo
     set_num_labels(config, request.num_labels, task or _task_of(cls))
     where = str(path)
     check_size(config, lambda c: _instantiate(cls, c, True, where, task), where, request.device)
-    shapes = file_shapes(path)  # every header, shard and index checked before anything is built
+    shapes = file_shapes(path, request.unsafe_load)  # every header, shard and index checked before anything is built
     saved = request.num_labels is None and task is None and cls is _saved_class(config)
     new_head = request.num_labels is not None
     if shapes is None:
@@ -189,7 +191,7 @@ def _base_from_dir(path: Path, request: BuildRequest, task: str | None) -> nn.Mo
         model = _instantiate(cls, config, True, where, task)
         check_fit(fit_on_meta(model, shapes), model, path, saved_class=saved, new_head=new_head)
     else:
-        model, info = _from_pretrained(cls, path, config)
+        model, info = _from_pretrained(cls, path, config, request.unsafe_load)
         check_fit(fit_from_info(model, info), model, path, saved_class=saved, new_head=new_head)
         model = model.to(request.device)
     return model.eval()

@@ -44,14 +44,14 @@ def weight_files(path: Path) -> list[Path]:
     return [path / f for f in (SAFETENSORS, BIN) if (path / f).is_file()]
 
 
-def _shapes_of(file: Path) -> dict[str, tuple[int, ...]]:
+def _shapes_of(file: Path, unsafe_load: bool) -> dict[str, tuple[int, ...]]:
     if file.suffix == ".safetensors":
         return {name: info.shape for name, info in read_header(file).items()}
-    state = extract_state_dict(torch_load(file, "meta", unsafe_load=False), file)
+    state = extract_state_dict(torch_load(file, "meta", unsafe_load=unsafe_load), file)
     return {name: tuple(t.shape) for name, t in state.items()}
 
 
-def _sharded(path: Path, index: Path) -> dict[str, tuple[int, ...]]:
+def _sharded(path: Path, index: Path, unsafe_load: bool) -> dict[str, tuple[int, ...]]:
     try:
         data = json.loads(index.read_text())
     except (OSError, UnicodeDecodeError, ValueError) as exc:
@@ -66,7 +66,7 @@ def _sharded(path: Path, index: Path) -> dict[str, tuple[int, ...]]:
         file = path / shard
         if not file.is_file():
             raise SpecError(f"{index} names shard {shard!r}, which is not in {path}; copy the missing shard or {_COPY}")
-        held[shard] = _shapes_of(file)
+        held[shard] = _shapes_of(file, unsafe_load)
     for name, shard in weight_map.items():
         if name not in held[shard]:
             raise SpecError(
@@ -80,14 +80,17 @@ def _sharded(path: Path, index: Path) -> dict[str, tuple[int, ...]]:
     return shapes
 
 
-def file_shapes(path: Path) -> dict[str, tuple[int, ...]] | None:
-    """Every tensor the directory's weights hold, name -> shape, reading no value; ``None`` without weights."""
+def file_shapes(path: Path, unsafe_load: bool = False) -> dict[str, tuple[int, ...]] | None:
+    """Every tensor the directory's weights hold, name -> shape, reading no value; ``None`` without weights.
+
+    A ``pytorch_model.bin`` that pickles Python objects needs ``unsafe_load``, as for ``--weights``.
+    """
     files = weight_files(path)
     if not files:
         return None
     if files[0].name.endswith(".index.json"):
-        return _sharded(path, files[0])
-    return _shapes_of(files[0])
+        return _sharded(path, files[0], unsafe_load)
+    return _shapes_of(files[0], unsafe_load)
 
 
 # ---------------------------------------------------------------------------------------------
