@@ -10,9 +10,12 @@
 
 ``config`` overrides config fields (each must exist in the config), ``task`` picks the head (see
 :data:`TASKS`; default: the directory's ``architectures``, else ``causal-lm`` for decoder-only
-model types and ``base`` for the rest), ``num_labels`` sizes a classifier. On meta nothing is read
-but ``config.json`` (and the adapter's config and header). Every transformers call runs offline
-(``HF_HUB_OFFLINE=1``, ``local_files_only=True``). transformers and peft are imported here only.
+model types and ``base`` for the rest), ``num_labels`` sizes a classifier. On meta no value is read:
+``config.json``, the adapter's config and the weights' headers are, and the weights are checked
+against the model as a real run checks them (:mod:`.hf_weights`). A directory's model is in eval mode
+and a model type's in train mode, on every device. Configs are checked (:mod:`.hf_config`) and
+bounded (:mod:`.hf_size`) before anything is built. Every transformers call runs offline
+(``HF_HUB_OFFLINE=1``, ``local_files_only=True``). transformers and peft are imported only in the ``hf`` modules.
 """
 
 from __future__ import annotations
