@@ -281,3 +281,45 @@ def test_the_tree_of_the_default_model_is_unchanged() -> None:
     """The estimate costs nothing where it is not needed, and changes no count."""
     data = tree(load_model("hf:llama", device="meta"))
     assert data.total_params == 6_738_415_616
+
+
+@pytest.fixture(scope="module")
+def adapters(dirs: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    peft = pytest.importorskip("peft")
+    from safetensors.torch import save_file
+
+    root = tmp_path_factory.mktemp("adapters")
+    base = transformers.AutoModelForCausalLM.from_pretrained(str(dirs["llama"]))
+    lora = peft.get_peft_model(base, peft.LoraConfig(r=4, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM"))
+    good = root / "good"
+    lora.save_pretrained(good)
+    config = json.loads((good / "adapter_config.json").read_text())
+    (good / "adapter_config.json").write_text(json.dumps({**config, "base_model_name_or_path": str(dirs["llama"])}))
+    out = {"good": good}
+    for name in ("truncated", "wrong-keys"):
+        out[name] = root / name
+        shutil.copytree(good, out[name])
+    raw = (good / "adapter_model.safetensors").read_bytes()
+    (out["truncated"] / "adapter_model.safetensors").write_bytes(raw[: len(raw) // 2])
+    save_file({"base_model.model.nothing.lora_A.weight": torch.zeros(4, 32)}, str(out["wrong-keys"] / "adapter_model.safetensors"))
+    return out
+
+
+@pytest.mark.parametrize(
+    ("case", "match"),
+    [
+        ("truncated", r"adapter_model\.safetensors: tensor '.+' lies outside the file \(truncated\?"),
+        ("wrong-keys", r"does not fit the base .*: no module for base_model\.model\.nothing\.lora_A\.weight"),
+    ],
+)
+def test_a_damaged_adapter_is_refused_on_meta_with_the_cpus_words(cli, adapters: dict[str, Path], case: str, match: str) -> None:
+    lines = [one_line_exit_2(cli("tree", f"hf:{adapters[case]}", "--device", device)) for device in DEVICES]
+    assert re.search(match, lines[0]), lines[0]
+    assert lines[0] == lines[1]
+
+
+def test_an_adapter_is_in_eval_mode_on_every_device(adapters: dict[str, Path]) -> None:
+    for device in DEVICES:
+        model = load_model(f"hf:{adapters['good']}", device=device)
+        assert not any(m.training for m in model.modules())
+        assert any(p.requires_grad for p in model.parameters())  # loaded trainable all the same

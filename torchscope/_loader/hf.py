@@ -269,6 +269,7 @@ def _with_adapter(path: Path, request: BuildRequest) -> nn.Module:
     base_dir = _adapter_base(path, adapter)
     task = request.task or _PEFT_TASKS.get(str(adapter.get("task_type") or ""), None)
     base = _base_from_dir(base_dir, request, task)
+    _adapter_file_shapes(path)  # its header checked on every device, before peft reads it
     peft = import_peft()
     with offline():
         try:
@@ -281,7 +282,8 @@ def _with_adapter(path: Path, request: BuildRequest) -> nn.Module:
                     model = peft.get_peft_model(base, config)
             else:
                 model = peft.PeftModel.from_pretrained(base, str(path), config=config, is_trainable=True)
-        except (ValueError, RuntimeError, KeyError, TypeError) as exc:
+        except Exception as exc:  # peft, transformers and safetensors on the user's files
+            reraise_ours(exc)
             # target_modules that match nothing: name the closest module names (peft does not)
             unmatched = unmatched_targets_message(base, adapter.get("target_modules"))
             if unmatched is not None:
