@@ -323,3 +323,14 @@ def test_an_adapter_is_in_eval_mode_on_every_device(adapters: dict[str, Path]) -
         model = load_model(f"hf:{adapters['good']}", device=device)
         assert not any(m.training for m in model.modules())
         assert any(p.requires_grad for p in model.parameters())  # loaded trainable all the same
+
+
+def test_the_memory_check_counts_the_dtype_the_directory_saved(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bf16 directory loads in bf16 (52.3 KiB here): a machine that fits that is not refused for the fp32 build."""
+    model = transformers.AutoModelForCausalLM.from_config(transformers.AutoConfig.for_model("llama", **TINY["llama"]))
+    model.to(torch.bfloat16).save_pretrained(tmp_path / "bf16")
+    monkeypatch.setattr(hf_size, "_device_memory", lambda device: 80 << 10)
+    loaded = load_model(f"hf:{tmp_path / 'bf16'}", device="cpu")
+    assert next(loaded.parameters()).dtype == torch.bfloat16
+    with pytest.raises(TorchscopeError, match=r"would take about 104\.6 KiB of params on cpu, more than its 80\.0 KiB"):
+        load_model("hf:llama", device="cpu", config=TINY["llama"])

@@ -34,7 +34,7 @@ from torchscope._loader.common import BuildRequest
 from torchscope._loader.hf_config import config_from_dir, config_from_type, set_num_labels
 from torchscope._loader.hf_env import import_peft, import_transformers, library_detail, offline, reraise_ours
 from torchscope._loader.hf_size import check_size
-from torchscope._loader.hf_weights import check_fit, file_shapes, fit_from_info, fit_on_meta
+from torchscope._loader.hf_weights import check_fit, file_shapes, fit_from_info, fit_on_meta, weight_files
 from torchscope._loader.meta import init_on_meta
 from torchscope._loader.safetensors_io import read_header
 from torchscope._peft.targets import unmatched_targets_message
@@ -184,7 +184,8 @@ def _base_from_dir(path: Path, request: BuildRequest, task: str | None) -> nn.Mo
     cls = _model_class(config, task, str(path))
     set_num_labels(config, request.num_labels, task or _task_of(cls))
     where = str(path)
-    check_size(config, lambda c: _instantiate(cls, c, True, where, task), where, request.device)
+    saved_weights = bool(weight_files(path))
+    check_size(config, lambda c: _instantiate(cls, c, True, where, task), where, request.device, saved_weights)
     shapes = file_shapes(path, request.unsafe_load)  # every header, shard and index checked before anything is built
     saved = request.num_labels is None and task is None and cls is _saved_class(config)
     new_head = request.num_labels is not None

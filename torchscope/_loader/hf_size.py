@@ -137,8 +137,25 @@ def _figure(n: int) -> str:
     return f"{n:,}"
 
 
-def check_size(config: Any, build: Callable[[Any], nn.Module], where: str, device: torch.device) -> None:
-    """Refuse a config whose model is too big to build (see the module docstring); cheap configs pass at once."""
+def _saved_dtype(config: Any) -> torch.dtype | None:
+    """The dtype ``config.json`` says the weights were saved in (``from_pretrained`` may load them so)."""
+    for name in ("dtype", "torch_dtype"):
+        value = vars(config).get(name)
+        if isinstance(value, str):
+            value = getattr(torch, value, None)
+        if isinstance(value, torch.dtype):
+            return value
+    return None
+
+
+def check_size(
+    config: Any, build: Callable[[Any], nn.Module], where: str, device: torch.device, saved: bool = False
+) -> None:
+    """Refuse a config whose model is too big to build (see the module docstring); cheap configs pass at once.
+
+    ``saved``: the weights come from the directory, which may hold them in a smaller dtype than the
+    one the model is built in; the memory check counts the smaller (a lower bound: no false refusal).
+    """
     layers = dict(layer_counts(config))
     if device.type == "meta" and all(
         not isinstance(v, int) or v <= _CHEAP_LAYERS for v in layers.values()
@@ -160,9 +177,13 @@ def check_size(config: Any, build: Callable[[Any], nn.Module], where: str, devic
             f"give fewer layers, e.g. --config {main}={fits}"
         )
     memory = _device_memory(device)
-    if memory is not None and size.param_bytes > memory:
+    nbytes = size.param_bytes
+    dtype = _saved_dtype(config) if saved else None
+    if dtype is not None and dtype.is_floating_point:
+        nbytes = min(nbytes, size.params * dtype.itemsize)
+    if memory is not None and nbytes > memory:
         raise SpecError(
-            f"{where} would take {about}{format_bytes(size.param_bytes)} of params on {device}, more than its "
+            f"{where} would take {about}{format_bytes(nbytes)} of params on {device}, more than its "
             f"{format_bytes(memory)} of memory ({figures}); use --device meta, or fewer layers "
             f"(--config {main}=N)"
         )
