@@ -187,7 +187,7 @@ def _base_from_dir(path: Path, request: BuildRequest, task: str | None) -> nn.Mo
     saved_weights = bool(weight_files(path))
     check_size(config, lambda c: _instantiate(cls, c, True, where, task), where, request.device, saved_weights)
     shapes = file_shapes(path, request.unsafe_load)  # every header, shard and index checked before anything is built
-    saved = request.num_labels is None and task is None and cls is _saved_class(config)
+    saved = cls is _saved_class(config)  # the class the directory was saved as: every key must be there
     new_head = request.num_labels is not None
     if shapes is None:
         model = _instantiate(cls, config, request.meta, where, task)

@@ -8,8 +8,8 @@ exist and hold the keys it names; ``pytorch_model.bin`` loaded onto meta after i
 them), and :func:`check_fit` applies one rule to that and to ``from_pretrained``'s own loading info:
 
 - a key of the model that the file does not hold is refused when the class is the one the directory
-  was saved as (its ``architectures``); with another head (``--task``, ``--num-labels``, or no
-  ``architectures``) new head weights are expected, and only a file that fits nothing is refused;
+  was saved as (its ``architectures``); with another class (a ``--task`` that picks another head, or
+  no ``architectures``) new head weights are expected, and only a file that fits nothing is refused;
 - a shape that differs is refused (with ``--num-labels``, the classifier's own weights are new);
 - a key the model does not have is not refused (a checkpoint saved with a pretraining head, as
   bert-base-uncased is, loads into the masked-LM class); it is named when the load is refused.
