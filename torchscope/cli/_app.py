@@ -6,18 +6,25 @@ is a :class:`TorchscopeGroup`: between them, every command, present and future, 
 * the exit-code contract of :mod:`torchscope.cli._exit` (no per-command decorator),
 * ``--json`` stdout that holds only JSON: while a command writes JSON, whatever the user's model
   prints goes to stderr (:func:`torchscope.cli._output.json_stdout`),
-* flags without a ``<bool>`` type in ``--help``.
+* outputs never written over a file the command read (:mod:`torchscope.cli._reads`),
+* flags without a ``<bool>`` type in ``--help``,
+* usage errors (an unknown option, a missing argument, a bad value for ``--depth``) on one line,
+  exit 2, as every other bad input.
 """
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Sequence
 from typing import Any
 
 import typer
+from typer._click.exceptions import ClickException
 from typer.core import TyperCommand, TyperGroup
 
-from torchscope.cli._exit import guard
+from torchscope.cli._exit import ExitCode, guard, usage_line
 from torchscope.cli._output import json_stdout
+from torchscope.cli._reads import reading
 
 
 def _blank_flag_metavar(option: Any) -> None:
@@ -47,9 +54,18 @@ class TorchscopeCommand(TyperCommand):
         _blank_flag_metavar(option)
         return option
 
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        try:
+            return super().parse_args(ctx, args)  # type: ignore[no-any-return]
+        except ClickException as exc:
+            if getattr(exc, "ctx", False) is None:  # `--input-size` given no value: say which command
+                exc.ctx = ctx  # type: ignore[attr-defined]
+            raise
+
     def invoke(self, ctx: Any) -> Any:
         def call() -> Any:
-            with json_stdout(_writes_json_to_stdout(ctx)):
+            # every file the command reads is recorded, so that no output is written over one
+            with reading(), json_stdout(_writes_json_to_stdout(ctx)):
                 return super(TorchscopeCommand, self).invoke(ctx)
 
         spec = ctx.params.get("model")
@@ -57,7 +73,36 @@ class TorchscopeCommand(TyperCommand):
 
 
 class TorchscopeGroup(TyperGroup):
-    """The app: the exit-code contract around anything a command did not map itself."""
+    """The app: the exit-code contract around anything a command did not map itself, and usage
+    errors on one line (Typer draws a box of 3-5 lines)."""
+
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        windows_expand_args: bool = True,
+        **extra: Any,
+    ) -> Any:
+        def run() -> Any:
+            return super(TorchscopeGroup, self).main(
+                args, prog_name, complete_var, False, windows_expand_args, **extra
+            )
+
+        if not standalone_mode:
+            return run()
+        try:
+            # not standalone: Typer hands back usage errors and exit codes instead of printing them
+            status = run()
+        except typer.Abort:
+            typer.echo("aborted", err=True)
+            sys.exit(ExitCode.VIOLATION)
+        except ClickException as exc:
+            if type(exc).__name__ != "NoArgsIsHelpError":  # bare `torchscope`: the help was printed
+                typer.echo(usage_line(exc), err=True)
+            sys.exit(exc.exit_code)
+        sys.exit(status if isinstance(status, int) else ExitCode.OK)
 
     def get_help_option(self, ctx: Any) -> Any:
         option = super().get_help_option(ctx)

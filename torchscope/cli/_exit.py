@@ -97,7 +97,9 @@ def user_error_line(exc: BaseException, frame: traceback.FrameSummary) -> str:
     return f"error: your model raised {what} at {shown_path(frame.filename)}:{frame.lineno} (in {frame.name}); {fix}"
 
 
-def _is_broken_pipe(exc: BaseException) -> bool:
+def _is_broken_pipe(exc: BaseException | None) -> bool:
+    if isinstance(exc, SystemExit):  # Rich's way out of a closed pipe (`torchscope tree --help | head`)
+        return _is_broken_pipe(exc.__context__)
     return isinstance(exc, OSError) and exc.errno == errno.EPIPE
 
 
@@ -122,6 +124,23 @@ def _sigint_seen() -> Iterator[list[bool]]:
         yield seen
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+def usage_line(exc: BaseException) -> str:
+    """The one line for a usage error (an unknown option, a missing argument, a value of the wrong
+    type), as for every other bad input: ``error: <what>; see '<command> --help'``."""
+    possibilities = sorted(getattr(exc, "possibilities", None) or ())
+    message = getattr(exc, "message", None) if possibilities else None
+    format_message = getattr(exc, "format_message", None)
+    what = message or (format_message() if callable(format_message) else str(exc))
+    what = " ".join(str(what).split()).rstrip(".")
+    if what[:1].isupper() and what[1:2].islower():
+        what = what[0].lower() + what[1:]
+    if possibilities:
+        what += f" (did you mean {' or '.join(possibilities)}?)"
+    ctx = getattr(exc, "ctx", None)
+    path = getattr(ctx, "command_path", None) or "torchscope"
+    return f"error: {what}; see '{path} --help'"
 
 
 def _echo_err(line: str) -> None:

@@ -39,6 +39,7 @@ from torchscope.cli._output import (
     to_json,
     write_files,
 )
+from torchscope.cli._reads import unrecorded
 from torchscope.errors import TorchscopeError
 
 
@@ -96,7 +97,7 @@ def _read_result(path: Path) -> BenchResult:
 def _is_bench_result(path: Path) -> bool:
     """Whether ``path`` holds a bench result (ours to overwrite): the schema line opens the file."""
     try:
-        with path.open("rb") as f:
+        with unrecorded(), path.open("rb") as f:
             head = f.read(200)
     except OSError:
         return False
