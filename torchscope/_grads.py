@@ -20,6 +20,7 @@ from torch import nn
 from torchscope._check.outputs import output_tensors
 from torchscope._check.reference import reference_loss
 from torchscope._check.report import unused_caveat
+from torchscope._compiled import uncompiled
 from torchscope._format import format_shape
 from torchscope._inputs import flatten_outputs, prepare_call
 from torchscope._recursion import with_headroom
@@ -160,6 +161,7 @@ def grad_report(
     """
     if not isinstance(model, nn.Module):
         raise SpecError(f"grad_report() needs an nn.Module, got {type(model).__name__}")
+    model = uncompiled(model)  # the eager modules: Dynamo traces none of our hooks
     if mode not in ("train", "eval"):
         raise SpecError(f"mode={mode!r} must be 'train' or 'eval'")
     named = list(model.named_parameters())

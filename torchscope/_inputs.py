@@ -41,6 +41,33 @@ def parse_dtype(name: str | torch.dtype | None) -> torch.dtype | None:
     return cast(torch.dtype, getattr(torch, dtype_name(name, option=None)))
 
 
+def dtype_hint(error: str, input_dtypes: Sequence[str]) -> str:
+    """The fix for a forward pass that failed on the dtype of its synthetic inputs, or ``""``.
+
+    Float inputs into an embedding (``'indices'`` must be Long or Int) need token ids: ``--dtype long``.
+
+    >>> dtype_hint("Expected tensor for argument #1 'indices' to have one of the following scalar types: Long, Int", ["float32"])
+    '; the input is float32 but an embedding takes integer indices: give token ids (--dtype long)'
+    """
+    floats = sorted({d for d in input_dtypes if d.startswith(("float", "bfloat", "complex"))})
+    if not floats and "got torch.float" in error.lower():  # the error says what it got
+        floats = ["float"]
+    if floats and "'indices'" in error and "Long" in error:
+        return f"; the input is {', '.join(floats)} but an embedding takes integer indices: give token ids (--dtype long)"
+    return ""
+
+
+def random_input(
+    size: Sequence[int], dtype: torch.dtype, device: torch.device, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """One random tensor: standard normal floats, 0/1 integers (valid indices of any embedding), False bools."""
+    if dtype.is_floating_point or dtype.is_complex:
+        return torch.randn(tuple(size), generator=generator).to(device=device, dtype=dtype)
+    if dtype == torch.bool:
+        return torch.zeros(tuple(size), dtype=dtype, device=device)
+    return torch.randint(0, 2, tuple(size), generator=generator).to(device=device, dtype=dtype)
+
+
 def normalize_sizes(input_size: Any) -> list[Shape]:
     """One shape or several as a list of tuples; ``()`` is one 0-d input. A bad value is a SpecError.
 

@@ -19,6 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from torchscope._compiled import eager
 from torchscope._fused import fused_stats
 from torchscope._inputs import flatten_outputs
 from torchscope._patterns import match_names
@@ -560,17 +561,20 @@ def record(
         names.setdefault(id(lookup[n]), n)
     rec = Recorder(model, names, grads=grads, timing=timing)
     handles: list[Any] = []
+    # a model run compiled traces its hooks: ours run eagerly, outside the graph
+    root_pre, pre = eager(rec._root_pre), eager(rec._pre)
+    post, root_post = eager(rec._post), eager(rec._root_post)
     try:
-        handles.append(model.register_forward_pre_hook(rec._root_pre))
+        handles.append(model.register_forward_pre_hook(root_pre))
         for n in chosen:
             m = lookup[n]
             if names.get(id(m)) != n:
                 continue  # the same module under a second name: hooked once
             if timing:
-                handles.append(m.register_forward_pre_hook(rec._pre))
-            handles.append(m.register_forward_hook(rec._post))
+                handles.append(m.register_forward_pre_hook(pre))
+            handles.append(m.register_forward_hook(post))
         # registered last, so it runs after the hooks of a recorded root-level module
-        handles.append(model.register_forward_hook(rec._root_post))
+        handles.append(model.register_forward_hook(root_post))
         with headroom(model):  # our hooks cost torch a frame per nesting level
             yield rec
     finally:

@@ -241,13 +241,15 @@ def _collect(
     memory: bool = True,
 ) -> ReportData:
     from torchscope._check import check_freeze
+    from torchscope._compiled import uncompiled
     from torchscope._grads import grad_report
-    from torchscope._inputs import parse_dtype, prepare_call
+    from torchscope._inputs import prepare_call
     from torchscope._record import record
     from torchscope._state import preserved
     from torchscope._summary import collect_summary
     from torchscope._tree import tree
 
+    model = uncompiled(model)  # the eager modules: Dynamo traces none of our passes
     if input_size is None and input_data is None:
         raise SpecError("collect_report needs input_size (e.g. (1, 3, 224, 224)) or input_data")
     if any(p.is_meta for p in model.parameters()):
@@ -311,20 +313,16 @@ def _collect(
     not_checked: tuple[tuple[str, str], ...] = ()
     check_summary = ""
     size = _single_size(input_size) or (tuple(input_data.shape) if isinstance(input_data, torch.Tensor) else None)
-    # check_freeze feeds random floats of that shape: token ids and other integer inputs cannot be
-    integer = (isinstance(input_data, torch.Tensor) and not input_data.is_floating_point()) or (
-        dtype is not None and not parse_dtype(dtype).is_floating_point  # type: ignore[union-attr]
-    )
+    # the check feeds random inputs of that shape and dtype (0/1 ids for an integer dtype)
+    check_dtype = input_data.dtype if isinstance(input_data, torch.Tensor) else dtype
     if not check:
         notes.append("freeze check skipped (check=False)")
     elif size is None:
         notes.append("freeze check skipped: it needs a single input shape")
-    elif integer:
-        notes.append("freeze check skipped: it feeds random floats, and this model takes integer inputs")
     else:
         rep = check_freeze(
             model, input_size=size, optimizer=optimizer, lr=lr, momentum=momentum,
-            weight_decay=weight_decay, train_bn=train_bn, frozen=frozen,
+            weight_decay=weight_decay, train_bn=train_bn, frozen=frozen, dtype=check_dtype,
         )
         d = rep.to_dict()
         check_ok = bool(d["ok"])
@@ -340,7 +338,7 @@ def _collect(
             f"{d['frozen_buffers']} frozen of {d['buffers']} buffers checked"
         )
 
-    memory_report = _memory(model, input_size, input_data, optimizer, momentum, notes) if memory else None
+    memory_report = _memory(model, input_size, input_data, optimizer, momentum, notes, dtype) if memory else None
 
     import torchscope
 
@@ -374,12 +372,19 @@ def _collect(
 
 
 def _memory(
-    model: nn.Module, input_size: Any, input_data: Any, optimizer: str, momentum: float, notes: list[str]
+    model: nn.Module, input_size: Any, input_data: Any, optimizer: str, momentum: float, notes: list[str],
+    dtype: torch.dtype | str | None = None,
 ) -> MemoryReport | None:
     """The memory section: the reference step's optimizer, predicted for CUDA; a note if it cannot."""
+    from torchscope._inputs import parse_dtype
     from torchscope._memory.estimate import estimate_memory
 
     inputs = input_data
+    integer = parse_dtype(dtype)
+    if inputs is None and integer is not None and not (integer.is_floating_point or integer.is_complex):
+        # token ids: shapes alone would be float inputs; meta tensors carry the dtype, allocating nothing
+        metas = [torch.empty(s, dtype=integer, device="meta") for s in _all_sizes(input_size, None)]
+        inputs = metas[0] if len(metas) == 1 else metas
     if inputs is None:
         inputs = _single_size(input_size) or list(_all_sizes(input_size, None))
     name = {"sgd": "sgd-momentum" if momentum else "sgd"}.get(optimizer, optimizer)

@@ -25,9 +25,11 @@ from torchscope._check.plan import (
 )
 from torchscope._check.report import StepReport
 from torchscope._check.step import Mode, check_step
+from torchscope._compiled import uncompiled
 from torchscope._format import format_shape
 from torchscope._freeze import find_head
 from torchscope._recursion import with_headroom
+from torchscope._inputs import dtype_hint, parse_dtype, random_input
 from torchscope._tokens import is_token_model, own_loss, token_batch
 from torchscope.errors import ForwardError, SpecError
 
@@ -150,6 +152,7 @@ def check_freeze(
     frozen: str | Sequence[str] | None = None,
     mode: Mode = "exact",
     seed: int = DEFAULT_STEP.seed,
+    dtype: torch.dtype | str | None = None,
 ) -> StepReport:
     """Run a reference fine-tuning step on a *copy* of ``model`` and check it with :func:`check_step`.
 
@@ -158,7 +161,8 @@ def check_freeze(
     ``model.train()`` before each; a language model (``hf:``) given ``(batch, length)`` gets token
     ids and its own loss (next-token for a causal LM, on random labels for a classifier);
     ``train_bn=False`` puts the frozen norm layers back in eval mode
-    (the fix for moving running stats). The defaults are :class:`ReferenceStep`'s, the step that
+    (the fix for moving running stats). ``dtype`` is the inputs' dtype (default: the model's float
+    dtype); an integer one (``"long"``) gives 0/1 ids, valid indices of any embedding. The defaults are :class:`ReferenceStep`'s, the step that
     ``torchscope report`` runs too; the report's ``reference`` names the step that ran.
     ``model`` is not touched.
 
@@ -173,15 +177,18 @@ def check_freeze(
     """
     ref = ReferenceStep(optimizer, lr, momentum, weight_decay, steps, train_bn, seed)
     shapes = _inputs(input_size)
-    net = copy_model(model)
+    net = copy_model(uncompiled(model))  # the eager step: Dynamo traces none of the check's hooks
     inner, _ = unwrap(net)
     device = next((t.device for t in [*inner.parameters(), *inner.buffers()]), torch.device("cpu"))
-    dtype = next((p.dtype for p in inner.parameters() if p.is_floating_point()), torch.float32)
+    given = parse_dtype(dtype)
+    float_given = given is not None and (given.is_floating_point or given.is_complex)
+    in_dtype = given or next((p.dtype for p in inner.parameters() if p.is_floating_point()), torch.float32)
     gen = torch.Generator().manual_seed(ref.seed)
     # a language model gets token ids (and labels: its own loss); a half model gets half inputs
-    tokens = is_token_model(inner) and len(shapes) == 1 and len(shapes[0]) <= 2
-    kw = token_batch(inner, shapes[0], device=device, generator=gen, labels=True) if tokens else {}
-    xs = [] if tokens else [torch.randn(size, generator=gen).to(device=device, dtype=dtype) for size in shapes]
+    tokens = is_token_model(inner) and len(shapes) == 1 and len(shapes[0]) <= 2 and not float_given
+    ids = {"dtype": given} if given is not None and not float_given else {}
+    kw = token_batch(inner, shapes[0], device=device, generator=gen, labels=True, **ids) if tokens else {}
+    xs = [] if tokens else [random_input(size, in_dtype, device, gen) for size in shapes]
     trainable = [p for p in inner.parameters() if p.requires_grad]
     opt: torch.optim.Optimizer | None = None
     if trainable:
@@ -206,9 +213,11 @@ def check_freeze(
                 out = net(*xs, **kw)
             except Exception as exc:
                 shown = ", ".join(format_shape(size) for size in shapes)
+                first = str(exc).splitlines()[0] if str(exc) else ""
+                fix = dtype_hint(first, [str(x.dtype).removeprefix("torch.") for x in xs])
                 raise ForwardError(
                     f"forward pass on an input of size {shown} failed: {type(exc).__name__}: "
-                    f"{str(exc).splitlines()[0] if str(exc) else ''}; pass a fitting --input-size"
+                    f"{first}{fix or '; pass a fitting --input-size (and --dtype)'}"
                 ) from None
             loss = reference_loss(out, kw, gen)
             if loss is not None:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
+import sys
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +40,29 @@ def _looks_like_path(spec: str) -> bool:
         or os.sep in spec
         or Path(spec).suffix.lower() in {".pt", ".pth", ".pt2", ".ts", ".bin", ".ckpt", ".jit"}
     )
+
+
+@contextmanager
+def current_folder_importable() -> Iterator[None]:
+    """While the block runs, modules resolve from the current folder too, as ``python -m`` resolves them.
+
+    The ``torchscope`` console script starts with its own folder on ``sys.path``, not the current
+    one, so ``mypkg.models:build_net`` run from the folder that holds ``mypkg/`` would not import.
+    The folder goes first (as with ``python -m``) and comes off again afterwards.
+    """
+    try:
+        here = os.getcwd()
+    except OSError:  # the current folder was removed
+        yield
+        return
+    present = any(os.path.abspath(p or ".") == here for p in sys.path if isinstance(p, str))
+    if not present:
+        sys.path.insert(0, here)
+    try:
+        yield
+    finally:
+        if not present and here in sys.path:
+            sys.path.remove(here)
 
 
 def load_model(
@@ -77,6 +102,21 @@ def load_model(
         raise SpecError(f"{given}= (--{given.replace('_', '-')}) only applies to hf: models, not {spec!r}")
     if weights is not None:
         weights = weights_path(weights)
+    with current_folder_importable():  # modules named by the spec, and classes a pickle names
+        return _load(spec, weights, dev, meta, kw, pretrained, unsafe_load, hf, verify)
+
+
+def _load(
+    spec: str,
+    weights: Path | None,
+    dev: torch.device,
+    meta: bool,
+    kw: dict[str, Any],
+    pretrained: bool,
+    unsafe_load: bool,
+    hf: dict[str, Any],
+    verify: bool,
+) -> nn.Module:
     if ":" in spec or not Path(spec).is_file():
         if weights is not None and not meta:
             # Build without init cost, then take the file's tensors as they are (assign=True).

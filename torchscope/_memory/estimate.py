@@ -11,6 +11,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from torchscope._compiled import uncompiled
 from torchscope._format import format_bytes, format_shape
 from torchscope._loader import default_input_size
 from torchscope._memory.cards import MARGIN, capacity_of
@@ -175,6 +176,7 @@ def estimate_memory(
     )  # fmt: skip
     if not isinstance(model, nn.Module):
         raise TorchscopeError(f"model is a {type(model).__name__}, not an nn.Module")
+    model = uncompiled(model)  # fake tensors through the eager modules, never through Dynamo
     batch = batch_of(inputs)
     if is_token_model(model):  # shapes given for a language model are token ids
         batch = tuple((shape, torch.int64 if dt.is_floating_point else dt) for shape, dt in batch)

@@ -7,7 +7,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from torchscope._inputs import InputDtypeCheck
+from torchscope._inputs import InputDtypeCheck, dtype_hint
 from torchscope._recursion import headroom
 from torchscope._summary.data import TensorSpec, dtype_name, shapes_text, specs
 from torchscope._tree import type_name
@@ -124,8 +124,12 @@ class CallTracker:
         return self
 
     def __exit__(self, *exc: Any) -> None:
+        # torch forgets the with_kwargs flag of a removed global hook: left behind, it makes torch
+        # think a global hook is set, and every later call of a torch.compile'd model warns so
+        stale = getattr(nn.modules.module, "_global_forward_hooks_with_kwargs", {})
         for h in self._handles:
             h.remove()
+            stale.pop(h.id, None)
         self._handles.clear()
         room, self._room = self._room, None
         if room is not None:
@@ -204,6 +208,9 @@ class CallTracker:
         if "Expected more than 1 value per channel when training" in error:
             return "; use batch >= 2 (a norm layer in train mode needs more than one value per channel)"
         dtypes = {t.dtype for t in running.inputs}
+        wrong = dtype_hint(error, sorted(dtypes))
+        if wrong:
+            return wrong
         integer = {d for d in dtypes if d.startswith(("int", "uint", "bool"))}
         module = self.modules.get(running.module_id)
         floats = module is not None and any(p.is_floating_point() for p in module.parameters(recurse=False))

@@ -9,6 +9,7 @@ value grammars are parsed by :mod:`torchscope._parsing`, and output goes through
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -43,10 +44,13 @@ def load_cli_model(
     task: str | None = None,
     num_labels: int | None = None,
     verify: bool = True,
+    seed: int | None = None,
 ) -> nn.Module:
     """Load a model the way every command's options describe, then apply freeze options.
 
-    ``verify=False`` is ``--no-verify``: the checkpoint's CRC-32s are not checked.
+    ``verify=False`` is ``--no-verify``: the checkpoint's CRC-32s are not checked. ``seed``
+    (``--seed``) seeds every random number generator before the model is built, so its random
+    initialisation and the inputs drawn after it are the same in every run.
 
     ``config``/``task``/``num_labels`` are the ``hf:`` options (``--config k=v``, ``--task``, ``--num-labels``).
     """
@@ -61,6 +65,8 @@ def load_cli_model(
     hf_config = parse_kwargs(config, option="--config")
     freeze_patterns = split_patterns(freeze, option="--freeze")
     unfreeze_patterns = split_patterns(unfreeze, option="--unfreeze")
+    if seed is not None:
+        seed_everything(seed)
     model = load_model(
         spec, weights=weights, device=device, unsafe_load=unsafe_load, pretrained=pretrained, kwargs=kwargs,
         config=hf_config, task=task, num_labels=num_labels, verify=verify,
@@ -72,6 +78,26 @@ def load_cli_model(
     if unfreeze_patterns:
         do_unfreeze(model, *unfreeze_patterns)
     return model
+
+
+def check_seed(seed: int) -> int:
+    """``--seed`` checked: an integer that every generator takes (0 to 2**63 - 1)."""
+    if not 0 <= seed < 2**63:
+        raise SpecError(f"--seed {seed} is out of range; use an integer from 0 to 2**63 - 1, e.g. --seed 0")
+    return seed
+
+
+def seed_everything(seed: int) -> None:
+    """Seed torch (every device), Python's ``random`` and, if it is loaded, NumPy, for a repeatable run."""
+    import random
+
+    import torch
+
+    torch.manual_seed(check_seed(seed))
+    random.seed(seed)
+    numpy = sys.modules.get("numpy")
+    if numpy is not None:
+        numpy.random.seed(seed % 2**32)
 
 
 def input_sizes(

@@ -124,9 +124,15 @@ DtypeOpt = Annotated[
         metavar="DTYPE",
     ),
 ]
+DEFAULT_SEED = 0
+"""Every command that draws random weights or inputs seeds with ``--seed``, this one by default."""
 SeedOpt = Annotated[
-    int | None,
-    typer.Option("--seed", help="Seed of the random inputs and initialisation, for a repeatable run."),
+    int,
+    typer.Option(
+        "--seed",
+        help="Seed of the random initialisation and inputs, set before the model is built: two runs give "
+        "the same numbers.",
+    ),
 ]
 
 # -- the reference training step -------------------------------------------------------------------

@@ -12,8 +12,10 @@ import typer
 from torchscope._bench.schema import SCHEMA, BenchConfig, BenchResult, modes_of
 from torchscope._parsing import parse_input_size, parse_kwargs
 from torchscope.cli._app import app
+from torchscope.cli._common import check_seed
 from torchscope.cli._exit import ExitCode
 from torchscope.cli._options import (
+    DEFAULT_SEED,
     AmpOpt,
     ChannelsLastOpt,
     CheckOpt,
@@ -26,6 +28,7 @@ from torchscope.cli._options import (
     JsonOpt,
     NoColorOpt,
     NumLabelsOpt,
+    SeedOpt,
     SvgOpt,
     TaskOpt,
 )
@@ -164,6 +167,7 @@ def bench_command(
     ] = None,
     tokens: InputSizeOpt = None,
     input_dtype: DtypeOpt = None,
+    seed: SeedOpt = DEFAULT_SEED,
     config: HfConfigOpt = None,
     task: TaskOpt = None,
     num_labels: NumLabelsOpt = None,
@@ -265,7 +269,7 @@ def bench_command(
         amp=amp, channels_last=channels_last, compile=compile, compile_mode=compile_mode,
         data=None if data is None else str(data), workers=workers, baseline=baseline, check=check,
         seq_len=seq_len, token_dtype=token_dtype, hf_config=tuple(parse_kwargs(config, option="--config").items()),
-        task=task, num_labels=num_labels,
+        task=task, num_labels=num_labels, seed=check_seed(seed),
     )  # fmt: skip
     settings.validate()
     from torchscope._bench.run import run_bench  # torch: only once every input is known to be usable

@@ -12,8 +12,10 @@ from torchscope._parsing import split_patterns
 from torchscope.cli._app import app
 from torchscope.cli._common import input_sizes, load_cli_model
 from torchscope.cli._options import (
+    DEFAULT_SEED,
     ArgOpt,
     DeviceOpt,
+    DtypeOpt,
     ForceOpt,
     FreezeBackboneOpt,
     FreezeOpt,
@@ -29,6 +31,7 @@ from torchscope.cli._options import (
     NumLabelsOpt,
     OptimizerOpt,
     PretrainedOpt,
+    SeedOpt,
     StepsOpt,
     SvgOpt,
     TaskOpt,
@@ -63,6 +66,8 @@ def check_freeze_command(
     steps: StepsOpt = DEFAULT_STEP.steps,
     train_bn: TrainBnOpt = DEFAULT_STEP.train_bn,
     input_size: InputSizeOpt = None,
+    dtype: DtypeOpt = None,
+    seed: SeedOpt = DEFAULT_SEED,
     fingerprint: Annotated[
         bool, typer.Option("--fingerprint", help="Keep a fingerprint per tensor instead of a copy.")
     ] = False,
@@ -89,11 +94,11 @@ def check_freeze_command(
         json=json, html=html, svg=svg, no_color=no_color, force=force, title=title,
         inputs=command_inputs(model, weights),
     )  # fmt: skip
-    step = ReferenceStep(optimizer, lr, momentum, weight_decay, steps, train_bn)  # checked before any work
-    sizes = input_sizes(model, input_size, device=device, batch=2)
+    step = ReferenceStep(optimizer, lr, momentum, weight_decay, steps, train_bn, seed)  # checked before any work
+    sizes = input_sizes(model, input_size, device=device, dtype=dtype, batch=2)
     loaded = load_cli_model(
         model, weights=weights, args=arg, pretrained=pretrained, unsafe_load=unsafe_load, device=device,
-        verify=not no_verify,
+        verify=not no_verify, seed=seed,
         config=config, task=task, num_labels=num_labels, freeze=freeze, unfreeze=unfreeze, freeze_backbone=freeze_backbone,
     )  # fmt: skip
     expected = expected_frozen_names(
@@ -116,7 +121,7 @@ def check_freeze_command(
     report = check_freeze(
         loaded, input_size=sizes, optimizer=step.optimizer, lr=step.lr, momentum=step.momentum,
         weight_decay=step.weight_decay, steps=step.steps, train_bn=step.train_bn, frozen=expected,
-        mode="fingerprint" if fingerprint else "exact",
+        mode="fingerprint" if fingerprint else "exact", seed=step.seed, dtype=dtype,
     )  # fmt: skip
     emit(report, lambda: render_check(report, title=title), out)
     if not report.ok:

@@ -10,6 +10,7 @@ from torchscope._parsing import split_patterns
 from torchscope.cli._app import app
 from torchscope.cli._common import check_device, input_sizes, load_cli_model
 from torchscope.cli._options import (
+    DEFAULT_SEED,
     ArgOpt,
     DepthOpt,
     DeviceOpt,
@@ -27,6 +28,7 @@ from torchscope.cli._options import (
     NoVerifyOpt,
     NumLabelsOpt,
     PretrainedOpt,
+    SeedOpt,
     SvgOpt,
     TaskOpt,
     UnfreezeOpt,
@@ -50,6 +52,7 @@ def summary_command(
     dtype: DtypeOpt = None,
     mode: ModeOpt = "eval",
     device: DeviceOpt = "meta",
+    seed: SeedOpt = DEFAULT_SEED,
     depth: DepthOpt = None,
     uncounted: Annotated[
         bool, typer.Option("--uncounted", help="Add a column naming the ops that have no FLOP formula.")
@@ -94,7 +97,7 @@ def summary_command(
     sizes = input_sizes(model, input_size, device=device, dtype=dtype)
     options: dict[str, Any] = dict(
         weights=weights, args=arg, pretrained=pretrained, unsafe_load=unsafe_load, verify=not no_verify,
-        config=config, task=task, num_labels=num_labels,
+        config=config, task=task, num_labels=num_labels, seed=seed,
         freeze=freeze, unfreeze=unfreeze, freeze_backbone=freeze_backbone,
     )  # fmt: skip
     try:
@@ -138,6 +141,7 @@ def activations_command(
     ] = False,
     mode: ModeOpt = "eval",
     device: DeviceOpt = "cpu",
+    seed: SeedOpt = DEFAULT_SEED,
     weights: WeightsOpt = None,
     arg: ArgOpt = None,
     pretrained: PretrainedOpt = False,
@@ -155,6 +159,7 @@ def activations_command(
     """Activation statistics per module call on a random batch; NaN/Inf, dead ReLUs, exploding std flagged."""
     import torch
 
+    from torchscope._compiled import uncompiled
     from torchscope._grads import compute_loss
     from torchscope._inputs import prepare_call
     from torchscope._record import record
@@ -172,9 +177,10 @@ def activations_command(
     sizes = input_sizes(model, input_size, device=device, dtype=dtype)
     loaded = load_cli_model(
         model, device=device, weights=weights, args=arg, pretrained=pretrained, unsafe_load=unsafe_load,
-        verify=not no_verify,
+        verify=not no_verify, seed=seed,
         config=config, task=task, num_labels=num_labels,
-    )
+    )  # fmt: skip
+    loaded = uncompiled(loaded)  # a compiled model's eager modules: Dynamo traces none of our hooks
     with preserved(loaded):
         loaded.train(mode == "train")
         args, kw = prepare_call(loaded, sizes, dtype=dtype)
@@ -196,6 +202,7 @@ def activations_command(
 def stats_command(
     model: ModelArg,
     device: DeviceOpt = "cpu",
+    seed: SeedOpt = DEFAULT_SEED,
     weights: WeightsOpt = None,
     arg: ArgOpt = None,
     pretrained: PretrainedOpt = False,
@@ -224,7 +231,7 @@ def stats_command(
     )  # fmt: skip
     loaded = load_cli_model(
         model, device=device, weights=weights, args=arg, pretrained=pretrained, unsafe_load=unsafe_load,
-        verify=not no_verify,
+        verify=not no_verify, seed=seed,
         config=config, task=task, num_labels=num_labels,
         freeze=freeze, unfreeze=unfreeze, freeze_backbone=freeze_backbone,
     )  # fmt: skip
@@ -245,6 +252,7 @@ def grads_command(
     ] = "auto",
     mode: ModeOpt = "train",
     device: DeviceOpt = "cpu",
+    seed: SeedOpt = DEFAULT_SEED,
     weights: WeightsOpt = None,
     arg: ArgOpt = None,
     pretrained: PretrainedOpt = False,
@@ -275,7 +283,7 @@ def grads_command(
     sizes = input_sizes(model, input_size, device=device, dtype=dtype)
     loaded = load_cli_model(
         model, device=device, weights=weights, args=arg, pretrained=pretrained, unsafe_load=unsafe_load,
-        verify=not no_verify,
+        verify=not no_verify, seed=seed,
         config=config, task=task, num_labels=num_labels,
         freeze=freeze, unfreeze=unfreeze, freeze_backbone=freeze_backbone,
     )  # fmt: skip

@@ -9,6 +9,7 @@ import typer
 from torchscope.cli._app import app
 from torchscope.cli._common import load_cli_model
 from torchscope.cli._options import (
+    DEFAULT_SEED,
     AmpOpt,
     ArgOpt,
     ChannelsLastOpt,
@@ -27,6 +28,7 @@ from torchscope.cli._options import (
     NoVerifyOpt,
     NumLabelsOpt,
     OptimizerOpt,
+    SeedOpt,
     StepsOpt,
     SvgOpt,
     TaskOpt,
@@ -71,6 +73,7 @@ def memory_command(
     ] = None,
     input_size: InputSizeOpt = None,
     dtype: DtypeOpt = None,
+    seed: SeedOpt = DEFAULT_SEED,
     device: DeviceOpt = "cuda",
     freeze: FreezeOpt = None,
     unfreeze: UnfreezeOpt = None,
@@ -110,7 +113,7 @@ def memory_command(
     if device not in ("cuda", "cpu"):
         raise TorchscopeError(f"--device {device!r}: memory predicts for cuda or cpu")
     loaded = load_cli_model(
-        model, weights=weights, args=arg, device="meta", unsafe_load=unsafe_load, verify=not no_verify,
+        model, weights=weights, args=arg, device="meta", unsafe_load=unsafe_load, verify=not no_verify, seed=seed,
         freeze=freeze, unfreeze=unfreeze, freeze_backbone=freeze_backbone, config=config, task=task, num_labels=num_labels,
     )  # fmt: skip
     report = memory_of_spec(

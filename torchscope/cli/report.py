@@ -12,6 +12,7 @@ from torchscope._parsing import split_patterns
 from torchscope.cli._app import app
 from torchscope.cli._common import input_sizes, load_cli_model
 from torchscope.cli._options import (
+    DEFAULT_SEED,
     ArgOpt,
     CheckOpt,
     DtypeOpt,
@@ -71,7 +72,7 @@ def report_command(
     lr: LrOpt = DEFAULT_STEP.lr,
     momentum: MomentumOpt = DEFAULT_STEP.momentum,
     weight_decay: WeightDecayOpt = DEFAULT_STEP.weight_decay,
-    seed: SeedOpt = DEFAULT_STEP.seed,
+    seed: SeedOpt = DEFAULT_SEED,
     weights: WeightsOpt = None,
     arg: ArgOpt = None,
     pretrained: PretrainedOpt = False,
@@ -114,13 +115,13 @@ def report_command(
     # the same reference step as check-freeze, checked before any work (--optimizer adam --momentum 5)
     step = ReferenceStep(
         optimizer=optimizer, lr=lr, momentum=momentum, weight_decay=weight_decay, train_bn=train_bn,
-        seed=DEFAULT_STEP.seed if seed is None else seed,
+        seed=seed,
     )  # fmt: skip
     module_patterns = split_patterns(modules, option="--modules") or None
     sizes = input_sizes(model, input_size, device="cpu", dtype=dtype, batch=2)
     loaded = load_cli_model(
         model, weights=weights, args=arg, pretrained=pretrained, unsafe_load=unsafe_load, verify=not no_verify,
-        config=config, task=task, num_labels=num_labels,
+        config=config, task=task, num_labels=num_labels, seed=step.seed,
         freeze=freeze, unfreeze=unfreeze, freeze_backbone=freeze_backbone,
     )  # fmt: skip
     if not train_bn:
