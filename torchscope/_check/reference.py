@@ -28,8 +28,8 @@ from torchscope._check.step import Mode, check_step
 from torchscope._compiled import uncompiled
 from torchscope._format import format_shape
 from torchscope._freeze import find_head
-from torchscope._recursion import with_headroom
 from torchscope._inputs import dtype_hint, parse_dtype, random_input
+from torchscope._recursion import with_headroom
 from torchscope._tokens import is_token_model, own_loss, token_batch
 from torchscope.errors import ForwardError, SpecError
 
