@@ -41,7 +41,7 @@ CASES = [
     (SmallCNN, (2, 3, 8, 8), torch.float16, r"input\[0\] is float16 but backbone\.0 \(Conv2d\) has float32 weights"),
     (lambda: nn.Sequential(nn.Linear(4, 2)), (2, 4), torch.bfloat16, r"is bfloat16 but 0 \(Linear\) has float32"),
     (lambda: nn.Sequential(nn.Linear(4, 2)), (2, 4), torch.int64, r"is int64 but 0 \(Linear\) .*give float inputs"),
-    (TiedLM, (2, 5), torch.float32, r"is float32 but embed \(Embedding\) takes integer indices: give integer"),
+    (TiedLM, (2, 5), torch.float32, r"is float32 but embed \(Embedding\) takes integer indices: give token ids"),
 ]
 
 

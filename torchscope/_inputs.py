@@ -310,7 +310,7 @@ def layer_dtype_problem(module: nn.Module, x: torch.Tensor) -> str | None:
     if not cls.__module__.startswith("torch.nn.modules."):
         return None
     if isinstance(module, nn.Embedding | nn.EmbeddingBag):
-        return "takes integer indices: give integer inputs (--dtype int64)" if _exact(x) else None
+        return "takes integer indices: give token ids (--dtype long)" if _exact(x) else None
     weight = next((p for p in module._parameters.values() if p is not None and p.is_floating_point()), None)
     if weight is None:
         return None
