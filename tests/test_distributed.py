@@ -81,7 +81,9 @@ def _fsdp_scenario(rank: int) -> dict:
 
 def _worker(rank: int, port: int, out_dir: str, tests_dir: str) -> None:
     sys.path.insert(0, tests_dir)
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    # gloo picks its interface from the hostname unless told: on a CI machine whose hostname does not
+    # resolve to a reachable address its threads abort the process (SIGABRT); loopback always works
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), GLOO_SOCKET_IFNAME="lo")
     dist.init_process_group("gloo", rank=rank, world_size=2)
     try:
         result = {"ddp": _ddp_scenario(rank), "fsdp": _fsdp_scenario(rank)}

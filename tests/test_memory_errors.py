@@ -133,7 +133,8 @@ def test_a_sample_shape_without_batch_size_is_the_whole_batch_and_the_error_says
 
 def test_integer_inputs_into_a_float_layer_are_the_inputs_fault(cli, models: str) -> None:
     line = _one_line(cli("memory", f"{models}:Net", "--input-size", "2,3,32,32", "--dtype", "int64"))
-    assert "conv (Conv2d)" in line and "the input is int64" in line and "fake" not in line
+    assert "input[0] is int64 but conv (Conv2d) has float32 weights" in line and "fake" not in line
+    assert "--dtype float32" in line  # the fix
 
 
 def test_a_model_returning_an_int_is_named_as_such(cli, models: str) -> None:

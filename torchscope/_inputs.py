@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import weakref
 from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
@@ -349,13 +350,15 @@ class InputDtypeCheck:
         named = flatten_outputs(args, "input")
         for key, value in kwargs.items():
             named += flatten_outputs(value, str(key))  # input_ids, attention_mask...
-        self.inputs: dict[int, tuple[str, torch.Tensor]] = {}
+        # weak references: holding the inputs would keep them alive past the step's own last use
+        # (the memory predictor counts every live tensor)
+        self.inputs: dict[int, tuple[str, weakref.ref[torch.Tensor]]] = {}
         for name, t in named:
-            self.inputs.setdefault(id(t), (name, t))
+            self.inputs.setdefault(id(t), (name, weakref.ref(t)))
 
     def __call__(self, module: nn.Module, x: Any, name: str = "") -> None:
         found = self.inputs.get(id(x))
-        if found is None or found[1] is not x:
+        if found is None or found[1]() is not x:
             return
         problem = layer_dtype_problem(module, x)
         if problem is not None:
