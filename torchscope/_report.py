@@ -283,6 +283,8 @@ def _collect(
         with torch.no_grad(), record(model, modules) as rec:
             model(*args, **kw)
         acts = rec.report()
+    if acts.status == "not checked":  # an empty section is not an all-clear: say why it is empty
+        notes.append(f"activations not checked: {acts.why_unchecked()}")
     activation_rows = []
     for c in acts.calls:
         if c.stats is None:
