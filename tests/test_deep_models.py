@@ -158,6 +158,7 @@ def test_cli_the_fix_in_the_error_works(tmp_path: Path, cli) -> None:
     spec = f"{_model_file(tmp_path, 300)}:build"
     limit = sys.getrecursionlimit()
     try:
+        sys.setrecursionlimit(1000)  # Python's default, as in a fresh `torchscope` process
         refused = cli("summary", spec, "--input-size", "2,4", "--no-color")
         assert refused.exit_code == 2, refused.output
         fix = refused.stderr.split("sys.setrecursionlimit(")[1].split(")")[0]

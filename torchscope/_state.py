@@ -104,13 +104,16 @@ def preserved(
     requires_grad: bool = True,
     hooks: bool = True,
     rng: bool = True,
+    structure: bool = True,
     named_modules: list[tuple[str, nn.Module]] | None = None,
 ) -> Iterator[nn.Module]:
     """Run a block that may change ``model``; put everything back afterwards, also on error.
 
     Restores train/eval flags, ``requires_grad``, buffer values (BatchNorm running stats), the
     ``.grad`` tensors (same objects, old values), hooks added to any module's hook dicts, and the
-    torch/python/numpy/CUDA RNG state. ``params=True`` also restores parameter values.
+    torch/python/numpy/CUDA RNG state, and (``structure``) which Parameter, buffer and child module
+    each name of every module is bound to: a block that replaces them is undone by re-binding the
+    originals. ``params=True`` also restores parameter values.
     ``named_modules``: ``list(model.named_modules(remove_duplicate=False))`` when the caller has it.
 
     >>> import torch
@@ -154,10 +157,25 @@ def preserved(
             hook_saved.append(
                 (m, {d: set(h) for d in HOOK_DICTS if (h := attrs[d] if d in attrs else getattr(m, d, None))})
             )
+    # which object each name is bound to: a block that assigns a new Parameter, buffer or child
+    # module (resize_token_embeddings, a new head, adapter loading) is undone by re-binding the old
+    structure_saved: list[tuple[nn.Module, dict[str, Any], dict[str, Any], dict[str, Any]]] = []
+    if structure:
+        seen_modules: set[int] = set()
+        for _, m in named_modules:
+            # a ScriptModule's dicts are read-only views of its C++ state: not re-bindable, not saved
+            if id(m) not in seen_modules and isinstance(m._parameters, dict):
+                seen_modules.add(id(m))
+                structure_saved.append((m, dict(m._parameters), dict(m._buffers), dict(m._modules)))
     rng_saved = rng_state() if rng else None
     try:
         yield model
     finally:
+        for m, saved_params, saved_buffers, saved_modules in structure_saved:
+            for now, saved in ((m._parameters, saved_params), (m._buffers, saved_buffers), (m._modules, saved_modules)):
+                if now.keys() != saved.keys() or any(now[k] is not v for k, v in saved.items()):
+                    now.clear()
+                    now.update(saved)
         with torch.no_grad():
             for m, flag in mode_flags:
                 if m.training is not flag:  # only the changed ones
