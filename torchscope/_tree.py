@@ -165,6 +165,8 @@ def tree(model: nn.Module) -> ModuleTree:
         return result
 
     walk(root)
+    recorded = _exported_types(root)
+
 
     entries: list[ModuleEntry] = []
     warnings: list[TreeWarning] = []
@@ -178,7 +180,7 @@ def tree(model: nn.Module) -> ModuleTree:
         entries.append(
             ModuleEntry(
                 name=name,
-                type=type_name(module),
+                type=recorded.get(name) or type_name(module),
                 depth=depth,
                 params=trainable + frozen,
                 own_params=sum(_numel(p) for p in own_params),
@@ -202,7 +204,7 @@ def tree(model: nn.Module) -> ModuleTree:
     distinct_modules = {id(m): m for m in root.modules()}.values()
     global_hooks = _global_hook_count()
     return ModuleTree(
-        model_type=type_name(root),
+        model_type=recorded.get("") or type_name(root),
         wrappers=wrappers,
         total_params=total_trainable + total_frozen,
         trainable_params=total_trainable,
@@ -219,6 +221,20 @@ def tree(model: nn.Module) -> ModuleTree:
         warnings=tuple(warnings),
         adapters=collect_adapters(root, _numel),
     )
+
+
+def _exported_types(root: nn.Module) -> dict[str, str]:
+    """Module path -> the class it was before ``torch.export`` (which turns every submodule of its
+    program into a plain ``Module``), read from the graph's ``nn_module_stack``; empty for any other
+    model. Checked by name: importing torch.fx to check the type is slow."""
+    graph = getattr(root, "graph", None) if type(root).__name__ == "GraphModule" else None
+    out: dict[str, str] = {}
+    for node in getattr(graph, "nodes", ()):
+        for path, kind in (node.meta.get("nn_module_stack") or {}).values():
+            if path not in out:  # '' is the model's own class
+                name = kind.__name__ if isinstance(kind, type) else str(kind)
+                out[path] = name.rsplit(".", 1)[-1]  # 'torch.nn.modules.conv.Conv2d' -> 'Conv2d'
+    return out
 
 
 def _parent(root: nn.Module, name: str) -> nn.Module:
