@@ -20,7 +20,7 @@ from torch import nn
 from torchscope._check.reference import reference_loss
 from torchscope._freeze import find_head
 from torchscope._peft.layers import HEAD_NAMES as HF_HEAD_NAMES
-from torchscope._tokens import is_causal_lm, takes_labels, token_batch
+from torchscope._tokens import is_causal_lm, takes_labels, token_batch, vocab_size
 from torchscope.errors import TorchscopeError
 
 #: Tokens per sequence when none is given.
@@ -29,6 +29,12 @@ DEFAULT_SEQ_LEN = 128
 
 def _require_head(model: nn.Module) -> None:
     if not takes_labels(model):
+        if vocab_size(model) is None:  # not a language model: a plain module fed ids may have a head
+            raise TorchscopeError(
+                f"{type(model).__name__} takes token ids but computes no loss of its own (its forward takes "
+                "no labels), and bench trains a token model through its own loss; bench an hf: model with "
+                "--task causal-lm or --task sequence-classification"
+            )
         raise TorchscopeError(
             f"{type(model).__name__} has no head, so no loss to train on; "
             "bench an hf: model with --task causal-lm or --task sequence-classification"
