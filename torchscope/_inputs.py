@@ -358,7 +358,7 @@ class InputDtypeCheck:
 
     def __call__(self, module: nn.Module, x: Any, name: str = "") -> None:
         found = self.inputs.get(id(x))
-        if found is None or found[1]() is not x:
+        if found is None or not isinstance(x, torch.Tensor) or found[1]() is not x:
             return
         problem = layer_dtype_problem(module, x)
         if problem is not None:
