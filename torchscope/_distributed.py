@@ -78,6 +78,7 @@ def merge_reports(parts: list[tuple[dict[str, Any], tuple[str, ...]]], sharded: 
         groups=group_violations(ordered, keep={n for _, names in parts for n in names}),
         reference=ReferenceStep.from_dict(first["reference"]) if first.get("reference") else None,
         not_checked=tuple(first.get("not_checked", {}).items()),
+        fingerprint=first.get("fingerprint"),
     )
 
 

@@ -53,6 +53,7 @@ from torchscope._check.report import (
 )
 from torchscope._check.snapshot import Mode, NamedSnapshot, SnapshotDiff, take_snapshot
 from torchscope._distributed import gather_report, should_gather
+from torchscope._fingerprint import ALGORITHM
 from torchscope._optaudit import audit
 from torchscope._peft.review import PEFT_KINDS, PeftWatch
 from torchscope._state import preserved
@@ -311,5 +312,6 @@ def _run(
         snapshot_bytes=snapshot_bytes,
         optimizer_steps=None if probe is None else len(probe.sights),
         not_checked=_not_checked(plan, optimizer, trainable, checks),
+        fingerprint=ALGORITHM if mode == "fingerprint" else None,
     )
     return report, tuple(t.name for t in trainable)
