@@ -17,7 +17,7 @@ import importlib
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["html", "install", "text"]
+__all__ = ["echo", "html", "install", "text"]
 
 Show = Callable[[Any], str]
 _installed: dict[str, Show] = {}
@@ -26,10 +26,11 @@ _installed: dict[str, Show] = {}
 RENDER_PACKAGE = "torchscope.render"
 
 
-def install(*, text: Show, html: Show) -> None:
+def install(*, text: Show, html: Show, echo: Callable[[Any], None]) -> None:
     """Called by ``torchscope.render`` on import: the functions that show any result."""
     _installed["text"] = text
     _installed["html"] = html
+    _installed["echo"] = echo  # type: ignore[assignment]
 
 
 def _renderer(kind: str) -> Show:
@@ -43,6 +44,11 @@ def _renderer(kind: str) -> Show:
 def text(result: Any) -> str:
     """The plain-text table of ``result`` (its ``repr`` and ``str``)."""
     return _renderer("text")(result)
+
+
+def echo(result: Any) -> None:
+    """Print ``result``'s table to the terminal (colours where it has them): ``verbose`` printing."""
+    _renderer("echo")(result)
 
 
 def html(result: Any) -> str:

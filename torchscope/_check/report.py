@@ -8,7 +8,7 @@ from typing import Any
 from torchscope._check.config import ReferenceStep
 from torchscope._result import Record, Result, json_float
 
-__all__ = ["KINDS", "NOTHING_FROZEN", "OPTIMIZER_KINDS", "STATUSES", "StepReport", "Violation", "ViolationGroup",
+__all__ = ["BY_NAME_KINDS", "KINDS", "NOTHING_FROZEN", "OPTIMIZER_KINDS", "STATUSES", "StepReport", "Violation", "ViolationGroup",
            "format_change", "json_float", "unused_caveat"]  # fmt: skip
 
 KINDS: tuple[str, ...] = (
@@ -27,6 +27,9 @@ KINDS: tuple[str, ...] = (
     "tied_conflict",
 )
 OPTIMIZER_KINDS: tuple[str, ...] = tuple(k for k in KINDS if k.startswith("optimizer_"))
+#: The kinds the by-name comparison finds (torchscope._check.byname); here, below the torch code,
+#: so that the renderers can name them without importing torch.
+BY_NAME_KINDS: tuple[str, ...] = ("tensor_replaced", "tensor_removed", "tensor_added", "requires_grad_changed")
 
 #: Where a check stands: it held (looked at something, found nothing wrong), it was violated, or it
 #: had nothing to look at (not checked: never shown, nor counted, as held).

@@ -27,4 +27,10 @@ def _html(result: Any) -> str:
     return html(result)
 
 
-_display.install(text=_text, html=_html)
+def _echo(result: Any) -> None:
+    from torchscope.render.display import echo
+
+    echo(result)
+
+
+_display.install(text=_text, html=_html, echo=_echo)

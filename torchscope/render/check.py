@@ -10,9 +10,8 @@ from rich.padding import Padding
 from rich.panel import Panel
 from rich.text import Text
 
-from torchscope._check.byname import BY_NAME_KINDS
 from torchscope._check.grouping import group_violations
-from torchscope._check.report import StepReport, ViolationGroup, format_change
+from torchscope._check.report import BY_NAME_KINDS, StepReport, ViolationGroup, format_change
 from torchscope._format import format_bytes
 
 #: What each violation kind means when it does NOT happen: the invariant, as the panel states it.

@@ -138,6 +138,17 @@ def text(result: Any) -> str:
     return _renderers(result)[0](result)
 
 
+def echo(result: Any) -> None:
+    """Print ``result`` to the terminal: its Rich table where it has one (colours), else its text."""
+    name = str(getattr(result, "SCHEMA", "")).partition("/")[0]
+    if name == "torchscope.summary":
+        from torchscope.render.summary import render_summary
+
+        Console().print(render_summary(result))
+    else:
+        print(text(result))
+
+
 def html(result: Any) -> str:
     """The HTML of ``result`` for a notebook cell: the scoped style and its section."""
     return sections.fragment(_renderers(result)[1](result))
