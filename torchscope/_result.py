@@ -200,7 +200,7 @@ def _hints(cls: type) -> dict[str, Any]:
     if hints is None:
         # the generated __init__'s: evaluated in the defining module's globals (torchscope.__getattr__
         # renames a public class's __module__ to "torchscope", which would resolve nothing)
-        hints = _HINTS[cls] = typing.get_type_hints(cls.__init__)
+        hints = _HINTS[cls] = typing.get_type_hints(cls.__init__)  # type: ignore[misc]
     return hints
 
 

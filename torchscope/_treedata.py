@@ -241,6 +241,10 @@ class ModuleTree(Result):
         """Bytes of all parameters, every dtype."""
         return sum(b for _, b in self.param_bytes)
 
+    def table_rows(self) -> list[dict[str, Any]]:
+        """One dict per module, in pre-order (hooks as their total): what :meth:`to_dataframe` holds."""
+        return [{**m.to_dict(), "aliases": list(m.aliases), "hooks": m.hooks.total} for m in self.modules]
+
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> ModuleTree:
         """Rebuild a tree from :meth:`to_dict` output (e.g. ``torchscope tree --json``), tuples and all.
