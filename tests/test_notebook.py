@@ -57,7 +57,7 @@ def test_each_result_shows_once_as_html_with_exact_counts(run: tuple[Any, Any], 
     assert html.startswith('<div class="tsr"><style>') and "<script" not in html
     for c in counts:
         assert c in html, c
-    assert not text.startswith(("Summary(", "ModuleTree(", "StepReport(", "ActivationReport(", "MemoryReport("))
+    assert not text.startswith(("Summary(", "ModuleTree(", "StepCheck(", "ActivationReport(", "MemoryReport("))
 
 
 @pytest.mark.slow

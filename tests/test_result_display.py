@@ -15,7 +15,7 @@ import torchvision
 from zoo import build
 
 import torchscope
-from torchscope import DiffReport, ModuleTree, ParamStats, StepReport, TorchscopeError
+from torchscope import DiffReport, ModuleTree, ParamStats, StepCheck, TorchscopeError
 from torchscope._result import Result
 
 SVG_NS = 'xmlns="http://www.w3.org/2000/svg"'
@@ -108,7 +108,7 @@ def test_the_html_escapes_what_users_name(results: dict[str, Result]) -> None:
     html = replace(diff, a="<b>a.pt</b>")._repr_html_()
     assert "&lt;b&gt;a.pt&lt;/b&gt;" in html and "<b>a.pt</b>" not in html
     check = results["check"]
-    assert isinstance(check, StepReport)
+    assert isinstance(check, StepCheck)
     marked = replace(check, caveats=('<img src="x">',))
     assert "&lt;img src=&quot;x&quot;&gt;" in marked._repr_html_()
 

@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from torchscope._check.report import StepReport
+from torchscope._check.report import StepCheck
 from torchscope._grads import GradReport
 from torchscope._memory.schema import MemoryReport
 from torchscope._record import ActivationReport
@@ -39,7 +39,7 @@ class ReportData(Result):
     summary: Summary | None = None
     activations: ActivationReport | None = None
     grads: GradReport | None = None
-    check: StepReport | None = None
+    check: StepCheck | None = None
     memory: MemoryReport | None = None  # the predicted peak of two training steps (estimate_memory)
     input_size: tuple[tuple[int, ...], ...] = ()
     generated_by: str = "torchscope"

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
-from torchscope._result import Record, Result, check_schema
+from torchscope._result import Record, Result, check_schema, read_float
 from torchscope.errors import TorchscopeError
 
 FREEZE_STATES: tuple[str, ...] = ("trainable", "frozen", "partial", "none")
@@ -195,13 +195,13 @@ class AdapterInfo(Record):
         alpha = d["alpha"]
         if r is not None and (not isinstance(r, int) or isinstance(r, bool)):
             raise TorchscopeError(f"field 'r' must be an int or null, got {r!r}")
-        if alpha is not None and (not isinstance(alpha, int | float) or isinstance(alpha, bool)):
+        if alpha is not None and (not isinstance(alpha, int | float | str) or isinstance(alpha, bool)):
             raise TorchscopeError(f"field 'alpha' must be a number or null, got {alpha!r}")
         return cls(
             name=_str(d["name"], "name"),
             kind=_str(d["kind"], "kind"),
             r=r,
-            alpha=None if alpha is None else float(alpha),
+            alpha=None if alpha is None else read_float(alpha, "alpha"),
             rank_pattern=_bool(d, "rank_pattern"),
             targets=_strs(d["targets"], "targets"),
             modules=_strs(d["modules"], "modules"),

@@ -1,4 +1,4 @@
-"""The report types of the step check: :class:`Violation` and :class:`StepReport`. Plain data, no torch."""
+"""The result types of the step check: :class:`Violation` and :class:`StepCheck`. Plain data, no torch."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 from torchscope._check.config import ReferenceStep
 from torchscope._result import Record, Result, json_float
 
-__all__ = ["BY_NAME_KINDS", "KINDS", "NOTHING_FROZEN", "OPTIMIZER_KINDS", "STATUSES", "StepReport", "Violation", "ViolationGroup",
+__all__ = ["BY_NAME_KINDS", "KINDS", "NOTHING_FROZEN", "OPTIMIZER_KINDS", "STATUSES", "StepCheck", "StepReport", "Violation", "ViolationGroup",
            "format_change", "json_float", "unused_caveat"]  # fmt: skip
 
 KINDS: tuple[str, ...] = (
@@ -100,7 +100,7 @@ class ViolationGroup(Record):
 
 
 @dataclass(frozen=True, repr=False)
-class StepReport(Result):
+class StepCheck(Result):
     """What :func:`check_step` checked and every violation it found. Plain data.
 
     ``checks`` lists the violation kinds that were checked (the optimizer kinds only when an
@@ -169,3 +169,7 @@ class StepReport(Result):
     def by_kind(self, kind: str) -> tuple[Violation, ...]:
         """The violations of one kind, in report order."""
         return tuple(v for v in self.violations if v.kind == kind)
+
+
+#: The old name of :class:`StepCheck` (``torchscope.StepReport`` warns; it goes in the next release).
+StepReport = StepCheck

@@ -47,7 +47,7 @@ from torchscope._check.report import (
     KINDS,
     NOTHING_FROZEN,
     OPTIMIZER_KINDS,
-    StepReport,
+    StepCheck,
     Violation,
     unused_caveat,
 )
@@ -71,7 +71,7 @@ def check_step(
     atol: float = 0.0,
     restore: bool = False,
     snapshot_device: str | torch.device | None = None,
-) -> StepReport:
+) -> StepCheck:
     """Run ``step()`` once and check every freeze invariant; each violation comes with its cause.
 
     ``frozen`` defaults to the params with ``requires_grad=False`` and the buffers of modules whose
@@ -188,7 +188,7 @@ def _run(
     mode: Mode,
     atol: float,
     snap_dev: torch.device | None,
-) -> tuple[StepReport, tuple[str, ...]]:
+) -> tuple[StepCheck, tuple[str, ...]]:
     plan = make_plan(model, frozen)
     violations: list[Violation] = list(plan.pre)
     if optimizer is not None:
@@ -296,7 +296,7 @@ def _run(
         caveats.append(NOTHING_FROZEN)
     if no_grad:
         caveats.append(unused_caveat(no_grad))
-    report = StepReport(
+    report = StepCheck(
         ok=not violations,
         violations=tuple(violations),
         caveats=tuple(caveats),

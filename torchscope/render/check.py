@@ -1,4 +1,4 @@
-"""Rich view of a :class:`~torchscope.StepReport`: one ✓/✗ line per invariant, each cause once with
+"""Rich view of a :class:`~torchscope.StepCheck`: one ✓/✗ line per invariant, each cause once with
 its names and the one call that fixes them all, the step that was checked, and what limits the
 verdict. No torch import.
 """
@@ -11,7 +11,7 @@ from rich.panel import Panel
 from rich.text import Text
 
 from torchscope._check.grouping import group_violations
-from torchscope._check.report import BY_NAME_KINDS, StepReport, ViolationGroup, format_change
+from torchscope._check.report import BY_NAME_KINDS, StepCheck, ViolationGroup, format_change
 from torchscope._format import format_bytes
 
 #: What each violation kind means when it does NOT happen: the invariant, as the panel states it.
@@ -61,7 +61,7 @@ def _change(group: ViolationGroup) -> str:
     return f" (max |change| {change:.3g})" if change is not None and change > 0 else ""
 
 
-def summary_line(report: StepReport) -> str:
+def summary_line(report: StepCheck) -> str:
     """What was checked, in one line."""
     steps = "" if report.optimizer_steps is None else f", {report.optimizer_steps} optimizer step(s)"
     ranks = f", {report.world_size} ranks" if report.world_size > 1 else ""
@@ -72,7 +72,7 @@ def summary_line(report: StepReport) -> str:
     )
 
 
-def verdict(report: StepReport) -> tuple[str, str]:
+def verdict(report: StepCheck) -> tuple[str, str]:
     """The verdict in words and its colour: a check that had nothing to look at is not "all hold"."""
     if not report.ok:
         return f"✗ {len(report.violations)} violation(s)", "red"
@@ -85,7 +85,7 @@ def verdict(report: StepReport) -> tuple[str, str]:
     return "✓ all invariants hold", "green"
 
 
-def render_check(report: StepReport, *, title: str = "check-freeze") -> RenderableType:
+def render_check(report: StepCheck, *, title: str = "check-freeze") -> RenderableType:
     """A panel with a ✓ or ✗ line per invariant checked; under each ✗ every cause once, with its
     names, its count and the one call that fixes them all.
 
@@ -130,7 +130,7 @@ def render_check(report: StepReport, *, title: str = "check-freeze") -> Renderab
     return Panel(Group(*lines), title=f"{words} · {title}", title_align="left", border_style=style)
 
 
-def check_text(report: StepReport) -> str:
+def check_text(report: StepCheck) -> str:
     """The plain-text table of a check: the verdict, what was checked, each violation with its cause.
 
     It is the report's ``repr()`` and ``str()``; the Rich panel (:func:`render_check`) is the CLI's.

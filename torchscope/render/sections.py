@@ -23,7 +23,7 @@ from torchscope.render._charts import (
 
 if TYPE_CHECKING:
     from torchscope._bench.schema import BenchResult
-    from torchscope._check.report import StepReport
+    from torchscope._check.report import StepCheck
     from torchscope._diff import DiffReport
     from torchscope._grads import GradReport
     from torchscope._memory.schema import MemoryReport
@@ -245,14 +245,14 @@ CHECK_TEXT: dict[str, str] = {
 }
 
 
-def held_words(r: StepReport, what: str = "freeze invariant") -> str:
+def held_words(r: StepCheck, what: str = "freeze invariant") -> str:
     """A check with no violation: "every invariant holds" only when each had something to look at."""
     if r.not_checked:
         return f"✓ every checked {what} holds ({len(r.not_checked)} not checked)"
     return f"✓ every {what} holds"
 
 
-def check_html(r: StepReport, step: str = "") -> str:
+def check_html(r: StepCheck, step: str = "") -> str:
     """The verdict, one line per invariant (held, not checked, violated with its cause)."""
     verdict = f"✗ {len(r.violations)} violation(s)" if not r.ok else held_words(r)
     items = [
