@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import re
 import sys
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import pytest
 import torch
@@ -16,6 +16,7 @@ from zoo import build
 
 import torchscope
 from torchscope import DiffReport, ModuleTree, ParamStats, StepCheck, TorchscopeError
+from torchscope._check.report import Violation
 from torchscope._result import Result
 
 SVG_NS = 'xmlns="http://www.w3.org/2000/svg"'
@@ -149,3 +150,19 @@ def test_to_dataframe_without_pandas_names_the_extra(results: dict[str, Result],
     monkeypatch.setitem(sys.modules, "pandas", None)  # import pandas raises ImportError
     with pytest.raises(TorchscopeError, match=r"^to_dataframe\(\) needs pandas; install it with pip install 'torchscope\[pandas\]'"):
         results["stats"].to_dataframe()
+
+
+def test_a_new_result_shows_itself_by_subclassing_alone() -> None:
+    # what the freeze guard's result adopts: the base class (and repr=False), nothing else
+    @dataclass(frozen=True, repr=False)
+    class GuardResult(Result):
+        SCHEMA = "torchscope.guard/1"
+        steps: int
+        violations: tuple[Violation, ...]
+
+    r = GuardResult(1234, (Violation("frozen_param_changed", "fc.<weight>", 0.5, "it moved"),))
+    text = repr(r)
+    assert text.startswith("GuardResult (torchscope.guard/1)\nsteps: 1,234") and "fc.<weight>" in text
+    html = r._repr_html_()
+    assert "<dt>steps</dt><dd>1,234</dd>" in html and "fc.&lt;weight&gt;" in html
+    assert GuardResult.from_dict(json.loads(json.dumps(r.to_dict()))) == r

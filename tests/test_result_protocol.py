@@ -33,9 +33,13 @@ from torchscope import (
     TorchscopeError,
 )
 from torchscope._check.config import OPTIMIZERS, ReferenceStep
+from torchscope._check.report import Violation, ViolationGroup
 from torchscope._diff import NONFINITE, STATUSES, TensorDiff
 from torchscope._fingerprint import ALGORITHMS, Fingerprint
+from torchscope._grads import LayerGrad
+from torchscope._record import ActivationCall
 from torchscope._result import Result
+from torchscope._stats import ParamRow
 from torchscope._treedata import FREEZE_STATES, ModuleEntry
 
 #: Every result a public function returns, and its schema.
@@ -273,3 +277,16 @@ def test_the_old_name_of_the_step_check_still_works_with_one_warning() -> None:
         old = torchscope.StepReport
     assert old is StepCheck
     assert "StepReport" not in torchscope.__all__ and "StepCheck" in torchscope.__all__
+
+
+@pytest.mark.parametrize("part", [Violation, ViolationGroup, TensorDiff, ModuleEntry, ActivationCall, LayerGrad, ParamRow],
+                         ids=lambda c: c.__name__)
+def test_every_part_of_a_result_round_trips_alone(part: type) -> None:
+    # audit_optimizer returns bare Violations: they read back on their own, without a schema
+    @settings(max_examples=30, deadline=None)
+    @given(strategy(part))
+    def round_trip(value: Any) -> None:
+        d = json.loads(json.dumps(value.to_dict(), allow_nan=False))
+        assert "schema" not in d and part.from_dict(d) == value
+
+    round_trip()

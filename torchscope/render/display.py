@@ -125,12 +125,50 @@ RENDERERS: dict[str, tuple[Callable[[Any], str], Callable[[Any], str]]] = {
 }
 
 
+def _scalars(d: dict[str, Any]) -> list[tuple[str, str]]:
+    return [(k, f"{v:,}" if isinstance(v, int) and not isinstance(v, bool) else str(v))
+            for k, v in d.items() if k != "schema" and not isinstance(v, dict | list)]  # fmt: skip
+
+
+def _rows(d: dict[str, Any]) -> list[tuple[str, list[dict[str, Any]]]]:
+    return [(k, v) for k, v in d.items() if isinstance(v, list) and v and all(isinstance(x, dict) for x in v)]
+
+
+def generic_text(result: Any) -> str:
+    """A result with no renderer of its own: its scalar fields, then each list of records as a table."""
+    from rich.table import Table
+
+    d = result.to_dict()
+    lines = [f"{type(result).__name__} ({d.get('schema', '')})", *(f"{k}: {v}" for k, v in _scalars(d))]
+    out = "\n".join(lines)
+    for key, rows in _rows(d):
+        table = Table(title=key, title_justify="left", box=None)
+        for column in rows[0]:
+            table.add_column(column)
+        for row in rows:
+            table.add_row(*(str(row.get(c, "")) for c in rows[0]))
+        out += "\n" + plain(table)
+    return out
+
+
+def generic_html(result: Any) -> str:
+    """The HTML of a result with no section of its own: the same scalars and tables, escaped."""
+    from html import escape
+
+    d = result.to_dict()
+    body = f"<h3>{escape(type(result).__name__)}</h3>" + sections.totals(_scalars(d))
+    for key, rows in _rows(d):
+        columns = list(rows[0])
+        body += f"<p class=\"sub\">{escape(key)}</p>" + sections.table(
+            [(c, False) for c in columns], [([escape(str(r.get(c, ""))) for c in columns], "") for r in rows], empty=""
+        )
+    return body
+
+
 def _renderers(result: Any) -> tuple[Callable[[Any], str], Callable[[Any], str]]:
+    # a result without a renderer of its own (a new one, before it gets a section) still shows its data
     name = str(getattr(result, "SCHEMA", "")).partition("/")[0]
-    found = RENDERERS.get(name)
-    if found is None:
-        raise LookupError(f"no renderer for schema {name!r}: register one in torchscope.render.display.RENDERERS")
-    return found
+    return RENDERERS.get(name, (generic_text, generic_html))
 
 
 def text(result: Any) -> str:
