@@ -485,8 +485,8 @@ def stacked_bar_svg(
     """An inline SVG of one bar split into ``parts`` (label, value), with a legend of shares.
 
     >>> svg = stacked_bar_svg([("parameters", 3), ("activations", 1)], title="peak")
-    >>> svg.count("<rect"), "parameters 75.0%" in svg
-    (2, True)
+    >>> svg.count("<rect"), "parameters 75.0%" in svg  # two parts and their two legend swatches
+    (4, True)
     """
     total = sum(v for _, v in parts if _finite(v) and v > 0)
     if total <= 0:
