@@ -14,7 +14,15 @@ Fails (exit 1, printing each circle and each offending edge with file and line) 
 - any circle: a strongly connected component of more than one module, or a module importing itself;
 - any core -> CLI edge: core is every module outside ``torchscope.cli``; ``torchscope.__main__``
   (``python -m torchscope``) is an entry point, like the ``torchscope`` console script, and belongs
-  to the CLI side.
+  to the CLI side;
+- any core -> render edge: the core (every module outside ``torchscope.cli`` and ``torchscope.render``)
+  never imports the renderers. A result reaches its renderer through one documented boundary,
+  ``torchscope._display``, which imports ``torchscope.render`` by name at display time
+  (``importlib.import_module`` of a string constant; see CONTRIBUTING.md). That display-time import
+  is allowed there and nowhere else in the core, and it is not an import-time edge (it runs when a
+  result is shown, after both sides are imported), so it is listed, not counted in the circles;
+- any torch import reachable from a renderer: ``torchscope.render`` imports no torch, neither itself
+  nor through a core module it imports (function-local imports included).
 
 On success prints one summary line. ``--root DIR`` checks another tree (the tests use it).
 
@@ -33,7 +41,10 @@ from pathlib import Path
 
 PACKAGE = "torchscope"
 CLI = f"{PACKAGE}.cli"
+RENDER = f"{PACKAGE}.render"
 ENTRY_POINTS = frozenset({f"{PACKAGE}.__main__"})
+#: The one core module allowed to import the renderers, by name, at display time.
+DISPLAY_BOUNDARY = f"{PACKAGE}._display"
 
 
 @dataclass(frozen=True)
@@ -87,6 +98,46 @@ def _resolve(module: str, is_package: bool, node: ast.ImportFrom) -> str:
     return ".".join([*base, node.module] if node.module else base)
 
 
+def _string_constants(tree: ast.Module) -> dict[str, str]:
+    """Module-level ``NAME = "text"`` assignments (what a dynamic import may name)."""
+    out: dict[str, str] = {}
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str):
+            for target in node.targets:
+                if isinstance(target, ast.Name):
+                    out[target.id] = node.value.value
+    return out
+
+
+def dynamic_imports(tree: ast.Module) -> Iterator[tuple[str, int]]:
+    """(module, line) of every ``import_module(...)``/``__import__(...)`` whose name is a string
+    literal or a module-level string constant."""
+    constants = _string_constants(tree)
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call) or not node.args:
+            continue
+        func = node.func
+        name = func.attr if isinstance(func, ast.Attribute) else (func.id if isinstance(func, ast.Name) else "")
+        if name not in ("import_module", "__import__"):
+            continue
+        arg = node.args[0]
+        if isinstance(arg, ast.Constant) and isinstance(arg.value, str):
+            yield arg.value, node.lineno
+        elif isinstance(arg, ast.Name) and arg.id in constants:
+            yield constants[arg.id], node.lineno
+
+
+def imports_torch(tree: ast.AST) -> int | None:
+    """The line of the first ``import torch``/``from torch ...`` (any depth, not TYPE_CHECKING)."""
+    for node in _imports(tree):
+        names = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""]
+        if node.__class__ is ast.ImportFrom and node.level:  # type: ignore[attr-defined]
+            continue
+        if any(n == "torch" or n.startswith("torch.") for n in names):
+            return node.lineno
+    return None
+
+
 def build_graph(root: Path) -> tuple[dict[str, Path], list[Edge]]:
     """The package's modules and the import edges between them."""
     modules = module_names(root)
@@ -108,6 +159,28 @@ def build_graph(root: Path) -> tuple[dict[str, Path], list[Edge]]:
                 for hit in _runs(target, name, modules):
                     edges.append(Edge(name, hit, rel, node.lineno))
     return modules, edges
+
+
+def display_edges(root: Path, modules: dict[str, Path]) -> list[Edge]:
+    """Display-time imports of the renderers by name (``importlib.import_module(RENDER)``)."""
+    out = []
+    for name, path in modules.items():
+        rel = path.relative_to(root).as_posix()
+        tree = ast.parse(path.read_text(encoding="utf-8"), filename=rel)
+        for target, line in dynamic_imports(tree):
+            if target == RENDER or target.startswith(RENDER + "."):
+                out.append(Edge(name, target, rel, line))
+    return out
+
+
+def torch_importers(root: Path, modules: dict[str, Path]) -> dict[str, int]:
+    """Module -> line of its torch import, for every module that imports torch anywhere."""
+    out = {}
+    for name, path in modules.items():
+        line = imports_torch(ast.parse(path.read_text(encoding="utf-8")))
+        if line is not None:
+            out[name] = line
+    return out
 
 
 def _runs(target: str, importer: str, modules: dict[str, Path]) -> Iterator[str]:
@@ -200,6 +273,31 @@ def _is_cli(module: str) -> bool:
     return module == CLI or module.startswith(CLI + ".") or module in ENTRY_POINTS
 
 
+def _is_render(module: str) -> bool:
+    return module == RENDER or module.startswith(RENDER + ".")
+
+
+def _path_to(start: str, goal: set[str], graph: dict[str, list[str]]) -> list[str] | None:
+    """A shortest import path from ``start`` to any module of ``goal`` (breadth-first)."""
+    previous: dict[str, str] = {}
+    frontier, seen = [start], {start}
+    while frontier:
+        following = []
+        for node in frontier:
+            if node in goal:
+                path = [node]
+                while path[-1] != start:
+                    path.append(previous[path[-1]])
+                return path[::-1]
+            for nxt in graph.get(node, []):
+                if nxt not in seen:
+                    seen.add(nxt)
+                    previous[nxt] = node
+                    following.append(nxt)
+        frontier = following
+    return None
+
+
 def check(root: Path) -> tuple[list[str], str]:
     """(problems, summary) for the tree at ``root``."""
     modules, edges = build_graph(root)
@@ -226,11 +324,42 @@ def check(root: Path) -> tuple[list[str], str]:
                 cli_edges[(e.file, e.line)] = e
     for _, edge in sorted(cli_edges.items()):
         problems.append(f"core module imports the CLI: {edge.source} -> {edge.target}  ({edge.where()})")
+    # the core never imports the renderers (statically): results reach them through _display
+    render_edges: dict[tuple[str, int], Edge] = {}
+    for e in edges:
+        if not _is_cli(e.source) and not _is_render(e.source) and _is_render(e.target):
+            seen = render_edges.get((e.file, e.line))
+            if seen is None or len(e.target) > len(seen.target):
+                render_edges[(e.file, e.line)] = e
+    for _, edge in sorted(render_edges.items()):
+        problems.append(
+            f"core module imports the renderers: {edge.source} -> {edge.target}  ({edge.where()}); "
+            f"show a result through {DISPLAY_BOUNDARY} instead"
+        )
+    boundary = display_edges(root, modules)
+    for edge in boundary:
+        if edge.source != DISPLAY_BOUNDARY and not _is_cli(edge.source) and not _is_render(edge.source):
+            problems.append(
+                f"core module imports the renderers by name: {edge.source} -> {edge.target}  ({edge.where()}); "
+                f"only {DISPLAY_BOUNDARY} may (the one display-time boundary)"
+            )
+    # renderers import no torch, neither themselves nor through what they import
+    torchy = torch_importers(root, modules)
+    for module in sorted(m for m in modules if _is_render(m)):
+        path = _path_to(module, set(torchy), graph)
+        if path is not None:
+            chain = " -> ".join(path)
+            problems.append(
+                f"renderer imports torch: {chain} -> torch  ({modules[path[-1]].relative_to(root).as_posix()}:"
+                f"{torchy[path[-1]]})"
+            )
     core = sum(1 for m in modules if not _is_cli(m))
     local = len({(e.source, e.target) for e in edges})
+    allowed = ", ".join(f"{e.source} -> {e.target} ({e.where()})" for e in boundary if e.source == DISPLAY_BOUNDARY)
     summary = (
         f"import check: {len(modules)} modules ({core} core, {len(modules) - core} CLI), "
-        f"{local} import edges, no circles, no core -> CLI import"
+        f"{local} import edges, no circles, no core -> CLI import, no core -> render import "
+        f"(display boundary: {allowed or 'none'}), no torch under render"
     )
     return problems, summary
 

@@ -192,7 +192,7 @@ def test_torchvision_resnet18_by_name() -> None:
 
 
 def test_from_dict_rejects_foreign_files() -> None:
-    with pytest.raises(TorchscopeError, match="not a torchscope bench result"):
+    with pytest.raises(TorchscopeError, match=r"not a torchscope\.bench result"):
         BenchResult.from_dict({"schema": "other"})
     with pytest.raises(TorchscopeError, match="incomplete or malformed"):
         BenchResult.from_dict({"schema": SCHEMA, "config": {}})
@@ -610,7 +610,7 @@ def test_cli_compare_rejects_other_json(tmp_path: Path) -> None:
     other = tmp_path / "other.json"
     other.write_text('{"hello": 1}')
     res = _cli("--compare", str(other), str(other))
-    assert res.exit_code == 2 and "not a torchscope bench result" in res.output
+    assert res.exit_code == 2 and "not a torchscope.bench result" in res.output
 
 
 @pytest.mark.slow

@@ -520,7 +520,8 @@ def test_report_freeze_section_sees_a_replaced_tensor(models: str) -> None:
     spec.loader.exec_module(module)
     data = collect_report(module.Rebinder(), input_size=(4, 4), memory=False, train_bn=False)
     assert data.check_ok is False
-    assert [(v.kind, v.name) for v in data.violations] == [("tensor_replaced", "backbone.1.running_mean")]
+    assert data.check is not None
+    assert [(v.kind, v.name) for v in data.check.violations] == [("tensor_replaced", "backbone.1.running_mean")]
 
 
 def test_report_says_which_checks_had_nothing_to_look_at() -> None:
@@ -529,8 +530,9 @@ def test_report_says_which_checks_had_nothing_to_look_at() -> None:
     net.requires_grad_(False)
     data = collect_report(net, input_size=(2, 3, 8, 8), memory=False, train_bn=False)
     assert data.check_ok is True
-    assert ("trainable_not_updated", "no trainable param to check") in data.not_checked
-    assert "trainable_not_updated" not in data.checks
+    assert data.check is not None
+    assert ("trainable_not_updated", "no trainable param to check") in data.check.not_checked
+    assert "trainable_not_updated" not in data.check.held
     from torchscope.render.html import render_html
 
     page = render_html(data)

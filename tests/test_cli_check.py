@@ -122,10 +122,10 @@ def test_diff_bad_input_exits_2(tmp_path: Path) -> None:
 def test_render_check_panel_exact_text() -> None:
     from rich.console import Console
 
-    from torchscope._check import StepReport, Violation
+    from torchscope._check import StepCheck, Violation
     from torchscope.render.check import render_check
 
-    report = StepReport(
+    report = StepCheck(
         ok=False,
         violations=(
             Violation("frozen_param_changed", "backbone.0.weight", 0.0125, "its grad was zero rather than None."),

@@ -44,7 +44,57 @@ def run(root: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
 def test_the_package_passes(capsys: pytest.CaptureFixture[str]) -> None:
     code, out = run(REPO, capsys)
     assert code == 0, out
-    assert out.startswith("import check: ") and out.rstrip().endswith("no circles, no core -> CLI import")
+    assert out.startswith("import check: ") and "no circles, no core -> CLI import" in out
+    assert "no core -> render import (display boundary: torchscope._display -> torchscope.render" in out
+    assert out.rstrip().endswith("no torch under render")
+
+
+def test_the_core_importing_a_renderer_is_found(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    root = make_tree(
+        tmp_path,
+        {
+            "render/__init__.py": "",
+            "render/table.py": "from torchscope._data import Data\n",
+            "_data.py": "class Data:\n    def __str__(self):\n        from torchscope.render.table import show\n",
+        },
+    )
+    code, out = run(root, capsys)
+    assert code == 1
+    assert "core module imports the renderers: torchscope._data -> torchscope.render.table  (torchscope/_data.py:3)" in out
+
+
+def test_only_the_display_boundary_may_import_the_renderers_by_name(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    files = {
+        "render/__init__.py": "import torchscope._display\n",
+        "_display.py": "import importlib\nRENDER = 'torchscope.render'\ndef show():\n    importlib.import_module(RENDER)\n",
+    }
+    code, out = run(make_tree(tmp_path / "ok", files), capsys)
+    assert code == 0, out
+    assert "display boundary: torchscope._display -> torchscope.render (torchscope/_display.py:4)" in out
+    sneaky = {**files, "_other.py": "import importlib\ndef f():\n    importlib.import_module('torchscope.render')\n"}
+    code, out = run(make_tree(tmp_path / "bad", sneaky), capsys)
+    assert code == 1
+    assert "core module imports the renderers by name: torchscope._other -> torchscope.render" in out
+
+
+def test_a_renderer_reaching_torch_through_the_core_is_found(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    root = make_tree(
+        tmp_path,
+        {
+            "render/__init__.py": "",
+            "render/view.py": "from torchscope._kinds import KINDS\n",
+            "_kinds.py": "from torchscope._heavy import x\nKINDS = ()\n",
+            "_heavy.py": "import torch\nx = 1\n",
+        },
+    )
+    code, out = run(root, capsys)
+    assert code == 1
+    assert (
+        "renderer imports torch: torchscope.render.view -> torchscope._kinds -> torchscope._heavy -> torch  "
+        "(torchscope/_heavy.py:1)"
+    ) in out
 
 
 def test_a_circle_hidden_in_a_function_is_found(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -6,6 +6,7 @@ import json
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -13,15 +14,7 @@ from typer.testing import Result
 from zoo import build
 
 import torchscope
-from torchscope._report import (
-    ActivationRow,
-    BlockRow,
-    GradRow,
-    ReportData,
-    TreeRow,
-    ViolationRow,
-    collect_report,
-)
+from torchscope._report import ReportData, collect_report
 from torchscope.errors import SpecError
 from torchscope.render._charts import COLOR_FROZEN
 from torchscope.render.html import render_html
@@ -47,30 +40,17 @@ def svgs(page: str) -> list[ET.Element]:
 
 
 def handmade() -> ReportData:
-    return ReportData(
-        title="tiny<net>",
-        model_type="Net",
-        total_params=130,
-        trainable_params=30,
-        frozen_params=100,
-        input_size=((2, 4),),
-        mult_adds=260,
-        blocks=(BlockRow("body", "Linear", 100, 0), BlockRow("head", "Linear", 30, 30)),
-        modules=(
-            TreeRow("", "Net", 0, 130, "partial", True),
-            TreeRow("body", "Linear", 1, 100, "frozen", True),
-        ),
-        activations=(
-            ActivationRow("body", "Linear", "[2, 10]", 0.1, 1.0, 0.0),
-            ActivationRow("act", "ReLU", "[2, 10]", 0.4, 0.5, 0.95, ("dead",)),
-        ),
-        grads=(GradRow("body", "Linear", None, True), GradRow("head", "Linear", 0.25, False)),
-        check_ok=False,
-        checks=("trainable_not_updated",),
-        violations=(
-            ViolationRow("frozen_buffer_changed", "bn.running_mean", 0.5, "BatchNorm in train mode <fix>"),
-        ),
-    )
+    """A real report of a frozen backbone in train mode, with markup in the strings a user controls."""
+    model, x = build("small_cnn")
+    torchscope.freeze(model, "backbone")
+    data = collect_report(model, input_size=tuple(x.shape), memory=False)
+    assert data.check is not None and data.activations is not None
+    first, *rest = data.check.violations
+    check = replace(data.check, violations=(replace(first, cause="BatchNorm in train mode <fix>"), *rest))
+    calls = list(data.activations.calls)
+    relu = next(i for i, c in enumerate(calls) if c.type == "ReLU")
+    calls[relu] = replace(calls[relu], flags=("dead",))
+    return replace(data, title="tiny<net>", check=check, activations=replace(data.activations, calls=tuple(calls)))
 
 
 def test_page_from_plain_data_is_self_contained_and_escaped() -> None:
@@ -78,7 +58,7 @@ def test_page_from_plain_data_is_self_contained_and_escaped() -> None:
     assert_self_contained(page)
     assert "<title>torchscope report: tiny&lt;net&gt;</title>" in page
     assert "BatchNorm in train mode &lt;fix&gt;" in page
-    assert "✗ 1 violation(s)" in page
+    assert "✗ 6 violation(s)" in page
     assert '<span class="tag flag">dead</span>' in page
 
 
@@ -88,37 +68,40 @@ def test_page_has_the_four_charts_and_greys_frozen_layers() -> None:
     titles = [c.find("{http://www.w3.org/2000/svg}title").text for c in charts]  # type: ignore[union-attr]
     assert titles == [
         "Activation std by depth (log scale)",
-        "Fraction of zeros by depth",
-        "Grad norm by layer (log scale; frozen layers grey)",
+        "Fraction of zeros (dead units) by depth",
+        "Update ratio by layer: grad norm / param norm (log scale; frozen layers grey)",
         "Params by top-level block",
     ]
     grad_chart = charts[2]
     bars = [r for r in grad_chart.iter("{http://www.w3.org/2000/svg}rect") if r.get("class") == "bar"]
-    assert [b.get("fill") == COLOR_FROZEN for b in bars] == [True, False]
+    # backbone.0, .1, .3, .4 are frozen (their bars grey); the head fc trains
+    assert [b.get("fill") == COLOR_FROZEN for b in bars] == [True, True, True, True, False]
 
 
 def test_page_without_optional_sections_says_what_is_missing() -> None:
+    data = handmade()
     page = render_html(
-        ReportData(
-            title="m",
-            model_type="M",
-            total_params=0,
-            trainable_params=0,
-            frozen_params=0,
-            notes=("summary skipped: no --input-size",),
-        )
+        replace(data, summary=None, activations=None, grads=None, check=None, notes=("summary skipped: no --input-size",))
     )
     assert_self_contained(page)
     assert "Freeze check not run." in page
-    assert "No chart: nothing was collected." in page
+    assert "No gradients recorded." in page
     assert "summary skipped: no --input-size" in page
 
 
 def test_report_data_to_dict_is_plain_json() -> None:
-    d = json.loads(json.dumps(handmade().to_dict()))
-    assert d["grads"][0] == {"name": "body", "type": "Linear", "norm": None, "frozen": True, "flags": []}
-    assert d["violations"][0]["kind"] == "frozen_buffer_changed"
-    assert d["input_size"] == [[2, 4]]
+    data = handmade()
+    d = json.loads(json.dumps(data.to_dict(), allow_nan=False))
+    # each part is the result its own function returns, under its own schema
+    assert d["schema"] == "torchscope.report/2"
+    assert [d[k]["schema"] for k in ("tree", "summary", "activations", "grads", "check")] == [
+        "torchscope.tree/1", "torchscope.summary/1", "torchscope.activations/1", "torchscope.grads/1",
+        "torchscope.check/1",
+    ]
+    assert d["grads"]["layers"][0]["name"] == "backbone.0" and d["grads"]["layers"][0]["grad_norm"] is None
+    assert d["check"]["violations"][0]["kind"] == "frozen_buffer_changed"
+    assert d["input_size"] == [[4, 3, 8, 8]]
+    assert ReportData.from_dict(d) == data
 
 
 # ---------------------------------------------------------------------------------------------
@@ -138,37 +121,35 @@ def test_collect_report_frozen_backbone_in_train_mode_flags_batchnorm_drift() ->
     assert (d["title"], d["model_type"]) == ("small", "SmallCNN")
     assert (d["total_params"], d["trainable_params"], d["frozen_params"]) == (867, 27, 840)
     assert d["input_size"] == [[4, 3, 8, 8]]
-    assert [(b["name"], b["params"], b["trainable_params"]) for b in d["blocks"]] == [
-        ("backbone", 840, 0),
-        ("fc", 27, 27),
-    ]
-    # grads: the frozen layers are there, greyed, with no norm; the head has one
-    grads = {g["name"]: g for g in d["grads"]}
-    assert grads["backbone.0"]["frozen"] is True and grads["backbone.0"]["norm"] is None
-    assert grads["fc"]["frozen"] is False and grads["fc"]["norm"] > 0
-    # activations in forward order; containers are not leaves
-    names = [a["name"] for a in d["activations"]]
+    blocks = [(m["name"], m["params"], m["trainable_params"]) for m in d["tree"]["modules"] if m["depth"] == 1]
+    assert blocks == [("backbone", 840, 0), ("fc", 27, 27)]
+    # grads: the frozen layers are there with no norm; the head has one
+    grads = {g["name"]: g for g in d["grads"]["layers"]}
+    assert grads["backbone.0"]["trainable"] == 0 and grads["backbone.0"]["grad_norm"] is None
+    assert grads["fc"]["trainable"] == 27 and grads["fc"]["grad_norm"] > 0
+    # activations in forward order
+    names = [c["module"] for c in d["activations"]["calls"]]
     assert names[:3] == ["backbone.0", "backbone.1", "backbone.2"]
-    assert {a["name"]: a["leaf"] for a in d["activations"]}["backbone"] is False
-    relu = next(a for a in d["activations"] if a["name"] == "backbone.2")
-    assert 0 < relu["zero_frac"] < 1
+    relu = next(c for c in d["activations"]["calls"] if c["module"] == "backbone.2")
+    assert 0 < relu["stats"]["zero_fraction"] < 1
     # the freeze check: BatchNorm running stats moved
     assert d["check_ok"] is False
-    assert {v["kind"] for v in d["violations"]} == {"frozen_buffer_changed"}
-    assert {v["name"] for v in d["violations"]} >= {"backbone.1.running_mean", "backbone.4.running_var"}
-    assert "frozen_param_changed" in d["checks"] and "frozen_buffer_changed" not in d["checks"]
-    assert d["mult_adds"] > 0 and d["layers"][0]["name"] == "(model)"
+    check = d["check"]
+    assert {v["kind"] for v in check["violations"]} == {"frozen_buffer_changed"}
+    assert {v["name"] for v in check["violations"]} >= {"backbone.1.running_mean", "backbone.4.running_var"}
+    assert check["status"]["frozen_param_changed"] == "held" and check["status"]["frozen_buffer_changed"] == "violated"
+    assert d["mult_adds"] > 0 and d["summary"]["rows"][0]["name"] == ""
 
 
 def test_collect_report_with_frozen_norms_in_eval_passes_and_page_shows_it() -> None:
     model, x = build("small_cnn")
     torchscope.freeze(model, "backbone")
     data = collect_report(model, input_size=tuple(x.shape), train_bn=False)
-    assert data.check_ok is True and data.violations == ()
+    assert data.check_ok is True and data.check is not None and data.check.violations == ()
     page = render_html(data)
     assert_self_contained(page)
     assert "✓ every freeze invariant holds" in page
-    assert len(svgs(page)) == 4
+    assert len(svgs(page)) == 5  # std, zeros, update ratio, params by block, memory at the peak
 
 
 def test_collect_report_needs_inputs_and_values() -> None:
@@ -254,11 +235,12 @@ def test_cli_eval_bn_puts_frozen_norms_in_eval_and_drops_the_drift_warning(cli: 
     args = ["report", f"{ZOO}:SmallCNN", "--input-size", "4,3,8,8", "--freeze", "backbone", "--json"]
     drifting = json.loads(cli(*args).stdout)
     assert any(
-        "backbone.1 (BatchNorm2d) has frozen params but is in train mode" in w for w in drifting["warnings"]
+        "backbone.1 (BatchNorm2d) has frozen params but is in train mode" in w["message"]
+        for w in drifting["tree"]["warnings"]
     )
     fixed = json.loads(cli(*[*args, "--eval-bn"]).stdout)
-    assert fixed["warnings"] == []
-    modes = {m["name"]: m["training"] for m in fixed["modules"]}
+    assert fixed["tree"]["warnings"] == []
+    modes = {m["name"]: m["training"] for m in fixed["tree"]["modules"]}
     assert (modes["backbone.1"], modes["backbone.4"], modes["backbone.0"]) == (False, False, True)
     assert fixed["check_ok"] is True
 

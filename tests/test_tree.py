@@ -23,6 +23,7 @@ def test_exact_dict_of_a_small_model() -> None:
     d = tree(model).to_dict()
     hooks = {"forward": 0, "forward_pre": 0, "backward": 0, "state_dict": 0, "load_state_dict": 0}
     assert {k: v for k, v in d.items() if k != "modules"} == {
+        "schema": "torchscope.tree/1",
         "model_type": "Sequential",
         "wrappers": [],
         "total_params": 15,

@@ -54,7 +54,7 @@ def test_tree_module_reexports_the_data_classes() -> None:
     import torchscope._tree as collector
     import torchscope._treedata as data
 
-    for name in ("FREEZE_STATES", "HookCounts", "ModuleEntry", "ModuleTree", "TreeWarning", "_jsonable"):
+    for name in ("FREEZE_STATES", "HookCounts", "ModuleEntry", "ModuleTree", "TreeWarning"):
         assert getattr(collector, name) is getattr(data, name)
 
 

@@ -30,7 +30,7 @@ _EXPORTS: dict[str, str] = {
     "Recorder": "torchscope._record",
     "ReportData": "torchscope._report",
     "SpecError": "torchscope.errors",
-    "StepReport": "torchscope._check.report",
+    "StepCheck": "torchscope._check.report",
     "Summary": "torchscope._summary",
     "TorchscopeError": "torchscope.errors",
     "Violation": "torchscope._check.report",
@@ -62,7 +62,22 @@ _EXPORTS: dict[str, str] = {
 __all__ = sorted(["__version__", *_EXPORTS])
 
 
+# old public name -> (new name, the release it goes in): still works, with one DeprecationWarning line
+_RENAMED: dict[str, tuple[str, str]] = {"StepReport": ("StepCheck", "0.2")}
+
+
 def __getattr__(name: str) -> Any:
+    if name in _RENAMED:
+        import warnings
+
+        new, release = _RENAMED[name]
+        warnings.warn(
+            f"torchscope.{name} is now torchscope.{new} (what check_step returns is a check, not the report page); "
+            f"the old name goes in {release}",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return __getattr__(new)
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'torchscope' has no attribute {name!r}")
@@ -88,7 +103,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from torchscope._bench.run import bench
     from torchscope._bench.schema import BenchResult
     from torchscope._check.reference import check_freeze
-    from torchscope._check.report import StepReport, Violation
+    from torchscope._check.report import StepCheck, StepReport, Violation
     from torchscope._check.step import check_step
     from torchscope._diff import DiffReport, diff_checkpoints
     from torchscope._fingerprint import fingerprint

@@ -18,10 +18,10 @@ from typing import Any
 
 import torch
 
-from torchscope._check import json_float
 from torchscope._loader import extract_state_dict, load_model, strip_common_prefix, torch_load
 from torchscope._loader.safetensors_io import is_safetensors, load_safetensors
 from torchscope._patterns import match_names
+from torchscope._result import Record, Result
 from torchscope.errors import SpecError, TorchscopeError
 
 STATUSES: tuple[str, ...] = ("unchanged", "changed", "missing", "added", "shape_changed")
@@ -41,7 +41,7 @@ Checkpoint = str | Path | Mapping[str, Any]
 
 
 @dataclass(frozen=True)
-class TensorDiff:
+class TensorDiff(Record):
     """One tensor of the two checkpoints."""
 
     name: str
@@ -55,6 +55,9 @@ class TensorDiff:
     expected_frozen: bool
     module_type: str | None = None
     nonfinite: tuple[tuple[str, int], ...] = ()  # (a key of NONFINITE, how many values), none at 0
+
+    DERIVED = ("cause",)
+    MAPPINGS = ("nonfinite",)
 
     @property
     def cause(self) -> str:
@@ -71,25 +74,9 @@ class TensorDiff:
         """Expected frozen, yet not unchanged."""
         return self.expected_frozen and self.status != "unchanged"
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "status": self.status,
-            "shape_a": None if self.shape_a is None else list(self.shape_a),
-            "shape_b": None if self.shape_b is None else list(self.shape_b),
-            "dtype_a": self.dtype_a,
-            "dtype_b": self.dtype_b,
-            "max_abs": json_float(self.max_abs),
-            "rel_change": json_float(self.rel_change),
-            "expected_frozen": self.expected_frozen,
-            "module_type": self.module_type,
-            "nonfinite": dict(self.nonfinite),
-            "cause": self.cause,
-        }
 
-
-@dataclass(frozen=True)
-class DiffReport:
+@dataclass(frozen=True, repr=False)
+class DiffReport(Result):
     """Every tensor's status, in checkpoint order (A's names first, then names only B has)."""
 
     ok: bool
@@ -99,6 +86,10 @@ class DiffReport:
     arch: str | None = None
     expect_frozen: tuple[str, ...] = ()
     not_in_arch: tuple[str, ...] = ()
+
+    SCHEMA = "torchscope.diff/1"
+    DERIVED = ("counts", "violation_names")
+    KEYS = (("entries", "tensors"), ("violation_names", "violations"))
 
     @property
     def counts(self) -> dict[str, int]:
@@ -112,18 +103,14 @@ class DiffReport:
         """Expected-frozen tensors that are not unchanged."""
         return tuple(e for e in self.entries if e.violates)
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "ok": self.ok,
-            "a": self.a,
-            "b": self.b,
-            "arch": self.arch,
-            "expect_frozen": list(self.expect_frozen),
-            "counts": self.counts,
-            "violations": [e.name for e in self.violations],
-            "not_in_arch": list(self.not_in_arch),
-            "tensors": [e.to_dict() for e in self.entries],
-        }
+    @property
+    def violation_names(self) -> tuple[str, ...]:
+        """The names of :attr:`violations` (``to_dict()["violations"]``)."""
+        return tuple(e.name for e in self.violations)
+
+    def table_rows(self) -> list[dict[str, Any]]:
+        """One dict per tensor: what :meth:`to_dataframe` holds."""
+        return [e.to_dict() for e in self.entries]
 
 
 def _load(ckpt: Checkpoint, label: str, unsafe_load: bool, verify: bool) -> dict[str, torch.Tensor]:

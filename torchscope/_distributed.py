@@ -15,7 +15,7 @@ from torch import nn
 
 from torchscope._check.config import ReferenceStep
 from torchscope._check.grouping import group_violations
-from torchscope._check.report import StepReport, Violation
+from torchscope._check.report import StepCheck, Violation
 
 
 def is_sharded(model: nn.Module) -> bool:
@@ -34,7 +34,7 @@ def should_gather(model: nn.Module, wrappers: tuple[str, ...] = ()) -> bool:
     return "DistributedDataParallel" in wrappers or is_sharded(model)
 
 
-def merge_reports(parts: list[tuple[dict[str, Any], tuple[str, ...]]], sharded: bool) -> StepReport:
+def merge_reports(parts: list[tuple[dict[str, Any], tuple[str, ...]]], sharded: bool) -> StepCheck:
     """Merge ``(report.to_dict(), trainable names checked)`` from every rank into one report."""
     reports = [p[0] for p in parts]
     merged: dict[tuple[str, str], Violation] = {}
@@ -59,7 +59,7 @@ def merge_reports(parts: list[tuple[dict[str, Any], tuple[str, ...]]], sharded: 
     first = reports[0]
     ordered = sorted(merged.values(), key=lambda v: (first["checks"].index(v.kind) if v.kind in first["checks"] else 99))
     total = (lambda key: sum(r[key] for r in reports)) if sharded else (lambda key: first[key])
-    return StepReport(
+    return StepCheck(
         ok=not ordered,
         violations=tuple(ordered),
         mode=first["mode"],
@@ -78,10 +78,11 @@ def merge_reports(parts: list[tuple[dict[str, Any], tuple[str, ...]]], sharded: 
         groups=group_violations(ordered, keep={n for _, names in parts for n in names}),
         reference=ReferenceStep.from_dict(first["reference"]) if first.get("reference") else None,
         not_checked=tuple(first.get("not_checked", {}).items()),
+        fingerprint=first.get("fingerprint"),
     )
 
 
-def gather_report(report: StepReport, checked_trainable: tuple[str, ...], model: nn.Module) -> StepReport:
+def gather_report(report: StepCheck, checked_trainable: tuple[str, ...], model: nn.Module) -> StepCheck:
     """Collective: every rank must call it (check_step does); every rank returns the merged report."""
     parts: list[Any] = [None] * dist.get_world_size()
     dist.all_gather_object(parts, (report.to_dict(), checked_trainable))

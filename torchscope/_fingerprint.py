@@ -20,6 +20,12 @@ it. Two methods:
   one ulp), so ``check_step`` never uses it; it is kept for users who fingerprint single writes.
 
 Fingerprints are kept on the device as int64 tensors and brought to the host together, once.
+
+A definition that changes gets a new algorithm id (:data:`ALGORITHMS`): the weighted sum of 64-bit
+patterns was ``torchscope.weighted/1``; the 32-bit halves are ``torchscope.weighted/2``.
+:func:`fingerprint` returns :class:`Fingerprint` values, ints that carry their id, and comparing two
+of different ids is a :class:`~torchscope.errors.TorchscopeError` that says so (their numbers mean
+different things). JSON that stores them stores ``{"algorithm": ..., "value": ...}``.
 """
 
 from __future__ import annotations
@@ -38,6 +44,69 @@ from torchscope._fused import fused_fingerprint
 from torchscope.errors import TorchscopeError
 
 Method = Literal["auto", "hash", "weighted"]
+
+#: The id of each method's current definition: stored with every fingerprint.
+ALGORITHMS: dict[str, str] = {"weighted": "torchscope.weighted/2", "hash": "torch.hash_tensor/1"}
+#: The algorithm ``check_step`` uses (``method="auto"``).
+ALGORITHM = ALGORITHMS["weighted"]
+
+
+class Fingerprint(int):
+    """A fingerprint: an int that knows its algorithm id; comparing across ids is an error.
+
+    >>> a, b = Fingerprint(7, "torchscope.weighted/2"), Fingerprint(7, "torch.hash_tensor/1")
+    >>> a == 7, a == Fingerprint(7, "torchscope.weighted/2")
+    (True, True)
+    >>> a == b
+    Traceback (most recent call last):
+    ...
+    torchscope.errors.TorchscopeError: cannot compare a torchscope.weighted/2 fingerprint with a torch.hash_tensor/1 one: their values mean different things; fingerprint both with the same method
+    """
+
+    algorithm: str
+
+    def __new__(cls, value: int, algorithm: str) -> Fingerprint:
+        self = super().__new__(cls, value)
+        self.algorithm = algorithm
+        return self
+
+    def _same(self, other: object) -> None:
+        if isinstance(other, Fingerprint) and other.algorithm != self.algorithm:
+            raise TorchscopeError(
+                f"cannot compare a {self.algorithm} fingerprint with a {other.algorithm} one: their values "
+                "mean different things; fingerprint both with the same method"
+            )
+
+    def __eq__(self, other: object) -> bool:
+        self._same(other)
+        return int(self) == other
+
+    def __ne__(self, other: object) -> bool:
+        return not self == other
+
+    __hash__ = int.__hash__
+
+    def __repr__(self) -> str:
+        return f"Fingerprint({int(self)}, {self.algorithm!r})"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (Fingerprint, (int(self), self.algorithm))
+
+    def to_dict(self) -> dict[str, Any]:
+        """``{"algorithm": id, "value": n}``: JSON that keeps the id."""
+        return {"algorithm": self.algorithm, "value": int(self)}
+
+    @classmethod
+    def from_dict(cls, d: Any) -> Fingerprint:
+        """The inverse of :meth:`to_dict`; a dict without an algorithm id is refused."""
+        if not isinstance(d, Mapping) or not isinstance(d.get("algorithm"), str):
+            raise TorchscopeError(
+                f"a stored fingerprint needs its algorithm id, got {d!r}; store Fingerprint.to_dict()"
+            )
+        value = d.get("value")
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise TorchscopeError(f"a stored fingerprint's value must be an int, got {value!r}")
+        return cls(value, d["algorithm"])
 
 # Elements read per chunk by the weighted method: 2 int64 buffers of this length (the widened chunk,
 # multiplied in place, and the cached weights) are alive at once, 128 KiB in all.
@@ -195,16 +264,18 @@ def to_host(values: Sequence[torch.Tensor]) -> list[int]:
 
 
 @overload
-def fingerprint(tensors: torch.Tensor, *, method: Method = "auto") -> int: ...
+def fingerprint(tensors: torch.Tensor, *, method: Method = "auto") -> Fingerprint: ...
 @overload
-def fingerprint(tensors: Mapping[str, torch.Tensor], *, method: Method = "auto") -> dict[str, int]: ...
+def fingerprint(tensors: Mapping[str, torch.Tensor], *, method: Method = "auto") -> dict[str, Fingerprint]: ...
 @overload
-def fingerprint(tensors: Sequence[torch.Tensor], *, method: Method = "auto") -> tuple[int, ...]: ...
+def fingerprint(tensors: Sequence[torch.Tensor], *, method: Method = "auto") -> tuple[Fingerprint, ...]: ...
 def fingerprint(tensors: Any, *, method: Method = "auto") -> Any:
     """Fingerprint a tensor, a sequence of tensors, or a ``{name: tensor}`` mapping.
 
     Each fingerprint is a 64-bit int computed on the tensor's own device with O(1) extra memory; it
-    changes whenever any single element changes. All values reach the host in one transfer.
+    changes whenever any single element changes. All values reach the host in one transfer. Each is
+    a :class:`Fingerprint` carrying its algorithm id (``.algorithm``); comparing fingerprints of two
+    different algorithms raises :class:`~torchscope.errors.TorchscopeError`.
 
     >>> import torch
     >>> w = torch.zeros(1000)
@@ -213,14 +284,17 @@ def fingerprint(tensors: Any, *, method: Method = "auto") -> Any:
     >>> fingerprint(w) != before
     True
     """
+    if method not in ("auto", "hash", "weighted"):
+        raise TorchscopeError(f"method={method!r} is not one of 'auto', 'hash', 'weighted'")
+    algorithm = ALGORITHMS["weighted" if method == "auto" else method]
     if isinstance(tensors, torch.Tensor):
-        return to_host([fingerprint_tensor(tensors, method)])[0]
+        return Fingerprint(to_host([fingerprint_tensor(tensors, method)])[0], algorithm)
     if isinstance(tensors, Mapping):
         names = list(tensors)
         values = to_host(fingerprint_many([tensors[n] for n in names], method))
-        return dict(zip(names, values, strict=True))
+        return {n: Fingerprint(v, algorithm) for n, v in zip(names, values, strict=True)}
     if isinstance(tensors, Sequence):
-        return tuple(to_host(fingerprint_many(list(tensors), method)))
+        return tuple(Fingerprint(v, algorithm) for v in to_host(fingerprint_many(list(tensors), method)))
     raise TorchscopeError(
         f"fingerprint() takes a tensor, a sequence or a mapping of tensors, not {type(tensors).__name__}"
     )

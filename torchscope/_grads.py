@@ -24,6 +24,7 @@ from torchscope._compiled import uncompiled
 from torchscope._format import format_shape
 from torchscope._inputs import flatten_outputs, prepare_call
 from torchscope._recursion import with_headroom
+from torchscope._result import Record, Result
 from torchscope._state import preserved
 from torchscope._summary import CallTracker
 from torchscope._tokens import is_causal_lm, is_token_model, takes_labels, token_labels
@@ -37,7 +38,7 @@ LossSpec = Literal["auto", "ce", "sum"] | Callable[[Any], torch.Tensor]
 
 
 @dataclass(frozen=True)
-class LayerGrad:
+class LayerGrad(Record):
     """Gradient of one module's own parameters (children excluded)."""
 
     name: str
@@ -49,12 +50,9 @@ class LayerGrad:
     ratio: float | None  # grad_norm / param_norm
     flag: str | None  # "vanishing", "exploding", "nonfinite", "unused" or None
 
-    def to_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
 
-
-@dataclass(frozen=True)
-class GradReport:
+@dataclass(frozen=True, repr=False)
+class GradReport(Result):
     """What :func:`grad_report` found; plain data."""
 
     model: str
@@ -69,6 +67,9 @@ class GradReport:
     caveats: tuple[str, ...] = ()  # what limits the verdict (unused params: this input only)
     nothing_checked: str = ""  # why no trainable parameter had a gradient to check, when none had
 
+    SCHEMA = "torchscope.grads/1"
+    DERIVED = ("status", "checked")
+
     @property
     def checked(self) -> int:
         """Layers whose gradient was looked at (a layer whose parameters got none is not)."""
@@ -81,22 +82,9 @@ class GradReport:
             return "not checked"
         return "flagged" if self.flags or self.unused else "ok"
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "status": self.status,
-            "checked": self.checked,
-            "nothing_checked": self.nothing_checked,
-            "caveats": list(self.caveats),
-            "model": self.model,
-            "loss": self.loss,
-            "loss_value": self.loss_value,
-            "mode": self.mode,
-            "trainable": self.trainable,
-            "frozen": self.frozen,
-            "unused": list(self.unused),
-            "flags": list(self.flags),
-            "layers": [layer.to_dict() for layer in self.layers],
-        }
+    def table_rows(self) -> list[dict[str, Any]]:
+        """One dict per layer: what :meth:`to_dataframe` holds."""
+        return [layer.to_dict() for layer in self.layers]
 
 
 def compute_loss(output: Any, loss: LossSpec) -> tuple[torch.Tensor, str]:

@@ -24,6 +24,7 @@ from torchscope._fused import fused_stats
 from torchscope._inputs import flatten_outputs
 from torchscope._patterns import match_names
 from torchscope._recursion import WALK_PER_LEVEL, check_depth, headroom
+from torchscope._result import Record, Result
 from torchscope.errors import SpecError
 
 # Modules whose output is exactly zero for negative inputs: >= DEAD_FRACTION zeros means dead units.
@@ -170,7 +171,7 @@ def tensor_stats(t: torch.Tensor) -> torch.Tensor:
 
 
 @dataclass(frozen=True)
-class TensorStats:
+class TensorStats(Record):
     """Statistics of one tensor (an activation or its gradient)."""
 
     mean: float
@@ -187,8 +188,6 @@ class TensorStats:
         v = list(values)
         return cls(v[0], v[1], v[2], v[3], v[4], v[5], _count(v[6]), _count(v[7]))
 
-    def to_dict(self) -> dict[str, Any]:
-        return {f: getattr(self, f) for f in STAT_FIELDS}
 
 
 def _count(v: float) -> int:
@@ -196,7 +195,7 @@ def _count(v: float) -> int:
 
 
 @dataclass(frozen=True)
-class ActivationCall:
+class ActivationCall(Record):
     """One output tensor of one module call in one forward pass."""
 
     forward: int
@@ -211,24 +210,9 @@ class ActivationCall:
     time_ms: float | None = None
     flags: tuple[str, ...] = ()
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "forward": self.forward,
-            "module": self.module,
-            "type": self.type,
-            "call": self.call,
-            "output": self.output,
-            "shape": list(self.shape),
-            "dtype": self.dtype,
-            "stats": None if self.stats is None else self.stats.to_dict(),
-            "grad": None if self.grad is None else self.grad.to_dict(),
-            "time_ms": self.time_ms,
-            "flags": list(self.flags),
-        }
-
 
 @dataclass(frozen=True)
-class Flag:
+class Flag(Record):
     """A problem found in the statistics: nan, inf, dead, exploding, vanishing, grad_nan, grad_inf."""
 
     kind: str
@@ -237,18 +221,9 @@ class Flag:
     call: int
     detail: str
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "kind": self.kind,
-            "module": self.module,
-            "forward": self.forward,
-            "call": self.call,
-            "detail": self.detail,
-        }
 
-
-@dataclass(frozen=True)
-class ActivationReport:
+@dataclass(frozen=True, repr=False)
+class ActivationReport(Result):
     """Everything :func:`record` saw, in call order; plain data."""
 
     calls: tuple[ActivationCall, ...]
@@ -258,6 +233,13 @@ class ActivationReport:
     timing: bool = False
     grads: bool = False
     nothing_checked: str = ""  # why no output had values to check, when none had
+
+    SCHEMA = "torchscope.activations/1"
+    DERIVED = ("status", "checked")
+
+    def __post_init__(self) -> None:
+        # one value for the field and its JSON: the reason exactly when nothing was checked
+        object.__setattr__(self, "nothing_checked", self.why_unchecked() if self.checked == 0 else "")
 
     @property
     def checked(self) -> int:
@@ -271,19 +253,17 @@ class ActivationReport:
             return "not checked"
         return "flagged" if self.flags else "ok"
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "status": self.status,
-            "checked": self.checked,
-            "nothing_checked": self.why_unchecked() if self.checked == 0 else "",
-            "forwards": self.forwards,
-            "modules": list(self.modules),
-            "timing": self.timing,
-            "grads": self.grads,
-            "calls": [c.to_dict() for c in self.calls],
-            "flags": [f.to_dict() for f in self.flags],
-        }
-
+    def table_rows(self) -> list[dict[str, Any]]:
+        """One dict per recorded output, statistics flattened: what :meth:`to_dataframe` holds."""
+        rows = []
+        for c in self.calls:
+            row: dict[str, Any] = {"forward": c.forward, "module": c.module, "type": c.type, "call": c.call,
+                                   "output": c.output, "shape": list(c.shape), "dtype": c.dtype}
+            for f in STAT_FIELDS:
+                row[f] = None if c.stats is None else getattr(c.stats, f)
+            row["flags"] = ",".join(c.flags)
+            rows.append(row)
+        return rows
 
     def why_unchecked(self) -> str:
         """The reason no output was checked (``nothing_checked``, or one read from the calls)."""

@@ -8,123 +8,80 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import nn
 
-from torchscope._format import format_shape
+from torchscope._check.report import StepCheck
+from torchscope._grads import GradReport
+from torchscope._memory.schema import MemoryReport
+from torchscope._record import ActivationReport
+from torchscope._result import Result
+from torchscope._summary.data import Summary
+from torchscope._treedata import ModuleTree
 from torchscope.errors import SpecError, TorchscopeError
 
-if TYPE_CHECKING:
-    from torchscope._memory.schema import MemoryReport
 
+@dataclass(frozen=True, repr=False)
+class ReportData(Result):
+    """Everything ``torchscope report`` shows: the results of the collectors it ran, composed.
 
-@dataclass(frozen=True)
-class TreeRow:
-    """One module of the tree (pre-order)."""
-
-    name: str
-    type: str
-    depth: int
-    params: int
-    freeze: str  # trainable / frozen / partial / none
-    training: bool
-
-
-@dataclass(frozen=True)
-class LayerRow:
-    """One module of the forward pass: shapes, params, mult-adds."""
-
-    name: str
-    type: str
-    input_shape: str
-    output_shape: str
-    params: int | None
-    mult_adds: int | None
-
-
-@dataclass(frozen=True)
-class ActivationRow:
-    """Output statistics of one module call, in forward order."""
-
-    name: str
-    type: str
-    shape: str
-    mean: float | None
-    std: float | None
-    zero_frac: float | None
-    flags: tuple[str, ...] = ()
-    leaf: bool = True  # a module without children: the charts by depth use only these
-
-
-@dataclass(frozen=True)
-class GradRow:
-    """Grad norm of one layer (the params it owns directly); frozen layers have none."""
-
-    name: str
-    type: str
-    norm: float | None
-    frozen: bool
-    flags: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class BlockRow:
-    """Params under one top-level child of the model."""
-
-    name: str
-    type: str
-    params: int
-    trainable_params: int
-
-
-@dataclass(frozen=True)
-class ViolationRow:
-    """One broken freeze invariant, with its cause and fix."""
-
-    kind: str
-    name: str
-    max_abs_change: float | None
-    cause: str
-
-
-@dataclass(frozen=True)
-class ReportData:
-    """Everything ``torchscope report`` shows, as plain data (``to_dict()`` is the ``--json``)."""
+    Each part is the result its own function returns (``tree``, ``summary``, ``record``,
+    ``grad_report``, ``check_freeze``, ``estimate_memory``), so the page shows the same sections as
+    each result's own display, and ``to_dict()`` (the ``--json``) holds each part's own schema.
+    A part that was skipped is None, and ``notes`` says why.
+    """
 
     title: str
-    model_type: str
-    total_params: int
-    trainable_params: int
-    frozen_params: int
+    tree: ModuleTree
+    summary: Summary | None = None
+    activations: ActivationReport | None = None
+    grads: GradReport | None = None
+    check: StepCheck | None = None
+    memory: MemoryReport | None = None  # the predicted peak of two training steps (estimate_memory)
     input_size: tuple[tuple[int, ...], ...] = ()
     generated_by: str = "torchscope"
-    mult_adds: int | None = None
-    mult_adds_lower_bound: bool = False  # an op with arithmetic had no FLOP formula (see notes)
-    modules_in_train_mode: int | None = None
-    modules_in_eval_mode: int | None = None
-    blocks: tuple[BlockRow, ...] = ()
-    modules: tuple[TreeRow, ...] = ()
-    layers: tuple[LayerRow, ...] = ()
-    activations: tuple[ActivationRow, ...] = ()
-    grads: tuple[GradRow, ...] = ()
-    unused: tuple[str, ...] = ()
-    check_ok: bool | None = None
-    checks: tuple[str, ...] = ()  # the checks that held (looked at something, found nothing wrong)
-    violations: tuple[ViolationRow, ...] = ()
-    check_summary: str = ""
-    not_checked: tuple[tuple[str, str], ...] = ()  # (kind, why): checks that had nothing to look at
-    warnings: tuple[str, ...] = ()
+    check_step: str = ""  # the reference step of the check, in words
     notes: tuple[str, ...] = field(default=())
-    memory: MemoryReport | None = None  # the predicted peak of two training steps (estimate_memory)
 
-    def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-able dict of every field."""
-        data = asdict(self)
-        data["memory"] = self.memory.to_dict() if self.memory is not None else None
-        return data
+    SCHEMA = "torchscope.report/2"
+    DERIVED = (
+        "model_type", "total_params", "trainable_params", "frozen_params", "mult_adds", "mult_adds_lower_bound",
+        "check_ok",
+    )  # fmt: skip
+
+    @property
+    def model_type(self) -> str:
+        return self.tree.model_type
+
+    @property
+    def total_params(self) -> int:
+        return self.tree.total_params
+
+    @property
+    def trainable_params(self) -> int:
+        return self.tree.trainable_params
+
+    @property
+    def frozen_params(self) -> int:
+        return self.tree.frozen_params
+
+    @property
+    def mult_adds(self) -> int | None:
+        """Mult-adds of one forward pass (a lower bound where ``summary.mult_adds_lower_bound``)."""
+        return None if self.summary is None else self.summary.total_mult_adds
+
+    @property
+    def mult_adds_lower_bound(self) -> bool:
+        """An op with arithmetic had no FLOP formula: :attr:`mult_adds` is a lower bound (see ``notes``)."""
+        return self.summary is not None and self.summary.mult_adds_lower_bound
+
+    @property
+    def check_ok(self) -> bool | None:
+        """The freeze check's verdict; None when it did not run."""
+        return None if self.check is None else self.check.ok
 
 
 def eval_frozen_norms(model: nn.Module) -> list[str]:
@@ -202,7 +159,7 @@ def collect_report(
     >>> import torch
     >>> net = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 3))
     >>> data = collect_report(net, input_size=(2, 4))
-    >>> data.total_params, data.check_ok, [g.name for g in data.grads]
+    >>> data.total_params, data.check_ok, [g.name for g in data.grads.layers]
     (67, True, ['0', '2'])
     """
     with torch.random.fork_rng(devices=[]):
@@ -212,15 +169,6 @@ def collect_report(
             frozen=frozen, optimizer=optimizer, lr=lr, momentum=momentum, weight_decay=weight_decay, dtype=dtype,
             memory=memory,
         )  # fmt: skip
-
-
-def _shapes(row: Any) -> tuple[str, str]:
-    # a layer inside TorchScript ran without hooks: its shapes are unknown, not "no tensors"
-    if row.opaque:
-        return "?", "?"
-    from torchscope._summary import shapes_text
-
-    return shapes_text(row.inputs), shapes_text(row.outputs)
 
 
 def _collect(
@@ -260,23 +208,11 @@ def _collect(
         model = copy.deepcopy(model)
         notes.append("lazy modules were initialised on a copy of the model")
 
-    t = tree(model).to_dict()
-    tree_rows = tuple(
-        TreeRow(m["name"], m["type"], m["depth"], m["params"], m["freeze"], m["training"]) for m in t["modules"]
-    )
-    blocks = tuple(
-        BlockRow(m["name"], m["type"], m["params"], m["trainable_params"]) for m in t["modules"] if m["depth"] == 1
-    )
-    warnings = tuple(w["message"] for w in t["warnings"])
-
+    t = tree(model)
     s = collect_summary(model, input_size, input_data, dtype=dtype, compare_modes=False)
-    layers = tuple(
-        LayerRow(r.name or "(model)", r.type, *_shapes(r), r.params, r.mult_adds) for r in s.rows
-    )
     notes.extend(s.notes)
 
     # Activation stats of one eval-mode forward pass, the way `torchscope activations` takes them.
-    with_children = {name for name, m in model.named_modules() if next(m.children(), None) is not None}
     with preserved(model):
         model.eval()
         args, kw = prepare_call(model, input_size, input_data, dtype=dtype)
@@ -285,35 +221,15 @@ def _collect(
         acts = rec.report()
     if acts.status == "not checked":  # an empty section is not an all-clear: say why it is empty
         notes.append(f"activations not checked: {acts.why_unchecked()}")
-    activation_rows = []
-    for c in acts.calls:
-        if c.stats is None:
-            continue
-        label = c.module + (f"#{c.call + 1}" if c.call else "") + ("" if c.output == "output" else f" {c.output}")
-        activation_rows.append(
-            ActivationRow(
-                label, c.type, format_shape(c.shape), c.stats.mean, c.stats.std, c.stats.zero_fraction,
-                tuple(c.flags), leaf=c.module not in with_children,
-            )
-        )
 
-    grad_rows: tuple[GradRow, ...] = ()
-    unused: tuple[str, ...] = ()
+    grads = None
     if any(p.requires_grad for p in model.parameters()):
-        g = grad_report(model, input_size=input_size, input_data=input_data, dtype=dtype)
-        grad_rows = tuple(
-            GradRow(la.name or "(model)", la.type, la.grad_norm, la.trainable == 0, (la.flag,) if la.flag else ())
-            for la in g.layers
-        )
-        unused = tuple(g.unused)
+        grads = grad_report(model, input_size=input_size, input_data=input_data, dtype=dtype)
     else:
         notes.append("grads skipped: the model has no trainable parameters")
 
-    check_ok: bool | None = None
-    checks: tuple[str, ...] = ()
-    violations: tuple[ViolationRow, ...] = ()
-    not_checked: tuple[tuple[str, str], ...] = ()
-    check_summary = ""
+    rep = None
+    step = ""
     size = _single_size(input_size) or (tuple(input_data.shape) if isinstance(input_data, torch.Tensor) else None)
     # the check feeds random inputs of that shape and dtype (0/1 ids for an integer dtype)
     check_dtype = input_data.dtype if isinstance(input_data, torch.Tensor) else dtype
@@ -326,50 +242,25 @@ def _collect(
             model, input_size=size, optimizer=optimizer, lr=lr, momentum=momentum,
             weight_decay=weight_decay, train_bn=train_bn, frozen=frozen, dtype=check_dtype,
         )
-        d = rep.to_dict()
-        check_ok = bool(d["ok"])
-        violations = tuple(
-            ViolationRow(v["kind"], v["name"], v.get("max_abs_change"), v.get("cause", "")) for v in d["violations"]
-        )
-        checks = tuple(k for k in d["checks"] if d["status"][k] == "held")
-        not_checked = tuple(d["not_checked"].items())
         bn = "frozen norm layers in train mode" if train_bn else "frozen norm layers in eval mode"
-        check_summary = (
-            f"one {optimizer} step (lr={lr}, momentum={momentum}, weight_decay={weight_decay}, {bn}) on a copy: "
-            f"{d['frozen_params']} frozen and {d['trainable_params']} trainable of {d['params']} params, "
-            f"{d['frozen_buffers']} frozen of {d['buffers']} buffers checked"
-        )
+        step = f"one {optimizer} step (lr={lr}, momentum={momentum}, weight_decay={weight_decay}, {bn}) on a copy"
 
     memory_report = _memory(model, input_size, input_data, optimizer, momentum, notes, dtype) if memory else None
 
     import torchscope
 
     return ReportData(
-        title=title or t["model_type"],
-        model_type=t["model_type"],
-        total_params=t["total_params"],
-        trainable_params=t["trainable_params"],
-        frozen_params=t["frozen_params"],
+        title=title or t.model_type,
+        tree=t,
+        summary=s,
+        activations=acts,
+        grads=grads,
+        check=rep,
+        memory=memory_report,
         input_size=_all_sizes(input_size, input_data),
         generated_by=f"torchscope {torchscope.__version__}, torch {torch.__version__}",
-        mult_adds=s.total_mult_adds,
-        mult_adds_lower_bound=s.mult_adds_lower_bound,
-        modules_in_train_mode=t["modules_in_train_mode"],
-        modules_in_eval_mode=t["modules_in_eval_mode"],
-        blocks=blocks,
-        modules=tree_rows,
-        layers=layers,
-        activations=tuple(activation_rows),
-        grads=grad_rows,
-        unused=unused,
-        check_ok=check_ok,
-        checks=checks,
-        violations=violations,
-        check_summary=check_summary,
-        not_checked=not_checked,
-        warnings=warnings,
+        check_step=step,
         notes=tuple(dict.fromkeys(notes)),
-        memory=memory_report,
     )
 
 

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from torchscope._record import tensor_stats
+from torchscope._result import Record, Result
 from torchscope.errors import SpecError
 
 # "unknown": a grad exists but has no values to reduce (meta device, sparse)
@@ -23,7 +24,7 @@ GRAD_STATES = ("none", "zero", "nonfinite", "ok", "unknown")
 
 
 @dataclass(frozen=True)
-class ParamRow:
+class ParamRow(Record):
     """One parameter tensor (tied parameters once, ``aliases`` naming the other names)."""
 
     name: str
@@ -45,12 +46,9 @@ class ParamRow:
     grad_norm: float | None
     grad_ratio: float | None  # grad norm / param norm
 
-    def to_dict(self) -> dict[str, Any]:
-        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.__dict__.items()}
 
-
-@dataclass(frozen=True)
-class ParamStats:
+@dataclass(frozen=True, repr=False)
+class ParamStats(Result):
     """What :func:`param_stats` found; plain data."""
 
     rows: tuple[ParamRow, ...]
@@ -61,6 +59,9 @@ class ParamStats:
     grad_norm: float | None  # global 2-norm of all grads (None when no grad exists)
     flags: tuple[str, ...]
     nothing_checked: str = ""  # why no parameter had values to check, when none had
+
+    SCHEMA = "torchscope.stats/1"
+    DERIVED = ("status", "checked")
 
     @property
     def checked(self) -> int:
@@ -74,19 +75,9 @@ class ParamStats:
             return "not checked"
         return "flagged" if self.flags else "ok"
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "status": self.status,
-            "checked": self.checked,
-            "nothing_checked": self.nothing_checked,
-            "total": self.total,
-            "trainable": self.trainable,
-            "frozen": self.frozen,
-            "norm": self.norm,
-            "grad_norm": self.grad_norm,
-            "flags": list(self.flags),
-            "rows": [r.to_dict() for r in self.rows],
-        }
+    def table_rows(self) -> list[dict[str, Any]]:
+        """One dict per parameter tensor: what :meth:`to_dataframe` holds."""
+        return [r.to_dict() for r in self.rows]
 
 
 def _unique_params(model: nn.Module) -> list[tuple[str, tuple[str, ...], nn.Parameter]]:

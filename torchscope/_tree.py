@@ -26,11 +26,10 @@ from torchscope._treedata import (
     ModuleEntry,
     ModuleTree,
     TreeWarning,
-    _jsonable,
 )
 
 __all__ = [
-    "FREEZE_STATES", "HookCounts", "ModuleEntry", "ModuleTree", "TreeWarning", "_jsonable", "tree", "type_name",
+    "FREEZE_STATES", "HookCounts", "ModuleEntry", "ModuleTree", "TreeWarning", "tree", "type_name",
 ]  # fmt: skip
 
 _LAZY = (UninitializedParameter, UninitializedBuffer)

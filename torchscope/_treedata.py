@@ -8,22 +8,13 @@ inverse of ``to_dict``; it checks every field, so a damaged or foreign file is r
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, fields, is_dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
+from torchscope._result import Record, Result, check_schema, read_float
 from torchscope.errors import TorchscopeError
 
 FREEZE_STATES: tuple[str, ...] = ("trainable", "frozen", "partial", "none")
-
-
-def _jsonable(value: Any) -> Any:
-    if is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _jsonable(getattr(value, f.name)) for f in fields(value)}
-    if isinstance(value, tuple | list):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    return value
 
 
 # --- strict readers for from_dict: the dict may come from a file anyone could have edited -------
@@ -84,7 +75,7 @@ def _dtype_bytes(value: Any, key: str) -> tuple[tuple[str, int], ...]:
 
 
 @dataclass(frozen=True)
-class HookCounts:
+class HookCounts(Record):
     """Hooks already registered on one module (by the user or a library), per kind."""
 
     forward: int = 0
@@ -98,10 +89,6 @@ class HookCounts:
         """All hooks of every kind."""
         return self.forward + self.forward_pre + self.backward + self.state_dict + self.load_state_dict
 
-    def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-ready data."""
-        return _jsonable(self)  # type: ignore[no-any-return]
-
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> HookCounts:
         """The inverse of :meth:`to_dict`.
@@ -114,7 +101,7 @@ class HookCounts:
 
 
 @dataclass(frozen=True)
-class ModuleEntry:
+class ModuleEntry(Record):
     """One module of the tree, in pre-order.
 
     ``params``, ``trainable_params``, ``frozen_params`` and ``buffers`` (elements) count everything
@@ -138,10 +125,6 @@ class ModuleEntry:
     aliases: tuple[str, ...]
     extra: str
     signature: str
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-ready data."""
-        return _jsonable(self)  # type: ignore[no-any-return]
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> ModuleEntry:
@@ -169,16 +152,12 @@ class ModuleEntry:
 
 
 @dataclass(frozen=True)
-class TreeWarning:
+class TreeWarning(Record):
     """Something in the model that is probably not what its owner wants."""
 
     kind: str  # "norm_stats_drift" | "eval_in_train" | "lazy_params"
     module: str
     message: str
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-ready data."""
-        return _jsonable(self)  # type: ignore[no-any-return]
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> TreeWarning:
@@ -188,7 +167,7 @@ class TreeWarning:
 
 
 @dataclass(frozen=True)
-class AdapterInfo:
+class AdapterInfo(Record):
     """One PEFT adapter (LoRA and kin) on the model: its settings and where it sits.
 
     ``modules`` are the base modules that carry it (``base_model.model...q_proj``), ``targets`` the
@@ -208,10 +187,6 @@ class AdapterInfo:
     trainable_params: int
     active: bool
 
-    def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-ready data."""
-        return _jsonable(self)  # type: ignore[no-any-return]
-
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> AdapterInfo:
         """The inverse of :meth:`to_dict`."""
@@ -220,13 +195,13 @@ class AdapterInfo:
         alpha = d["alpha"]
         if r is not None and (not isinstance(r, int) or isinstance(r, bool)):
             raise TorchscopeError(f"field 'r' must be an int or null, got {r!r}")
-        if alpha is not None and (not isinstance(alpha, int | float) or isinstance(alpha, bool)):
+        if alpha is not None and (not isinstance(alpha, int | float | str) or isinstance(alpha, bool)):
             raise TorchscopeError(f"field 'alpha' must be a number or null, got {alpha!r}")
         return cls(
             name=_str(d["name"], "name"),
             kind=_str(d["kind"], "kind"),
             r=r,
-            alpha=None if alpha is None else float(alpha),
+            alpha=None if alpha is None else read_float(alpha, "alpha"),
             rank_pattern=_bool(d, "rank_pattern"),
             targets=_strs(d["targets"], "targets"),
             modules=_strs(d["modules"], "modules"),
@@ -237,8 +212,8 @@ class AdapterInfo:
         )
 
 
-@dataclass(frozen=True)
-class ModuleTree:
+@dataclass(frozen=True, repr=False)
+class ModuleTree(Result):
     """What ``tree(model)`` found. All counts are unique tensors; sizes are in bytes."""
 
     model_type: str
@@ -259,14 +234,16 @@ class ModuleTree:
     # PEFT adapters (empty for a model without any); quantized params count by their logical size
     adapters: tuple[AdapterInfo, ...] = ()
 
+    SCHEMA = "torchscope.tree/1"
+
     @property
     def total_param_bytes(self) -> int:
         """Bytes of all parameters, every dtype."""
         return sum(b for _, b in self.param_bytes)
 
-    def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-ready data: ``json.loads(json.dumps(t.to_dict())) == t.to_dict()``."""
-        return _jsonable(self)  # type: ignore[no-any-return]
+    def table_rows(self) -> list[dict[str, Any]]:
+        """One dict per module, in pre-order (hooks as their total): what :meth:`to_dataframe` holds."""
+        return [{**m.to_dict(), "aliases": list(m.aliases), "hooks": m.hooks.total} for m in self.modules]
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> ModuleTree:
@@ -279,7 +256,8 @@ class ModuleTree:
         >>> ModuleTree.from_dict(json.loads(json.dumps(t.to_dict()))) == t
         True
         """
-        d = _fields_of(cls, d)
+        check_schema(d, cls.SCHEMA)
+        d = _fields_of(cls, {k: v for k, v in d.items() if k != "schema"})
         return cls(
             model_type=_str(d["model_type"], "model_type"),
             wrappers=_strs(d["wrappers"], "wrappers"),

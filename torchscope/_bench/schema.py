@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from torchscope._bench.stats import WindowStats
+from torchscope._result import Result, check_schema
 from torchscope.errors import TorchscopeError
 
 SCHEMA = "torchscope.bench/1"
@@ -454,8 +455,8 @@ class ModeResult:
         )
 
 
-@dataclass(frozen=True)
-class BenchResult:
+@dataclass(frozen=True, repr=False)
+class BenchResult(Result):
     """The whole benchmark: config, environment, matmul peak and one :class:`ModeResult` per mode."""
 
     config: BenchConfig
@@ -463,6 +464,8 @@ class BenchResult:
     matmul_peak: MatmulPeak | None
     modes: tuple[ModeResult, ...]
     schema: str = SCHEMA
+
+    SCHEMA = SCHEMA
 
     @property
     def ok(self) -> bool:
@@ -512,12 +515,7 @@ class BenchResult:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> BenchResult:
         """Read a ``to_dict()`` back (for ``--compare``); a foreign file raises a TorchscopeError."""
-        if not isinstance(data, dict) or data.get("schema") != SCHEMA:
-            found = data.get("schema") if isinstance(data, dict) else type(data).__name__
-            raise TorchscopeError(
-                f"not a torchscope bench result (schema {found!r}, expected {SCHEMA!r}); "
-                "write one with `torchscope bench --output out.json`"
-            )
+        check_schema(data, SCHEMA)
         try:
             return cls(
                 config=BenchConfig.from_dict(data["config"]),

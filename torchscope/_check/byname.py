@@ -18,12 +18,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from torchscope._check.grouping import FREEZE_FIX
-from torchscope._check.report import Violation
+from torchscope._check.report import BY_NAME_KINDS, Violation
 from torchscope._check.snapshot import NameChange, SnapshotDiff
 
 __all__ = ["BY_NAME_KINDS", "by_name_violations", "flag_on_cause"]
 
-BY_NAME_KINDS: tuple[str, ...] = ("tensor_replaced", "tensor_removed", "tensor_added", "requires_grad_changed")
 
 # What replaces a param in real code; named in the causes so the user recognises their own call.
 _REPLACERS = "resize_token_embeddings, a new head, adapter loading"

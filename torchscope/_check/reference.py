@@ -23,7 +23,7 @@ from torchscope._check.plan import (
     select_names,
     unwrap,
 )
-from torchscope._check.report import StepReport
+from torchscope._check.report import StepCheck
 from torchscope._check.step import Mode, check_step
 from torchscope._compiled import uncompiled
 from torchscope._format import format_shape
@@ -153,7 +153,7 @@ def check_freeze(
     mode: Mode = "exact",
     seed: int = DEFAULT_STEP.seed,
     dtype: torch.dtype | str | None = None,
-) -> StepReport:
+) -> StepCheck:
     """Run a reference fine-tuning step on a *copy* of ``model`` and check it with :func:`check_step`.
 
     Synthetic inputs of ``input_size`` (one shape, or one per positional input), cross-entropy

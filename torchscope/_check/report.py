@@ -1,13 +1,15 @@
-"""The report types of the step check: :class:`Violation` and :class:`StepReport`. Plain data, no torch."""
+"""The result types of the step check: :class:`Violation` and :class:`StepCheck`. Plain data, no torch."""
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 
 from torchscope._check.config import ReferenceStep
-from torchscope._format import format_bytes
+from torchscope._result import Record, Result, json_float
+
+__all__ = ["BY_NAME_KINDS", "KINDS", "NOTHING_FROZEN", "OPTIMIZER_KINDS", "STATUSES", "StepCheck", "StepReport", "Violation", "ViolationGroup",
+           "format_change", "json_float", "unused_caveat"]  # fmt: skip
 
 KINDS: tuple[str, ...] = (
     "frozen_param_changed",
@@ -25,21 +27,13 @@ KINDS: tuple[str, ...] = (
     "tied_conflict",
 )
 OPTIMIZER_KINDS: tuple[str, ...] = tuple(k for k in KINDS if k.startswith("optimizer_"))
+#: The kinds the by-name comparison finds (torchscope._check.byname); here, below the torch code,
+#: so that the renderers can name them without importing torch.
+BY_NAME_KINDS: tuple[str, ...] = ("tensor_replaced", "tensor_removed", "tensor_added", "requires_grad_changed")
 
 #: Where a check stands: it held (looked at something, found nothing wrong), it was violated, or it
 #: had nothing to look at (not checked: never shown, nor counted, as held).
 STATUSES: tuple[str, ...] = ("held", "violated", "not_checked")
-
-
-def json_float(x: float | None) -> float | str | None:
-    """A float JSON can hold: ``inf``/``nan`` become the strings ``"inf"``/``"nan"`` (strict JSON has neither).
-
-    >>> json_float(1.5), json_float(float("inf")), json_float(None)
-    (1.5, 'inf', None)
-    """
-    if x is None or math.isfinite(x):
-        return x
-    return "nan" if math.isnan(x) else ("inf" if x > 0 else "-inf")
 
 
 #: The caveat of a check where nothing was expected frozen.
@@ -65,7 +59,7 @@ def format_change(x: float | None) -> str:
 
 
 @dataclass(frozen=True)
-class Violation:
+class Violation(Record):
     """One broken invariant: what (``kind``), where (qualified ``name``), how much, and why.
 
     ``max_abs_change`` is the largest absolute change of an element (exact mode), or None where no
@@ -80,18 +74,9 @@ class Violation:
     cause: str
     fix: str | None = None
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "kind": self.kind,
-            "name": self.name,
-            "max_abs_change": json_float(self.max_abs_change),
-            "cause": self.cause,
-            "fix": self.fix,
-        }
-
 
 @dataclass(frozen=True)
-class ViolationGroup:
+class ViolationGroup(Record):
     """Violations of one kind with one cause: ``names`` in report order, and ``fix`` (one call for
     all of them) where the violations carry a fix template. Made by ``group_violations``."""
 
@@ -100,6 +85,8 @@ class ViolationGroup:
     names: tuple[str, ...]
     max_abs_change: float | None
     fix: str | None = None
+
+    DERIVED = ("count",)
 
     @property
     def count(self) -> int:
@@ -111,19 +98,9 @@ class ViolationGroup:
         rest = len(self.names) - limit
         return shown + (f" and {rest} more" if rest > 0 else "")
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "kind": self.kind,
-            "count": self.count,
-            "names": list(self.names),
-            "max_abs_change": json_float(self.max_abs_change),
-            "cause": self.cause,
-            "fix": self.fix,
-        }
 
-
-@dataclass(frozen=True)
-class StepReport:
+@dataclass(frozen=True, repr=False)
+class StepCheck(Result):
     """What :func:`check_step` checked and every violation it found. Plain data.
 
     ``checks`` lists the violation kinds that were checked (the optimizer kinds only when an
@@ -154,6 +131,13 @@ class StepReport:
     groups: tuple[ViolationGroup, ...] = ()
     reference: ReferenceStep | None = None
     not_checked: tuple[tuple[str, str], ...] = ()
+    # the fingerprint algorithm of mode "fingerprint" (torchscope._fingerprint.ALGORITHM), else None
+    fingerprint: str | None = None
+
+    SCHEMA = "torchscope.check/1"
+    DERIVED = ("nothing_frozen", "statuses")
+    KEYS = (("statuses", "status"),)
+    MAPPINGS = ("not_checked",)
 
     def status(self, kind: str) -> str:
         """``held``, ``violated`` or ``not_checked`` (also for a kind this check did not run)."""
@@ -173,70 +157,19 @@ class StepReport:
         """No param and no buffer was expected frozen: no freeze invariant was checked."""
         return self.frozen_params == 0 and self.frozen_buffers == 0
 
+    @property
+    def statuses(self) -> dict[str, str]:
+        """Each check's :meth:`status`, in check order (``to_dict()["status"]``)."""
+        return {k: self.status(k) for k in self.checks}
+
+    def table_rows(self) -> list[dict[str, Any]]:
+        """One dict per violation: what :meth:`to_dataframe` holds."""
+        return [v.to_dict() for v in self.violations]
+
     def by_kind(self, kind: str) -> tuple[Violation, ...]:
         """The violations of one kind, in report order."""
         return tuple(v for v in self.violations if v.kind == kind)
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "ok": self.ok,
-            "mode": self.mode,
-            "checks": list(self.checks),
-            "params": self.params,
-            "frozen_params": self.frozen_params,
-            "trainable_params": self.trainable_params,
-            "buffers": self.buffers,
-            "frozen_buffers": self.frozen_buffers,
-            "bytes_checked": self.bytes_checked,
-            "snapshot_bytes": self.snapshot_bytes,
-            "optimizer_steps": self.optimizer_steps,
-            "world_size": self.world_size,
-            "wrappers": list(self.wrappers),
-            "nothing_frozen": self.nothing_frozen,
-            "status": {k: self.status(k) for k in self.checks},
-            "not_checked": dict(self.not_checked),
-            "caveats": list(self.caveats),
-            "reference": None if self.reference is None else self.reference.to_dict(),
-            "violations": [v.to_dict() for v in self.violations],
-            "groups": [g.to_dict() for g in self.groups],
-        }
 
-    def __str__(self) -> str:
-        verdict = "OK" if self.ok else f"FAILED, {len(self.violations)} violation(s)"
-        if self.ok and self.not_checked:
-            verdict += f" ({len(self.not_checked)} of {len(self.checks)} checks had nothing to check)"
-        lines = [
-            f"check_step ({self.mode} mode): {verdict}",
-            f"checked {self.frozen_params} frozen and {self.trainable_params} trainable of {self.params} params, "
-            f"{self.frozen_buffers} frozen of {self.buffers} buffers ({format_bytes(self.bytes_checked)}); "
-            f"snapshot {format_bytes(self.snapshot_bytes)}",
-        ]
-        if self.reference is not None:
-            lines.append(f"step: {self.reference.describe()}")
-        lines += [f"note: {c}" for c in self.caveats]
-        if self.violations:
-            rows = [("kind", "name", "max |change|")]
-            rows += [(v.kind, v.name, format_change(v.max_abs_change)) for v in self.violations]
-            w0 = max(len(r[0]) for r in rows)
-            w1 = max(len(r[1]) for r in rows)
-            lines.append("")
-            lines.append(f"{rows[0][0]:<{w0}}  {rows[0][1]:<{w1}}  {rows[0][2]}")
-            # A cause shared by a run of rows (60 BatchNorm buffers drifting) is printed once,
-            # under the run, so the table stays readable.
-            run = 0
-            fixes = {(g.kind, g.cause): g for g in self.groups if g.fix}
-            for i, (row, v) in enumerate(zip(rows[1:], self.violations, strict=True)):
-                lines.append(f"{row[0]:<{w0}}  {row[1]:<{w1}}  {row[2]}")
-                run += 1
-                nxt = self.violations[i + 1] if i + 1 < len(self.violations) else None
-                if nxt is None or nxt.cause != v.cause:
-                    label = "cause" if run == 1 else f"cause (all {run} above)"
-                    lines.append(f"    {label}: {v.cause}")
-                    group = fixes.pop((v.kind, v.cause), None)
-                    if group is not None:
-                        lines.append(f"    fix (all {group.count} {group.kind}): {group.fix}")
-                    run = 0
-        if self.not_checked:
-            lines.append("")
-            lines += [f"not checked: {kind} ({why})" for kind, why in self.not_checked]
-        return "\n".join(lines)
+#: The old name of :class:`StepCheck` (``torchscope.StepReport`` warns; it goes in the next release).
+StepReport = StepCheck

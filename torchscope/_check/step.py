@@ -47,12 +47,13 @@ from torchscope._check.report import (
     KINDS,
     NOTHING_FROZEN,
     OPTIMIZER_KINDS,
-    StepReport,
+    StepCheck,
     Violation,
     unused_caveat,
 )
 from torchscope._check.snapshot import Mode, NamedSnapshot, SnapshotDiff, take_snapshot
 from torchscope._distributed import gather_report, should_gather
+from torchscope._fingerprint import ALGORITHM
 from torchscope._optaudit import audit
 from torchscope._peft.review import PEFT_KINDS, PeftWatch
 from torchscope._state import preserved
@@ -70,7 +71,7 @@ def check_step(
     atol: float = 0.0,
     restore: bool = False,
     snapshot_device: str | torch.device | None = None,
-) -> StepReport:
+) -> StepCheck:
     """Run ``step()`` once and check every freeze invariant; each violation comes with its cause.
 
     ``frozen`` defaults to the params with ``requires_grad=False`` and the buffers of modules whose
@@ -187,7 +188,7 @@ def _run(
     mode: Mode,
     atol: float,
     snap_dev: torch.device | None,
-) -> tuple[StepReport, tuple[str, ...]]:
+) -> tuple[StepCheck, tuple[str, ...]]:
     plan = make_plan(model, frozen)
     violations: list[Violation] = list(plan.pre)
     if optimizer is not None:
@@ -295,7 +296,7 @@ def _run(
         caveats.append(NOTHING_FROZEN)
     if no_grad:
         caveats.append(unused_caveat(no_grad))
-    report = StepReport(
+    report = StepCheck(
         ok=not violations,
         violations=tuple(violations),
         caveats=tuple(caveats),
@@ -311,5 +312,6 @@ def _run(
         snapshot_bytes=snapshot_bytes,
         optimizer_steps=None if probe is None else len(probe.sights),
         not_checked=_not_checked(plan, optimizer, trainable, checks),
+        fingerprint=ALGORITHM if mode == "fingerprint" else None,
     )
     return report, tuple(t.name for t in trainable)

@@ -7,8 +7,10 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
+
+from torchscope._result import Record, Result
 
 KINDS = ("parameters", "buffers", "gradients", "optimizer state", "activations", "temporaries")
 """What a live byte at the peak is, strongest claim first (a saved parameter is a parameter)."""
@@ -17,7 +19,7 @@ PHASES = ("forward", "backward", "optimizer")
 
 
 @dataclass(frozen=True)
-class ModuleMemory:
+class ModuleMemory(Record):
     """Bytes alive at the peak that belong to one top-level module.
 
     Parameters, buffers, gradients and optimizer state belong to the module owning the parameter;
@@ -33,6 +35,8 @@ class ModuleMemory:
     activations: int = 0
     temporaries: int = 0
 
+    DERIVED = ("total",)
+
     @property
     def total(self) -> int:
         return (
@@ -40,16 +44,17 @@ class ModuleMemory:
             + self.temporaries
         )  # fmt: skip
 
-    def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "total": self.total}
 
 
 @dataclass(frozen=True)
-class Margin:
+class Margin(Record):
     """What ``--fit`` keeps free: the CUDA context, then a share for allocator fragmentation."""
 
     context_bytes: int
     fragmentation: float
+
+    DERIVED = ("describe",)
+    KEYS = (("describe", "description"),)
 
     def usable(self, capacity: int) -> int:
         """Bytes the predicted peak may use on a card of ``capacity`` bytes.
@@ -69,7 +74,7 @@ class Margin:
 
 
 @dataclass(frozen=True)
-class FitResult:
+class FitResult(Record):
     """The largest batch size whose predicted peak fits ``usable`` bytes (0: none fits).
 
     ``peak`` is the traced peak at ``batch_size`` (0 only when nothing fits). ``at_limit``: the search
@@ -89,17 +94,16 @@ class FitResult:
     reason: str = ""
     search_limit: int = 0
 
+    DERIVED = ("at_limit",)
+
     @property
     def at_limit(self) -> bool:
         return 0 < self.search_limit <= self.batch_size
 
-    def to_dict(self) -> dict[str, Any]:
-        margin = {**asdict(self.margin), "description": self.margin.describe()}
-        return {**asdict(self), "at_limit": self.at_limit, "margin": margin}
 
 
-@dataclass(frozen=True)
-class MemoryReport:
+@dataclass(frozen=True, repr=False)
+class MemoryReport(Result):
     """The predicted peak of one step and what is alive at it.
 
     ``peak`` counts tensor storage the step needs at its high-water mark, each storage rounded to the
@@ -131,6 +135,9 @@ class MemoryReport:
     fit: FitResult | None = None
     notes: tuple[str, ...] = field(default_factory=tuple)
 
+    SCHEMA = "torchscope.memory/1"
+    MAPPINGS = ("breakdown",)
+
     @property
     def batch_size(self) -> int:
         return self.inputs[0][0] if self.inputs and self.inputs[0] else 1
@@ -139,28 +146,6 @@ class MemoryReport:
         """Bytes of one kind (``"activations"``, ...) alive at the peak."""
         return dict(self.breakdown).get(name, 0)
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "model": self.model,
-            "inputs": [list(s) for s in self.inputs],
-            "step": self.step,
-            "device": self.device,
-            "block": self.block,
-            "optimizer": self.optimizer,
-            "amp": self.amp,
-            "dtype": self.dtype,
-            "channels_last": self.channels_last,
-            "grad_checkpointing": self.grad_checkpointing,
-            "mode": self.mode,
-            "peak": self.peak,
-            "phase": self.phase,
-            "step_of_peak": self.step_of_peak,
-            "op": self.op,
-            "breakdown": dict(self.breakdown),
-            "modules": [m.to_dict() for m in self.modules],
-            "weights": self.weights,
-            "trainable": self.trainable,
-            "total_params": self.total_params,
-            "fit": None if self.fit is None else self.fit.to_dict(),
-            "notes": list(self.notes),
-        }
+    def table_rows(self) -> list[dict[str, Any]]:
+        """One dict per top-level module, bytes by kind: what :meth:`to_dataframe` holds."""
+        return [m.to_dict() for m in self.modules]

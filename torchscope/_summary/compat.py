@@ -232,11 +232,9 @@ def summary(
 def _maybe_print(result: Summary, display: DisplayOptions, verbose: int | None) -> None:
     # torchinfo prints by default; the library prints only when verbose is asked for explicitly
     if verbose:
-        from rich.console import Console
+        from torchscope import _display
 
-        from torchscope.render.summary import render_summary
-
-        Console().print(render_summary(result))
+        _display.echo(result)  # the core reaches the renderer only through the display boundary
 
 
 __all__ = ["COLUMNS", "ROW_SETTINGS", "summary", "to_dtype"]

@@ -7,22 +7,20 @@ from typing import Any
 
 from torchscope._format import format_shape
 from torchscope._inputs import flatten_outputs
+from torchscope._result import Record, Result
 
 
 @dataclass(frozen=True)
-class TensorSpec:
+class TensorSpec(Record):
     """Name, shape and dtype of one tensor that went in or came out."""
 
     name: str
     shape: tuple[int, ...]
     dtype: str
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "shape": list(self.shape), "dtype": self.dtype}
-
 
 @dataclass(frozen=True)
-class ModuleRow:
+class ModuleRow(Record):
     """One call of one module. A module called twice (shared) has two rows (``call`` 0 and 1)."""
 
     name: str  # qualified name; "" is the model itself
@@ -42,24 +40,17 @@ class ModuleRow:
     # the scripted module's own row counts them
     opaque: bool = False
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "type": self.type,
-            "depth": self.depth,
-            "call": self.call,
-            "inputs": [t.to_dict() for t in self.inputs],
-            "outputs": [t.to_dict() for t in self.outputs],
-            "params": self.params,
-            "trainable_params": self.trainable_params,
-            "mult_adds": self.mult_adds,
-            "mult_adds_lower_bound": bool(self.uncounted_ops),
-            "uncounted_ops": list(self.uncounted_ops),
-            "completed": self.completed,
-            "kernel_size": list(self.kernel_size) if self.kernel_size is not None else None,
-            "groups": self.groups,
-            "shapes_known": not self.opaque,
-        }
+    DERIVED = ("mult_adds_lower_bound", "shapes_known")
+
+    @property
+    def mult_adds_lower_bound(self) -> bool:
+        """Ops with real arithmetic and no formula ran in this call: ``mult_adds`` is a lower bound."""
+        return bool(self.uncounted_ops)
+
+    @property
+    def shapes_known(self) -> bool:
+        """False inside a TorchScript module (no hook ran there)."""
+        return not self.opaque
 
 
 @dataclass(frozen=True)
@@ -73,8 +64,8 @@ class DisplayOptions:
     verbose: int = 1
 
 
-@dataclass(frozen=True)
-class Summary:
+@dataclass(frozen=True, repr=False)
+class Summary(Result):
     """What :func:`summary` collected; plain data, render it with ``torchscope.render.summary``.
 
     ``total_mult_adds`` is None when no forward pass ran (no input given: parameters only). When an
@@ -104,6 +95,11 @@ class Summary:
     ops: tuple[tuple[str, str], ...] = ()
     display: DisplayOptions | None = field(default=None, compare=False, repr=False)
 
+    SCHEMA = "torchscope.summary/1"
+    DERIVED = ("total_flops", "mult_adds_lower_bound")
+    MAPPINGS = ("mult_adds_by_op", "ops")
+    SKIP = ("display",)  # how to render it by default, not data
+
     @property
     def forward_ran(self) -> bool:
         return self.total_mult_adds is not None
@@ -118,36 +114,16 @@ class Summary:
         """FLOPs counted as 2 per multiply-accumulate."""
         return None if self.total_mult_adds is None else 2 * self.total_mult_adds
 
-    def __str__(self) -> str:
-        # print(torchscope.summary(...)) shows the table, as torchinfo's result does
-        from torchscope.render.summary import summary_text
-
-        return summary_text(self)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "model": self.model,
-            "mode": self.mode,
-            "inputs": [t.to_dict() for t in self.inputs],
-            "outputs": [t.to_dict() for t in self.outputs],
-            "output_type": self.output_type,
-            "total_params": self.total_params,
-            "trainable_params": self.trainable_params,
-            "param_bytes": self.param_bytes,
-            "total_mult_adds": self.total_mult_adds,
-            "total_flops": self.total_flops,
-            "mult_adds_lower_bound": self.mult_adds_lower_bound,
-            "mult_adds_by_op": dict(self.mult_adds_by_op),
-            "uncounted_ops": list(self.uncounted_ops),
-            "ops": dict(self.ops),
-            "not_called": list(self.not_called),
-            "other_mode": self.other_mode,
-            "other_output_type": self.other_output_type,
-            "other_outputs": [t.to_dict() for t in self.other_outputs],
-            "modes_differ": self.modes_differ,
-            "notes": list(self.notes),
-            "rows": [r.to_dict() for r in self.rows],
-        }
+    def table_rows(self) -> list[dict[str, Any]]:
+        """One dict per module call: what :meth:`to_dataframe` holds."""
+        return [
+            {
+                "name": r.name, "type": r.type, "depth": r.depth, "call": r.call,
+                "input_shape": [list(t.shape) for t in r.inputs], "output_shape": [list(t.shape) for t in r.outputs],
+                "params": r.params, "trainable_params": r.trainable_params, "mult_adds": r.mult_adds,
+            }
+            for r in self.rows
+        ]  # fmt: skip
 
 
 _DTYPE_NAMES: dict[Any, str] = {}

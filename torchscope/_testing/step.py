@@ -12,7 +12,7 @@ from torch import nn
 from torchscope._check.byname import BY_NAME_KINDS, by_name_violations
 from torchscope._check.grouping import FREEZE_FIX
 from torchscope._check.plan import make_plan, unwrap
-from torchscope._check.report import StepReport, Violation
+from torchscope._check.report import StepCheck, Violation
 from torchscope._check.snapshot import take_snapshot
 from torchscope._check.step import check_step
 from torchscope._patterns import match_names
@@ -33,7 +33,7 @@ __all__ = ["assert_frozen", "assert_step_ok", "assert_trainable_updated", "expec
 _NORM_TYPES = (nn.modules.batchnorm._NormBase,)
 
 
-def _from_report(model: nn.Module, report: StepReport, violations: Sequence[Violation]) -> list[dict[str, Any]]:
+def _from_report(model: nn.Module, report: StepCheck, violations: Sequence[Violation]) -> list[dict[str, Any]]:
     """check_step violations as dicts with the tensor's shape, the cause split from the fix, and the
     one call check_step found for the violation's whole group (it knows which params stay trainable)."""
     shapes: dict[str, str] = {}
@@ -51,7 +51,7 @@ def _from_report(model: nn.Module, report: StepReport, violations: Sequence[Viol
     return out
 
 
-def _conclude(check: str, title: str, model: nn.Module, report: StepReport, violations: Sequence[Violation]) -> None:
+def _conclude(check: str, title: str, model: nn.Module, report: StepCheck, violations: Sequence[Violation]) -> None:
     """Fail with the table of ``violations`` (grouped by cause); the report keeps just those."""
     __tracebackhide__ = True
     found = _from_report(model, report, violations)

@@ -36,7 +36,7 @@ from torchscope.errors import TorchscopeError
 class FreezeCheckError(AssertionError):
     """Raised by :class:`CheckFreeze` when a training step breaks a freeze invariant.
 
-    ``report`` holds the :class:`StepReport`; the message is its readable table.
+    ``report`` holds the :class:`StepCheck`; the message is its readable table.
     """
 
     def __init__(self, message: str, report: Any) -> None:
@@ -83,7 +83,7 @@ class CheckFreeze(pl.Callback):
         self.atol = atol
         self.fail_fast = fail_fast
         self.reports: list[tuple[int, Any]] = []
-        """``(global_step, StepReport)`` of every check run so far."""
+        """``(global_step, StepCheck)`` of every check run so far."""
         self._first_done = False
 
     def _due(self, step: int) -> bool:

@@ -473,3 +473,41 @@ def _label_step(labels: Sequence[str], span: float) -> int:
 def _short(text: str, limit: int) -> str:
     """Shorten long module names from the left: the end of a qualified name says the most."""
     return text if len(text) <= limit else "…" + text[-(limit - 1) :]
+
+
+#: Colours of the parts of a stacked bar, in order (the memory kinds: parameters first).
+STACK_COLORS = ("#3b6fd8", "#8fb0ee", "#d8793b", "#e9b07f", "#2f9e6e", "#b8bec8", "#9b6fd8")
+
+
+def stacked_bar_svg(
+    parts: Sequence[tuple[str, int | float]], *, title: str, width: int = 1040, height: int = 78
+) -> str:
+    """An inline SVG of one bar split into ``parts`` (label, value), with a legend of shares.
+
+    >>> svg = stacked_bar_svg([("parameters", 3), ("activations", 1)], title="peak")
+    >>> svg.count("<rect"), "parameters 75.0%" in svg  # two parts and their two legend swatches
+    (4, True)
+    """
+    total = sum(v for _, v in parts if _finite(v) and v > 0)
+    if total <= 0:
+        return _empty_chart(title, width, height, "nothing to show")
+    out = _svg_open(width, height, title)
+    left, right, y, h = 8, width - 8, 26, 22
+    x = float(left)
+    legend = []
+    for i, (label, value) in enumerate(p for p in parts if _finite(p[1]) and p[1] > 0):
+        w = (right - left) * value / total
+        color = STACK_COLORS[i % len(STACK_COLORS)]
+        share = f"{label} {value / total:.1%}"
+        out.append(
+            f'<rect x="{x:.1f}" y="{y}" width="{w:.1f}" height="{h}" fill="{color}"><title>{escape(share)}</title></rect>'
+        )
+        legend.append((color, share))
+        x += w
+    lx = float(left)
+    for color, share in legend:
+        out.append(f'<rect x="{lx:.0f}" y="{y + h + 10}" width="10" height="10" fill="{color}"/>')
+        out.append(f'<text x="{lx + 14:.0f}" y="{y + h + 19}" fill="{COLOR_TEXT}">{escape(share)}</text>')
+        lx += 24 + 6.5 * len(share)
+    out.append("</svg>")
+    return "\n".join(out)

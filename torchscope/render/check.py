@@ -1,4 +1,4 @@
-"""Rich view of a :class:`~torchscope.StepReport`: one ✓/✗ line per invariant, each cause once with
+"""Rich view of a :class:`~torchscope.StepCheck`: one ✓/✗ line per invariant, each cause once with
 its names and the one call that fixes them all, the step that was checked, and what limits the
 verdict. No torch import.
 """
@@ -10,9 +10,8 @@ from rich.padding import Padding
 from rich.panel import Panel
 from rich.text import Text
 
-from torchscope._check.byname import BY_NAME_KINDS
 from torchscope._check.grouping import group_violations
-from torchscope._check.report import StepReport, ViolationGroup
+from torchscope._check.report import BY_NAME_KINDS, StepCheck, ViolationGroup, format_change
 from torchscope._format import format_bytes
 
 #: What each violation kind means when it does NOT happen: the invariant, as the panel states it.
@@ -62,7 +61,7 @@ def _change(group: ViolationGroup) -> str:
     return f" (max |change| {change:.3g})" if change is not None and change > 0 else ""
 
 
-def summary_line(report: StepReport) -> str:
+def summary_line(report: StepCheck) -> str:
     """What was checked, in one line."""
     steps = "" if report.optimizer_steps is None else f", {report.optimizer_steps} optimizer step(s)"
     ranks = f", {report.world_size} ranks" if report.world_size > 1 else ""
@@ -73,7 +72,7 @@ def summary_line(report: StepReport) -> str:
     )
 
 
-def verdict(report: StepReport) -> tuple[str, str]:
+def verdict(report: StepCheck) -> tuple[str, str]:
     """The verdict in words and its colour: a check that had nothing to look at is not "all hold"."""
     if not report.ok:
         return f"✗ {len(report.violations)} violation(s)", "red"
@@ -86,7 +85,7 @@ def verdict(report: StepReport) -> tuple[str, str]:
     return "✓ all invariants hold", "green"
 
 
-def render_check(report: StepReport, *, title: str = "check-freeze") -> RenderableType:
+def render_check(report: StepCheck, *, title: str = "check-freeze") -> RenderableType:
     """A panel with a ✓ or ✗ line per invariant checked; under each ✗ every cause once, with its
     names, its count and the one call that fixes them all.
 
@@ -129,3 +128,48 @@ def render_check(report: StepReport, *, title: str = "check-freeze") -> Renderab
     lines.append(Text(summary_line(report), style="dim"))
     words, style = verdict(report)
     return Panel(Group(*lines), title=f"{words} · {title}", title_align="left", border_style=style)
+
+
+def check_text(report: StepCheck) -> str:
+    """The plain-text table of a check: the verdict, what was checked, each violation with its cause.
+
+    It is the report's ``repr()`` and ``str()``; the Rich panel (:func:`render_check`) is the CLI's.
+    """
+    head = "OK" if report.ok else f"FAILED, {len(report.violations)} violation(s)"
+    if report.ok and report.not_checked:
+        head += f" ({len(report.not_checked)} of {len(report.checks)} checks had nothing to check)"
+    lines = [
+        f"check_step ({report.mode} mode): {head}",
+        f"checked {report.frozen_params} frozen and {report.trainable_params} trainable of {report.params} params, "
+        f"{report.frozen_buffers} frozen of {report.buffers} buffers ({format_bytes(report.bytes_checked)}); "
+        f"snapshot {format_bytes(report.snapshot_bytes)}",
+    ]
+    if report.reference is not None:
+        lines.append(f"step: {report.reference.describe()}")
+    lines += [f"note: {c}" for c in report.caveats]
+    if report.violations:
+        rows = [("kind", "name", "max |change|")]
+        rows += [(v.kind, v.name, format_change(v.max_abs_change)) for v in report.violations]
+        w0 = max(len(r[0]) for r in rows)
+        w1 = max(len(r[1]) for r in rows)
+        lines.append("")
+        lines.append(f"{rows[0][0]:<{w0}}  {rows[0][1]:<{w1}}  {rows[0][2]}")
+        # A cause shared by a run of rows (60 BatchNorm buffers drifting) is printed once,
+        # under the run, so the table stays readable.
+        run = 0
+        fixes = {(g.kind, g.cause): g for g in report.groups if g.fix}
+        for i, (row, v) in enumerate(zip(rows[1:], report.violations, strict=True)):
+            lines.append(f"{row[0]:<{w0}}  {row[1]:<{w1}}  {row[2]}")
+            run += 1
+            nxt = report.violations[i + 1] if i + 1 < len(report.violations) else None
+            if nxt is None or nxt.cause != v.cause:
+                label = "cause" if run == 1 else f"cause (all {run} above)"
+                lines.append(f"    {label}: {v.cause}")
+                group = fixes.pop((v.kind, v.cause), None)
+                if group is not None:
+                    lines.append(f"    fix (all {group.count} {group.kind}): {group.fix}")
+                run = 0
+    if report.not_checked:
+        lines.append("")
+        lines += [f"not checked: {kind} ({why})" for kind, why in report.not_checked]
+    return "\n".join(lines)
