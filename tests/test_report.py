@@ -271,7 +271,8 @@ def test_collect_report_on_every_zoo_model_leaves_it_as_found(zoo_model: tuple) 
         assert "lazy modules were initialised on a copy of the model" in data.notes
     else:
         assert before is not None and before.differences(torchscope.capture_state(model)) == []
-    assert data.layers and data.activations
+    assert data.summary is not None and data.summary.rows
+    assert data.activations is not None and data.activations.calls
     assert_self_contained(render_html(data))
 
 
