@@ -168,12 +168,19 @@ def test_mode_same_keeps_the_models_mode() -> None:
     assert torchscope.summary(model, input_size=(4, 8)).mode == "eval"  # torchinfo's default too
 
 
-def test_verbose_prints_only_when_asked(capsys: pytest.CaptureFixture[str]) -> None:
-    torchscope.summary(nn.Linear(3, 2), input_size=(2, 3))
+def test_verbose_follows_torchinfo_rule(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    # not interactive (a script, pytest): verbose=None prints, as torchinfo
+    monkeypatch.delattr("sys.ps1", raising=False)
+    s = torchscope.summary(nn.Linear(3, 2), input_size=(2, 3))
+    assert capsys.readouterr().out == str(s) + "\n"
     torchscope.summary(nn.Linear(3, 2), input_size=(2, 3), verbose=0)
     assert capsys.readouterr().out == ""
+    # interactive (the REPL): quiet unless verbose is given
+    monkeypatch.setattr("sys.ps1", ">>> ", raising=False)
+    torchscope.summary(nn.Linear(3, 2), input_size=(2, 3))
+    assert capsys.readouterr().out == ""
     torchscope.summary(nn.Linear(3, 2), input_size=(2, 3), verbose=1)
-    assert "Mult-adds: 12 (FLOPs: 24)" in capsys.readouterr().out
+    assert "FLOPs: 24 (mult-adds: 12)" in capsys.readouterr().out
 
 
 def test_cache_forward_pass_reuses_the_collected_summary() -> None:

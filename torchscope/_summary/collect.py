@@ -24,8 +24,9 @@ from torchscope._loader.wrappers import unwrap
 from torchscope._recursion import with_headroom
 from torchscope._state import preserved, set_training
 from torchscope._summary.calls import CallTracker
-from torchscope._summary.data import DisplayOptions, ModuleRow, Summary, TensorSpec, specs
+from torchscope._summary.data import DisplayOptions, ModuleRow, Summary, TensorSpec, own_weights, specs
 from torchscope._summary.graph import GraphTracker, is_exported_graph, program_module
+from torchscope._summary.sizes import leaf_output_bytes, storage_bytes
 from torchscope._tree import type_name
 from torchscope.errors import ForwardError, SpecError, TorchscopeError
 
@@ -202,7 +203,12 @@ def parameter_summary(model: nn.Module, display: DisplayOptions | None = None) -
         p, tp = params[id(module)]
         kernel, groups = _layout(module)
         depth = name.count(".") + 1 if name else 0
-        rows.append(ModuleRow(name, _row_type(module), depth, 0, (), (), p, tp, None, (), True, kernel, groups))
+        rows.append(
+            ModuleRow(
+                name, _row_type(module), depth, 0, (), (), p, tp, None, (), True, kernel, groups,
+                weights=own_weights(module),
+            )
+        )  # fmt: skip
     unique = _unique_params(model)
     return Summary(
         model=_row_type(model),
@@ -276,6 +282,7 @@ def _collect(
     with preserved(target, named_modules=named), torch.no_grad():
         args, kw = prepare_call(target, input_size, input_data, dtype=dtype, device=device, kwargs=kwargs)
         inputs = specs(args, "input") + specs(kw, "input")
+        input_bytes = storage_bytes(args, kw)
         tracker = GraphTracker(target, named) if graph else CallTracker(target, named)  # type: ignore[arg-type]
         counter = MacCounter(tracker.on_op)
         all_modules = [m for _, m in named]
@@ -305,7 +312,7 @@ def _collect(
                 notes.append(f"{other_mode}-mode forward failed: {type(exc).__name__}: {first}")
     return _build_summary(
         target, tracker, counter, mode, inputs, output, other_mode, other_type, other_outputs, notes, display,
-        all_modules,
+        all_modules, input_bytes,
     )  # fmt: skip
 
 
@@ -385,22 +392,26 @@ def _build_summary(
     notes: list[str],
     display: DisplayOptions | None,
     all_modules: list[nn.Module] | None = None,
+    input_bytes: int = 0,
 ) -> Summary:
     params = _module_params(model, all_modules)
     modules = tracker.modules
     named = [(tracker.names[key], m) for key, m in modules.items()]
-    layouts: dict[int, tuple[tuple[int, ...] | None, int | None]] = {}
+    layouts: dict[int, tuple[tuple[int, ...] | None, int | None, tuple[TensorSpec, ...]]] = {}
     rows = []
     for c in tracker.calls:
         p, tp = params.get(c.module_id, (0, 0))
         layout = layouts.get(c.module_id)
         if layout is None:
             module = modules.get(c.module_id)
-            layout = layouts[c.module_id] = _layout(module) if module is not None else (None, None)
+            layout = layouts[c.module_id] = (
+                (*_layout(module), own_weights(module)) if module is not None else (None, None, ())
+            )
         rows.append(
             ModuleRow(
                 c.name, c.type, c.depth, c.call, c.inputs, c.outputs, p, tp,
-                None if c.opaque else c.flops // 2, tuple(c.uncounted), c.completed, *layout, opaque=c.opaque,
+                None if c.opaque else c.flops // 2, tuple(c.uncounted), c.completed, layout[0], layout[1],
+                opaque=c.opaque, weights=layout[2],
             )
         )  # fmt: skip
     called = {c.module_id for c in tracker.calls}
@@ -460,6 +471,8 @@ def _build_summary(
         modes_differ=differ,
         notes=tuple(notes),
         ops=tuple(sorted((op, kind.value) for op, kind in counter.kinds.items())),
+        input_bytes=input_bytes,
+        total_output_bytes=leaf_output_bytes(tracker.calls, modules, params),
         display=display,
     )
 
