@@ -19,12 +19,13 @@ import torch
 from torch import nn
 
 from torchscope._flops import MacCounter, OpKind
-from torchscope._inputs import describe_structure, model_device, prepare_call
+from torchscope._inputs import describe_structure, prepare_call
 from torchscope._loader.wrappers import unwrap
 from torchscope._recursion import with_headroom
 from torchscope._state import preserved, set_training
 from torchscope._summary.calls import CallTracker
 from torchscope._summary.data import DisplayOptions, ModuleRow, Summary, TensorSpec, own_weights, specs
+from torchscope._summary.device import Runner, needs_move, runner, target_device
 from torchscope._summary.graph import GraphTracker, is_exported_graph, program_module
 from torchscope._summary.sizes import leaf_output_bytes, storage_bytes
 from torchscope._tree import type_name
@@ -181,15 +182,11 @@ def inspected(model: Any) -> tuple[Any, list[str]]:
 
 
 def check_model(model: Any, device: torch.device | str | None) -> None:
-    """The model is an nn.Module on ``device`` (when given): torchscope never moves it."""
+    """The model is an nn.Module, and ``device`` (when given) one this machine has; torchscope never
+    moves the model (see :mod:`torchscope._summary.device`)."""
     if not isinstance(model, nn.Module):
         raise SpecError(f"summary() needs an nn.Module, got {type(model).__name__}")
-    if device is not None and not isinstance(model, torch.jit.ScriptModule):
-        dev, mdev = torch.device(device), model_device(model)
-        if dev.type != mdev.type or (dev.index is not None and dev != mdev):
-            raise SpecError(
-                f"device={str(dev)!r} but the model is on {mdev}; move it with model.to({str(dev)!r})"
-            )
+    target_device(device)
 
 
 @with_headroom
@@ -275,7 +272,15 @@ def _collect(
         target = copy.deepcopy(model)
         notes.append("lazy modules were initialised on a copy of the model")
         named = list(target.named_modules(remove_duplicate=False))
+    dev = target_device(device)
+    if target is not model and needs_move(target, dev):
+        target.to(dev)  # our copy of a lazy model
     graph = is_exported_graph(target)
+    if graph and needs_move(target, dev):
+        raise SpecError(f"device={str(dev)!r} but the exported program is elsewhere; export it on {str(dev)!r}")
+    call = runner(target, dev)
+    if needs_move(target, dev):
+        notes.append(f"ran on {dev} with the parameters and buffers put there for the run; the model was not moved")
     if graph:
         notes.append("torch.export graph: each module call's shapes and mult-adds are read from the graph")
         compare_modes = False  # the graph runs as it was exported, in either mode
@@ -294,7 +299,7 @@ def _collect(
                     if isinstance(tracker, GraphTracker):
                         output = tracker.run(args, kw)
                     else:
-                        output = target(*args, **kw)
+                        output = call(args, kw)
             except TorchscopeError:
                 raise  # a one-line diagnosis already (an input dtype the first layer cannot take)
             except Exception as exc:
@@ -305,7 +310,7 @@ def _collect(
         if compare_modes and branches_on_training(target, tracker.modules.values()):
             other_mode = "train" if mode == "eval" else "eval"
             try:
-                other = _other_mode_output(target, args, kw, other_mode == "train")
+                other = _other_mode_output(target, args, kw, other_mode == "train", call)
                 other_type, other_outputs = describe_structure(other), specs(other, "output")
             except Exception as exc:
                 first = (str(exc).splitlines() or [""])[0]
@@ -359,7 +364,9 @@ def _to_meta(value: Any) -> Any:
     return value
 
 
-def _other_mode_output(model: nn.Module, args: tuple[Any, ...], kw: dict[str, Any], train: bool) -> Any:
+def _other_mode_output(
+    model: nn.Module, args: tuple[Any, ...], kw: dict[str, Any], train: bool, call: Runner
+) -> Any:
     """The output of the other train/eval mode: only its structure is used, so it runs on the meta
     device (copies of the tensors' metadata, nothing computed); data-dependent code falls back to a
     real forward pass."""
@@ -368,7 +375,7 @@ def _other_mode_output(model: nn.Module, args: tuple[Any, ...], kw: dict[str, An
     state.update(model.named_buffers())
     if all(t.is_meta for t in state.values()):
         with MacCounter(count=False):
-            return model(*args, **kw)
+            return call(args, kw)
     try:
         meta_state = {name: t.to("meta") for name, t in state.items()}
         with MacCounter(count=False):
@@ -376,7 +383,7 @@ def _other_mode_output(model: nn.Module, args: tuple[Any, ...], kw: dict[str, An
                 model, meta_state, _to_meta(args), _to_meta(kw), tie_weights=True
             )
     except Exception:
-        return model(*args, **kw)
+        return call(args, kw)
 
 
 def _build_summary(

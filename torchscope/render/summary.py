@@ -370,6 +370,6 @@ class _FittedTable:
 
 def summary_text(data: Summary, width: int = 1000) -> str:
     """The rendered summary as plain text (``str(summary)``), at its natural width unless given."""
-    console = Console(width=width, color_system=None, record=True, file=io.StringIO())
+    console = Console(width=width, color_system=None, record=True, file=io.StringIO(), force_jupyter=False)
     console.print(render_summary(data))
     return "\n".join(line.rstrip() for line in console.export_text().splitlines())
