@@ -1,117 +1,107 @@
-"""torchscope.summary against torchinfo.summary: the same models, interleaved, in one process.
+"""The first call, as users feel it: torchscope.summary against torchinfo.summary in fresh processes.
 
-For each model, on the CPU with a real forward pass and on the meta device (shapes and MACs need
-no arithmetic), both tools summarise the model ``--repeat`` times, alternating which goes first;
-the medians (wall time, and the process's CPU time, steadier on a shared machine) and their
-ratio (torchinfo / torchscope: above 1 means torchscope is faster) are printed with the ratio of
-the first, cold calls (torchscope's meta shape cache emptied), and saved as JSON with ``--json PATH``. Both run with their defaults (torchinfo with
-``verbose=0`` so that printing is not timed; torchscope also runs the other train/eval mode).
-A plain eval forward pass under ``no_grad`` is timed in the same rotation: with a real forward pass
-the CPU time each tool adds to it (its overhead, from the minima) is printed too, since there the
-ratio tends to 1 as the forward pass dominates.
+Users run a summary once per process, so what counts is the import of the tool plus its first
+call. Each measurement is a fresh interpreter at one thread that imports torch and torchvision,
+builds the model and its input (not timed), then times ``import torchscope`` + the first
+``torchscope.summary(...)``, or ``import torchinfo`` + the first ``torchinfo.summary(...)``. The
+two tools alternate (which goes first flips every round), ``--repeat`` rounds (at least 5), on
+the CPU with a real forward pass and on the meta device (a model built on meta: shapes and
+mult-adds with no arithmetic). Printed: the medians of wall time and of the child's CPU time,
+and their ratio, torchinfo / torchscope (above 1: torchscope faster). ``--json PATH`` keeps every
+raw time. Both run quiet (``verbose=0``): printing is not timed. Bytecode is cached for both (one
+uncounted warm-up process per tool and model), as for installed packages.
 
-    python benchmarks/summary_vs_torchinfo.py [--repeat 5] [--models resnet50,lstm] [--threads 1] [--json out.json]
+    python benchmarks/summary_vs_torchinfo.py [--repeat 5] [--models resnet50,lstm] [--devices cpu,meta] [--json out.json]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
-import time
-from collections.abc import Callable
+import subprocess
+import sys
 from typing import Any
 
+MODELS = ("resnet50", "vit_b_16", "densenet121", "efficientnet_b0", "lstm")
+TOOLS = ("torchscope", "torchinfo")
+
+# the child: one fresh process, one tool, one first call
+CHILD = r"""
+import json, sys, time
 import torch
-import torchinfo
+torch.set_num_threads(1)
 import torchvision
 from torch import nn
 
-import torchscope
-from torchscope._flops import metacache
+tool, name, device = sys.argv[1:4]
 
 
 class LSTMLanguageModel(nn.Module):
-    """A 2-layer LSTM word language model (PyTorch's examples, medium): 650 wide, vocab 10000."""
-
-    def __init__(self, vocab: int = 10_000, dim: int = 650) -> None:
+    # a 2-layer LSTM word language model (PyTorch's examples, medium): 650 wide, vocab 10000
+    def __init__(self, vocab=10_000, dim=650):
         super().__init__()
         self.embed = nn.Embedding(vocab, dim)
         self.rnn = nn.LSTM(dim, dim, num_layers=2)
         self.decoder = nn.Linear(dim, vocab)
 
-    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+    def forward(self, tokens):
         return self.decoder(self.rnn(self.embed(tokens))[0])
 
 
-MODELS: dict[str, tuple[Callable[[], nn.Module], tuple[int, ...], torch.dtype]] = {
-    "resnet50": (torchvision.models.resnet50, (1, 3, 224, 224), torch.float32),
-    "densenet121": (torchvision.models.densenet121, (1, 3, 224, 224), torch.float32),
-    "vit_b_16": (torchvision.models.vit_b_16, (1, 3, 224, 224), torch.float32),
-    "efficientnet_b0": (torchvision.models.efficientnet_b0, (1, 3, 224, 224), torch.float32),
-    "lstm": (LSTMLanguageModel, (35, 20), torch.int64),
-}
+torch.manual_seed(0)
+with torch.device(device):
+    if name == "lstm":
+        model, x = LSTMLanguageModel(), torch.randint(0, 2, (35, 20))
+    else:
+        model, x = getattr(torchvision.models, name)(), torch.randn(1, 3, 224, 224)
+wall, cpu = time.perf_counter(), time.process_time()
+if tool == "torchscope":
+    import torchscope
+    result = torchscope.summary(model, input_data=x, verbose=0)
+else:
+    import torchinfo
+    result = torchinfo.summary(model, input_data=[x], device=device, verbose=0)
+wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+print(json.dumps({"wall": wall, "cpu": cpu, "params": result.total_params}))
+"""
 
 
-def _timed(fn: Callable[[], Any]) -> tuple[float, float]:
-    # wall clock, and this process's CPU time (steadier on a shared machine; the meta device and
-    # the Python overhead run on one thread)
-    wall, cpu = time.perf_counter(), time.process_time()
-    fn()
-    return time.perf_counter() - wall, time.process_time() - cpu
+def first_call(tool: str, name: str, device: str) -> dict[str, Any]:
+    """One fresh process's import + first call, timed inside it."""
+    # bytecode cached, as for an installed package (the first, warm-up call writes it)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    run = subprocess.run(
+        [sys.executable, "-c", CHILD, tool, name, device], capture_output=True, text=True, env=env, timeout=600
+    )
+    if run.returncode != 0:
+        raise SystemExit(f"{tool} on {name}/{device} failed:\n{run.stderr}")
+    return dict(json.loads(run.stdout.strip().splitlines()[-1]))
+
+
+def stats(times: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+    """Medians per tool and the ratios torchinfo / torchscope (pure: the raw times in, numbers out)."""
+    med = {t: statistics.median(r["wall"] for r in times[t]) for t in TOOLS}
+    med_cpu = {t: statistics.median(r["cpu"] for r in times[t]) for t in TOOLS}
+    return {
+        "median_s": med,
+        "median_cpu_s": med_cpu,
+        "ratio": med["torchinfo"] / med["torchscope"],
+        "ratio_cpu": med_cpu["torchinfo"] / med_cpu["torchscope"],
+    }
 
 
 def measure(name: str, device: str, repeat: int) -> dict[str, Any]:
-    build, size, dtype = MODELS[name]
-    with torch.device(device):
-        model = build()
-    x = torch.randint(0, 2, size, device=device) if dtype == torch.int64 else torch.randn(size, device=device)
-
-    def ours() -> Any:
-        return torchscope.summary(model, input_data=x)
-
-    def theirs() -> Any:
-        return torchinfo.summary(model, input_data=[x], device=device, verbose=0)
-
-    def plain() -> Any:
-        # the forward pass both tools run (eval, no grad): what each adds on top is its overhead
-        training = model.training
-        model.eval()
-        try:
-            with torch.no_grad():
-                return model(x)
-        finally:
-            model.train(training)
-
-    metacache.clear()
-    cold = {"torchscope": _timed(ours)[0], "torchinfo": _timed(theirs)[0]}  # first calls: imports, caches
-    plain()
-    wall: dict[str, list[float]] = {"torchscope": [], "torchinfo": [], "forward": []}
-    cpu: dict[str, list[float]] = {"torchscope": [], "torchinfo": [], "forward": []}
+    times: dict[str, list[dict[str, Any]]] = {t: [] for t in TOOLS}
+    for tool in TOOLS:
+        first_call(tool, name, device)  # not counted: writes the bytecode, warms the disk cache
     for i in range(repeat):
-        order = [("torchscope", ours), ("torchinfo", theirs), ("forward", plain)]
-        order = order[i % 3 :] + order[: i % 3]
-        for label, fn in order if i % 2 == 0 else order[::-1]:
-            w, c = _timed(fn)
-            wall[label].append(w)
-            cpu[label].append(c)
-    med = {k: statistics.median(v) for k, v in wall.items()}
-    med_cpu = {k: statistics.median(v) for k, v in cpu.items()}
-    return {
-        "model": name,
-        "device": device,
-        "cold_s": cold,
-        "median_s": med,
-        "median_cpu_s": med_cpu,
-        "wall_s": wall,
-        "cpu_s": cpu,
-        "ratio": med["torchinfo"] / med["torchscope"],
-        "ratio_cpu": med_cpu["torchinfo"] / med_cpu["torchscope"],
-        "ratio_cold": cold["torchinfo"] / cold["torchscope"],
-        # CPU time each tool adds to a plain forward pass (minima: the least disturbed runs);
-        # steadier than the ratio when the forward pass is most of the time
-        "overhead_cpu_s": {k: min(cpu[k]) - min(cpu["forward"]) for k in ("torchscope", "torchinfo")},
-    }
+        for tool in TOOLS if i % 2 == 0 else TOOLS[::-1]:  # interleaved: each goes first half the time
+            times[tool].append(first_call(tool, name, device))
+    counts = {r["params"] for t in TOOLS for r in times[t]}
+    return {"model": name, "device": device, "raw": times, "total_params": sorted(counts), **stats(times)}
 
 
 def main() -> None:
@@ -120,26 +110,16 @@ def main() -> None:
     parser.add_argument("--models", default=",".join(MODELS))
     parser.add_argument("--devices", default="cpu,meta")
     parser.add_argument("--json", dest="json_path", default=None)
-    parser.add_argument(
-        "--threads",
-        type=int,
-        default=None,
-        help="torch intra-op threads (default: torch's); 1 on a shared machine",
-    )
     args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    print(f"torch {torch.__version__}, torchinfo {torchinfo.__version__}, {torch.get_num_threads()} threads")
-    torch.manual_seed(0)
+    if args.repeat < 5:
+        parser.error("--repeat must be at least 5: a median of fewer fresh processes is noise")
+    import torch
+    import torchinfo
+
+    print(f"torch {torch.__version__}, torchinfo {torchinfo.__version__}, 1 thread, fresh process per call")
+    print("import + first call; medians of wall time (child CPU time); ratio = torchinfo / torchscope")
+    print(f"{'model':<16} {'device':<6} {'torchscope':>20} {'torchinfo':>20} {'ratio':>7} {'(cpu)':>7}")
     rows = []
-    print(
-        "medians of wall time (CPU time of the process); ratio = torchinfo / torchscope, > 1: torchscope faster"
-    )
-    print("overhead (real forward only): minimum CPU time minus that of a plain eval forward under no_grad")
-    print(
-        f"{'model':<16} {'device':<6} {'torchscope':>20} {'torchinfo':>20} {'ratio':>7} {'(cpu)':>7} {'cold':>6}"
-        f" {'overhead ours / theirs':>24}"
-    )
     for device in args.devices.split(","):
         for name in args.models.split(","):
             row = measure(name, device, args.repeat)
@@ -147,22 +127,13 @@ def main() -> None:
             m, c = row["median_s"], row["median_cpu_s"]
             print(
                 f"{name:<16} {device:<6} "
-                + " ".join(f"{m[k] * 1e3:>9.1f} ({c[k] * 1e3:>6.1f}) ms" for k in ("torchscope", "torchinfo"))
-                + f" {row['ratio']:>6.2f}x {row['ratio_cpu']:>6.2f}x {row['ratio_cold']:>5.2f}x"
-                + (
-                    " {:>10.1f} / {:>7.1f} ms".format(
-                        *(row["overhead_cpu_s"][k] * 1e3 for k in ("torchscope", "torchinfo"))
-                    )
-                    if device != "meta"
-                    else ""
-                ),
+                + " ".join(f"{m[t] * 1e3:>9.1f} ({c[t] * 1e3:>6.1f}) ms" for t in TOOLS)
+                + f" {row['ratio']:>6.2f}x {row['ratio_cpu']:>6.2f}x",
                 flush=True,
             )
     if args.json_path:
         with open(args.json_path, "w", encoding="utf-8") as f:
-            json.dump(
-                {"torch": torch.__version__, "threads": torch.get_num_threads(), "rows": rows}, f, indent=1
-            )
+            json.dump({"torch": torch.__version__, "repeat": args.repeat, "rows": rows}, f, indent=1)
 
 
 if __name__ == "__main__":

@@ -246,7 +246,7 @@ def test_failing_forward_says_the_fix(build_model, kwargs: dict, hint: str) -> N
         ({"input_size": (1, 8), "mode": "test"}, "mode='test' must be 'eval', 'train' or 'same'"),
         ({"input_size": (1, 0)}, r"input_size=\(1, 0\) needs positive dimensions"),
         ({"input_size": "1,8"}, "must be a shape like"),
-        ({"input_size": (1, 8), "device": "meta"}, r"device='meta' but the model is on cpu; move it"),
+        ({"input_size": (1, 8), "device": "gpu"}, r"device 'gpu' is not a device; use cpu, meta, cuda"),
     ],
 )
 def test_bad_arguments(kwargs: dict, message: str) -> None:

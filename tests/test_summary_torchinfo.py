@@ -394,3 +394,74 @@ def test_in_a_notebook_the_table_shows_once() -> None:
     assert [len(v) for v in values] == [0, 1, 1, 0, 1] and values[4][0]["data"]["text/plain"] == "2"
     # Rich renders to a notebook as display_data of its own: none may leak from the text renderer
     assert not any(o["output_type"] == "display_data" for cell in nb.cells[3:] for o in cell.outputs)
+
+
+def _branches_by_class_source(cls: type) -> bool:
+    # the decision as it was made before: the regex over each class's whole source
+    import inspect
+
+    from torchscope._summary.branches import BRANCH
+
+    for klass in cls.__mro__:
+        if klass is object or klass.__module__.startswith(("torch.nn.", "torch.jit", "builtins")):
+            continue
+        try:
+            if BRANCH.search(inspect.getsource(klass)):
+                return True
+        except (OSError, TypeError):
+            return True
+    return False
+
+
+def test_the_train_mode_check_reads_code_objects_and_decides_as_the_source() -> None:
+    from torchscope._summary.branches import class_branches
+
+    classes = sorted(
+        {v for v in vars(torchvision.models).values() if isinstance(v, type) and issubclass(v, nn.Module)}
+        | {v for m in (torchvision.models.inception, torchvision.models.googlenet, torchvision.models.resnet)
+           for v in vars(m).values() if isinstance(v, type) and issubclass(v, nn.Module)},
+        key=lambda c: (c.__module__, c.__qualname__),
+    )  # fmt: skip
+    decided = {c.__qualname__: class_branches(c) for c in classes}
+    assert decided == {c.__qualname__: _branches_by_class_source(c) for c in classes}
+    assert decided["Inception3"] and decided["GoogLeNet"] and not decided["ResNet"]
+
+    class Commented(nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            # training and inference return the same: a comment is not a branch
+            return x
+
+    class Branching(nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+            return (x, x) if self.training else x
+
+    assert not class_branches(Commented) and class_branches(Branching)
+
+
+def test_batch_norm_on_meta_answers_as_torchs_kernel() -> None:
+    from torchscope._flops.metacache import FAST_META
+
+    op = torch.ops.aten.native_batch_norm.default
+    fast = FAST_META[op]
+    checked = 0
+    for dtype in (torch.float32, torch.bfloat16, torch.float64):
+        for shape in [(2, 8), (2, 8, 5), (2, 8, 5, 5), (2, 8, 3, 5, 5)]:
+            x = torch.empty(shape, dtype=dtype, device="meta")
+            layouts = [x, x.transpose(0, -1)]
+            if len(shape) in (4, 5):
+                layouts.append(x.to(memory_format=torch.channels_last if len(shape) == 4 else torch.channels_last_3d))
+            for t in layouts:
+                c = t.shape[1]
+                stats = torch.empty(c, dtype=torch.float32 if dtype != torch.float64 else dtype, device="meta")
+                w = torch.empty(c, dtype=dtype, device="meta")
+                for training in (False, True):
+                    got = fast(t, w, w, stats, stats, training, 0.1, 1e-5)
+                    if got is None:
+                        continue  # a layout left to torch
+                    ref = op(t, w, w, stats, stats, training, 0.1, 1e-5)
+                    assert [(r.shape, r.stride(), r.dtype) for r in ref] == [(g.shape, g.stride(), g.dtype) for g in got]
+                    checked += 1
+    assert checked >= 30
+    # eval without running statistics is torch's error, not an answer
+    x = torch.empty(2, 8, device="meta")
+    assert fast(x, None, None, None, None, False, 0.1, 1e-5) is None

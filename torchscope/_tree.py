@@ -15,7 +15,6 @@ from torch.nn.modules.batchnorm import _NormBase
 from torch.nn.parameter import UninitializedBuffer, UninitializedParameter
 
 from torchscope._adapters import collect_adapters, logical_numel
-from torchscope._loader import unwrap
 from torchscope._recursion import WALK_PER_LEVEL, check_depth
 
 # the plain data lives in a torch-free module (read back from the cache without torch); re-exported
@@ -28,6 +27,8 @@ from torchscope._treedata import (
     TreeWarning,
     _jsonable,
 )
+from torchscope._typenames import type_name
+from torchscope._wrappers import unwrap
 
 __all__ = [
     "FREEZE_STATES", "HookCounts", "ModuleEntry", "ModuleTree", "TreeWarning", "_jsonable", "tree", "type_name",
@@ -42,19 +43,6 @@ def _numel(t: torch.Tensor) -> int:
         return 0
     # packed 4-bit weights count as the weights they stand for
     return logical_numel(t)
-
-
-def type_name(module: nn.Module) -> str:
-    """The class a module shows as: the scripted class of a TorchScript module, a peft tuner's name."""
-    # TorchScript modules are all RecursiveScriptModule; show the class they were scripted from
-    original = getattr(module, "original_name", None) if isinstance(module, torch.jit.ScriptModule) else None
-    if isinstance(original, str) and original:
-        return original
-    # peft's adapted layers reuse torch's names (peft.tuners.lora.layer.Linear): say which tuner
-    where = type(module).__module__.split(".")
-    if len(where) > 2 and where[:2] == ["peft", "tuners"]:
-        return f"{where[2]}.{type(module).__name__}"
-    return type(module).__name__
 
 
 def _hook_counts(module: nn.Module) -> HookCounts:

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import copy
 import gc
-import inspect
-import re
 from collections.abc import Iterable
 from typing import Any, Literal
 
@@ -20,15 +18,16 @@ from torch import nn
 
 from torchscope._flops import MacCounter, OpKind
 from torchscope._inputs import describe_structure, prepare_call
-from torchscope._loader.wrappers import unwrap
 from torchscope._recursion import with_headroom
 from torchscope._state import preserved, set_training
+from torchscope._summary.branches import branches_on_training
 from torchscope._summary.calls import CallTracker
 from torchscope._summary.data import DisplayOptions, ModuleRow, Summary, TensorSpec, own_weights, specs
 from torchscope._summary.device import Runner, needs_move, runner, target_device
 from torchscope._summary.graph import GraphTracker, is_exported_graph, program_module
 from torchscope._summary.sizes import leaf_output_bytes, storage_bytes
-from torchscope._tree import type_name
+from torchscope._typenames import type_name
+from torchscope._wrappers import unwrap
 from torchscope.errors import ForwardError, SpecError, TorchscopeError
 
 Mode = Literal["eval", "train"]
@@ -319,37 +318,6 @@ def _collect(
         target, tracker, counter, mode, inputs, output, other_mode, other_type, other_outputs, notes, display,
         all_modules, input_bytes,
     )  # fmt: skip
-
-
-# `if self.training`, `x if training else y`, `training and ...`: code whose result may change with the
-# mode; a flag passed on (`F.dropout(x, training=self.training)`) returns the same structure either way
-_BRANCH = re.compile(r"\bif\b[^\n:]*\btraining\b|\btraining\b\s*(and|or)\b|\bnot\s+[\w.]*training\b")
-_BRANCHES: dict[type, bool] = {}
-
-
-def _class_branches(cls: type) -> bool:
-    known = _BRANCHES.get(cls)
-    if known is None:
-        known = False
-        for klass in cls.__mro__:
-            if klass.__module__.startswith(("torch.nn.", "torch.jit", "builtins")) or klass is object:
-                continue  # torch's own modules return the same structure in both modes
-            try:
-                source = inspect.getsource(klass)
-            except (OSError, TypeError):
-                known = True  # no source to read: assume it may
-                break
-            if _BRANCH.search(source):
-                known = True
-                break
-        _BRANCHES[cls] = known
-    return known
-
-
-def branches_on_training(model: nn.Module, modules: Iterable[nn.Module] | None = None) -> bool:
-    """Whether any module's code may branch on its ``training`` flag, so the other mode may return
-    another structure (inception_v3's aux logits): only then is the other mode run."""
-    return any(_class_branches(type(m)) for m in (model.modules() if modules is None else modules))
 
 
 def _to_meta(value: Any) -> Any:

@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from torchscope._loader.common import check_device
+from torchscope._parsing import parse_device
 from torchscope.errors import SpecError
 
 Runner = Callable[[tuple[Any, ...], dict[str, Any]], Any]
@@ -24,11 +24,16 @@ def target_device(device: torch.device | str | None) -> torch.device | None:
     """The device asked for, checked: one this machine has (``cpu`` and ``meta`` always)."""
     if device is None:
         return None
-    dev = check_device(device)
-    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
-        raise SpecError(
-            f"device {str(device)!r}: there are {torch.cuda.device_count()} CUDA device(s), numbered from 0"
-        )
+    dev = device if isinstance(device, torch.device) else torch.device(parse_device(str(device), option="device"))
+    backend: Any = torch.backends.mps if dev.type == "mps" else getattr(torch, dev.type, None)
+    if dev.type not in ("cpu", "meta"):
+        if backend is None or not backend.is_available():
+            raise SpecError(
+                f"device {str(device)!r} is not available on this machine (no {dev.type.upper()}); use cpu or meta"
+            )
+        count = backend.device_count() if hasattr(backend, "device_count") else 1
+        if dev.index is not None and dev.index >= count:
+            raise SpecError(f"device {str(device)!r}: there are {count} {dev.type} device(s), numbered from 0")
     return dev
 
 
