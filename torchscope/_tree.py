@@ -55,6 +55,12 @@ def _hook_counts(module: nn.Module) -> HookCounts:
         backward=n("_backward_hooks", "_backward_pre_hooks"),
         state_dict=n("_state_dict_hooks", "_state_dict_pre_hooks"),
         load_state_dict=n("_load_state_dict_pre_hooks", "_load_state_dict_post_hooks"),
+        # Tensor.register_hook and register_post_accumulate_grad_hook on the module's own parameters
+        tensor=sum(
+            len(getattr(p, "_backward_hooks", None) or {}) + len(getattr(p, "_post_accumulate_grad_hooks", None) or {})
+            for p in module._parameters.values()
+            if p is not None
+        ),
     )
 
 
