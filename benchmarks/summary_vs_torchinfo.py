@@ -1,84 +1,97 @@
 """The first call, as users feel it: torchscope.summary against torchinfo.summary in fresh processes.
 
 Users run a summary once per process, so what counts is the import of the tool plus its first
-call. Each measurement is a fresh interpreter at one thread that imports torch and torchvision,
-builds the model and its input (not timed), then times ``import torchscope`` + the first
-``torchscope.summary(...)``, or ``import torchinfo`` + the first ``torchinfo.summary(...)``. The
-two tools alternate (which goes first flips every round), ``--repeat`` rounds (at least 5), on
-the CPU with a real forward pass and on the meta device (a model built on meta: shapes and
-mult-adds with no arithmetic). Printed: the medians of wall time and of the child's CPU time,
-and their ratio, torchinfo / torchscope (above 1: torchscope faster). ``--json PATH`` keeps every
-raw time. Both run quiet (``verbose=0``): printing is not timed. Bytecode is cached for both (one
-uncounted warm-up process per tool and model), as for installed packages.
+call. Each measurement is a fresh process at one thread, forked from a parent that has imported
+torch and torchvision but neither tool: the child builds the model and its input (not timed), then
+times ``import torchscope`` + the first ``torchscope.summary(...)``, or ``import torchinfo`` + the
+first ``torchinfo.summary(...)``, with every cache of either tool cold. The two tools alternate
+(which goes first flips every round), ``--repeat`` rounds (at least 5), on the CPU with a real
+forward pass and on the meta device (a model built on meta: shapes and mult-adds, no
+arithmetic). Printed: the medians of wall time and of the child's CPU time (steadier on a
+shared machine), and their ratio, torchinfo / torchscope (above 1: torchscope faster).
+``--json PATH`` keeps every raw time. Both run quiet (``verbose=0``): printing is not timed.
+Bytecode is cached for both (an uncounted warm-up child per tool writes it), as for installed
+packages. POSIX only (``os.fork``).
 
     python benchmarks/summary_vs_torchinfo.py [--repeat 5] [--models resnet50,lstm] [--devices cpu,meta] [--json out.json]
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
+
+os.environ.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")  # before torch is imported
+
+import argparse
+import importlib.metadata
+import json
 import statistics
-import subprocess
 import sys
+import time
 from typing import Any
+
+import torch
+import torchvision
+from torch import nn
 
 MODELS = ("resnet50", "vit_b_16", "densenet121", "efficientnet_b0", "lstm")
 TOOLS = ("torchscope", "torchinfo")
 
-# the child: one fresh process, one tool, one first call
-CHILD = r"""
-import json, sys, time
-import torch
-torch.set_num_threads(1)
-import torchvision
-from torch import nn
-
-tool, name, device = sys.argv[1:4]
-
 
 class LSTMLanguageModel(nn.Module):
-    # a 2-layer LSTM word language model (PyTorch's examples, medium): 650 wide, vocab 10000
-    def __init__(self, vocab=10_000, dim=650):
+    """A 2-layer LSTM word language model (PyTorch's examples, medium): 650 wide, vocab 10000."""
+
+    def __init__(self, vocab: int = 10_000, dim: int = 650) -> None:
         super().__init__()
         self.embed = nn.Embedding(vocab, dim)
         self.rnn = nn.LSTM(dim, dim, num_layers=2)
         self.decoder = nn.Linear(dim, vocab)
 
-    def forward(self, tokens):
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         return self.decoder(self.rnn(self.embed(tokens))[0])
 
 
-torch.manual_seed(0)
-with torch.device(device):
-    if name == "lstm":
-        model, x = LSTMLanguageModel(), torch.randint(0, 2, (35, 20))
+def _child(tool: str, name: str, device: str) -> dict[str, Any]:
+    # runs in the forked process: neither tool has been imported in it
+    torch.manual_seed(0)
+    with torch.device(device):
+        if name == "lstm":
+            model, x = LSTMLanguageModel(), torch.randint(0, 2, (35, 20))
+        else:
+            model, x = getattr(torchvision.models, name)(), torch.randn(1, 3, 224, 224)
+    wall, cpu = time.perf_counter(), time.process_time()
+    if tool == "torchscope":
+        import torchscope
+
+        result: Any = torchscope.summary(model, input_data=x, verbose=0)
     else:
-        model, x = getattr(torchvision.models, name)(), torch.randn(1, 3, 224, 224)
-wall, cpu = time.perf_counter(), time.process_time()
-if tool == "torchscope":
-    import torchscope
-    result = torchscope.summary(model, input_data=x, verbose=0)
-else:
-    import torchinfo
-    result = torchinfo.summary(model, input_data=[x], device=device, verbose=0)
-wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-print(json.dumps({"wall": wall, "cpu": cpu, "params": result.total_params}))
-"""
+        import torchinfo
+
+        result = torchinfo.summary(model, input_data=[x], device=device, verbose=0)
+    return {"wall": time.perf_counter() - wall, "cpu": time.process_time() - cpu, "params": result.total_params}
 
 
 def first_call(tool: str, name: str, device: str) -> dict[str, Any]:
     """One fresh process's import + first call, timed inside it."""
-    # bytecode cached, as for an installed package (the first, warm-up call writes it)
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-    env.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
-    run = subprocess.run(
-        [sys.executable, "-c", CHILD, tool, name, device], capture_output=True, text=True, env=env, timeout=600
-    )
-    if run.returncode != 0:
-        raise SystemExit(f"{tool} on {name}/{device} failed:\n{run.stderr}")
-    return dict(json.loads(run.stdout.strip().splitlines()[-1]))
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child
+        os.close(read)
+        code = 0
+        try:
+            out = json.dumps(_child(tool, name, device))
+        except BaseException as exc:
+            out, code = json.dumps({"error": f"{type(exc).__name__}: {exc}"}), 1
+        with os.fdopen(write, "w") as f:
+            f.write(out)
+        os._exit(code)
+    os.close(write)
+    with os.fdopen(read) as f:
+        data = json.loads(f.read() or '{"error": "the child died"}')
+    os.waitpid(pid, 0)
+    if "error" in data:
+        raise SystemExit(f"{tool} on {name}/{device} failed: {data['error']}")
+    return dict(data)
 
 
 def stats(times: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
@@ -95,8 +108,6 @@ def stats(times: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
 
 def measure(name: str, device: str, repeat: int) -> dict[str, Any]:
     times: dict[str, list[dict[str, Any]]] = {t: [] for t in TOOLS}
-    for tool in TOOLS:
-        first_call(tool, name, device)  # not counted: writes the bytecode, warms the disk cache
     for i in range(repeat):
         for tool in TOOLS if i % 2 == 0 else TOOLS[::-1]:  # interleaved: each goes first half the time
             times[tool].append(first_call(tool, name, device))
@@ -105,7 +116,7 @@ def measure(name: str, device: str, repeat: int) -> dict[str, Any]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--models", default=",".join(MODELS))
     parser.add_argument("--devices", default="cpu,meta")
@@ -113,10 +124,13 @@ def main() -> None:
     args = parser.parse_args()
     if args.repeat < 5:
         parser.error("--repeat must be at least 5: a median of fewer fresh processes is noise")
-    import torch
-    import torchinfo
-
-    print(f"torch {torch.__version__}, torchinfo {torchinfo.__version__}, 1 thread, fresh process per call")
+    if "torchscope" in sys.modules or "torchinfo" in sys.modules:
+        raise SystemExit("the parent must not import either tool: the children would not be fresh")
+    torch.set_num_threads(1)
+    for tool in TOOLS:
+        first_call(tool, "lstm", "meta")  # not counted: writes the bytecode, warms the disk cache
+    version = importlib.metadata.version("torchinfo")
+    print(f"torch {torch.__version__}, torchinfo {version}, 1 thread, a fresh (forked) process per call")
     print("import + first call; medians of wall time (child CPU time); ratio = torchinfo / torchscope")
     print(f"{'model':<16} {'device':<6} {'torchscope':>20} {'torchinfo':>20} {'ratio':>7} {'(cpu)':>7}")
     rows = []
