@@ -1,34 +1,41 @@
-"""torchscope.summary against torchinfo.summary: the same models, interleaved, in one process.
+"""The first call, as users feel it: torchscope.summary against torchinfo.summary in fresh processes.
 
-For each model, on the CPU with a real forward pass and on the meta device (shapes and MACs need
-no arithmetic), both tools summarise the model ``--repeat`` times, alternating which goes first;
-the medians (wall time, and the process's CPU time, steadier on a shared machine) and their
-ratio (torchinfo / torchscope: above 1 means torchscope is faster) are printed with the ratio of
-the first, cold calls (torchscope's meta shape cache emptied), and saved as JSON with ``--json PATH``. Both run with their defaults (torchinfo with
-``verbose=0`` so that printing is not timed; torchscope also runs the other train/eval mode).
-A plain eval forward pass under ``no_grad`` is timed in the same rotation: with a real forward pass
-the CPU time each tool adds to it (its overhead, from the minima) is printed too, since there the
-ratio tends to 1 as the forward pass dominates.
+Users run a summary once per process, so what counts is the import of the tool plus its first
+call. Each measurement is a fresh process at one thread, forked from a parent that has imported
+torch and torchvision but neither tool: the child builds the model and its input (not timed), then
+times ``import torchscope`` + the first ``torchscope.summary(...)``, or ``import torchinfo`` + the
+first ``torchinfo.summary(...)``, with every cache of either tool cold. The two tools alternate
+(which goes first flips every round), ``--repeat`` rounds (at least 5), on the CPU with a real
+forward pass and on the meta device (a model built on meta: shapes and mult-adds, no
+arithmetic). Printed: the medians of wall time and of the child's CPU time (steadier on a
+shared machine), and their ratio, torchinfo / torchscope (above 1: torchscope faster).
+``--json PATH`` keeps every raw time. Both run quiet (``verbose=0``): printing is not timed.
+Bytecode is cached for both (an uncounted warm-up child per tool writes it), as for installed
+packages. POSIX only (``os.fork``).
 
-    python benchmarks/summary_vs_torchinfo.py [--repeat 5] [--models resnet50,lstm] [--threads 1] [--json out.json]
+    python benchmarks/summary_vs_torchinfo.py [--repeat 5] [--models resnet50,lstm] [--devices cpu,meta] [--json out.json]
 """
 
 from __future__ import annotations
 
+import os
+
+os.environ.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")  # before torch is imported
+
 import argparse
+import importlib.metadata
 import json
 import statistics
+import sys
 import time
-from collections.abc import Callable
 from typing import Any
 
 import torch
-import torchinfo
 import torchvision
 from torch import nn
 
-import torchscope
-from torchscope._flops import metacache
+MODELS = ("resnet50", "vit_b_16", "densenet121", "efficientnet_b0", "lstm")
+TOOLS = ("torchscope", "torchinfo")
 
 
 class LSTMLanguageModel(nn.Module):
@@ -44,102 +51,89 @@ class LSTMLanguageModel(nn.Module):
         return self.decoder(self.rnn(self.embed(tokens))[0])
 
 
-MODELS: dict[str, tuple[Callable[[], nn.Module], tuple[int, ...], torch.dtype]] = {
-    "resnet50": (torchvision.models.resnet50, (1, 3, 224, 224), torch.float32),
-    "densenet121": (torchvision.models.densenet121, (1, 3, 224, 224), torch.float32),
-    "vit_b_16": (torchvision.models.vit_b_16, (1, 3, 224, 224), torch.float32),
-    "efficientnet_b0": (torchvision.models.efficientnet_b0, (1, 3, 224, 224), torch.float32),
-    "lstm": (LSTMLanguageModel, (35, 20), torch.int64),
-}
-
-
-def _timed(fn: Callable[[], Any]) -> tuple[float, float]:
-    # wall clock, and this process's CPU time (steadier on a shared machine; the meta device and
-    # the Python overhead run on one thread)
-    wall, cpu = time.perf_counter(), time.process_time()
-    fn()
-    return time.perf_counter() - wall, time.process_time() - cpu
-
-
-def measure(name: str, device: str, repeat: int) -> dict[str, Any]:
-    build, size, dtype = MODELS[name]
+def _child(tool: str, name: str, device: str) -> dict[str, Any]:
+    # runs in the forked process: neither tool has been imported in it
+    torch.manual_seed(0)
     with torch.device(device):
-        model = build()
-    x = torch.randint(0, 2, size, device=device) if dtype == torch.int64 else torch.randn(size, device=device)
+        if name == "lstm":
+            model, x = LSTMLanguageModel(), torch.randint(0, 2, (35, 20))
+        else:
+            model, x = getattr(torchvision.models, name)(), torch.randn(1, 3, 224, 224)
+    wall, cpu = time.perf_counter(), time.process_time()
+    if tool == "torchscope":
+        import torchscope
 
-    def ours() -> Any:
-        return torchscope.summary(model, input_data=x)
+        result: Any = torchscope.summary(model, input_data=x, verbose=0)
+    else:
+        import torchinfo
 
-    def theirs() -> Any:
-        return torchinfo.summary(model, input_data=[x], device=device, verbose=0)
+        result = torchinfo.summary(model, input_data=[x], device=device, verbose=0)
+    return {"wall": time.perf_counter() - wall, "cpu": time.process_time() - cpu, "params": result.total_params}
 
-    def plain() -> Any:
-        # the forward pass both tools run (eval, no grad): what each adds on top is its overhead
-        training = model.training
-        model.eval()
+
+def first_call(tool: str, name: str, device: str) -> dict[str, Any]:
+    """One fresh process's import + first call, timed inside it."""
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child
+        os.close(read)
+        code = 0
         try:
-            with torch.no_grad():
-                return model(x)
-        finally:
-            model.train(training)
+            out = json.dumps(_child(tool, name, device))
+        except BaseException as exc:
+            out, code = json.dumps({"error": f"{type(exc).__name__}: {exc}"}), 1
+        with os.fdopen(write, "w") as f:
+            f.write(out)
+        os._exit(code)
+    os.close(write)
+    with os.fdopen(read) as f:
+        data = json.loads(f.read() or '{"error": "the child died"}')
+    os.waitpid(pid, 0)
+    if "error" in data:
+        raise SystemExit(f"{tool} on {name}/{device} failed: {data['error']}")
+    return dict(data)
 
-    metacache.clear()
-    cold = {"torchscope": _timed(ours)[0], "torchinfo": _timed(theirs)[0]}  # first calls: imports, caches
-    plain()
-    wall: dict[str, list[float]] = {"torchscope": [], "torchinfo": [], "forward": []}
-    cpu: dict[str, list[float]] = {"torchscope": [], "torchinfo": [], "forward": []}
-    for i in range(repeat):
-        order = [("torchscope", ours), ("torchinfo", theirs), ("forward", plain)]
-        order = order[i % 3 :] + order[: i % 3]
-        for label, fn in order if i % 2 == 0 else order[::-1]:
-            w, c = _timed(fn)
-            wall[label].append(w)
-            cpu[label].append(c)
-    med = {k: statistics.median(v) for k, v in wall.items()}
-    med_cpu = {k: statistics.median(v) for k, v in cpu.items()}
+
+def stats(times: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+    """Medians per tool and the ratios torchinfo / torchscope (pure: the raw times in, numbers out)."""
+    med = {t: statistics.median(r["wall"] for r in times[t]) for t in TOOLS}
+    med_cpu = {t: statistics.median(r["cpu"] for r in times[t]) for t in TOOLS}
     return {
-        "model": name,
-        "device": device,
-        "cold_s": cold,
         "median_s": med,
         "median_cpu_s": med_cpu,
-        "wall_s": wall,
-        "cpu_s": cpu,
         "ratio": med["torchinfo"] / med["torchscope"],
         "ratio_cpu": med_cpu["torchinfo"] / med_cpu["torchscope"],
-        "ratio_cold": cold["torchinfo"] / cold["torchscope"],
-        # CPU time each tool adds to a plain forward pass (minima: the least disturbed runs);
-        # steadier than the ratio when the forward pass is most of the time
-        "overhead_cpu_s": {k: min(cpu[k]) - min(cpu["forward"]) for k in ("torchscope", "torchinfo")},
     }
 
 
+def measure(name: str, device: str, repeat: int) -> dict[str, Any]:
+    times: dict[str, list[dict[str, Any]]] = {t: [] for t in TOOLS}
+    for i in range(repeat):
+        for tool in TOOLS if i % 2 == 0 else TOOLS[::-1]:  # interleaved: each goes first half the time
+            times[tool].append(first_call(tool, name, device))
+    counts = {r["params"] for t in TOOLS for r in times[t]}
+    return {"model": name, "device": device, "raw": times, "total_params": sorted(counts), **stats(times)}
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--models", default=",".join(MODELS))
     parser.add_argument("--devices", default="cpu,meta")
     parser.add_argument("--json", dest="json_path", default=None)
-    parser.add_argument(
-        "--threads",
-        type=int,
-        default=None,
-        help="torch intra-op threads (default: torch's); 1 on a shared machine",
-    )
     args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    print(f"torch {torch.__version__}, torchinfo {torchinfo.__version__}, {torch.get_num_threads()} threads")
-    torch.manual_seed(0)
+    if args.repeat < 5:
+        parser.error("--repeat must be at least 5: a median of fewer fresh processes is noise")
+    if "torchscope" in sys.modules or "torchinfo" in sys.modules:
+        raise SystemExit("the parent must not import either tool: the children would not be fresh")
+    torch.set_num_threads(1)
+    for tool in TOOLS:
+        first_call(tool, "lstm", "meta")  # not counted: writes the bytecode, warms the disk cache
+    version = importlib.metadata.version("torchinfo")
+    print(f"torch {torch.__version__}, torchinfo {version}, 1 thread, a fresh (forked) process per call")
+    print("import + first call; medians of wall time (child CPU time); ratio = torchinfo / torchscope")
+    print(f"{'model':<16} {'device':<6} {'torchscope':>20} {'torchinfo':>20} {'ratio':>7} {'(cpu)':>7}")
     rows = []
-    print(
-        "medians of wall time (CPU time of the process); ratio = torchinfo / torchscope, > 1: torchscope faster"
-    )
-    print("overhead (real forward only): minimum CPU time minus that of a plain eval forward under no_grad")
-    print(
-        f"{'model':<16} {'device':<6} {'torchscope':>20} {'torchinfo':>20} {'ratio':>7} {'(cpu)':>7} {'cold':>6}"
-        f" {'overhead ours / theirs':>24}"
-    )
     for device in args.devices.split(","):
         for name in args.models.split(","):
             row = measure(name, device, args.repeat)
@@ -147,22 +141,13 @@ def main() -> None:
             m, c = row["median_s"], row["median_cpu_s"]
             print(
                 f"{name:<16} {device:<6} "
-                + " ".join(f"{m[k] * 1e3:>9.1f} ({c[k] * 1e3:>6.1f}) ms" for k in ("torchscope", "torchinfo"))
-                + f" {row['ratio']:>6.2f}x {row['ratio_cpu']:>6.2f}x {row['ratio_cold']:>5.2f}x"
-                + (
-                    " {:>10.1f} / {:>7.1f} ms".format(
-                        *(row["overhead_cpu_s"][k] * 1e3 for k in ("torchscope", "torchinfo"))
-                    )
-                    if device != "meta"
-                    else ""
-                ),
+                + " ".join(f"{m[t] * 1e3:>9.1f} ({c[t] * 1e3:>6.1f}) ms" for t in TOOLS)
+                + f" {row['ratio']:>6.2f}x {row['ratio_cpu']:>6.2f}x",
                 flush=True,
             )
     if args.json_path:
         with open(args.json_path, "w", encoding="utf-8") as f:
-            json.dump(
-                {"torch": torch.__version__, "threads": torch.get_num_threads(), "rows": rows}, f, indent=1
-            )
+            json.dump({"torch": torch.__version__, "repeat": args.repeat, "rows": rows}, f, indent=1)
 
 
 if __name__ == "__main__":

@@ -70,3 +70,32 @@ def test_import_does_not_import_torch(module: str) -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "", f"import {module} imported {out.stdout.strip()}"
+
+
+@pytest.mark.slow  # spawns a process
+def test_submodules_load_on_first_use_without_pytest_or_hypothesis() -> None:
+    code = (
+        "import sys, torch, torchscope\n"
+        "torchscope.testing.assert_output_shape(torch.nn.Linear(2, 3), torch.randn(4, 2), (4, 3))\n"
+        "print(torchscope.testing.assert_frozen.__module__, torchscope.errors.SpecError.__name__)\n"
+        "print(','.join(sorted(m for m in ('pytest', '_pytest', 'hypothesis') if m in sys.modules)))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.splitlines() == ["torchscope.testing SpecError", ""]
+    assert {"testing", "strategies", "errors"} <= set(dir(torchscope))
+
+
+# hypothesis missing: a None entry in sys.modules makes `import hypothesis` fail as if not installed
+NO_HYPOTHESIS = "import sys\nsys.modules['hypothesis'] = None\n"
+
+
+@pytest.mark.slow  # spawns a process
+def test_without_hypothesis_only_strategies_needs_it_and_says_which_extra() -> None:
+    code = NO_HYPOTHESIS + (
+        "import torchscope, torchscope.pytest_plugin, torchscope.testing\n"
+        "try:\n    torchscope.strategies\n"
+        "except ModuleNotFoundError as exc:\n    print(exc)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "torchscope.strategies needs hypothesis: pip install 'torchscope[hypothesis]'"

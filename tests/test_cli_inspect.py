@@ -17,7 +17,7 @@ CNN = f"{ZOO_PY}:SmallCNN"
 def test_summary_table_and_json(cli: CliRun) -> None:
     result = cli("summary", CNN, "--input-size", "2,3,8,8", "--no-color")
     assert result.exit_code == 0, result.output
-    assert "Mult-adds: 101.42 K (FLOPs: 202.85 K), mode: eval" in result.stdout
+    assert "FLOPs: 202.85 K (mult-adds: 101.42 K), mode: eval" in result.stdout
     assert "    0 (Conv2d)" in result.stdout
     result = cli("summary", CNN, "--input-size", "2,3,8,8", "--json", "--mode", "train")
     assert result.exit_code == 0, result.output

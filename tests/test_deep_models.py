@@ -165,6 +165,6 @@ def test_cli_the_fix_in_the_error_works(tmp_path: Path, cli) -> None:
         spec = f"{_model_file(tmp_path, 300, prelude=f'sys.setrecursionlimit({fix})', name='fixed')}:build"
         result = cli("summary", spec, "--input-size", "2,4", "--no-color")
         assert result.exit_code == 0, result.output
-        assert "Params: 20 (20 trainable" in result.stdout
+        assert "Total params: 20\nTrainable params: 20" in result.stdout
     finally:
         sys.setrecursionlimit(limit)

@@ -80,3 +80,15 @@ def test_mkdocs_build_strict(tmp_path: Path) -> None:
     assert (tmp_path / "site" / "verify-finetune" / "index.html").is_file()
     api = (tmp_path / "site" / "api" / "index.html").read_text(encoding="utf-8")
     assert "watch" in api and "CheckFreeze" in api
+
+
+def _python_blocks(page: str) -> list[str]:
+    text = (ROOT / "docs" / page).read_text(encoding="utf-8")
+    fence = "`" * 3
+    return [block.split("\n", 1)[1] for block in text.split(fence + "python")[1:] for block in [block.split(fence)[0]]]
+
+
+@pytest.mark.parametrize("index", range(len(_python_blocks("hooks.md"))))
+def test_hooks_page_examples_run(index: int) -> None:
+    # each example on docs/hooks.md runs as it is, on its own, and its asserts hold
+    exec(compile(_python_blocks("hooks.md")[index], f"docs/hooks.md example {index + 1}", "exec"), {})

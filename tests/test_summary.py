@@ -70,7 +70,7 @@ def test_an_op_without_formula_makes_the_total_a_lower_bound() -> None:
     assert rows["bil"] == (True, ["aten._trilinear"]) and rows["body"] == (False, [])
     assert any(n.startswith("mult-adds is a lower bound: aten._trilinear") for n in d["notes"])
     out = text(render_summary(s))
-    assert "Mult-adds: >= 32 (FLOPs: >= 64)" in out
+    assert "FLOPs: >= 64 (mult-adds: >= 32)" in out and "Total mult-adds (M): 0.00 (a lower bound)" in out
     assert ">=: a lower bound; ops with arithmetic but no FLOP formula ran: trilinear" in out
     assert [line.split()[-1] for line in out.splitlines() if line.lstrip().startswith("bil ")] == [
         "-"
@@ -246,7 +246,7 @@ def test_failing_forward_says_the_fix(build_model, kwargs: dict, hint: str) -> N
         ({"input_size": (1, 8), "mode": "test"}, "mode='test' must be 'eval', 'train' or 'same'"),
         ({"input_size": (1, 0)}, r"input_size=\(1, 0\) needs positive dimensions"),
         ({"input_size": "1,8"}, "must be a shape like"),
-        ({"input_size": (1, 8), "device": "meta"}, r"device='meta' but the model is on cpu; move it"),
+        ({"input_size": (1, 8), "device": "gpu"}, r"device 'gpu' is not a device; use cpu, meta, cuda"),
     ],
 )
 def test_bad_arguments(kwargs: dict, message: str) -> None:
@@ -333,8 +333,16 @@ def test_render_exact() -> None:
         "Sequential     [2, 8]        [2, 4]             36          64",
         "  0 (Linear)   [2, 8]        [2, 4]             36          64",
         "  1 (ReLU)     [2, 4]        [2, 4]              0           -",
-        "Params: 36 (36 trainable, 0 frozen), 144 B",
-        "Mult-adds: 64 (FLOPs: 128), mode: eval",
+        "Total params: 36",
+        "Trainable params: 36",
+        "Non-trainable params: 0",
+        "Total mult-adds (M): 0.00",
+        "Input size (MB): 0.00",
+        "Forward/backward pass size (MB): 0.00",
+        "Params size (MB): 0.00",
+        "Estimated Total Size (MB): 0.00",
+        "Frozen params: 0",
+        "FLOPs: 128 (mult-adds: 64), mode: eval",
         "Input: [2, 8]",
         "Output (Tensor): [2, 4]",
     ]
@@ -357,7 +365,7 @@ def test_numbers_never_wrap(width: int) -> None:
     assert set(numbers.findall(out)) <= whole
     top = next(line for line in out.splitlines() if line.startswith("ResNet"))
     assert top.split()[-2:] == ["1.81", "G"] and "11.7 M" in top
-    assert "Mult-adds: 1.81 G (FLOPs: 3.63 G), mode: eval" in out
+    assert "Total mult-adds (G): 1.81" in out and "FLOPs: 3.63 G (mult-adds: 1.81 G), mode: eval" in out
 
 
 def test_render_depth_and_multi_output() -> None:
@@ -415,13 +423,14 @@ def test_cli_marks_a_lower_bound_and_strict_exits_1(tmp_path, cli) -> None:
     spec = f"{tmp_path / 'bilnet.py'}:Net"
     table = cli("summary", spec, "--input-size", "2,4", "--no-color")
     assert table.exit_code == 0, table.output
-    assert "Mult-adds: >= 32 (FLOPs: >= 64)" in table.stdout
+    assert "FLOPs: >= 64 (mult-adds: >= 32)" in table.stdout
+    assert "Total mult-adds (M): 0.00 (a lower bound)" in table.stdout
     doc = cli("summary", spec, "--input-size", "2,4", "--json")
     data = json.loads(doc.stdout)
     assert data["mult_adds_lower_bound"] is True and data["uncounted_ops"] == ["aten._trilinear"]
     strict = cli("summary", spec, "--input-size", "2,4", "--strict", "--no-color")
     assert strict.exit_code == 1
-    assert "Mult-adds: >= 32" in strict.stdout
+    assert "(mult-adds: >= 32)" in strict.stdout
     assert "--strict: mult-adds is a lower bound, no FLOP formula for aten._trilinear" in strict.stderr
     exact = cli("summary", f"{ZOO_PY}:SmallCNN", "--input-size", "2,3,8,8", "--strict", "--no-color")
     assert exact.exit_code == 0 and ">=" not in exact.stdout

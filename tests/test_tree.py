@@ -21,7 +21,7 @@ def test_exact_dict_of_a_small_model() -> None:
     model = nn.Sequential(nn.Linear(2, 3), nn.BatchNorm1d(3))
     model[0].weight.requires_grad_(False)
     d = tree(model).to_dict()
-    hooks = {"forward": 0, "forward_pre": 0, "backward": 0, "state_dict": 0, "load_state_dict": 0}
+    hooks = {"forward": 0, "forward_pre": 0, "backward": 0, "state_dict": 0, "load_state_dict": 0, "tensor": 0}
     assert {k: v for k, v in d.items() if k != "modules"} == {
         "schema": "torchscope.tree/1",
         "model_type": "Sequential",
@@ -146,6 +146,16 @@ def test_existing_hooks_are_counted_and_kept() -> None:
     assert by_name["backbone"]["forward_pre"] == 1
     assert by_name[""]["backward"] == 1 and by_name[""]["state_dict"] == 1
     assert capture_state(model).differences(before) == []
+
+
+def test_tensor_hooks_on_parameters_are_counted_on_their_module() -> None:
+    model, _ = build("small_cnn")
+    model.fc.weight.register_hook(lambda g: g)
+    model.fc.bias.register_post_accumulate_grad_hook(lambda p: None)
+    by_name = {m["name"]: m["hooks"] for m in tree(model).to_dict()["modules"]}
+    assert by_name["fc"]["tensor"] == 2 and by_name[""]["tensor"] == 0
+    out = text(render_tree(tree(model)))
+    assert next(line for line in out.splitlines() if "fc" in line).rstrip().endswith("2 tensor")
 
 
 def test_global_hooks_counted() -> None:

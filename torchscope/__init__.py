@@ -61,12 +61,19 @@ _EXPORTS: dict[str, str] = {
 
 __all__ = sorted(["__version__", *_EXPORTS])
 
+# public submodules, imported on first use as numpy.linalg or torch.nn: ``import torchscope`` then
+# ``torchscope.testing.assert_frozen(...)``. Not in __all__: ``from torchscope import *`` would
+# import them (torch; hypothesis for strategies).
+_SUBMODULES = ("errors", "strategies", "testing")
+
 
 # old public name -> (new name, the release it goes in): still works, with one DeprecationWarning line
 _RENAMED: dict[str, tuple[str, str]] = {"StepReport": ("StepCheck", "0.2")}
 
 
 def __getattr__(name: str) -> Any:
+    if name in _SUBMODULES:
+        return importlib.import_module(f"{__name__}.{name}")
     if name in _RENAMED:
         import warnings
 
@@ -96,10 +103,11 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return __all__
+    return sorted([*__all__, *_SUBMODULES])
 
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
+    from torchscope import errors, strategies, testing
     from torchscope._bench.run import bench
     from torchscope._bench.schema import BenchResult
     from torchscope._check.reference import check_freeze

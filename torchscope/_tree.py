@@ -15,7 +15,6 @@ from torch.nn.modules.batchnorm import _NormBase
 from torch.nn.parameter import UninitializedBuffer, UninitializedParameter
 
 from torchscope._adapters import collect_adapters, logical_numel
-from torchscope._loader import unwrap
 from torchscope._recursion import WALK_PER_LEVEL, check_depth
 
 # the plain data lives in a torch-free module (read back from the cache without torch); re-exported
@@ -27,6 +26,8 @@ from torchscope._treedata import (
     ModuleTree,
     TreeWarning,
 )
+from torchscope._typenames import type_name
+from torchscope._wrappers import unwrap
 
 __all__ = [
     "FREEZE_STATES", "HookCounts", "ModuleEntry", "ModuleTree", "TreeWarning", "tree", "type_name",
@@ -43,19 +44,6 @@ def _numel(t: torch.Tensor) -> int:
     return logical_numel(t)
 
 
-def type_name(module: nn.Module) -> str:
-    """The class a module shows as: the scripted class of a TorchScript module, a peft tuner's name."""
-    # TorchScript modules are all RecursiveScriptModule; show the class they were scripted from
-    original = getattr(module, "original_name", None) if isinstance(module, torch.jit.ScriptModule) else None
-    if isinstance(original, str) and original:
-        return original
-    # peft's adapted layers reuse torch's names (peft.tuners.lora.layer.Linear): say which tuner
-    where = type(module).__module__.split(".")
-    if len(where) > 2 and where[:2] == ["peft", "tuners"]:
-        return f"{where[2]}.{type(module).__name__}"
-    return type(module).__name__
-
-
 def _hook_counts(module: nn.Module) -> HookCounts:
     def n(*attrs: str) -> int:
         return sum(len(getattr(module, a, None) or {}) for a in attrs)
@@ -66,6 +54,12 @@ def _hook_counts(module: nn.Module) -> HookCounts:
         backward=n("_backward_hooks", "_backward_pre_hooks"),
         state_dict=n("_state_dict_hooks", "_state_dict_pre_hooks"),
         load_state_dict=n("_load_state_dict_pre_hooks", "_load_state_dict_post_hooks"),
+        # Tensor.register_hook and register_post_accumulate_grad_hook on the module's own parameters
+        tensor=sum(
+            len(getattr(p, "_backward_hooks", None) or {}) + len(getattr(p, "_post_accumulate_grad_hooks", None) or {})
+            for p in module._parameters.values()
+            if p is not None
+        ),
     )
 
 

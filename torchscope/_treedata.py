@@ -83,11 +83,14 @@ class HookCounts(Record):
     backward: int = 0
     state_dict: int = 0
     load_state_dict: int = 0
+    tensor: int = 0  # on the module's own parameters: Tensor.register_hook, post-accumulate-grad hooks
 
     @property
     def total(self) -> int:
         """All hooks of every kind."""
-        return self.forward + self.forward_pre + self.backward + self.state_dict + self.load_state_dict
+        return (
+            self.forward + self.forward_pre + self.backward + self.state_dict + self.load_state_dict + self.tensor
+        )
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> HookCounts:

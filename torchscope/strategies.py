@@ -19,8 +19,14 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
-from hypothesis import strategies as st
 from torch import nn
+
+try:
+    from hypothesis import strategies as st
+except ImportError as exc:  # an optional extra: only this module needs it
+    raise ModuleNotFoundError(
+        "torchscope.strategies needs hypothesis: pip install 'torchscope[hypothesis]'", name="hypothesis"
+    ) from exc
 
 from torchscope.errors import SpecError
 

@@ -32,7 +32,7 @@ from torchscope._loader.vision import (
     default_input_size,
     list_model_names,
 )
-from torchscope._loader.wrappers import unwrap
+from torchscope._wrappers import unwrap
 
 __all__ = [
     "PREFIX_SOURCES",

@@ -10,7 +10,7 @@ from torch import nn
 from torchscope._inputs import InputDtypeCheck, dtype_hint
 from torchscope._recursion import headroom
 from torchscope._summary.data import TensorSpec, dtype_name, shapes_text, specs
-from torchscope._tree import type_name
+from torchscope._typenames import type_name
 from torchscope.errors import ForwardError, TorchscopeError
 
 

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import copy
 import gc
-import inspect
-import re
 from collections.abc import Iterable
 from typing import Any, Literal
 
@@ -19,14 +17,17 @@ import torch
 from torch import nn
 
 from torchscope._flops import MacCounter, OpKind
-from torchscope._inputs import describe_structure, model_device, prepare_call
-from torchscope._loader.wrappers import unwrap
+from torchscope._inputs import describe_structure, prepare_call
 from torchscope._recursion import with_headroom
 from torchscope._state import preserved, set_training
+from torchscope._summary.branches import branches_on_training
 from torchscope._summary.calls import CallTracker
-from torchscope._summary.data import DisplayOptions, ModuleRow, Summary, TensorSpec, specs
+from torchscope._summary.data import DisplayOptions, ModuleRow, Summary, TensorSpec, own_weights, specs
+from torchscope._summary.device import Runner, needs_move, runner, target_device
 from torchscope._summary.graph import GraphTracker, is_exported_graph, program_module
-from torchscope._tree import type_name
+from torchscope._summary.sizes import leaf_output_bytes, storage_bytes
+from torchscope._typenames import type_name
+from torchscope._wrappers import unwrap
 from torchscope.errors import ForwardError, SpecError, TorchscopeError
 
 Mode = Literal["eval", "train"]
@@ -180,15 +181,11 @@ def inspected(model: Any) -> tuple[Any, list[str]]:
 
 
 def check_model(model: Any, device: torch.device | str | None) -> None:
-    """The model is an nn.Module on ``device`` (when given): torchscope never moves it."""
+    """The model is an nn.Module, and ``device`` (when given) one this machine has; torchscope never
+    moves the model (see :mod:`torchscope._summary.device`)."""
     if not isinstance(model, nn.Module):
         raise SpecError(f"summary() needs an nn.Module, got {type(model).__name__}")
-    if device is not None and not isinstance(model, torch.jit.ScriptModule):
-        dev, mdev = torch.device(device), model_device(model)
-        if dev.type != mdev.type or (dev.index is not None and dev != mdev):
-            raise SpecError(
-                f"device={str(dev)!r} but the model is on {mdev}; move it with model.to({str(dev)!r})"
-            )
+    target_device(device)
 
 
 @with_headroom
@@ -202,7 +199,12 @@ def parameter_summary(model: nn.Module, display: DisplayOptions | None = None) -
         p, tp = params[id(module)]
         kernel, groups = _layout(module)
         depth = name.count(".") + 1 if name else 0
-        rows.append(ModuleRow(name, _row_type(module), depth, 0, (), (), p, tp, None, (), True, kernel, groups))
+        rows.append(
+            ModuleRow(
+                name, _row_type(module), depth, 0, (), (), p, tp, None, (), True, kernel, groups,
+                weights=own_weights(module),
+            )
+        )  # fmt: skip
     unique = _unique_params(model)
     return Summary(
         model=_row_type(model),
@@ -269,13 +271,22 @@ def _collect(
         target = copy.deepcopy(model)
         notes.append("lazy modules were initialised on a copy of the model")
         named = list(target.named_modules(remove_duplicate=False))
+    dev = target_device(device)
+    if target is not model and needs_move(target, dev):
+        target.to(dev)  # our copy of a lazy model
     graph = is_exported_graph(target)
+    if graph and needs_move(target, dev):
+        raise SpecError(f"device={str(dev)!r} but the exported program is elsewhere; export it on {str(dev)!r}")
+    call = runner(target, dev)
+    if needs_move(target, dev):
+        notes.append(f"ran on {dev} with the parameters and buffers put there for the run; the model was not moved")
     if graph:
         notes.append("torch.export graph: each module call's shapes and mult-adds are read from the graph")
         compare_modes = False  # the graph runs as it was exported, in either mode
     with preserved(target, named_modules=named), torch.no_grad():
         args, kw = prepare_call(target, input_size, input_data, dtype=dtype, device=device, kwargs=kwargs)
         inputs = specs(args, "input") + specs(kw, "input")
+        input_bytes = storage_bytes(args, kw)
         tracker = GraphTracker(target, named) if graph else CallTracker(target, named)  # type: ignore[arg-type]
         counter = MacCounter(tracker.on_op)
         all_modules = [m for _, m in named]
@@ -287,7 +298,7 @@ def _collect(
                     if isinstance(tracker, GraphTracker):
                         output = tracker.run(args, kw)
                     else:
-                        output = target(*args, **kw)
+                        output = call(args, kw)
             except TorchscopeError:
                 raise  # a one-line diagnosis already (an input dtype the first layer cannot take)
             except Exception as exc:
@@ -298,46 +309,15 @@ def _collect(
         if compare_modes and branches_on_training(target, tracker.modules.values()):
             other_mode = "train" if mode == "eval" else "eval"
             try:
-                other = _other_mode_output(target, args, kw, other_mode == "train")
+                other = _other_mode_output(target, args, kw, other_mode == "train", call)
                 other_type, other_outputs = describe_structure(other), specs(other, "output")
             except Exception as exc:
                 first = (str(exc).splitlines() or [""])[0]
                 notes.append(f"{other_mode}-mode forward failed: {type(exc).__name__}: {first}")
     return _build_summary(
         target, tracker, counter, mode, inputs, output, other_mode, other_type, other_outputs, notes, display,
-        all_modules,
+        all_modules, input_bytes,
     )  # fmt: skip
-
-
-# `if self.training`, `x if training else y`, `training and ...`: code whose result may change with the
-# mode; a flag passed on (`F.dropout(x, training=self.training)`) returns the same structure either way
-_BRANCH = re.compile(r"\bif\b[^\n:]*\btraining\b|\btraining\b\s*(and|or)\b|\bnot\s+[\w.]*training\b")
-_BRANCHES: dict[type, bool] = {}
-
-
-def _class_branches(cls: type) -> bool:
-    known = _BRANCHES.get(cls)
-    if known is None:
-        known = False
-        for klass in cls.__mro__:
-            if klass.__module__.startswith(("torch.nn.", "torch.jit", "builtins")) or klass is object:
-                continue  # torch's own modules return the same structure in both modes
-            try:
-                source = inspect.getsource(klass)
-            except (OSError, TypeError):
-                known = True  # no source to read: assume it may
-                break
-            if _BRANCH.search(source):
-                known = True
-                break
-        _BRANCHES[cls] = known
-    return known
-
-
-def branches_on_training(model: nn.Module, modules: Iterable[nn.Module] | None = None) -> bool:
-    """Whether any module's code may branch on its ``training`` flag, so the other mode may return
-    another structure (inception_v3's aux logits): only then is the other mode run."""
-    return any(_class_branches(type(m)) for m in (model.modules() if modules is None else modules))
 
 
 def _to_meta(value: Any) -> Any:
@@ -352,7 +332,9 @@ def _to_meta(value: Any) -> Any:
     return value
 
 
-def _other_mode_output(model: nn.Module, args: tuple[Any, ...], kw: dict[str, Any], train: bool) -> Any:
+def _other_mode_output(
+    model: nn.Module, args: tuple[Any, ...], kw: dict[str, Any], train: bool, call: Runner
+) -> Any:
     """The output of the other train/eval mode: only its structure is used, so it runs on the meta
     device (copies of the tensors' metadata, nothing computed); data-dependent code falls back to a
     real forward pass."""
@@ -361,7 +343,7 @@ def _other_mode_output(model: nn.Module, args: tuple[Any, ...], kw: dict[str, An
     state.update(model.named_buffers())
     if all(t.is_meta for t in state.values()):
         with MacCounter(count=False):
-            return model(*args, **kw)
+            return call(args, kw)
     try:
         meta_state = {name: t.to("meta") for name, t in state.items()}
         with MacCounter(count=False):
@@ -369,7 +351,7 @@ def _other_mode_output(model: nn.Module, args: tuple[Any, ...], kw: dict[str, An
                 model, meta_state, _to_meta(args), _to_meta(kw), tie_weights=True
             )
     except Exception:
-        return model(*args, **kw)
+        return call(args, kw)
 
 
 def _build_summary(
@@ -385,22 +367,26 @@ def _build_summary(
     notes: list[str],
     display: DisplayOptions | None,
     all_modules: list[nn.Module] | None = None,
+    input_bytes: int = 0,
 ) -> Summary:
     params = _module_params(model, all_modules)
     modules = tracker.modules
     named = [(tracker.names[key], m) for key, m in modules.items()]
-    layouts: dict[int, tuple[tuple[int, ...] | None, int | None]] = {}
+    layouts: dict[int, tuple[tuple[int, ...] | None, int | None, tuple[TensorSpec, ...]]] = {}
     rows = []
     for c in tracker.calls:
         p, tp = params.get(c.module_id, (0, 0))
         layout = layouts.get(c.module_id)
         if layout is None:
             module = modules.get(c.module_id)
-            layout = layouts[c.module_id] = _layout(module) if module is not None else (None, None)
+            layout = layouts[c.module_id] = (
+                (*_layout(module), own_weights(module)) if module is not None else (None, None, ())
+            )
         rows.append(
             ModuleRow(
                 c.name, c.type, c.depth, c.call, c.inputs, c.outputs, p, tp,
-                None if c.opaque else c.flops // 2, tuple(c.uncounted), c.completed, *layout, opaque=c.opaque,
+                None if c.opaque else c.flops // 2, tuple(c.uncounted), c.completed, layout[0], layout[1],
+                opaque=c.opaque, weights=layout[2],
             )
         )  # fmt: skip
     called = {c.module_id for c in tracker.calls}
@@ -460,6 +446,8 @@ def _build_summary(
         modes_differ=differ,
         notes=tuple(notes),
         ops=tuple(sorted((op, kind.value) for op, kind in counter.kinds.items())),
+        input_bytes=input_bytes,
+        total_output_bytes=leaf_output_bytes(tracker.calls, modules, params),
         display=display,
     )
 

@@ -39,6 +39,7 @@ class ModuleRow(Record):
     # inside a TorchScript module, where no Python hook runs: shapes and mult-adds unknown (not 0);
     # the scripted module's own row counts them
     opaque: bool = False
+    weights: tuple[TensorSpec, ...] = ()  # the module's own parameters (torchinfo's verbose=2 rows)
 
     DERIVED = ("mult_adds_lower_bound", "shapes_known")
 
@@ -53,6 +54,41 @@ class ModuleRow(Record):
         return not self.opaque
 
 
+    # torchinfo's LayerInfo names, so code that walks ``summary_list`` keeps working
+    @property
+    def class_name(self) -> str:
+        return self.type
+
+    @property
+    def var_name(self) -> str:
+        return self.name.rsplit(".", 1)[-1]
+
+    @property
+    def num_params(self) -> int:
+        return self.params
+
+    @property
+    def macs(self) -> int:
+        return self.mult_adds or 0
+
+    @property
+    def is_recursive(self) -> bool:
+        """A second or later call of the same module (torchinfo's ``(recursive)`` rows)."""
+        return self.call > 0
+
+    @property
+    def executed(self) -> bool:
+        return self.completed and self.mult_adds is not None
+
+    @property
+    def input_size(self) -> list[int]:
+        return list(self.inputs[0].shape) if self.inputs else []
+
+    @property
+    def output_size(self) -> list[int]:
+        return list(self.outputs[0].shape) if self.outputs else []
+
+
 @dataclass(frozen=True)
 class DisplayOptions:
     """How to render a summary by default (torchinfo's display keywords); not part of the data."""
@@ -63,6 +99,15 @@ class DisplayOptions:
     row_settings: tuple[str, ...] = ()
     verbose: int = 1
 
+    # torchinfo's FormattingOptions names
+    @property
+    def max_depth(self) -> int | None:
+        return self.depth
+
+    @property
+    def col_names(self) -> tuple[str, ...] | None:
+        return self.columns
+
 
 @dataclass(frozen=True, repr=False)
 class Summary(Result):
@@ -72,6 +117,16 @@ class Summary(Result):
     op with real arithmetic but no FLOP formula ran (``uncounted_ops``), the total is a lower bound
     (``mult_adds_lower_bound``) and every output says so. ``ops`` maps every aten op that ran to
     ``counted``, ``zero-cost`` or ``missing`` (see :mod:`torchscope._flops.ops`).
+
+    It has torchinfo's ``ModelStatistics`` fields with their meaning: ``total_params``,
+    ``trainable_params``, ``total_mult_adds``, ``total_input`` (bytes of the inputs' storages),
+    ``total_output_bytes`` (outputs of the leaf layers with parameters, twice: forward and
+    backward), ``total_param_bytes``, ``summary_list`` (the rows), ``formatting`` (the display
+    options), ``to_megabytes`` and ``float_to_megabytes``. Where ours differ: each tied or shared
+    tensor counts once (torchinfo counts it in every module that holds it), parameters held by a
+    container module (ViT's ``class_token``) count in ``total_param_bytes`` (torchinfo leaves them
+    out), and ``total_mult_adds`` is exact multiply-accumulates from the aten ops (torchinfo adds one
+    per bias element and estimates norm layers), None when no forward pass ran.
     """
 
     model: str
@@ -93,6 +148,8 @@ class Summary(Result):
     modes_differ: bool = False
     notes: tuple[str, ...] = ()
     ops: tuple[tuple[str, str], ...] = ()
+    input_bytes: int = 0  # torchinfo's total_input: sys.getsizeof of each input tensor's storage
+    total_output_bytes: int = 0
     display: DisplayOptions | None = field(default=None, compare=False, repr=False)
 
     SCHEMA = "torchscope.summary/1"
@@ -125,6 +182,44 @@ class Summary(Result):
             for r in self.rows
         ]  # fmt: skip
 
+    @property
+    def total_input(self) -> int:
+        """Bytes of the inputs, as torchinfo's ``total_input`` (its ``Input size (MB)``)."""
+        return self.input_bytes
+
+    @property
+    def total_param_bytes(self) -> int:
+        """Bytes of the parameters, each tensor once (torchinfo's ``Params size (MB)``)."""
+        return self.param_bytes
+
+    @property
+    def non_trainable_params(self) -> int:
+        return self.total_params - self.trainable_params
+
+    @property
+    def summary_list(self) -> list[ModuleRow]:
+        """The rows, one per module call, as torchinfo's ``summary_list`` of layers."""
+        return list(self.rows)
+
+    @property
+    def formatting(self) -> DisplayOptions:
+        """The display options (torchinfo's ``formatting``)."""
+        return self.display if self.display is not None else DisplayOptions()
+
+    @property
+    def input_size(self) -> list[list[int]]:
+        return [list(t.shape) for t in self.inputs]
+
+    @staticmethod
+    def to_megabytes(num: int) -> float:
+        """Bytes to megabytes (10**6), as torchinfo."""
+        return num / 1e6
+
+    @staticmethod
+    def float_to_megabytes(num: int) -> float:
+        """A count of 4-byte floats to megabytes, as torchinfo."""
+        return num * 4 / 1e6
+
 
 _DTYPE_NAMES: dict[Any, str] = {}
 
@@ -135,6 +230,15 @@ def dtype_name(dtype: Any) -> str:
     if name is None:
         name = _DTYPE_NAMES[dtype] = str(dtype).removeprefix("torch.")
     return name
+
+
+def own_weights(module: Any) -> tuple[TensorSpec, ...]:
+    """TensorSpecs of a module's own parameters (not its children's), by their attribute names."""
+    return tuple(
+        TensorSpec(name, tuple(p.shape), dtype_name(p.dtype))
+        for name, p in module._parameters.items()
+        if p is not None
+    )
 
 
 def specs(obj: Any, prefix: str) -> tuple[TensorSpec, ...]:

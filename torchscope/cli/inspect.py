@@ -102,7 +102,7 @@ def summary_command(
     )  # fmt: skip
     try:
         data = summary(
-            load_cli_model(model, device=device, **options), input_size=sizes, dtype=dtype, mode=mode
+            load_cli_model(model, device=device, **options), input_size=sizes, dtype=dtype, mode=mode, verbose=0
         )  # type: ignore[arg-type]
     except SummaryForwardError:
         if device != "meta":
@@ -110,7 +110,7 @@ def summary_command(
         # data-dependent code (detection models) cannot run without values: use the CPU
         sizes = input_sizes(model, input_size, device="cpu", dtype=dtype)
         data = summary(
-            load_cli_model(model, device="cpu", **options), input_size=sizes, dtype=dtype, mode=mode
+            load_cli_model(model, device="cpu", **options), input_size=sizes, dtype=dtype, mode=mode, verbose=0
         )  # type: ignore[arg-type]
     emit(data, lambda: render_summary(data, depth=depth, show_uncounted=uncounted), out)
     if strict and data.mult_adds_lower_bound:

@@ -10,6 +10,7 @@ without colour, with the exact counts; the HTML is the ``report`` page's section
 from __future__ import annotations
 
 import io
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -179,12 +180,13 @@ def text(result: Any) -> str:
 def echo(result: Any) -> None:
     """Print ``result`` to the terminal: its Rich table where it has one (colours), else its text."""
     name = str(getattr(result, "SCHEMA", "")).partition("/")[0]
-    if name == "torchscope.summary":
+    if name == "torchscope.summary" and sys.stdout is not None and sys.stdout.isatty():
         from torchscope.render.summary import render_summary
 
-        Console().print(render_summary(result))
+        # force_jupyter=False: in a kernel Rich would publish its own display of the table
+        Console(force_jupyter=False).print(render_summary(result))
     else:
-        print(text(result))
+        print(text(result))  # a pipe, a log, a notebook's stream: the text at its natural width
 
 
 def html(result: Any) -> str:

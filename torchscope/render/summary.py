@@ -8,6 +8,7 @@ it as defaults). Shapes wrap only between dimensions and counts never wrap. No t
 from __future__ import annotations
 
 import io
+import math
 from types import EllipsisType
 from typing import TYPE_CHECKING
 
@@ -16,7 +17,7 @@ from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderR
 from rich.table import Table
 from rich.text import Text
 
-from torchscope._format import format_bytes, format_shape
+from torchscope._format import format_shape
 from torchscope.errors import TorchscopeError
 from torchscope.render.tree import human_count
 
@@ -154,15 +155,19 @@ def render_summary(
     columns: tuple[str, ...] | EllipsisType | None = ...,
     col_width: int | EllipsisType | None = ...,
     row_settings: tuple[str, ...] | EllipsisType = ...,
+    weights: bool | EllipsisType = ...,
 ) -> RenderableType:
     """The summary table, then totals and notes. ``depth`` limits the rows (0: the model only).
 
     Options not given come from ``data.display`` (torchinfo's keywords given to ``summary``).
     ``columns`` are torchinfo's column names (see :data:`HEADERS`). A row whose count may be low
     (an op with arithmetic but no formula ran in it) shows ``>=``; ``show_uncounted`` adds a column
-    naming those ops.
+    naming those ops. ``weights`` (torchinfo's ``verbose=2``) adds a row for each module's own
+    weight and bias under it, with its shape and count.
     """
     display = data.display
+    if weights is ...:
+        weights = display is not None and display.verbose == 2
     if depth is ...:
         depth = display.depth if display is not None else None
     if columns is ...:
@@ -185,28 +190,36 @@ def render_summary(
     ]
     index_on = "depth" in row_settings
     headers = ["Layer (type)", *(HEADERS[c] for c in columns), *(["Not counted"] if show_uncounted else [])]
-    body = [
-        [
-            _label(row, data.model, index if index_on else None),
-            *(_cell(c, row, data) for c in columns),
-            *([_ops(row.uncounted_ops)] if show_uncounted else []),
-        ]
-        for row, index in shown
-    ]
+    body: list[list[str]] = []
+    styles: list[str | None] = []
+    for row, index in shown:
+        body.append(
+            [
+                _label(row, data.model, index if index_on else None),
+                *(_cell(c, row, data) for c in columns),
+                *([_ops(row.uncounted_ops)] if show_uncounted else []),
+            ]
+        )
+        styles.append(None if row.completed else "bold red")
+        if weights and row.call == 0:
+            for k, w in enumerate(row.weights):
+                branch = "└─" if k == len(row.weights) - 1 else "├─"
+                label = f"{'  ' * (row.depth + 1)}{branch}{w.name}: {format_shape(w.shape)}"
+                count = f"{math.prod(w.shape):,}"
+                body.append([label, *(count if c == "num_params" else "" for c in columns)])
+                body[-1] += [""] if show_uncounted else []
+                styles.append("dim")
     numeric = [False, *(c in _NUMERIC for c in columns), *([False] if show_uncounted else [])]
-    styles = [None if row.completed else "bold red" for row, _ in shown]
     table = _FittedTable(
         headers, body, numeric, styles, box.ASCII if ascii_only else box.SIMPLE_HEAD, col_width
     )
-    lines = [
-        f"Params: {human_count(data.total_params)} ({human_count(data.trainable_params)} trainable, "
-        f"{human_count(data.total_params - data.trainable_params)} frozen), {format_bytes(data.param_bytes)}",
-    ]
+    lines = torchinfo_totals(data)
+    lines.append(f"Frozen params: {data.total_params - data.trainable_params:,}")
     if data.forward_ran:
-        total = fmt_total(data)
-        flops = fmt_macs(data.total_flops or 0)
+        bound = ">= " if data.mult_adds_lower_bound else ""
+        lines.append(f"FLOPs: {bound}{fmt_macs(data.total_flops or 0)} (mult-adds: {fmt_total(data)}), mode: {data.mode}")
+    if data.forward_ran:
         lines += [
-            f"Mult-adds: {total} (FLOPs: {'>= ' if data.mult_adds_lower_bound else ''}{flops}), mode: {data.mode}",
             f"Input: {fmt_shapes(data.inputs).replace(chr(10), '; ')}",
             f"Output ({data.output_type}): {fmt_shapes(data.outputs).replace(chr(10), '; ')}",
         ]
@@ -224,6 +237,61 @@ def render_summary(
         if not note.startswith("mult-adds is a lower bound"):  # said above, with the short names
             parts.append(Text(f"note: {note}", style="yellow"))
     return Group(*parts)
+
+
+def _readable(num: int) -> tuple[str, float]:
+    # torchinfo's ModelStatistics.to_readable with Units.AUTO
+    if num >= 1e12:
+        return "T", num / 1e12
+    if num >= 1e9:
+        return "G", num / 1e9
+    return "M", num / 1e6
+
+
+def _number(value: float) -> str:
+    # torchinfo's format_output_num: a whole number without decimals, else two
+    return f"{int(value):,d}" if float(value).is_integer() else f"{value:,.2f}"
+
+
+def torchinfo_totals(data: Summary) -> list[str]:
+    """The totals in torchinfo's words and formats, so that what reads torchinfo's output reads ours.
+
+    torchinfo 1.8.0 on Python 3.11+ prints ``Total mult-adds (Units.GIGABYTES)``; we print the unit
+    it means (``(G)``). A lower bound says so after the number.
+
+    >>> from types import SimpleNamespace as S
+    >>> d = S(total_params=11_689_512, trainable_params=11_689_512, forward_ran=True,
+    ...       total_mult_adds=1_814_083_944, mult_adds_lower_bound=False, input_bytes=602_184,
+    ...       total_output_bytes=39_746_560, param_bytes=46_758_048)
+    >>> for line in torchinfo_totals(d):
+    ...     print(line)
+    Total params: 11,689,512
+    Trainable params: 11,689,512
+    Non-trainable params: 0
+    Total mult-adds (G): 1.81
+    Input size (MB): 0.60
+    Forward/backward pass size (MB): 39.75
+    Params size (MB): 46.76
+    Estimated Total Size (MB): 87.11
+    """
+    lines = [
+        f"Total params: {data.total_params:,}",
+        f"Trainable params: {data.trainable_params:,}",
+        f"Non-trainable params: {data.total_params - data.trainable_params:,}",
+    ]
+    if not data.forward_ran:
+        return [*lines, f"Params size (MB): {data.param_bytes / 1e6:0.2f}"]
+    unit, macs = _readable(data.total_mult_adds or 0)
+    bound = " (a lower bound)" if data.mult_adds_lower_bound else ""
+    total = data.input_bytes + data.total_output_bytes + data.param_bytes
+    return [
+        *lines,
+        f"Total mult-adds ({unit}): {_number(macs)}{bound}",
+        f"Input size (MB): {data.input_bytes / 1e6:0.2f}",
+        f"Forward/backward pass size (MB): {data.total_output_bytes / 1e6:0.2f}",
+        f"Params size (MB): {data.param_bytes / 1e6:0.2f}",
+        f"Estimated Total Size (MB): {total / 1e6:0.2f}",
+    ]
 
 
 def _lines(cell: str) -> list[str]:

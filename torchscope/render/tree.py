@@ -188,6 +188,7 @@ def _hooks_text(entry: ModuleEntry) -> str:
             (h.backward, "bwd"),
             (h.state_dict, "sd"),
             (h.load_state_dict, "load"),
+            (h.tensor, "tensor"),
         )
         if n
     ]

@@ -21,6 +21,7 @@ from torchscope._inputs import normalize_sizes, parse_dtype
 from torchscope._summary.collect import collect_summary, parameter_summary
 from torchscope._summary.data import DisplayOptions, Summary
 from torchscope._summary.graph import program_module
+from torchscope._summary.show import show
 from torchscope.errors import SpecError
 
 COLUMNS = (
@@ -116,7 +117,7 @@ def display_options(
     if verbose is not None and verbose not in (0, 1, 2):
         raise SpecError(f"verbose={verbose!r} must be 0, 1 or 2")
     return DisplayOptions(
-        depth=None if verbose == 2 else depth,
+        depth=depth,
         columns=columns,
         col_width=col_width,
         row_settings=settings,
@@ -169,13 +170,14 @@ def summary(
     or a dict), ``dtypes`` (one per input; names and legacy types like ``torch.LongTensor`` too),
     ``mode`` (``"eval"``, ``"train"``, ``"same"``), ``device`` (where the inputs go; the model must
     be there already), and the display keywords ``depth``, ``col_names``, ``col_width``,
-    ``row_settings`` and ``verbose`` (0: quiet, 1: print the table, 2: print every depth; without
-    ``verbose`` nothing is printed). ``print(result)`` shows the table. Without any input there is
+    ``row_settings`` and ``verbose`` (torchinfo's levels: 0 quiet, 1 the table, 2 the table with
+    each module's weights and biases; ``None``: print unless interactive, as torchinfo, so a
+    script prints and a notebook shows the returned object, once). ``print(result)`` shows the table. Without any input there is
     no forward pass: the parameter table only. Extra ``kwargs`` go to ``forward``. With
     ``compare_modes`` the other train/eval mode runs too. The model is left exactly as found; a
     failing forward pass raises :class:`~torchscope.errors.ForwardError` naming where it stopped.
 
-    >>> s = summary(nn.Sequential(nn.Linear(8, 4), nn.ReLU()), input_size=(2, 8))
+    >>> s = summary(nn.Sequential(nn.Linear(8, 4), nn.ReLU()), input_size=(2, 8), verbose=0)
     >>> s.total_mult_adds, s.to_dict()["rows"][1]["outputs"][0]["shape"]
     (64, [2, 4])
     """
@@ -217,7 +219,7 @@ def summary(
             cached = _CACHE.get(model, {}).get(key)
             if cached is not None:
                 result = dataclasses.replace(cached, display=display)
-                _maybe_print(result, display, verbose)
+                show(result, verbose)
                 return result
         result = collect_summary(
             model, input_size, input_data, dtype=dtype, mode=run_mode,  # type: ignore[arg-type]
@@ -225,16 +227,8 @@ def summary(
         )  # fmt: skip
         if key is not None:
             _CACHE.setdefault(model, {})[key] = result
-    _maybe_print(result, display, verbose)
+    show(result, verbose)
     return result
-
-
-def _maybe_print(result: Summary, display: DisplayOptions, verbose: int | None) -> None:
-    # torchinfo prints by default; the library prints only when verbose is asked for explicitly
-    if verbose:
-        from torchscope import _display
-
-        _display.echo(result)  # the core reaches the renderer only through the display boundary
 
 
 __all__ = ["COLUMNS", "ROW_SETTINGS", "summary", "to_dtype"]

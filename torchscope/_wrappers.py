@@ -1,4 +1,7 @@
-"""Wrappers that hide the user's model: ``torch.compile``, DataParallel and DDP."""
+"""Wrappers that hide the user's model: ``torch.compile``, DataParallel and DDP.
+
+Below the loader, the tree and the summary, which all look through them: importing it costs no
+loader (the summary's first call should not pay for the hf: and checkpoint loaders)."""
 
 from __future__ import annotations
 
