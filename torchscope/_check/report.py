@@ -64,6 +64,19 @@ def format_change(x: float | None) -> str:
     return "-" if x is None else f"{x:.3g}"
 
 
+def _extra_columns(violations: tuple[Violation, ...]) -> list[str]:
+    """The shape and step columns of the plain-text table (header first), where any row has one."""
+    cols: list[list[str]] = [[""] for _ in range(len(violations) + 1)]
+    for head, values in (("shape", [v.shape for v in violations]), ("step", [v.step for v in violations])):
+        if all(x is None for x in values):
+            continue
+        texts = [head] + ["-" if x is None else str(x) for x in values]
+        width = max(len(t) for t in texts)
+        for row, t in zip(cols, texts, strict=True):
+            row.append(f"{t:<{width}}")
+    return ["  " + "  ".join(r[1:]) if len(r) > 1 else "" for r in cols]
+
+
 @dataclass(frozen=True)
 class Violation:
     """One broken invariant: what (``kind``), where (qualified ``name``), how much, and why.
@@ -71,7 +84,9 @@ class Violation:
     ``max_abs_change`` is the largest absolute change of an element (exact mode), or None where no
     value is known (fingerprint mode, optimizer audit, tied names). ``fix`` is a call template with
     a ``{patterns}`` field, where one call fixes every violation of the same cause (see
-    :func:`~torchscope._check.grouping.group_violations`).
+    :func:`~torchscope._check.grouping.group_violations`). ``shape`` is the tensor's shape as text
+    (``[128, 32] -> [130, 32]`` where it changed), where known; ``step`` is the optimizer step at
+    which a freeze guard first saw the violation (None for ``check_step``).
     """
 
     kind: str
@@ -79,12 +94,16 @@ class Violation:
     max_abs_change: float | None
     cause: str
     fix: str | None = None
+    shape: str | None = None
+    step: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "kind": self.kind,
             "name": self.name,
+            "shape": self.shape,
             "max_abs_change": json_float(self.max_abs_change),
+            "step": self.step,
             "cause": self.cause,
             "fix": self.fix,
         }
@@ -134,6 +153,8 @@ class StepReport:
     grouped by cause, each with the one call that fixes it where there is one. ``caveats`` are
     sentences that limit the verdict (nothing was frozen; params this input did not use, so the
     verdict holds for this input only). ``reference`` is the step that ran, for ``check_freeze``.
+    ``guard_step`` is set on a freeze guard's report: the real optimizer steps it had counted when
+    it compared the model against the state it started from.
     """
 
     ok: bool
@@ -154,6 +175,7 @@ class StepReport:
     groups: tuple[ViolationGroup, ...] = ()
     reference: ReferenceStep | None = None
     not_checked: tuple[tuple[str, str], ...] = ()
+    guard_step: int | None = None
 
     def status(self, kind: str) -> str:
         """``held``, ``violated`` or ``not_checked`` (also for a kind this check did not run)."""
@@ -195,6 +217,7 @@ class StepReport:
             "nothing_frozen": self.nothing_frozen,
             "status": {k: self.status(k) for k in self.checks},
             "not_checked": dict(self.not_checked),
+            "guard_step": self.guard_step,
             "caveats": list(self.caveats),
             "reference": None if self.reference is None else self.reference.to_dict(),
             "violations": [v.to_dict() for v in self.violations],
@@ -205,8 +228,9 @@ class StepReport:
         verdict = "OK" if self.ok else f"FAILED, {len(self.violations)} violation(s)"
         if self.ok and self.not_checked:
             verdict += f" ({len(self.not_checked)} of {len(self.checks)} checks had nothing to check)"
+        who = "check_step" if self.guard_step is None else f"freeze guard at step {self.guard_step}"
         lines = [
-            f"check_step ({self.mode} mode): {verdict}",
+            f"{who} ({self.mode} mode): {verdict}",
             f"checked {self.frozen_params} frozen and {self.trainable_params} trainable of {self.params} params, "
             f"{self.frozen_buffers} frozen of {self.buffers} buffers ({format_bytes(self.bytes_checked)}); "
             f"snapshot {format_bytes(self.snapshot_bytes)}",
@@ -217,8 +241,11 @@ class StepReport:
         if self.violations:
             rows = [("kind", "name", "max |change|")]
             rows += [(v.kind, v.name, format_change(v.max_abs_change)) for v in self.violations]
+            extra = _extra_columns(self.violations)
             w0 = max(len(r[0]) for r in rows)
             w1 = max(len(r[1]) for r in rows)
+            w2 = max(len(r[2]) for r in rows)
+            rows = [(a, b, f"{c:<{w2}}{x}".rstrip()) for (a, b, c), x in zip(rows, extra, strict=True)]
             lines.append("")
             lines.append(f"{rows[0][0]:<{w0}}  {rows[0][1]:<{w1}}  {rows[0][2]}")
             # A cause shared by a run of rows (60 BatchNorm buffers drifting) is printed once,

@@ -20,7 +20,7 @@ compares every step against it (fingerprint mode: O(1) memory per tensor).
 from __future__ import annotations
 
 import weakref
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, Literal, TypeVar
@@ -261,7 +261,9 @@ class NamedSnapshot:
                 return decided
         return False
 
-    def compare(self, model: nn.Module, *, atol: float = 0.0) -> SnapshotDiff:
+    def compare(
+        self, model: nn.Module, *, atol: float = 0.0, roles: Collection[str] = ("frozen", "trainable")
+    ) -> SnapshotDiff:
         """Read ``model`` again by name and say what changed since the snapshot (one host transfer).
 
         >>> net = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.Linear(2, 1))
@@ -271,13 +273,19 @@ class NamedSnapshot:
         [('0.weight', 'replaced', True), ('0.bias', 'same', True)]
         """
         floats = Floats()
-        resolve = self.measure(model, floats, atol=atol)
+        resolve = self.measure(model, floats, atol=atol, roles=roles)
         floats.sync()
         return resolve()
 
-    def measure(self, model: nn.Module, floats: Floats, *, atol: float = 0.0) -> Callable[[], SnapshotDiff]:
+    def measure(
+        self, model: nn.Module, floats: Floats, *, atol: float = 0.0, roles: Collection[str] = ("frozen", "trainable")
+    ) -> Callable[[], SnapshotDiff]:
         """The device half of :meth:`compare`: add this comparison's numbers to ``floats``; after
-        ``floats.sync()`` (the caller's one host transfer) the returned function gives the diff."""
+        ``floats.sync()`` (the caller's one host transfer) the returned function gives the diff.
+
+        Only the values of the watched names of ``roles`` are read (a guard reads the trainable ones
+        only in its first checks); the others are compared by identity, shape and flags alone
+        (``changed`` is None)."""
         now, modules = named_state(model)
         with torch.no_grad():
             measured: dict[tuple[int, int], tuple[int | None, int | None]] = {}
@@ -287,7 +295,10 @@ class NamedSnapshot:
                 cur = None if held is None else held.tensor
                 same = cur is not None and cur is e.ref()
                 key = None
-                if cur is not None and e.slot is not None and tuple(cur.shape) == e.shape and not _no_values(cur):
+                if (
+                    cur is not None and e.slot is not None and e.role in roles
+                    and tuple(cur.shape) == e.shape and not _no_values(cur)
+                ):  # fmt: skip
                     key = (e.slot, id(cur))
                     if key not in measured:
                         measured[key] = self._measure_one(e.slot, cur, floats)

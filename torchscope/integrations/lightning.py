@@ -30,18 +30,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without lightnin
 
 import torch
 
-from torchscope.errors import TorchscopeError
-
-
-class FreezeCheckError(AssertionError):
-    """Raised by :class:`CheckFreeze` when a training step breaks a freeze invariant.
-
-    ``report`` holds the :class:`StepReport`; the message is its readable table.
-    """
-
-    def __init__(self, message: str, report: Any) -> None:
-        super().__init__(message)
-        self.report = report
+from torchscope.errors import FreezeCheckError, TorchscopeError
 
 
 class CheckFreeze(pl.Callback):
