@@ -45,7 +45,9 @@ class FreezeGuard:
 
     ``reports`` holds the :class:`~torchscope.StepReport` of every check so far (with
     ``fail_fast=False`` the run goes on and they pile up here); ``steps`` is the number of real
-    optimizer steps counted (steps AMP's ``GradScaler`` skipped are not).
+    optimizer steps counted (steps AMP's ``GradScaler`` skipped are not). ``defer_checks=True``
+    (for framework adapters) only marks a check due at the optimizer step; the adapter runs it
+    from its own event with :meth:`check_due`.
     """
 
     def __init__(
@@ -58,6 +60,7 @@ class FreezeGuard:
         mode: Mode = "fingerprint",
         expect_updates: bool = False,
         fail_fast: bool = True,
+        defer_checks: bool = False,
     ) -> None:
         if not isinstance(model, nn.Module):
             raise TorchscopeError(f"model must be an nn.Module, not {type(model).__name__}")
@@ -77,6 +80,8 @@ class FreezeGuard:
         self._unmoved: list[Violation] | None = None  # the verdict on trainable params, once decided
         self._moved: set[str] = set()
         self._closed = False
+        self._defer = defer_checks
+        self._due_pending = False
         self._start(frozen)
 
     # -- start -----------------------------------------------------------------------------
@@ -119,7 +124,18 @@ class FreezeGuard:
 
     # -- check -----------------------------------------------------------------------------
     def _due(self) -> None:
-        self.check()
+        if self._defer:
+            self._due_pending = True
+        else:
+            self.check()
+
+    def check_due(self) -> StepReport | None:
+        """With ``defer_checks=True`` (the framework adapters): run the check that the last real
+        optimizer step made due, if any; a step ``GradScaler`` skipped made none due."""
+        if not self._due_pending or self._closed:
+            return None
+        self._due_pending = False
+        return self.check()
 
     def check(self) -> StepReport:
         """Compare the model now against its state when the guard started; raise
@@ -133,6 +149,7 @@ class FreezeGuard:
     def _verdict(self, report: StepReport) -> StepReport:
         self.reports.append(report)
         if not report.ok and self.fail_fast:
+            self.remove()  # the run is over for this guard: nothing of it stays on the optimizer
             raise FreezeCheckError(failure_message(report), report)
         return report
 
