@@ -161,7 +161,9 @@ class FreezeGuard:
         trainable = plan.trainable if window else []
         floats = Floats()
         with torch.no_grad():
-            resolve = self.snap.measure(self.model, floats, roles=("frozen", "trainable") if window else ("frozen",))
+            resolve = self.snap.measure(
+                self.model, floats, roles=("frozen", "trainable") if window else ("frozen",), quiet=("frozen", "other")
+            )
             grad_start_i = [floats.add(g) for g in self._grad_start]
             grad_now_i = [
                 None if t.tensor.grad is None else floats.add(inf_norm(local_tensor(t.tensor.grad)))
