@@ -4,6 +4,8 @@ cause at the step it first appears; the step counting (AMP skips, accumulation);
 from __future__ import annotations
 
 import json
+from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -380,3 +382,31 @@ def test_the_report_renders_as_text_json_and_panel() -> None:
     console.print(render_check(report, title="guard"))
     panel = console.export_text()
     assert "frozen buffers unchanged" in panel and "ran in train mode" in panel
+
+
+def test_the_guard_page_is_up_to_date() -> None:
+    """docs/guard.md is generated from examples that run: every bug there is caught as shown."""
+    import importlib.util
+
+    root = Path(__file__).resolve().parent.parent
+    spec = importlib.util.spec_from_file_location("gen_guard_docs", root / "scripts" / "gen_guard_docs.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    current = (root / "docs" / "guard.md").read_text(encoding="utf-8")
+    assert current == module.render(), "docs/guard.md is out of date; run: python scripts/gen_guard_docs.py"
+
+
+def test_check_freeze_over_several_steps_shows_the_guards_first_step(cli: Any) -> None:
+    zoo = str(Path(__file__).parent / "zoo.py")
+    result = cli("check-freeze", f"{zoo}:SmallCNN", "--freeze", "backbone", "--input-size", "4,3,8,8",
+                 "--steps", "3", "--json")  # fmt: skip
+    assert result.exit_code == 1
+    data = json.loads(result.stdout)
+    assert data["guard_step"] == 3
+    moved = [v for v in data["violations"] if v["kind"] == "frozen_buffer_changed"]
+    assert moved and {v["step"] for v in moved} == {1}  # train-mode BatchNorm moves on the first step
+    panel = cli("check-freeze", f"{zoo}:SmallCNN", "--freeze", "backbone", "--input-size", "4,3,8,8",
+                "--steps", "3", "--no-color")  # fmt: skip
+    words = " ".join(panel.stdout.replace("│", " ").split())  # the panel wraps at 80 columns
+    assert "from step 1" in words and "guard watched 3 step(s) against the start" in words

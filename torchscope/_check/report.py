@@ -228,7 +228,8 @@ class StepReport:
         verdict = "OK" if self.ok else f"FAILED, {len(self.violations)} violation(s)"
         if self.ok and self.not_checked:
             verdict += f" ({len(self.not_checked)} of {len(self.checks)} checks had nothing to check)"
-        who = "check_step" if self.guard_step is None else f"freeze guard at step {self.guard_step}"
+        guard = self.guard_step is not None and self.reference is None
+        who = f"freeze guard at step {self.guard_step}" if guard else "check_step"
         lines = [
             f"{who} ({self.mode} mode): {verdict}",
             f"checked {self.frozen_params} frozen and {self.trainable_params} trainable of {self.params} params, "

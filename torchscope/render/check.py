@@ -62,10 +62,19 @@ def _change(group: ViolationGroup) -> str:
     return f" (max |change| {change:.3g})" if change is not None and change > 0 else ""
 
 
+def _first_step(report: StepReport, group: ViolationGroup) -> str:
+    """`` from step 3`` where a guard saw when the group's changes first appeared."""
+    names = set(group.names)
+    steps = [v.step for v in report.violations if v.kind == group.kind and v.name in names and v.step is not None]
+    return f" from step {min(steps)}" if steps else ""
+
+
 def summary_line(report: StepReport) -> str:
     """What was checked, in one line."""
     steps = "" if report.optimizer_steps is None else f", {report.optimizer_steps} optimizer step(s)"
     ranks = f", {report.world_size} ranks" if report.world_size > 1 else ""
+    if report.guard_step is not None:
+        steps += f", guard watched {report.guard_step} step(s) against the start"
     return (
         f"checked {report.frozen_params} frozen + {report.trainable_params} trainable of {report.params} params, "
         f"{report.frozen_buffers} frozen of {report.buffers} buffers ({format_bytes(report.bytes_checked)}); "
@@ -116,7 +125,8 @@ def render_check(report: StepReport, *, title: str = "check-freeze") -> Renderab
         count = sum(g.count for g in found)
         lines.append(Text.assemble(("✗ ", "bold red"), (label, "bold"), (f"  {count}× {kind}", "red")))
         for group in found:
-            lines.append(Padding(Text.assemble((_names(group), "yellow"), (_change(group), "dim")), (0, 0, 0, 2)))
+            lines.append(Padding(Text.assemble((_names(group), "yellow"), (_change(group), "dim"),
+                                               (_first_step(report, group), "dim")), (0, 0, 0, 2)))  # fmt: skip
             lines.append(Padding(Text(group.cause), (0, 0, 0, 4)))
             if group.fix:
                 what = "all" if group.count > 1 else "it"
