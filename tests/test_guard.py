@@ -3,6 +3,7 @@ cause at the step it first appears; the step counting (AMP skips, accumulation);
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from zoo import SmallCNN, TiedLM
 
 import torchscope
 from torchscope.errors import FreezeCheckError, TorchscopeError
+from torchscope.render.bench import render_bench
 from torchscope.render.check import render_check
 
 
@@ -410,3 +412,31 @@ def test_check_freeze_over_several_steps_shows_the_guards_first_step(cli: Any) -
                 "--steps", "3", "--no-color")  # fmt: skip
     words = " ".join(panel.stdout.replace("│", " ").split())  # the panel wraps at 80 columns
     assert "from step 1" in words and "guard watched 3 step(s) against the start" in words
+
+
+def test_bench_shows_the_guards_view_of_the_frozen_run() -> None:
+    result = torchscope.bench("resnet18", mode="frozen", device="cpu", batch_size=2, image_size=32,
+                              steps=1, windows=1, warmup=1, measure_peak=False)  # fmt: skip
+    check = result.mode("frozen").check
+    assert check is not None and check.guard is not None
+    assert check.guard_ok is True and check.guard["frozen_params"] == 60  # the whole backbone, every timed step
+    back = type(check).from_dict(json.loads(json.dumps(check.to_dict())))
+    assert back.guard == check.guard
+
+
+def test_bench_fails_when_the_guard_saw_a_change() -> None:
+    result = torchscope.bench("resnet18", mode="frozen", device="cpu", batch_size=2, image_size=32,
+                              steps=1, windows=1, warmup=1, measure_peak=False)  # fmt: skip
+    m = result.mode("frozen")
+    assert m.check is not None and m.check.guard is not None
+    moved = {**m.check.guard, "ok": False, "violations": [
+        {"kind": "frozen_buffer_changed", "name": "bn1.running_mean", "cause": "its BatchNorm2d module ran in train mode"}
+    ]}  # fmt: skip
+    broken = dataclasses.replace(result, modes=(dataclasses.replace(m, check=dataclasses.replace(m.check, guard=moved)),))
+    assert not broken.ok
+    assert broken.failures() == ("frozen: the freeze guard saw 1 frozen tensor(s) change during the run",)
+    console = Console(width=100, color_system=None, record=True)
+    console.print(render_bench(broken))
+    text = console.export_text()
+    assert "guard: 1 frozen tensor(s) changed during the run" in " ".join(text.replace("│", " ").split())
+    assert "✗ frozen_buffer_changed bn1.running_mean: its BatchNorm2d module ran in train mode" in text
