@@ -37,9 +37,13 @@ step overhead 90 "$PY" benchmarks/overhead.py --device cuda --steps 20 --json "$
 # 2. bench resnet50, bf16 autocast, channels_last: eager, then torch.compile.
 step bench_eager 110 "$PY" -m torchscope bench --model resnet50 --device cuda --amp bf16 --channels-last \
   --windows 3 --output "$OUTDIR/bench_eager.json" --force
-step bench_compiled 200 "$PY" -m torchscope bench --model resnet50 --device cuda --amp bf16 --channels-last \
+step bench_compiled 160 "$PY" -m torchscope bench --model resnet50 --device cuda --amp bf16 --channels-last \
   --compile --windows 3 --output "$OUTDIR/bench_compiled.json" --force
 # 3. memory's prediction against torch.cuda.max_memory_allocated(), and --fit against reality.
 step memory 150 "$PY" benchmarks/memory_gpu.py --models resnet50,densenet161,inception_v3,vit_b_16
+# 4. the freeze guard's overhead at every=1 on a resnet18 fine-tune, and the s/GB of one check of a
+#    1.1B-param bf16 Llama-class model (built from a config, on the GPU); goal <= 1.03x.
+step guard_overhead 40 "$PY" benchmarks/guard_overhead.py --device cuda --pairs 20 --llm-layers 22 \
+  --json "$OUTDIR/guard_overhead.json"
 
 exit $failed

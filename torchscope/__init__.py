@@ -22,6 +22,8 @@ _EXPORTS: dict[str, str] = {
     "BenchResult": "torchscope._bench.schema",
     "DiffReport": "torchscope._diff",
     "ForwardError": "torchscope.errors",
+    "FreezeCheckError": "torchscope.errors",
+    "FreezeGuard": "torchscope._guard.core",
     "GradReport": "torchscope._grads",
     "MemoryReport": "torchscope._memory.schema",
     "ModuleTree": "torchscope._tree",
@@ -47,6 +49,7 @@ _EXPORTS: dict[str, str] = {
     "freeze": "torchscope._freeze",
     "freeze_backbone": "torchscope._freeze",
     "grad_report": "torchscope._grads",
+    "guard": "torchscope._guard.core",
     "load_model": "torchscope._loader",
     "param_stats": "torchscope._stats",
     "preserved": "torchscope._state",
@@ -117,6 +120,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from torchscope._fingerprint import fingerprint
     from torchscope._freeze import find_head, freeze, freeze_backbone, replace_head, unfreeze
     from torchscope._grads import GradReport, grad_report
+    from torchscope._guard.core import FreezeGuard, guard
     from torchscope._loader import load_model
     from torchscope._memory.estimate import estimate_memory
     from torchscope._memory.schema import MemoryReport
@@ -128,4 +132,4 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from torchscope._summary import Summary, summary
     from torchscope._tree import ModuleTree, tree
     from torchscope._watch import watch
-    from torchscope.errors import ForwardError, PatternError, SpecError, TorchscopeError
+    from torchscope.errors import ForwardError, FreezeCheckError, PatternError, SpecError, TorchscopeError

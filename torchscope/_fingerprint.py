@@ -194,7 +194,8 @@ def chunk_for(numel: int) -> int:
     return chunk
 
 
-def _weighted(t: torch.Tensor) -> torch.Tensor:
+def _bits(t: torch.Tensor) -> tuple[torch.Tensor, int, int]:
+    """The bit-pattern view of ``t`` the weighted method reads, its element size and its chunk."""
     flat = _flat_view(t)
     if flat.dtype.is_complex:
         flat = torch.view_as_real(flat).reshape(-1)
@@ -206,8 +207,33 @@ def _weighted(t: torch.Tensor) -> torch.Tensor:
     size = min(flat.element_size(), 4)
     bits_dtype = _BITS_DTYPE[size]
     bits = flat.view(bits_dtype) if flat.dtype != bits_dtype else flat
-    chunk = chunk_for(bits.numel())
-    fused = fused_fingerprint(bits, _packed_weights(chunk, size), chunk) if t.device.type == "cpu" else None
+    return bits, size, chunk_for(bits.numel())
+
+
+def _fused_value(t: torch.Tensor, bits: torch.Tensor, size: int, chunk: int) -> int | None:
+    return fused_fingerprint(bits, _packed_weights(chunk, size), chunk) if t.device.type == "cpu" else None
+
+
+def host_fingerprint(t: torch.Tensor) -> int | None:
+    """The fingerprint of a CPU tensor as a Python int, where the fused C kernel computes it (no
+    tensor made, nothing to bring to the host); None where it does not apply (use
+    :func:`fingerprint_tensor`). The same value ``fingerprint_tensor(t).item()`` gives.
+
+    >>> t = torch.arange(6.0)
+    >>> host_fingerprint(t) in (None, int(fingerprint_tensor(t)))
+    True
+    """
+    t = _local(t.detach())
+    if t.is_meta or t.numel() == 0 or t.device.type != "cpu":
+        return None
+    bits, size, chunk = _bits(t)
+    fused = _fused_value(t, bits, size, chunk)
+    return None if fused is None else _signed(fused)
+
+
+def _weighted(t: torch.Tensor) -> torch.Tensor:
+    bits, size, chunk = _bits(t)
+    fused = _fused_value(t, bits, size, chunk)
     if fused is not None:
         # the C kernel: one pass, no temporaries, the same value as the loop below
         return torch.tensor(_signed(fused), dtype=torch.int64)

@@ -6,6 +6,8 @@ names the offending value and the fix; the CLI prints it to stderr and exits 2.
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class TorchscopeError(Exception):
     """Base class of every error torchscope raises on bad input.
@@ -26,3 +28,22 @@ class PatternError(TorchscopeError):
 
 class ForwardError(TorchscopeError):
     """A forward pass failed; the message names the module and the shapes it got."""
+
+
+class FreezeCheckError(AssertionError):
+    """A freeze invariant was broken in a real run: raised by :func:`torchscope.guard` and by every
+    framework adapter (Lightning, HF ``Trainer``), always this one class.
+
+    It is an ``AssertionError`` (a test that trains under a guard fails, not errors), and no
+    :class:`TorchscopeError`: the input was fine, the training loop broke the freeze. ``report``
+    holds the :class:`~torchscope.StepCheck`; the message is its table: every changed tensor at
+    once, with its shape, the step, and each cause with its fix said once.
+
+    >>> err = FreezeCheckError("1 frozen tensor changed", report=None)
+    >>> isinstance(err, AssertionError), err.report
+    (True, None)
+    """
+
+    def __init__(self, message: str, report: Any) -> None:
+        super().__init__(message)
+        self.report = report

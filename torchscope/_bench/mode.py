@@ -36,7 +36,9 @@ from torchscope._bench.schema import CheckSummary, DistributedStats, ModeResult,
 from torchscope._bench.stats import median, paired_ratio, scaling_efficiency, summarize_windows
 from torchscope._check import check_step
 from torchscope._freeze import freeze_backbone, replace_head
+from torchscope._guard.core import FreezeGuard
 from torchscope._loader import load_model
+from torchscope.errors import TorchscopeError
 
 
 def _frozen_norms(model: nn.Module) -> list[nn.Module]:
@@ -131,6 +133,9 @@ def run_mode(plan: Plan, mode: str) -> ModeResult:
     flops = count_flops(TrainStep(eager, loss, optimizer, scaler, device, plan.amp_dtype), batches)
     _train_mode(model, norms)
 
+    # the guard's view of the run: the frozen tensors before warm-up against after timing (no hook in
+    # the timed loop: it only reads the model at its two ends)
+    watch = _watch(model) if plan.check and mode == "frozen" else None
     memory_source = reset_peak_memory(device)
     step = TrainStep(forward, loss, optimizer, scaler, device, plan.amp_dtype)
     warm = warm_up(step, batches, clock, plan.warmup, lambda d, t: plan.report(f"{mode}: warm-up", d, t))
@@ -180,7 +185,12 @@ def run_mode(plan: Plan, mode: str) -> ModeResult:
     distributed = (
         _gather_distributed(plan, harness_s, single, plan.per_step(batch_size)) if dist is not None else None
     )
-    check = _check(model, step, batches, optimizer) if plan.check else None
+    guard = None
+    if watch is not None:
+        guard = watch.check().to_dict()
+        watch.close(check=False)
+        del watch
+    check = _check(model, step, batches, optimizer, guard) if plan.check else None
 
     first, rest = warm[0], warm[1:]
     compile_s = max(0.0, first - median(rest)) if plan.compile_mode is not None and rest else None
@@ -271,8 +281,18 @@ def _gather_distributed(
     )
 
 
-def _check(model: nn.Module, step: TrainStep, batches: Any, optimizer: torch.optim.Optimizer) -> CheckSummary:
+def _watch(model: nn.Module) -> FreezeGuard | None:
+    """A guard over the frozen tensors of the timed run; None where nothing is frozen."""
+    try:
+        return FreezeGuard(model, fail_fast=False)
+    except TorchscopeError:
+        return None
+
+
+def _check(
+    model: nn.Module, step: TrainStep, batches: Any, optimizer: torch.optim.Optimizer, guard: dict[str, Any] | None
+) -> CheckSummary:
     batch = batches.next()
     report = check_step(model, lambda: step(*batch), optimizer=optimizer)
     lines = tuple(f"{v.kind} {v.name}: {v.cause}" for v in report.violations)
-    return CheckSummary(ok=bool(report.ok), violations=lines, report=report.to_dict())
+    return CheckSummary(ok=bool(report.ok), violations=lines, report=report.to_dict(), guard=guard)

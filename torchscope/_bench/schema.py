@@ -341,18 +341,28 @@ class Memory:
 
 @dataclass(frozen=True)
 class CheckSummary:
-    """The freeze invariants of ``check_step`` on one more step after timing."""
+    """The freeze invariants of ``check_step`` on one more step after timing, and (frozen mode) the
+    freeze guard's view of the whole run: ``guard`` is its report (``StepCheck.to_dict()``) after
+    warm-up and timing, compared with the model before them; None where no guard watched."""
 
     ok: bool
     violations: tuple[str, ...]
     report: dict[str, Any]
+    guard: dict[str, Any] | None = None
+
+    @property
+    def guard_ok(self) -> bool | None:
+        """Whether the frozen tensors stayed unchanged over the whole timed run (None: not watched)."""
+        return None if self.guard is None else bool(self.guard["ok"])
 
     def to_dict(self) -> dict[str, Any]:
-        return {"ok": self.ok, "violations": list(self.violations), "report": self.report}
+        return {"ok": self.ok, "violations": list(self.violations), "report": self.report, "guard": self.guard}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> CheckSummary:
-        return cls(bool(data["ok"]), tuple(data["violations"]), dict(data["report"]))
+        guard = data.get("guard")
+        return cls(bool(data["ok"]), tuple(data["violations"]), dict(data["report"]),
+                   None if guard is None else dict(guard))  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -470,7 +480,7 @@ class BenchResult(Result):
     @property
     def ok(self) -> bool:
         """False when a freeze invariant was violated in any mode."""
-        return all(m.check is None or m.check.ok for m in self.modes)
+        return all(m.check is None or (m.check.ok and m.check.guard_ok is not False) for m in self.modes)
 
     @property
     def ratio_ok(self) -> bool | None:
@@ -488,6 +498,9 @@ class BenchResult(Result):
         for m in self.modes:
             if m.check is not None and not m.check.ok:
                 reasons.append(f"{m.mode}: {len(m.check.violations)} freeze invariant(s) violated")
+            if m.check is not None and m.check.guard_ok is False:
+                n = len(m.check.guard["violations"]) if m.check.guard else 0
+                reasons.append(f"{m.mode}: the freeze guard saw {n} frozen tensor(s) change during the run")
             if strict and m.ratio_ok is False:
                 reasons.append(
                     f"{m.mode}: torchscope / baseline {m.ratio:.3f} is below the goal {RATIO_GOAL}"

@@ -156,6 +156,13 @@ class Causes:
                 else ", and build the optimizer from trainable params only"
             )
             return f"its grad was zero rather than None at optimizer.step(){alias}, so {what} moved it; {fix}"
+        decay = self.optimizer.param_groups[group].get("weight_decay", 0)
+        if decay:
+            return (
+                f"it had no grad at optimizer.step(){alias}, yet it is in param group {group} with "
+                f"weight_decay={decay}: an optimizer that decays every param it holds, grad or not, shrank it "
+                f"(or something else wrote to it: {WRITE_HINT}); build the optimizer from trainable params only"
+            )
         return (
             f"it had no grad at optimizer.step(), so the optimizer skipped it{alias}; something else wrote to it "
             f"({WRITE_HINT})"

@@ -122,20 +122,26 @@ def max_abs_diffs(pairs: Sequence[tuple[torch.Tensor, torch.Tensor]]) -> list[fl
 
 
 class Floats:
-    """Collects device scalars now, reads them all after one transfer."""
+    """Collects device scalars now, reads them all after one transfer. A value already on the host
+    (a fingerprint the CPU kernel computed as a Python int) is added as a float and costs nothing."""
 
     def __init__(self) -> None:
-        self.values: list[torch.Tensor] = []
+        self.values: list[torch.Tensor | float] = []
         self.host: list[float] = []
 
-    def add(self, t: torch.Tensor | None) -> int | None:
+    def add(self, t: torch.Tensor | float | None) -> int | None:
         if t is None:
             return None
         self.values.append(t)
         return len(self.values) - 1
 
     def sync(self) -> None:
-        self.host = host_floats(self.values)
+        at = [i for i, v in enumerate(self.values) if isinstance(v, torch.Tensor)]
+        host = host_floats([self.values[i] for i in at])  # type: ignore[misc]
+        out = [v if isinstance(v, float) else 0.0 for v in self.values]
+        for i, v in zip(at, host, strict=True):
+            out[i] = v
+        self.host = out
 
     def get(self, i: int | None) -> float | None:
         return None if i is None else self.host[i]

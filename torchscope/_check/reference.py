@@ -8,7 +8,7 @@ import dataclasses
 import io
 import warnings
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 from torch import nn
@@ -138,6 +138,18 @@ def _inputs(input_size: Sequence[int] | Sequence[Sequence[int]]) -> list[tuple[i
     return shapes
 
 
+class StepObserver(Protocol):
+    """Something that watches the reference run beside ``check_step``: started on the copy and its
+    optimizer before the steps, stopped after them, and given the report to add its view to."""
+
+    def start(self, net: nn.Module, opt: torch.optim.Optimizer | None, frozen: str | Sequence[str] | None,
+              steps: int) -> None: ...  # fmt: skip
+
+    def stop(self) -> None: ...
+
+    def finish(self, report: StepCheck) -> StepCheck: ...
+
+
 @with_headroom  # it deep-copies the model: room for a deep one
 def check_freeze(
     model: nn.Module,
@@ -153,8 +165,12 @@ def check_freeze(
     mode: Mode = "exact",
     seed: int = DEFAULT_STEP.seed,
     dtype: torch.dtype | str | None = None,
+    observer: StepObserver | None = None,
 ) -> StepCheck:
     """Run a reference fine-tuning step on a *copy* of ``model`` and check it with :func:`check_step`.
+
+    ``observer`` watches the same run beside the check (``check-freeze`` passes the freeze guard's
+    view, :class:`torchscope._guard.view.GuardView`, which adds the step each change first appeared at).
 
     Synthetic inputs of ``input_size`` (one shape, or one per positional input), cross-entropy
     against random labels, an optimizer over the trainable params, ``steps`` steps,
@@ -227,5 +243,12 @@ def check_freeze(
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(ref.seed)
-        report = check_step(net, step, optimizer=opt, frozen=frozen, mode=mode)
-    return dataclasses.replace(report, reference=ref)
+        if observer is not None:
+            observer.start(net, opt, frozen, ref.steps)
+        try:
+            report = check_step(net, step, optimizer=opt, frozen=frozen, mode=mode)
+        finally:
+            if observer is not None:
+                observer.stop()
+    report = dataclasses.replace(report, reference=ref)
+    return report if observer is None else observer.finish(report)

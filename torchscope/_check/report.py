@@ -65,7 +65,9 @@ class Violation(Record):
     ``max_abs_change`` is the largest absolute change of an element (exact mode), or None where no
     value is known (fingerprint mode, optimizer audit, tied names). ``fix`` is a call template with
     a ``{patterns}`` field, where one call fixes every violation of the same cause (see
-    :func:`~torchscope._check.grouping.group_violations`).
+    :func:`~torchscope._check.grouping.group_violations`). ``shape`` is the tensor's shape as text
+    (``[128, 32] -> [130, 32]`` where it changed), where known; ``step`` is the optimizer step at
+    which a freeze guard first saw the violation (None for ``check_step``).
     """
 
     kind: str
@@ -73,6 +75,8 @@ class Violation(Record):
     max_abs_change: float | None
     cause: str
     fix: str | None = None
+    shape: str | None = None
+    step: int | None = None
 
 
 @dataclass(frozen=True)
@@ -111,6 +115,8 @@ class StepCheck(Result):
     grouped by cause, each with the one call that fixes it where there is one. ``caveats`` are
     sentences that limit the verdict (nothing was frozen; params this input did not use, so the
     verdict holds for this input only). ``reference`` is the step that ran, for ``check_freeze``.
+    ``guard_step`` is set on a freeze guard's report: the real optimizer steps it had counted when
+    it compared the model against the state it started from.
     """
 
     ok: bool
@@ -133,6 +139,7 @@ class StepCheck(Result):
     not_checked: tuple[tuple[str, str], ...] = ()
     # the fingerprint algorithm of mode "fingerprint" (torchscope._fingerprint.ALGORITHM), else None
     fingerprint: str | None = None
+    guard_step: int | None = None  # the optimizer step a freeze guard checked at (None for check_step)
 
     SCHEMA = "torchscope.check/1"
     DERIVED = ("nothing_frozen", "statuses")

@@ -20,7 +20,7 @@ compares every step against it (fingerprint mode: O(1) memory per tensor).
 from __future__ import annotations
 
 import weakref
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, Literal, TypeVar
@@ -30,7 +30,7 @@ from torch import nn
 
 from torchscope._check.numerics import Floats, bit_equal, max_abs_diff, wide_float
 from torchscope._check.plan import local_tensor, module_type
-from torchscope._fingerprint import fingerprint_tensor
+from torchscope._fingerprint import fingerprint_tensor, host_fingerprint
 from torchscope._format import format_shape
 from torchscope.errors import TorchscopeError
 
@@ -226,6 +226,7 @@ class NamedSnapshot:
         self.copies = copies
         self.skipped = skipped
         self._decides = self._owners()
+        self._host_fps: dict[int, int] = {}  # slot -> its CPU fingerprint as an int, read once
 
     @property
     def nbytes(self) -> int:
@@ -261,7 +262,9 @@ class NamedSnapshot:
                 return decided
         return False
 
-    def compare(self, model: nn.Module, *, atol: float = 0.0) -> SnapshotDiff:
+    def compare(
+        self, model: nn.Module, *, atol: float = 0.0, roles: Collection[str] = ("frozen", "trainable")
+    ) -> SnapshotDiff:
         """Read ``model`` again by name and say what changed since the snapshot (one host transfer).
 
         >>> net = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.Linear(2, 1))
@@ -271,13 +274,21 @@ class NamedSnapshot:
         [('0.weight', 'replaced', True), ('0.bias', 'same', True)]
         """
         floats = Floats()
-        resolve = self.measure(model, floats, atol=atol)
+        resolve = self.measure(model, floats, atol=atol, roles=roles)
         floats.sync()
         return resolve()
 
-    def measure(self, model: nn.Module, floats: Floats, *, atol: float = 0.0) -> Callable[[], SnapshotDiff]:
+    def measure(
+        self, model: nn.Module, floats: Floats, *, atol: float = 0.0, roles: Collection[str] = ("frozen", "trainable"),
+        quiet: Collection[str] = ("other",),
+    ) -> Callable[[], SnapshotDiff]:
         """The device half of :meth:`compare`: add this comparison's numbers to ``floats``; after
-        ``floats.sync()`` (the caller's one host transfer) the returned function gives the diff."""
+        ``floats.sync()`` (the caller's one host transfer) the returned function gives the diff.
+
+        Only the values of the watched names of ``roles`` are read (a guard reads the trainable ones
+        only in its first checks); the others are compared by identity, shape and flags alone
+        (``changed`` is None). The names of ``quiet`` roles that did not change at all are left out
+        of the diff (a guard that checks every step asks only what changed)."""
         now, modules = named_state(model)
         with torch.no_grad():
             measured: dict[tuple[int, int], tuple[int | None, int | None]] = {}
@@ -287,7 +298,10 @@ class NamedSnapshot:
                 cur = None if held is None else held.tensor
                 same = cur is not None and cur is e.ref()
                 key = None
-                if cur is not None and e.slot is not None and tuple(cur.shape) == e.shape and not _no_values(cur):
+                if (
+                    cur is not None and e.slot is not None and e.role in roles
+                    and tuple(cur.shape) == e.shape and not _no_values(cur)
+                ):  # fmt: skip
                     key = (e.slot, id(cur))
                     if key not in measured:
                         measured[key] = self._measure_one(e.slot, cur, floats)
@@ -297,6 +311,8 @@ class NamedSnapshot:
         def resolve() -> SnapshotDiff:
             groups: dict[tuple[Any, ...], list[NameChange]] = {}
             for e, held, same, key in pending:
+                if e.role in quiet and _untouched(e, held, same, key, measured, floats):
+                    continue
                 change = self._change(e, held, same, key, measured, floats, modules, atol)
                 if change.role == "other" and change.status == "same":
                     continue
@@ -315,7 +331,14 @@ class NamedSnapshot:
     def _measure_one(self, slot: int, cur: torch.Tensor, floats: Floats) -> tuple[int | None, int | None]:
         """(fingerprint changed?, max |diff|) of ``cur`` against watched tensor ``slot``, on the device."""
         fp = self.fingerprints[slot]
-        bits = floats.add(fingerprint_tensor(cur).to(fp.device).ne(fp).to(wide_float(fp.device)))
+        host = host_fingerprint(cur) if fp.device.type == "cpu" else None
+        if host is not None:  # the CPU kernel's int: no tensor op, nothing to transfer
+            before = self._host_fps.get(slot)
+            if before is None:
+                before = self._host_fps[slot] = int(fp)
+            bits = floats.add(float(host != before))
+        else:
+            bits = floats.add(fingerprint_tensor(cur).to(fp.device).ne(fp).to(wide_float(fp.device)))
         copy = self.copies[slot]
         if copy is None:
             return bits, None
@@ -387,6 +410,29 @@ class NamedSnapshot:
             module_type_before=old_type, module_type_after=module_type(held.module),
             replaced_module=replaced_module,
         )  # fmt: skip
+
+
+def _untouched(
+    e: _Entry,
+    held: Held | None,
+    same: bool,
+    key: tuple[int, int] | None,
+    measured: dict[tuple[int, int], tuple[int | None, int | None]],
+    floats: Floats,
+) -> bool:
+    """The same object under the name, of the same kind, shape, dtype and flag, and (where read)
+    with the same bits: nothing at all happened to it."""
+    if held is None or not same:
+        return False
+    t = held.tensor
+    if held.is_param != e.is_param or tuple(t.shape) != e.shape or t.dtype != e.dtype:
+        return False
+    if e.is_param and t.requires_grad != e.requires_grad:
+        return False
+    if key is None:
+        return True
+    bits_i, diff_i = measured[key]
+    return not floats.get(bits_i) and not floats.get(diff_i)
 
 
 def _with_aliases(change: NameChange, aliases: tuple[str, ...]) -> NameChange:

@@ -41,7 +41,7 @@ from torchscope._check.byname import by_name_violations
 from torchscope._check.causes import Causes, nonfinite_cause
 from torchscope._check.grouping import group_violations
 from torchscope._check.numerics import Floats, host_floats, inf_norm
-from torchscope._check.plan import CheckedTensor, Plan, collect_tensors, local_tensor, make_plan, unwrap
+from torchscope._check.plan import CheckedTensor, collect_tensors, local_tensor, make_plan, unwrap
 from torchscope._check.probe import OptimizerProbe, restoring_optimizer
 from torchscope._check.report import (
     KINDS,
@@ -52,6 +52,7 @@ from torchscope._check.report import (
     unused_caveat,
 )
 from torchscope._check.snapshot import Mode, NamedSnapshot, SnapshotDiff, take_snapshot
+from torchscope._check.verdict import moved_violations, not_checked, unmoved_violations
 from torchscope._distributed import gather_report, should_gather
 from torchscope._fingerprint import ALGORITHM
 from torchscope._optaudit import audit
@@ -164,22 +165,6 @@ def _bad_before(
     return out
 
 
-def _not_checked(plan: Plan, optimizer: torch.optim.Optimizer | None, trainable: list[CheckedTensor],
-                 checks: list[str]) -> tuple[tuple[str, str], ...]:
-    """The checks that had nothing to look at, each with the reason (shown as not checked, never as held)."""
-    empty = {
-        "frozen_param_changed": (not plan.frozen, "no frozen param"),
-        "frozen_buffer_changed": (not plan.frozen_buffers, "no frozen buffer"),
-        "trainable_not_updated": (not trainable, "no trainable param to check"),
-        "requires_grad_changed": (not plan.params, "no param"),
-        "nonfinite": (not plan.params and not plan.buffers, "no param or buffer"),
-        "optimizer_missing_param": (not plan.trainable, "no trainable param"),
-        "optimizer_frozen_param": (not plan.frozen, "no frozen param"),
-        "tied_conflict": (not plan.frozen, "no frozen param"),
-    }
-    return tuple((k, empty[k][1]) for k in checks if k in empty and empty[k][0])
-
-
 def _run(
     model: nn.Module,
     step: Callable[[], Any],
@@ -246,31 +231,12 @@ def _run(
     floats.sync()  # the one host transfer (per device) of the whole check
     diff = resolve()
 
-    nfrozen = len(plan.frozen)
     changes = [diff.get(t.name) for t in plan.frozen]
     rg_after = [bool(c is not None and c.status == "same" and c.requires_grad_after) for c in changes]
     ctx = Causes(plan, optimizer, probe, floats, sight_i, grad_before_i, grad_after_i, rg_before, rg_after)
-    frozen_pos = {id(t): j for j, t in enumerate(plan.frozen)}
-    for t in checked:
-        c = diff.get(t.name)
-        if c is None or not c.moved:  # replaced or removed: said by name below
-            continue
-        j = frozen_pos.get(id(t))
-        if j is not None:
-            violations.append(Violation("frozen_param_changed", t.name, c.max_abs_change, ctx.frozen_param_cause(j),
-                                        ctx.frozen_param_fix(j)))
-        else:
-            violations.append(Violation("frozen_buffer_changed", t.name, c.max_abs_change, ctx.buffer_cause(t)))
-    tr_pos = {id(t.tensor): k for k, t in enumerate(plan.trainable)}
-    no_grad = 0
-    for t in trainable:
-        c = diff.get(t.name)
-        if c is None or c.status != "same" or c.changed:
-            continue
-        k = tr_pos[id(t.tensor)]
-        no_grad += ctx.got_no_grad(nfrozen + k)
-        violations.append(Violation("trainable_not_updated", t.name, 0.0 if mode == "exact" else None,
-                                    ctx.trainable_cause(nfrozen + k)))
+    violations += moved_violations(plan, diff, ctx, checked)
+    unmoved, no_grad = unmoved_violations(plan, diff, ctx, trainable, exact=mode == "exact")
+    violations += unmoved
     violations += by_name_violations(diff)
     # NaN/Inf already there before the step are not the step's; what turned NaN during it came from them
     bad_now = [n for n, now_i, _ in finite_i if not math.isfinite(floats.get(now_i) or 0.0)]
@@ -311,7 +277,7 @@ def _run(
         bytes_checked=sum(local_tensor(t.tensor).nbytes for t in frozen_tensors + plan.trainable),
         snapshot_bytes=snapshot_bytes,
         optimizer_steps=None if probe is None else len(probe.sights),
-        not_checked=_not_checked(plan, optimizer, trainable, checks),
+        not_checked=not_checked(plan, trainable, checks),
         fingerprint=ALGORITHM if mode == "fingerprint" else None,
     )
     return report, tuple(t.name for t in trainable)

@@ -87,6 +87,7 @@ def check_freeze_command(
 ) -> None:
     """Train a copy of MODEL for a few synthetic steps and prove frozen stays frozen; exit 1 on any violation."""
     from torchscope._check import check_freeze, expected_frozen_names, tensor_counts
+    from torchscope._guard.view import GuardView
     from torchscope.render.check import render_check
 
     title = f"check-freeze {model}"
@@ -121,7 +122,7 @@ def check_freeze_command(
     report = check_freeze(
         loaded, input_size=sizes, optimizer=step.optimizer, lr=step.lr, momentum=step.momentum,
         weight_decay=step.weight_decay, steps=step.steps, train_bn=step.train_bn, frozen=expected,
-        mode="fingerprint" if fingerprint else "exact", seed=step.seed, dtype=dtype,
+        mode="fingerprint" if fingerprint else "exact", seed=step.seed, dtype=dtype, observer=GuardView(),
     )  # fmt: skip
     emit(report, lambda: render_check(report, title=title), out)
     if not report.ok:

@@ -1,4 +1,10 @@
-"""Lightning callback: prove the freeze invariants inside a real ``Trainer.fit``.
+"""Lightning callbacks: prove the freeze invariants inside a real ``Trainer.fit``.
+
+Two callbacks, for two questions. ``FreezeGuard`` watches the real run at near-zero cost: it
+compares the model against its state when training started after every N-th real optimizer step
+(:func:`torchscope.guard`), at ``on_train_batch_end``, the first hook that sees the stepped
+weights. ``CheckFreeze`` is a probe: it proves the invariants on a step it controls, with causes
+read from that step, and puts everything back.
 
 ``CheckFreeze`` runs :func:`torchscope.check_step` on the first training step and then every N
 steps. The check is a probe: it runs your ``training_step`` on the real batch with the real
@@ -30,18 +36,8 @@ except ImportError as exc:  # pragma: no cover - exercised only without lightnin
 
 import torch
 
-from torchscope.errors import TorchscopeError
-
-
-class FreezeCheckError(AssertionError):
-    """Raised by :class:`CheckFreeze` when a training step breaks a freeze invariant.
-
-    ``report`` holds the :class:`StepCheck`; the message is its readable table.
-    """
-
-    def __init__(self, message: str, report: Any) -> None:
-        super().__init__(message)
-        self.report = report
+from torchscope._guard.adapter import GuardSettings
+from torchscope.errors import FreezeCheckError, TorchscopeError
 
 
 class CheckFreeze(pl.Callback):
@@ -157,4 +153,32 @@ def _no_log(*args: Any, **kwargs: Any) -> None:
     return None
 
 
-__all__ = ["CheckFreeze", "FreezeCheckError"]
+class FreezeGuard(GuardSettings, pl.Callback):
+    """The freeze guard over ``Trainer.fit``: starts at ``on_train_start`` with the module and its
+    first optimizer, checks at ``on_train_batch_end`` after every ``every_n_steps``-th real optimizer
+    step (a step AMP skipped, or a micro-batch of gradient accumulation, is none), checks once more
+    at ``on_train_end``. A violation raises :class:`~torchscope.errors.FreezeCheckError`; with
+    ``fail_fast=False`` it sets ``trainer.should_stop`` and keeps the report in :attr:`reports`.
+    The arguments are those of the HF adapter (:mod:`torchscope.integrations.transformers`).
+
+    >>> FreezeGuard(every_n_steps=50).every_n_steps
+    50
+    """
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.start_guard(pl_module, trainer.optimizers[0] if trainer.optimizers else None)
+
+    def on_train_batch_end(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        if self.check_due():
+            trainer.should_stop = True
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.close_guard()
+
+    def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
+        self.close_guard(check=False)
+
+
+__all__ = ["CheckFreeze", "FreezeCheckError", "FreezeGuard"]

@@ -99,6 +99,18 @@ def _bytes(n: int | None) -> str:
 
 
 def _check_text(m: ModeResult, short: bool = False) -> Text:
+    text = _step_check_text(m, short)
+    guard = None if m.check is None else m.check.guard
+    if guard is None or short:
+        return text
+    if guard["ok"]:
+        text.append("; guard: frozen unchanged over the whole run", style="green")
+    else:
+        text.append(f"; guard: {len(guard['violations'])} frozen tensor(s) changed during the run", style="bold red")
+    return text
+
+
+def _step_check_text(m: ModeResult, short: bool = False) -> Text:
     if m.check is None:
         return Text("not run")
     if m.check.ok:
@@ -258,6 +270,11 @@ def render_bench(result: BenchResult) -> RenderableType:
             lines = Text(f"freeze invariants violated in {m.mode} mode:\n", style="bold red")
             for v in m.check.violations:
                 lines.append(f"  ✗ {v}\n", style="red")
+            parts.append(lines)
+        if m.check is not None and m.check.guard is not None and not m.check.guard["ok"]:
+            lines = Text(f"the freeze guard saw frozen tensors change during the {m.mode} run:\n", style="bold red")
+            for v in m.check.guard["violations"]:
+                lines.append(f"  ✗ {v['kind']} {v['name']}: {v['cause']}\n", style="red")
             parts.append(lines)
     noisy = [m for m in modes if m.harness.stats.spread_pct > NOISY_SPREAD_PCT]
     if noisy:

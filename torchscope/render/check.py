@@ -11,7 +11,7 @@ from rich.panel import Panel
 from rich.text import Text
 
 from torchscope._check.grouping import group_violations
-from torchscope._check.report import BY_NAME_KINDS, StepCheck, ViolationGroup, format_change
+from torchscope._check.report import BY_NAME_KINDS, StepCheck, Violation, ViolationGroup, format_change
 from torchscope._format import format_bytes
 
 #: What each violation kind means when it does NOT happen: the invariant, as the panel states it.
@@ -61,10 +61,19 @@ def _change(group: ViolationGroup) -> str:
     return f" (max |change| {change:.3g})" if change is not None and change > 0 else ""
 
 
+def _first_step(report: StepCheck, group: ViolationGroup) -> str:
+    """`` from step 3`` where a guard saw when the group's changes first appeared."""
+    names = set(group.names)
+    steps = [v.step for v in report.violations if v.kind == group.kind and v.name in names and v.step is not None]
+    return f" from step {min(steps)}" if steps else ""
+
+
 def summary_line(report: StepCheck) -> str:
     """What was checked, in one line."""
     steps = "" if report.optimizer_steps is None else f", {report.optimizer_steps} optimizer step(s)"
     ranks = f", {report.world_size} ranks" if report.world_size > 1 else ""
+    if report.guard_step is not None:
+        steps += f", guard watched {report.guard_step} step(s) against the start"
     return (
         f"checked {report.frozen_params} frozen + {report.trainable_params} trainable of {report.params} params, "
         f"{report.frozen_buffers} frozen of {report.buffers} buffers ({format_bytes(report.bytes_checked)}); "
@@ -115,7 +124,8 @@ def render_check(report: StepCheck, *, title: str = "check-freeze") -> Renderabl
         count = sum(g.count for g in found)
         lines.append(Text.assemble(("✗ ", "bold red"), (label, "bold"), (f"  {count}× {kind}", "red")))
         for group in found:
-            lines.append(Padding(Text.assemble((_names(group), "yellow"), (_change(group), "dim")), (0, 0, 0, 2)))
+            lines.append(Padding(Text.assemble((_names(group), "yellow"), (_change(group), "dim"),
+                                               (_first_step(report, group), "dim")), (0, 0, 0, 2)))  # fmt: skip
             lines.append(Padding(Text(group.cause), (0, 0, 0, 4)))
             if group.fix:
                 what = "all" if group.count > 1 else "it"
@@ -130,6 +140,19 @@ def render_check(report: StepCheck, *, title: str = "check-freeze") -> Renderabl
     return Panel(Group(*lines), title=f"{words} · {title}", title_align="left", border_style=style)
 
 
+def _extra_columns(violations: tuple[Violation, ...]) -> list[str]:
+    """The shape and step columns of the plain-text table (header first), where any row has one."""
+    cols: list[list[str]] = [[""] for _ in range(len(violations) + 1)]
+    for head, values in (("shape", [v.shape for v in violations]), ("step", [v.step for v in violations])):
+        if all(x is None for x in values):
+            continue
+        texts = [head] + ["-" if x is None else str(x) for x in values]
+        width = max(len(t) for t in texts)
+        for row, t in zip(cols, texts, strict=True):
+            row.append(f"{t:<{width}}")
+    return ["  " + "  ".join(r[1:]) if len(r) > 1 else "" for r in cols]
+
+
 def check_text(report: StepCheck) -> str:
     """The plain-text table of a check: the verdict, what was checked, each violation with its cause.
 
@@ -138,8 +161,10 @@ def check_text(report: StepCheck) -> str:
     head = "OK" if report.ok else f"FAILED, {len(report.violations)} violation(s)"
     if report.ok and report.not_checked:
         head += f" ({len(report.not_checked)} of {len(report.checks)} checks had nothing to check)"
+    guard = report.guard_step is not None and report.reference is None
+    who = f"freeze guard at step {report.guard_step}" if guard else "check_step"
     lines = [
-        f"check_step ({report.mode} mode): {head}",
+        f"{who} ({report.mode} mode): {head}",
         f"checked {report.frozen_params} frozen and {report.trainable_params} trainable of {report.params} params, "
         f"{report.frozen_buffers} frozen of {report.buffers} buffers ({format_bytes(report.bytes_checked)}); "
         f"snapshot {format_bytes(report.snapshot_bytes)}",
@@ -150,8 +175,11 @@ def check_text(report: StepCheck) -> str:
     if report.violations:
         rows = [("kind", "name", "max |change|")]
         rows += [(v.kind, v.name, format_change(v.max_abs_change)) for v in report.violations]
+        extra = _extra_columns(report.violations)
         w0 = max(len(r[0]) for r in rows)
         w1 = max(len(r[1]) for r in rows)
+        w2 = max(len(r[2]) for r in rows)
+        rows = [(a, b, f"{c:<{w2}}{x}".rstrip()) for (a, b, c), x in zip(rows, extra, strict=True)]
         lines.append("")
         lines.append(f"{rows[0][0]:<{w0}}  {rows[0][1]:<{w1}}  {rows[0][2]}")
         # A cause shared by a run of rows (60 BatchNorm buffers drifting) is printed once,

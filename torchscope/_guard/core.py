@@ -1,0 +1,315 @@
+"""``torchscope.guard``: watch the user's own training loop and fail the moment a frozen tensor moves.
+
+At the start the guard records what is frozen (``requires_grad=False`` params and the buffers of
+modules whose own params are all frozen, or the ``frozen`` patterns) and takes one by-name
+snapshot (:class:`~torchscope._check.snapshot.NamedSnapshot`: a 64-bit fingerprint per tensor, or
+one copy of the frozen tensors in ``exact`` mode). Every ``every``-th real ``optimizer.step()``
+(or whenever the user calls :meth:`FreezeGuard.check`) it reads the model again by qualified name
+and compares it against that start state: slow drift adds up and is caught, a tensor replaced
+during the run is caught as surely as one edited in place, and each violation carries the step it
+first appeared at. The comparison, the causes and their grouping are ``check_step``'s own
+(:mod:`torchscope._check`); this package only decides when to compare, and keeps the reports.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from types import TracebackType
+from typing import Any
+
+import torch
+from torch import nn
+
+from torchscope._check.byname import by_name_violations
+from torchscope._check.causes import Causes
+from torchscope._check.grouping import group_violations
+from torchscope._check.numerics import Floats, inf_norm
+from torchscope._check.plan import CheckedTensor, local_tensor, make_plan, unwrap
+from torchscope._check.report import StepCheck, Violation
+from torchscope._check.snapshot import Mode, take_snapshot
+from torchscope._check.verdict import moved_violations, not_checked, unmoved_violations
+from torchscope._guard.hooks import StepHooks, inner_optimizer
+from torchscope._guard.words import EXPECT_CHECKS, failure_message, guard_caveats, pending_reason
+from torchscope.errors import FreezeCheckError, TorchscopeError
+
+__all__ = ["EXPECT_CHECKS", "FreezeGuard", "guard"]
+
+_FROZEN_KINDS = ("frozen_param_changed", "frozen_buffer_changed")
+_BY_NAME = ("tensor_replaced", "tensor_removed", "tensor_added", "requires_grad_changed")
+
+
+class FreezeGuard:
+    """A running freeze guard; see :func:`guard`. Use it as a context manager, or call
+    :meth:`close` yourself.
+
+    ``reports`` holds the :class:`~torchscope.StepCheck` of every check so far (with
+    ``fail_fast=False`` the run goes on and they pile up here); ``steps`` is the number of real
+    optimizer steps counted (steps AMP's ``GradScaler`` skipped are not). ``defer_checks=True``
+    (for framework adapters) only marks a check due at the optimizer step; the adapter runs it
+    from its own event with :meth:`check_due`.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        *,
+        frozen: str | Sequence[str] | None = None,
+        optimizer: Any = None,
+        every: int = 1,
+        mode: Mode = "fingerprint",
+        expect_updates: bool = False,
+        fail_fast: bool = True,
+        defer_checks: bool = False,
+    ) -> None:
+        if not isinstance(model, nn.Module):
+            raise TorchscopeError(f"model must be an nn.Module, not {type(model).__name__}")
+        if isinstance(every, bool) or not isinstance(every, int) or every < 1:
+            raise TorchscopeError(f"every={every!r} must be an integer >= 1 (check after every N-th optimizer step)")
+        if mode not in ("exact", "fingerprint"):
+            raise TorchscopeError(f"mode={mode!r} is not 'exact' or 'fingerprint'")
+        self.model, self.wrappers = unwrap(model)
+        self.optimizer = None if optimizer is None else inner_optimizer(optimizer)
+        self.every = every
+        self.mode: Mode = mode
+        self.expect_updates = bool(expect_updates)
+        self.fail_fast = bool(fail_fast)
+        self.reports: list[StepCheck] = []
+        self._first_seen: dict[tuple[str, str], Violation] = {}
+        self._checks = 0
+        self._unmoved: list[Violation] | None = None  # the verdict on trainable params, once decided
+        self._moved: set[str] = set()
+        self._closed = False
+        self._defer = defer_checks
+        self._due_pending = False
+        self._start(frozen)
+
+    # -- start -----------------------------------------------------------------------------
+    def _start(self, frozen: str | Sequence[str] | None) -> None:
+        plan = make_plan(self.model, frozen)
+        self.plan = plan
+        frozen_tensors = plan.frozen + plan.frozen_buffers
+        if not frozen_tensors and not self.expect_updates:
+            raise TorchscopeError(
+                "nothing in the model is frozen when the guard starts, so there is nothing to guard; freeze first "
+                "(torchscope.freeze(model, 'backbone.*')) or pass frozen=['backbone.*']"
+            )
+        self.checked = [t for t in frozen_tensors if local_tensor(t.tensor).numel() > 0]
+        self.trainable = [t for t in plan.trainable if local_tensor(t.tensor).numel() > 0]
+        self.snap = take_snapshot(
+            self.model, frozen=[n for t in frozen_tensors for n in t.names],
+            trainable=[n for t in plan.trainable for n in t.names] if self.expect_updates else (), mode=self.mode,
+        )  # fmt: skip
+        with torch.no_grad():
+            self._grad_start = [
+                None if t.tensor.grad is None else inf_norm(local_tensor(t.tensor.grad)) for t in plan.frozen
+            ]
+        self._rg_start = [t.tensor.requires_grad for t in plan.frozen]
+        self.hooks: StepHooks | None = None
+        if self.optimizer is not None:
+            self.hooks = StepHooks(self.optimizer, self._watched(), self.every, self._due)
+
+    def _watched(self) -> list[torch.Tensor]:
+        params: list[CheckedTensor] = self.plan.frozen + (self.plan.trainable if self._window_open else [])
+        return [t.tensor for t in params]
+
+    @property
+    def _window_open(self) -> bool:
+        return self.expect_updates and self._unmoved is None
+
+    @property
+    def steps(self) -> int:
+        """Real optimizer steps counted so far (0 without an optimizer)."""
+        return 0 if self.hooks is None else self.hooks.steps
+
+    # -- check -----------------------------------------------------------------------------
+    def _due(self) -> None:
+        if self._defer:
+            self._due_pending = True
+        else:
+            self.check()
+
+    def check_due(self) -> StepCheck | None:
+        """With ``defer_checks=True`` (the framework adapters): run the check that the last real
+        optimizer step made due, if any; a step ``GradScaler`` skipped made none due."""
+        if not self._due_pending or self._closed:
+            return None
+        self._due_pending = False
+        return self.check()
+
+    def check(self) -> StepCheck:
+        """Compare the model now against its state when the guard started; raise
+        :class:`~torchscope.errors.FreezeCheckError` on a violation (``fail_fast=True``), else return
+        the report (also kept in :attr:`reports`)."""
+        if self._closed:
+            raise TorchscopeError("this guard is closed; start a new one with torchscope.guard(model, ...)")
+        report = self._judge(final=False)
+        return self._verdict(report)
+
+    def _verdict(self, report: StepCheck) -> StepCheck:
+        self.reports.append(report)
+        if not report.ok and self.fail_fast:
+            self.remove()  # the run is over for this guard: nothing of it stays on the optimizer
+            raise FreezeCheckError(failure_message(report), report)
+        return report
+
+    def _judge(self, *, final: bool) -> StepCheck:
+        plan = self.plan
+        self._checks += 1
+        window = self._window_open
+        sights = [] if self.hooks is None else self.hooks.take_sights()
+        trainable = plan.trainable if window else []
+        floats = Floats()
+        with torch.no_grad():
+            resolve = self.snap.measure(
+                self.model, floats, roles=("frozen", "trainable") if window else ("frozen",), quiet=("frozen", "other")
+            )
+            grad_start_i = [floats.add(g) for g in self._grad_start]
+            grad_now_i = [
+                None if t.tensor.grad is None else floats.add(inf_norm(local_tensor(t.tensor.grad)))
+                for t in plan.frozen + trainable
+            ] + [None] * (len(plan.trainable) - len(trainable))
+            sight_i = [([floats.add(g) for g in s.grad], [floats.add(m) for m in s.momentum]) for s in sights]
+        floats.sync()  # the one host transfer of this check
+        diff = resolve()
+        changes = [diff.get(t.name) for t in plan.frozen]
+        rg_now = [bool(c is not None and c.status == "same" and c.requires_grad_after) for c in changes]
+        causes = Causes(plan, self.optimizer, None, floats, sight_i, grad_start_i, grad_now_i, self._rg_start, rg_now)
+
+        violations: list[Violation] = list(plan.pre)
+        violations += moved_violations(plan, diff, causes, self.checked, with_shape=True)
+        violations += [
+            dataclasses.replace(v, shape=_shape(diff, v.name)) for v in by_name_violations(diff)
+        ]
+        pending = 0
+        if window:
+            self._moved |= {c.name for c in diff.changes if c.role == "trainable" and c.changed}
+            unmoved, _ = unmoved_violations(plan, diff, causes, self.trainable, exact=self.mode == "exact",
+                                            with_shape=True)  # fmt: skip
+            unmoved = [v for v in unmoved if v.name not in self._moved]
+            if unmoved and (self._checks >= EXPECT_CHECKS or (final and self.steps >= 2)):
+                self._unmoved = unmoved
+            elif not unmoved:
+                self._unmoved = []
+            else:
+                pending = len(unmoved)
+            if self._unmoved is not None and self.hooks is not None:
+                self.hooks.watch(self._watched())
+        if self._unmoved:
+            violations += self._unmoved
+        violations = [self._stamp(v) for v in violations]
+
+        checks = [*_FROZEN_KINDS, *_BY_NAME]
+        if self.expect_updates:
+            checks.insert(2, "trainable_not_updated")
+        if plan.pattern_frozen:
+            checks.append("tied_conflict")
+        skipped_checks = list(not_checked(plan, self.trainable, checks))
+        if pending:
+            skipped_checks.append(("trainable_not_updated", pending_reason(pending, self._checks, final, self.steps)))
+        frozen_bytes = sum(local_tensor(t.tensor).nbytes for t in self.checked)
+        return StepCheck(
+            ok=not violations,
+            violations=tuple(violations),
+            groups=group_violations(violations, keep=[n for t in plan.trainable for n in t.names]),
+            mode=self.mode,
+            checks=tuple(checks),
+            params=len(plan.params),
+            frozen_params=len(plan.frozen),
+            trainable_params=len(plan.trainable),
+            buffers=len(plan.buffers),
+            frozen_buffers=len(plan.frozen_buffers),
+            bytes_checked=frozen_bytes + sum(local_tensor(t.tensor).nbytes for t in trainable),
+            snapshot_bytes=self.snap.nbytes + 8 * len(self._grad_start),
+            optimizer_steps=None if self.hooks is None else self.steps,
+            wrappers=self.wrappers,
+            caveats=guard_caveats(self.snap.skipped, self.every, self.optimizer is not None),
+            not_checked=tuple(skipped_checks),
+            guard_step=self.steps,
+        )
+
+    def _stamp(self, v: Violation) -> Violation:
+        """``v`` with the step at which the guard first saw it. A change stays a change against the
+        start, so later checks see it again: they report it as it was explained then, from what the
+        optimizer saw at the steps it appeared in (the max change is the one measured now)."""
+        first = self._first_seen.setdefault((v.kind, v.name), dataclasses.replace(v, step=self.steps))
+        return dataclasses.replace(first, max_abs_change=v.max_abs_change)
+
+    # -- stop ------------------------------------------------------------------------------
+    def remove(self) -> None:
+        """Remove every hook the guard registered, without a last check (idempotent)."""
+        if self.hooks is not None:
+            self.hooks.remove()
+        self._closed = True
+
+    def close(self, *, check: bool = True) -> StepCheck | None:
+        """Check once more (unless ``check=False``), then remove every hook. Returns the last report."""
+        if self._closed:
+            return None
+        try:
+            if not check:
+                return None
+            return self._verdict(self._judge(final=True))
+        finally:
+            self.remove()
+
+    def __enter__(self) -> FreezeGuard:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        # an error from the loop (the guard's own included) propagates as it is; no second report over it
+        self.close(check=exc_type is None)
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else "watching"
+        return (
+            f"FreezeGuard({state}, {len(self.checked)} frozen tensors, {self.mode} mode, every={self.every}, "
+            f"{self.steps} steps, {len(self.reports)} checks)"
+        )
+
+
+def _shape(diff: Any, name: str) -> str | None:
+    c = diff.get(name)
+    return None if c is None else c.shape_text
+
+
+def guard(
+    model: nn.Module,
+    *,
+    frozen: str | Sequence[str] | None = None,
+    optimizer: Any = None,
+    every: int = 1,
+    mode: Mode = "fingerprint",
+    expect_updates: bool = False,
+    fail_fast: bool = True,
+) -> FreezeGuard:
+    """Watch a real training run: raise the moment a frozen tensor moves, naming every changed tensor
+    with its shape, the step it first moved at, and the cause with its fix.
+
+    ``frozen`` defaults to what is frozen now (``requires_grad=False`` params and the buffers of
+    modules whose own params are all frozen); glob patterns choose instead. With ``optimizer`` it
+    checks after every ``every``-th real ``optimizer.step()`` (a step ``GradScaler`` skipped does
+    not count); without one, call :meth:`FreezeGuard.check` yourself. Leaving the ``with`` block
+    checks once more and removes every hook. ``mode="fingerprint"`` keeps 8 bytes per tensor;
+    ``"exact"`` keeps one copy of the frozen tensors and reports the largest change.
+    ``expect_updates=True`` also checks that every trainable param got a grad and moved within the
+    first checks. ``fail_fast=False`` keeps the reports in ``guard.reports`` instead of raising.
+
+    >>> import torch, torchscope
+    >>> model = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.Linear(4, 2))
+    >>> _ = model[0].requires_grad_(False)
+    >>> opt = torch.optim.SGD(model[1].parameters(), lr=0.1)
+    >>> with torchscope.guard(model, optimizer=opt) as g:
+    ...     for _ in range(3):
+    ...         opt.zero_grad()
+    ...         model(torch.randn(8, 4)).square().mean().backward()
+    ...         opt.step()
+    >>> g.steps, all(r.ok for r in g.reports)
+    (3, True)
+    """
+    return FreezeGuard(
+        model, frozen=frozen, optimizer=optimizer, every=every, mode=mode, expect_updates=expect_updates,
+        fail_fast=fail_fast,
+    )  # fmt: skip
