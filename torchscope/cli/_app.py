@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 from typer._click.exceptions import ClickException
@@ -76,6 +76,11 @@ class TorchscopeGroup(TyperGroup):
     """The app: the exit-code contract around anything a command did not map itself, and usage
     errors on one line (Typer draws a box of 3-5 lines)."""
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for param in self.params:
+            _blank_flag_metavar(param)
+
     def main(
         self,
         args: Sequence[str] | None = None,
@@ -131,3 +136,23 @@ app = TorchscopeTyper(
     pretty_exceptions_enable=False,
     rich_markup_mode="rich",
 )
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from torchscope import __version__
+
+        typer.echo(f"torchscope {__version__}")
+        raise typer.Exit(ExitCode.OK)
+
+
+@app.callback()
+def _app_options(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", help="Print torchscope's version and exit.", callback=_print_version, is_eager=True
+        ),
+    ] = False,
+) -> None:
+    """Look inside any nn.Module and prove the invariants of a fine-tune."""

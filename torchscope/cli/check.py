@@ -11,6 +11,7 @@ from torchscope._check.config import DEFAULT_STEP, ReferenceStep
 from torchscope._parsing import split_patterns
 from torchscope.cli._app import app
 from torchscope.cli._common import input_sizes, load_cli_model
+from torchscope.cli._exit import ExitCode
 from torchscope.cli._options import (
     DEFAULT_SEED,
     ArgOpt,
@@ -125,7 +126,7 @@ def check_freeze_command(
     )  # fmt: skip
     emit(report, lambda: render_check(report, title=title), out)
     if not report.ok:
-        raise typer.Exit(1)
+        raise typer.Exit(ExitCode.VIOLATION)
 
 
 @app.command("diff")
@@ -169,4 +170,4 @@ def diff_command(
     )
     emit(report, lambda: render_diff(report, expand=expand), out)
     if not report.ok:
-        raise typer.Exit(1)
+        raise typer.Exit(ExitCode.VIOLATION)

@@ -9,6 +9,7 @@ import typer
 from torchscope._parsing import split_patterns
 from torchscope.cli._app import app
 from torchscope.cli._common import check_device, input_sizes, load_cli_model
+from torchscope.cli._exit import ExitCode
 from torchscope.cli._options import (
     DEFAULT_SEED,
     ArgOpt,
@@ -117,7 +118,7 @@ def summary_command(
         typer.echo(
             f"--strict: mult-adds is a lower bound, no FLOP formula for {', '.join(data.uncounted_ops)}", err=True
         )
-        raise typer.Exit(1)
+        raise typer.Exit(ExitCode.VIOLATION)
 
 
 @app.command("activations")

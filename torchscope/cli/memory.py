@@ -8,6 +8,7 @@ import typer
 
 from torchscope.cli._app import app
 from torchscope.cli._common import load_cli_model
+from torchscope.cli._exit import ExitCode
 from torchscope.cli._options import (
     DEFAULT_SEED,
     AmpOpt,
@@ -123,4 +124,4 @@ def memory_command(
     )  # fmt: skip
     emit(report, lambda: render_memory(report), out)
     if report.fit is not None and report.fit.batch_size == 0:
-        raise typer.Exit(1)
+        raise typer.Exit(ExitCode.VIOLATION)

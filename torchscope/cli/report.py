@@ -11,6 +11,7 @@ from torchscope._check.config import DEFAULT_STEP, ReferenceStep
 from torchscope._parsing import split_patterns
 from torchscope.cli._app import app
 from torchscope.cli._common import input_sizes, load_cli_model
+from torchscope.cli._exit import ExitCode
 from torchscope.cli._options import (
     DEFAULT_SEED,
     ArgOpt,
@@ -142,4 +143,4 @@ def report_command(
         page=lambda: render_html(data),
     )
     if data.check_ok is False:
-        raise typer.Exit(1)
+        raise typer.Exit(ExitCode.VIOLATION)
