@@ -72,7 +72,7 @@ def find_batch_size(
             lo = b
         elif b == 1:
             raise TorchscopeError(
-                "batch size 1 does not fit in memory; try a smaller --image-size, --amp bf16, or --mode frozen"
+                "batch size 1 does not fit in memory; try a smaller --image-size, --amp bf16, or --finetune frozen"
             )
         else:
             hi, b = b, b // 2

@@ -211,7 +211,7 @@ def check_output_paths(
 ) -> None:
     """Raise :class:`OutputPathError` unless every output may be written (see the module docs).
 
-    ``outputs`` maps each option (``"--html"``) to its path; ``inputs`` are the files the command reads,
+    ``outputs`` maps each option (``"--console-html"``) to its path; ``inputs`` are the files the command reads,
     to which every file the running command has read so far is added (:func:`files_read`).
     """
     given = [(opt, Path(p)) for opt, p in outputs.items() if p is not None]
@@ -336,7 +336,7 @@ class Output:
 
     def files(self) -> dict[str, Path | None]:
         """Each output option and its path (``None`` when not asked for)."""
-        return {"--html": self.html, "--svg": self.svg, "--page": self.page}
+        return {"--console-html": self.html, "--svg": self.svg, "--page": self.page}
 
 
 def command_inputs(spec: str | None = None, *paths: Path | str | None) -> tuple[Path, ...]:

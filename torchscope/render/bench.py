@@ -265,7 +265,7 @@ def render_bench(result: BenchResult) -> RenderableType:
         parts.append(
             Text(
                 f"note: windows differ by up to {worst:.0f}% (spread); the machine is busy or the windows are short. "
-                "Compare ratios rather than absolute figures, or use more --steps and --windows.",
+                "Compare ratios rather than absolute figures, or use more --window-steps and --windows.",
                 style="yellow",
             )
         )
