@@ -136,6 +136,10 @@ An option that several commands take has one name and one meaning in all of them
   `--input-size` is the whole batch's shape, as in every other command.
 - `--optimizer sgd` is SGD with `--momentum` (default 0.9; `--momentum 0` for plain SGD) in every
   command; `bench` runs its two fixed recipes (sgd with momentum 0.9, adamw).
+- `--progress/--no-progress`: long work (`bench`, `report`, `memory --fit`'s search, `bench --batch-size
+  auto`'s search) shows a bar per phase with the time spent and an estimate of the time left, on stderr;
+  never under `--json` or when stderr is not a terminal. Library calls show no progress unless given a
+  `progress(phase, done, total)` callback.
 
 Output files are never a half or a partial set: every output path is checked before any work starts
 and again right before writing, everything is rendered before anything is written, and each file is

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from torchscope._format import format_shape
+from torchscope._progress import ProgressFn, tell
 from torchscope.errors import SpecError, TorchscopeError
 
 if TYPE_CHECKING:
@@ -170,6 +171,10 @@ def _all_sizes(input_size: Any, input_data: Any) -> tuple[tuple[int, ...], ...]:
     return ()
 
 
+REPORT_PARTS = 6
+"""Tree, summary, activations, grads, freeze check and memory: the parts ``progress`` counts."""
+
+
 def collect_report(
     model: nn.Module,
     input_size: Any = None,
@@ -187,6 +192,7 @@ def collect_report(
     dtype: torch.dtype | str | None = None,
     seed: int = 0,
     memory: bool = True,
+    progress: ProgressFn | None = None,
 ) -> ReportData:
     """Tree, summary, activations, grads and a freeze check of ``model``, as one plain-data report.
 
@@ -197,7 +203,8 @@ def collect_report(
     ``train_bn=False`` keeps frozen norm layers in eval), and with ``memory`` the predicted peak
     memory of two training steps of that optimizer on CUDA (:func:`~torchscope.estimate_memory`). Synthetic inputs are drawn from ``seed``,
     so the same model gives the same report; the caller's RNG state is left as found, and so is
-    the model.
+    the model. ``progress("report", done, 6)``, when given, is called as each of the six parts is
+    done (nothing is shown otherwise).
 
     >>> import torch
     >>> net = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 3))
@@ -210,7 +217,7 @@ def collect_report(
         return _collect(
             model, input_size, input_data, title=title, modules=modules, check=check, train_bn=train_bn,
             frozen=frozen, optimizer=optimizer, lr=lr, momentum=momentum, weight_decay=weight_decay, dtype=dtype,
-            memory=memory,
+            memory=memory, progress=progress,
         )  # fmt: skip
 
 
@@ -239,6 +246,7 @@ def _collect(
     weight_decay: float,
     dtype: torch.dtype | str | None,
     memory: bool = True,
+    progress: ProgressFn | None = None,
 ) -> ReportData:
     from torchscope._check import check_freeze
     from torchscope._compiled import uncompiled
@@ -260,6 +268,10 @@ def _collect(
         model = copy.deepcopy(model)
         notes.append("lazy modules were initialised on a copy of the model")
 
+    def done(part: int) -> None:
+        tell(progress, "report", part, REPORT_PARTS)
+
+    done(0)
     t = tree(model).to_dict()
     tree_rows = tuple(
         TreeRow(m["name"], m["type"], m["depth"], m["params"], m["freeze"], m["training"]) for m in t["modules"]
@@ -268,12 +280,14 @@ def _collect(
         BlockRow(m["name"], m["type"], m["params"], m["trainable_params"]) for m in t["modules"] if m["depth"] == 1
     )
     warnings = tuple(w["message"] for w in t["warnings"])
+    done(1)
 
     s = collect_summary(model, input_size, input_data, dtype=dtype, compare_modes=False)
     layers = tuple(
         LayerRow(r.name or "(model)", r.type, *_shapes(r), r.params, r.mult_adds) for r in s.rows
     )
     notes.extend(s.notes)
+    done(2)
 
     # Activation stats of one eval-mode forward pass, the way `torchscope activations` takes them.
     with_children = {name for name, m in model.named_modules() if next(m.children(), None) is not None}
@@ -295,6 +309,7 @@ def _collect(
             )
         )
 
+    done(3)
     grad_rows: tuple[GradRow, ...] = ()
     unused: tuple[str, ...] = ()
     if any(p.requires_grad for p in model.parameters()):
@@ -312,6 +327,7 @@ def _collect(
     violations: tuple[ViolationRow, ...] = ()
     not_checked: tuple[tuple[str, str], ...] = ()
     check_summary = ""
+    done(4)
     size = _single_size(input_size) or (tuple(input_data.shape) if isinstance(input_data, torch.Tensor) else None)
     # the check feeds random inputs of that shape and dtype (0/1 ids for an integer dtype)
     check_dtype = input_data.dtype if isinstance(input_data, torch.Tensor) else dtype
@@ -338,7 +354,9 @@ def _collect(
             f"{d['frozen_buffers']} frozen of {d['buffers']} buffers checked"
         )
 
+    done(5)
     memory_report = _memory(model, input_size, input_data, optimizer, momentum, notes, dtype) if memory else None
+    done(REPORT_PARTS)
 
     import torchscope
 

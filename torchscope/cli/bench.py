@@ -30,8 +30,8 @@ from torchscope.cli._output import (
     OutputPathError,
     check_output_paths,
     command_inputs,
-    console,
     emit,
+    progress_shown,
     to_json,
     write_files,
 )
@@ -258,7 +258,7 @@ def bench_command(
     progress: ProgressOpt = True,
 ) -> None:
     """Time a reference fine-tune (frozen backbone vs full) against a plain loop; MFU, memory, checks."""
-    from torchscope.render.bench import ProgressBar, render_bench, render_compare
+    from torchscope.render.bench import render_bench, render_compare
 
     to_stdout, output = _json_options(out.json, list(ctx.args), output)
     if compare is not None:
@@ -288,11 +288,8 @@ def bench_command(
     from torchscope._bench.run import run_bench  # torch: only once every input is known to be usable
 
     rank0 = os.environ.get("RANK", "0") == "0"
-    if progress and rank0:
-        with ProgressBar(console(out.no_color, stderr=True)) as bar:
-            result = run_bench(settings, progress=bar)
-    else:
-        result = run_bench(settings)
+    with progress_shown(progress and rank0 and not to_stdout, out.no_color) as bar:
+        result = run_bench(settings, progress=bar)
     if not rank0:  # every rank ran; rank 0 speaks for all of them
         return
     if output is not None:

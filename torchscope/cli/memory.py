@@ -17,9 +17,10 @@ from torchscope.cli._options import (
     ModeOpt,
     MomentumOpt,
     OptimizerOpt,
+    ProgressOpt,
     StepsOpt,
 )
-from torchscope.cli._output import command_inputs, emit
+from torchscope.cli._output import command_inputs, emit, progress_shown
 from torchscope.cli._sets import Defaults, FreezeSet, InputSet, LoadSet, OutputSet, takes_sets
 from torchscope.errors import TorchscopeError
 
@@ -64,6 +65,7 @@ def memory_command(
     steps: StepsOpt = 2,
     fit: FitOpt = None,
     out: OutputSet,
+    progress: ProgressOpt = True,
 ) -> None:
     """Predict the peak memory of a training step under fake tensors: nothing is allocated, no GPU needed.
 
@@ -79,11 +81,13 @@ def memory_command(
     if load.device not in ("cuda", "cpu"):
         raise TorchscopeError(f"--device {load.device!r}: memory predicts for cuda or cpu")
     loaded = load_cli_model(load, frozen, seed=inputs.seed, device="meta")
-    report = memory_of_spec(
-        loaded, load.model, input_size=inputs.input_size, batch_size=batch_size, dtype=inputs.dtype,
-        device=load.device, optimizer=memory_optimizer(optimizer, momentum), amp=amp, channels_last=channels_last,
-        grad_checkpointing=grad_checkpointing, mode=mode, steps=steps, fit=fit,
-    )  # fmt: skip
+    with progress_shown(progress and fit is not None and not out.json, out.no_color) as bar:
+        report = memory_of_spec(
+            loaded, load.model, input_size=inputs.input_size, batch_size=batch_size, dtype=inputs.dtype,
+            device=load.device, optimizer=memory_optimizer(optimizer, momentum), amp=amp,
+            channels_last=channels_last, grad_checkpointing=grad_checkpointing, mode=mode, steps=steps, fit=fit,
+            progress=bar,
+        )  # fmt: skip
     emit(report, lambda: render_memory(report), output)
     if report.fit is not None and report.fit.batch_size == 0:
         raise typer.Exit(ExitCode.VIOLATION)

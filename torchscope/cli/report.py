@@ -11,8 +11,8 @@ from torchscope._parsing import split_patterns
 from torchscope.cli._app import app
 from torchscope.cli._common import load_cli_model, load_inputs
 from torchscope.cli._exit import ExitCode
-from torchscope.cli._options import CheckOpt, ModulesOpt
-from torchscope.cli._output import command_inputs, emit
+from torchscope.cli._options import CheckOpt, ModulesOpt, ProgressOpt
+from torchscope.cli._output import command_inputs, emit, progress_shown
 from torchscope.cli._sets import Defaults, FreezeSet, InputSet, LoadSet, OutputSet, StepSet, takes_sets
 from torchscope.errors import SpecError
 
@@ -34,6 +34,7 @@ def report_command(
     step: StepSet,
     frozen: FreezeSet,
     out: OutputSet,
+    progress: ProgressOpt = True,
 ) -> None:
     """Tree, summary, activations, grads and a freeze check as one self-contained HTML page with charts; exit 1 if the check fails."""
     from torchscope._check import expected_frozen_names
@@ -55,11 +56,13 @@ def report_command(
         loaded, freeze=split_patterns(frozen.freeze), unfreeze=split_patterns(frozen.unfreeze, option="--unfreeze"),
         freeze_backbone=frozen.freeze_backbone,
     )  # fmt: skip
-    data = collect_report(
-        loaded, input_size=sizes if len(sizes) > 1 else sizes[0], title=model, modules=module_patterns,
-        check=check, train_bn=reference.train_bn, frozen=expected, optimizer=reference.optimizer, lr=reference.lr,
-        momentum=reference.momentum, weight_decay=reference.weight_decay, dtype=inputs.dtype, seed=reference.seed,
-    )  # fmt: skip
+    with progress_shown(progress and not out.json, out.no_color) as bar:
+        data = collect_report(
+            loaded, input_size=sizes if len(sizes) > 1 else sizes[0], title=model, modules=module_patterns,
+            check=check, train_bn=reference.train_bn, frozen=expected, optimizer=reference.optimizer, lr=reference.lr,
+            momentum=reference.momentum, weight_decay=reference.weight_decay, dtype=inputs.dtype, seed=reference.seed,
+            progress=bar,
+        )  # fmt: skip
     emit(
         data,
         lambda: render_report_terminal(data, html_path=str(page) if page else None),
