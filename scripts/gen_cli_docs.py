@@ -129,9 +129,17 @@ An option that several commands take has one name and one meaning in all of them
   to stderr, and a thread the model started does not keep the command running after its answer. JSON
   is valid RFC 8259 in every command: a NaN or infinite number is written as the string `"NaN"`,
   `"Infinity"` or `"-Infinity"` (Python's `float()` reads them back).
-- `--html FILE`, `--svg FILE`: a copy of what the command prints, from the same data (no re-run).
-  `report --page FILE` writes report's charted page (`report --html FILE` is its deprecated spelling for
-  one release).
+- `--console-html FILE`, `--svg FILE`: a copy of what the command prints, from the same data (no re-run).
+  `report --page FILE` writes report's charted page.
+- `--batch-size N` (`memory`, `bench`): samples per step; `--input-size` is then one sample's shape
+  (`3,224,224`, or a language model's `LENGTH`), as it is with `memory --fit`. Without it,
+  `--input-size` is the whole batch's shape, as in every other command.
+- `--optimizer sgd` is SGD with `--momentum` (default 0.9; `--momentum 0` for plain SGD) in every
+  command; `bench` runs its two fixed recipes (sgd with momentum 0.9, adamw).
+- `--progress/--no-progress`: long work (`bench`, `report`, `memory --fit`'s search, `bench --batch-size
+  auto`'s search) shows a bar per phase with the time spent and an estimate of the time left, on stderr;
+  never under `--json` or when stderr is not a terminal. Library calls show no progress unless given a
+  `progress(phase, done, total)` callback.
 
 Output files are never a half or a partial set: every output path is checked before any work starts
 and again right before writing, everything is rendered before anything is written, and each file is
@@ -173,6 +181,35 @@ def exit_code_table() -> list[str]:
     return [*lines, ""]
 
 
+def flag_tables() -> list[str]:
+    """The renamed options and the documented per-command differences, from torchscope.cli._renames."""
+    from torchscope.cli._renames import EXCEPTIONS, RENAMED
+
+    lines = [
+        "## One meaning per flag",
+        "",
+        "Where a command used a name for something else, the option was renamed. The old spelling still",
+        "works for one release, with one line on stderr (`warning: ... is deprecated`):",
+        "",
+        "| old | new | in | why |",
+        "| --- | --- | --- | --- |",
+    ]
+    for r in RENAMED:
+        where = ", ".join(f"`{c}`" for c in r.commands) or "every other command"
+        lines.append(f"| `{r.old}` | `{r.new}` | {where} | {_cell(r.why)} |")
+    lines += [
+        "",
+        "`memory --optimizer sgd-momentum` is now `--optimizer sgd` (momentum 0.9 unless `--momentum 0`).",
+        "",
+        "An option has one help text, value name and default in every command, but for these:",
+        "",
+        "| option | differs in | why |",
+        "| --- | --- | --- |",
+    ]
+    lines += [f"| `{opt}` | {what} | {_cell(why)} |" for (opt, what), why in EXCEPTIONS.items()]
+    return [*lines, ""]
+
+
 def render() -> str:
     """The whole of docs/cli.md."""
     from torchscope.cli import app
@@ -187,6 +224,7 @@ def render() -> str:
         "",
         *COMMON,
         *exit_code_table(),
+        *flag_tables(),
     ]
     if hasattr(group, "list_commands"):
         ctx = group.context_class(group, info_name="torchscope")

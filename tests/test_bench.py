@@ -518,7 +518,7 @@ CLI_TINY = [
     "4",
     "--image-size",
     "16",
-    "--steps",
+    "--window-steps",
     "2",
     "--windows",
     "2",
@@ -537,7 +537,7 @@ def test_cli_json_file_and_compare(tmp_path: Path) -> None:
     out = tmp_path / "a.json"
     html = tmp_path / "report.html"
     res = _cli(
-        "--model", ZOO_SPEC, "--mode", "frozen", *CLI_TINY, "--json", str(out), "--html", str(html), "--no-progress"
+        "--model", ZOO_SPEC, "--finetune", "frozen", *CLI_TINY, "--json", str(out), "--console-html", str(html), "--no-progress"
     )  # fmt: skip
     assert res.exit_code == 0, res.output
     assert "torchscope / baseline" in html.read_text()
@@ -554,7 +554,7 @@ def test_cli_json_file_and_compare(tmp_path: Path) -> None:
 
 
 def test_cli_json_to_stdout_is_clean() -> None:
-    res = _cli("--model", ZOO_SPEC, "--mode", "full", *CLI_TINY, "--json", "-", "--no-baseline", "--no-check")
+    res = _cli("--model", ZOO_SPEC, "--finetune", "full", *CLI_TINY, "--json", "-", "--no-baseline", "--no-check")
     assert res.exit_code == 0, res.output
     assert json.loads(res.stdout)["modes"][0]["mode"] == "full"
 
@@ -587,7 +587,7 @@ def test_cli_broken_freeze_exits_1(tmp_path: Path) -> None:
             """
         )
     )
-    res = _cli("--model", f"{src}:Net", "--mode", "frozen", *CLI_TINY, "--no-baseline", "--no-progress")
+    res = _cli("--model", f"{src}:Net", "--finetune", "frozen", *CLI_TINY, "--no-baseline", "--no-progress")
     assert res.exit_code == 1, res.output
     assert "frozen_buffer_changed backbone.1.calls" in res.stdout
 
@@ -596,7 +596,7 @@ def test_cli_broken_freeze_exits_1(tmp_path: Path) -> None:
     ("args", "match"),
     [
         (["-b", "lots"], "--batch-size 'lots' must be a positive integer or 'auto'"),
-        (["--mode", "half"], "mode 'half' is not one of frozen, full, both"),
+        (["--finetune", "half"], "--finetune 'half' is not one of frozen, full, both"),
         (["--compare", "missing-a.json", "missing-b.json"], "cannot read 'missing-a.json'"),
     ],
 )
@@ -681,7 +681,7 @@ def test_broken_freeze_fails_with_or_without_strict() -> None:
 def test_cli_failed_ratio_is_in_json_and_strict_exits_1(monkeypatch: pytest.MonkeyPatch) -> None:
     # a harness 2x slower than its baseline, whatever this machine's load
     monkeypatch.setattr("torchscope._bench.mode.paired_ratio", lambda harness, baseline: 0.5)
-    args = ("--model", ZOO_SPEC, "--mode", "frozen", *CLI_TINY, "--no-check", "--no-progress", "--json")
+    args = ("--model", ZOO_SPEC, "--finetune", "frozen", *CLI_TINY, "--no-check", "--no-progress", "--json")
     res = _cli(*args)
     assert res.exit_code == 0, res.output
     data = json.loads(res.stdout)
@@ -690,20 +690,20 @@ def test_cli_failed_ratio_is_in_json_and_strict_exits_1(monkeypatch: pytest.Monk
         and data["modes"][0]["ratio"] == 0.5
         and data["modes"][0]["ratio_ok"] is False
     )
-    res = _cli(*args, "--strict")
+    res = _cli(*args, "--require-speed")
     assert res.exit_code == 1, res.output
     assert json.loads(res.stdout)["ratio_ok"] is False
     assert res.stderr.strip().splitlines() == [
         "bench: frozen: torchscope / baseline 0.500 is below the goal 0.98"
     ]
-    res = _cli(*args[:-1], "--strict")  # the table shows the same verdict the exit code follows
+    res = _cli(*args[:-1], "--require-speed")  # the table shows the same verdict the exit code follows
     assert res.exit_code == 1 and "0.500 ✗" in res.stdout
 
 
 # ---------------------------------------------------------------------------------------------
 # --json (a flag, as everywhere) and --output FILE; the output path is checked before any work
 
-QUICK = ["--model", ZOO_SPEC, "--mode", "frozen", *CLI_TINY, "--no-baseline", "--no-check", "--no-progress"]
+QUICK = ["--model", ZOO_SPEC, "--finetune", "frozen", *CLI_TINY, "--no-baseline", "--no-check", "--no-progress"]
 
 
 def test_cli_json_flag_and_output_file(tmp_path: Path) -> None:
@@ -747,7 +747,7 @@ def _no_run(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
         (".", "is a folder"),
         ("notes.json", "exists and was not written by torchscope; pick a new file, or add --force"),
         ("zoo.py", "is an input of this command"),
-        ("report.html", "is also --html"),
+        ("report.html", "is also --console-html"),
     ],
 )
 def test_cli_unusable_output_exits_2_before_any_work(
@@ -757,7 +757,7 @@ def test_cli_unusable_output_exits_2_before_any_work(
     (tmp_path / "notes.json").write_text('{"mine": 1}')
     model = tmp_path / "zoo.py"
     model.write_text((Path(__file__).parent / "zoo.py").read_text())
-    args = ["--model", f"{model}:SmallCNN", *QUICK[2:], "--html", str(tmp_path / "report.html")]
+    args = ["--model", f"{model}:SmallCNN", *QUICK[2:], "--console-html", str(tmp_path / "report.html")]
     res = _cli(*args, "-o", str(tmp_path / name))
     assert res.exit_code == 2, res.output
     assert match.format(tmp=tmp_path) in res.stderr and res.stdout == ""

@@ -23,7 +23,7 @@ def test_torchrun_two_processes_gloo(tmp_path: Path) -> None:
     cmd = [
         sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
         "-m", "torchscope", "bench", "--model", ZOO_SPEC, "--device", "cpu", "-b", "auto", "--max-batch-size", "4",
-        "--image-size", "16", "--steps", "2", "--windows", "2", "--warmup", "1",
+        "--image-size", "16", "--window-steps", "2", "--windows", "2", "--warmup", "1",
         "--output", str(out), "--no-progress",
     ]  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": "1"}

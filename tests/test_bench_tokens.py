@@ -27,7 +27,7 @@ from torchscope.render.bench import render_bench
 # no dropout: two runs of the same step on the same batch must give the same numbers
 GPT2 = {**TINY["gpt2"], "attn_pdrop": 0.0, "resid_pdrop": 0.0, "embd_pdrop": 0.0}
 BERT = {**TINY["bert"], "hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0}
-QUICK = ["--steps", "1", "--windows", "2", "--warmup", "1", "--device", "cpu", "--no-progress"]
+QUICK = ["--window-steps", "1", "--windows", "2", "--warmup", "1", "--device", "cpu", "--no-progress"]
 QUICK_KW: dict[str, Any] = dict(device="cpu", steps=1, windows=2, warmup=1, measure_peak=False)
 
 
@@ -68,7 +68,7 @@ def test_cli_causal_lm_reports_tokens_per_second_and_trains_the_top_when_frozen(
 def test_cli_sequence_classifier_trains_its_head_on_random_labels(cli: CliRun) -> None:
     res = cli(
         "bench", "--model", "hf:bert", "--task", "sequence-classification", "--num-labels", "3",
-        *_config_args(BERT), "--tokens", "4x8", "--mode", "frozen", *QUICK, "--json",
+        *_config_args(BERT), "--tokens", "4x8", "--finetune", "frozen", *QUICK, "--json",
     )  # fmt: skip
     assert res.exit_code == 0, res.stderr
     (m,) = json.loads(res.stdout)["modes"]
@@ -78,7 +78,7 @@ def test_cli_sequence_classifier_trains_its_head_on_random_labels(cli: CliRun) -
 
 def test_cli_renders_tokens_per_second(cli: CliRun) -> None:
     res = cli(
-        "bench", "-m", "hf:gpt2", *_config_args(GPT2), "--tokens", "2x8", "--mode", "full", "--no-baseline",
+        "bench", "-m", "hf:gpt2", *_config_args(GPT2), "--tokens", "2x8", "--finetune", "full", "--no-baseline",
         "--no-check", *QUICK,
     )  # fmt: skip
     assert res.exit_code == 0, res.stderr
@@ -150,10 +150,10 @@ def test_frozen_lm_trains_only_the_last_block_and_final_norm() -> None:
     ("args", "match"),
     [
         (["--tokens", "2x3x4"], "--tokens '2x3x4' must be BATCHxLENGTH, e.g. 4x128"),
-        (["--tokens", "2x8", "-b", "4"], "--tokens '2x8' sets the batch size already; drop --batch-size 4"),
+        (["--tokens", "2x8", "-b", "4"], "--tokens '2x8' with --batch-size 4: --tokens is then one sample's LENGTH"),
         (["--tokens", "2x8", "--image-size", "32"], "--image-size is for image models"),
         (["--tokens", "2x8", "--num-classes", "3"], "--num-classes is for image models.*--num-labels"),
-        (["--tokens", "2x8", "--input-dtype", "float32"], "--input-dtype 'float32'.*use long"),
+        (["--tokens", "2x8", "--input-dtype", "float32"], "--dtype 'float32'.*use long"),
         (["--image-size", "32"], "--image-size is for image models"),
     ],
 )

@@ -57,7 +57,7 @@ SPECS = [f"{MODEL}:SmallCNN"] * 6 + ["", ":", f"{MODEL}:", f"{MODEL}:Nope", "non
                                      "\x00", f"{JUNK}", f"{WEIGHTS}", "builtins:dict", "math:pi", f"hf:{HF}"]  # fmt: skip
 
 COMMON = {"--weights": WEIGHT_FILES, "--arg": ARGS, "--json": None, "--no-color": None, "--force": None,
-          "--html": OUTPUTS, "--svg": OUTPUTS, "--freeze": PATTERNS, "--unfreeze": PATTERNS,
+          "--console-html": OUTPUTS, "--svg": OUTPUTS, "--freeze": PATTERNS, "--unfreeze": PATTERNS,
           "--freeze-backbone": None, "--unsafe-load": None}  # fmt: skip
 STEP = {"--optimizer": ["sgd", "adam", "adamw", "", "lbfgs"], "--lr": FLOATS, "--momentum": FLOATS,
         "--weight-decay": FLOATS, "--train-bn": None, "--eval-bn": None}  # fmt: skip
@@ -80,7 +80,7 @@ COMMANDS: dict[str, dict[str, list[str] | None]] = {
                "--steps": INTS, "--channels-last": None, "--grad-checkpointing": None, "--seed": INTS},
     "models": {"--grep": PATTERNS, "--json": None, "--no-color": None},
     "diff": {"--arch": ["resnet18", "", "resnet1800", f"{MODEL}:SmallCNN"], "--expect-frozen": PATTERNS,
-             "--expand": None, "--json": None, "--html": OUTPUTS, "--svg": OUTPUTS, "--force": None,
+             "--unchanged": None, "--json": None, "--console-html": OUTPUTS, "--svg": OUTPUTS, "--force": None,
              "--unsafe-load": None},
 }  # fmt: skip
 # the commands whose check can find a real violation (exit 1); memory --fit: nothing fits
@@ -104,7 +104,7 @@ def command_lines(draw: st.DrawFn) -> list[str]:
         line += [flag] if values is None else [flag, draw(st.sampled_from(values))]
     if name != "models" and draw(st.integers(0, 3)) == 0:
         # often a forced output that must not be written, last so that it is the one in force
-        line += ["--force", draw(st.sampled_from(["--svg", "--html"])), draw(st.sampled_from(HOSTILE))]
+        line += ["--force", draw(st.sampled_from(["--svg", "--console-html"])), draw(st.sampled_from(HOSTILE))]
     return line
 
 

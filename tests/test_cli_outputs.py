@@ -61,7 +61,7 @@ def test_force_never_writes_over_a_file_the_model_reads_while_it_is_built(cli: C
         "import torch.nn as nn\n\n\nclass Net(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
         f"        n = len(open({str(vocab)!r}).read().split())\n        self.emb = nn.Embedding(n, 4)\n"
     )
-    result = cli("tree", f"{net}:Net", "--html", vocab, "--force")
+    result = cli("tree", f"{net}:Net", "--console-html", vocab, "--force")
     assert result.exit_code == 2 and "is an input of this command" in result.stderr
     assert vocab.read_text() == "a\nb\nc\n"
 

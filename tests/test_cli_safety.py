@@ -40,10 +40,10 @@ def model_file(tmp_path: Path) -> Path:
 def test_an_output_over_the_models_own_file_is_refused_even_with_force(cli: CliRun, model_file: Path) -> None:
     before = model_file.read_bytes()
     for extra in ([], ["--force"]):
-        result = cli("tree", f"{model_file}:SmallCNN", "--html", model_file, *extra)
+        result = cli("tree", f"{model_file}:SmallCNN", "--console-html", model_file, *extra)
         assert result.exit_code == 2 and result.stdout == ""
         assert result.stderr == (
-            f"error: --html {str(model_file)!r} is an input of this command; write the output to another file\n"
+            f"error: --console-html {str(model_file)!r} is an input of this command; write the output to another file\n"
         )
     assert model_file.read_bytes() == before
 
@@ -63,15 +63,15 @@ def test_an_output_over_the_weights_being_read_is_refused(cli: CliRun, tmp_path:
 def test_a_file_we_did_not_write_needs_force_and_ours_is_rewritten(cli: CliRun, tmp_path: Path) -> None:
     notes = tmp_path / "notes.html"
     notes.write_text("my own notes\n")
-    refused = cli("tree", CNN, "--html", notes)
+    refused = cli("tree", CNN, "--console-html", notes)
     assert refused.exit_code == 2 and refused.stdout == ""
     assert "exists and was not written by torchscope; pick a new file, or add --force" in refused.stderr
     assert notes.read_text() == "my own notes\n"
-    forced = cli("tree", CNN, "--html", notes, "--force")
+    forced = cli("tree", CNN, "--console-html", notes, "--force")
     assert forced.exit_code == 0, forced.output
     html = notes.read_text()
     assert html.startswith("<!DOCTYPE html>") and MARKER in html[:200] and "backbone" in html
-    again = cli("tree", CNN, "--html", notes)  # our own file: a rerun may replace it
+    again = cli("tree", CNN, "--console-html", notes)  # our own file: a rerun may replace it
     assert again.exit_code == 0, again.output
     svg = tmp_path / "t.svg"
     assert cli("tree", CNN, "--svg", svg).exit_code == 0
@@ -81,7 +81,7 @@ def test_a_file_we_did_not_write_needs_force_and_ours_is_rewritten(cli: CliRun, 
 def test_one_bad_output_path_writes_no_output_and_prints_nothing(cli: CliRun, tmp_path: Path) -> None:
     good, bad = tmp_path / "t.html", tmp_path / "missing" / "t.svg"
     for command in (["tree", CNN], ["summary", CNN, "--input-size", "2,3,8,8"], ["stats", CNN]):
-        result = cli(*command, "--html", good, "--svg", bad, "--json")
+        result = cli(*command, "--console-html", good, "--svg", bad, "--json")
         assert result.exit_code == 2 and result.stdout == ""
         assert f"--svg {str(bad)!r}: folder {str(bad.parent)!r} does not exist" in result.stderr
         assert list(tmp_path.iterdir()) == []  # neither the good file nor a temporary
@@ -89,9 +89,9 @@ def test_one_bad_output_path_writes_no_output_and_prints_nothing(cli: CliRun, tm
 
 def test_two_outputs_on_one_path_and_a_folder_are_refused(cli: CliRun, tmp_path: Path) -> None:
     same = tmp_path / "t.html"
-    result = cli("tree", CNN, "--html", same, "--svg", same)
-    assert result.exit_code == 2 and "--svg" in result.stderr and "is also --html" in result.stderr
-    result = cli("tree", CNN, "--html", tmp_path)
+    result = cli("tree", CNN, "--console-html", same, "--svg", same)
+    assert result.exit_code == 2 and "--svg" in result.stderr and "is also --console-html" in result.stderr
+    result = cli("tree", CNN, "--console-html", tmp_path)
     assert result.exit_code == 2 and "is a folder" in result.stderr
 
 

@@ -97,7 +97,7 @@ def test_tree_display_options(cli: CliRun) -> None:
 
 def test_tree_html_and_svg(tmp_path: Path, cli: CliRun) -> None:
     html, svg = tmp_path / "t.html", tmp_path / "t.svg"
-    result = cli("tree", "resnet18", "--depth", "1", "--html", str(html), "--svg", str(svg))
+    result = cli("tree", "resnet18", "--depth", "1", "--console-html", str(html), "--svg", str(svg))
     assert result.exit_code == 0, result.output
     assert "layer4" in html.read_text() and svg.read_text().startswith("<svg")
 

@@ -98,7 +98,7 @@ def test_diff_names_the_damaged_tensor_and_no_verify_compares_it(cli: CliRun, wo
     assert '"2.weight"' in compared.stdout
 
 
-@pytest.mark.parametrize("option", ["--html", "--svg"])
+@pytest.mark.parametrize("option", ["--console-html", "--svg"])
 def test_diff_never_writes_over_the_checkpoints_it_compares(cli: CliRun, workdir: Path, option: str) -> None:
     torch.save({k: v + 1 for k, v in net().state_dict().items()}, workdir / "ft.pt")
     before = {p: (workdir / p).read_bytes() for p in ("full.pt", "ft.pt")}

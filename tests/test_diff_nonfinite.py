@@ -62,7 +62,7 @@ def test_every_kind_is_named_in_json_and_the_finite_change_is_kept(cli, pair: tu
 
 
 def test_the_text_says_what_happened_and_no_huge_numbers(cli, pair: tuple[Path, Path]) -> None:
-    result = cli("diff", *pair, "--expand", "--no-color")
+    result = cli("diff", *pair, "--unchanged", "--no-color")
     assert result.exit_code == 0, result.output
     out = result.stdout
     for kind, (_, _, cause) in CASES.items():

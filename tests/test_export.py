@@ -1,4 +1,4 @@
-"""Every command that renders a report takes --json, --html FILE, --svg FILE and --no-color.
+"""Every command that renders a report takes --json, --console-html FILE, --svg FILE and --no-color.
 
 All formats come from the same collected data: the collector runs once however many formats are
 asked for, and the numbers in the JSON are the numbers in the HTML and SVG copies.
@@ -23,8 +23,8 @@ from torchscope.cli import app
 ZOO = str(Path(__file__).parent / "zoo.py")
 CNN = f"{ZOO}:SmallCNN"
 SIZE = ["--input-size", "2,3,8,8"]
-BENCH_TINY = ["--model", CNN, "--mode", "frozen", "--device", "cpu", "-b", "2", "--image-size", "8",
-              "--steps", "1", "--windows", "1", "--warmup", "1", "--no-baseline", "--no-progress"]  # fmt: skip
+BENCH_TINY = ["--model", CNN, "--finetune", "frozen", "--device", "cpu", "-b", "2", "--image-size", "8",
+              "--window-steps", "1", "--windows", "1", "--warmup", "1", "--no-baseline", "--no-progress"]  # fmt: skip
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
@@ -93,7 +93,7 @@ def test_every_rendering_command_exports_json_html_svg_and_plain_text(
     svg = tmp_path / "out.svg"
     # (for `report`, --html is the report page itself; the others save a copy of the terminal view)
     plain = runner.invoke(
-        app, [*args, "--html", str(html), "--svg", str(svg), "--no-color"], env={"COLUMNS": "160"}
+        app, [*args, "--console-html", str(html), "--svg", str(svg), "--no-color"], env={"COLUMNS": "160"}
     )
     assert plain.exit_code == 0, plain.output
     assert not ANSI.search(plain.stdout), "--no-color output has ANSI codes"
@@ -128,7 +128,7 @@ def test_formats_come_from_one_collection(
     monkeypatch.setattr(module, attr, counting)
     args, _, _ = commands(checkpoints)[name]
     result = CliRunner().invoke(
-        app, [*args, "--html", str(tmp_path / "a.html"), "--svg", str(tmp_path / "a.svg"), "--no-color"]
+        app, [*args, "--console-html", str(tmp_path / "a.html"), "--svg", str(tmp_path / "a.svg"), "--no-color"]
     )
     assert result.exit_code == 0, result.output
     assert len(calls) == 1

@@ -225,10 +225,10 @@ def test_cli_report_old_html_spelling_still_writes_the_page_with_a_deprecation_l
     args = ["report", f"{ZOO}:SmallCNN", "--input-size", "4,3,8,8", "--no-check", "--no-color"]
     result = cli(*[*args, "--html", str(page)])
     assert result.exit_code == 0, result.output
-    assert result.stderr.startswith("warning: `report --html FILE` is now `report --page FILE`")
+    assert result.stderr == "warning: `--html` is deprecated and goes in the next release; write `--page` (the charted page)\n"
     assert_self_contained(page.read_text(encoding="utf-8"))
     both = cli(*[*args, "--html", str(page), "--page", str(page)])
-    assert both.exit_code == 2 and "give --page FILE only" in both.stderr
+    assert both.exit_code == 2 and "--html is the old spelling of --page; give --page only" in both.stderr
 
 
 def test_cli_eval_bn_puts_frozen_norms_in_eval_and_drops_the_drift_warning(cli: CliRun) -> None:

@@ -91,7 +91,7 @@ def test_bench_runs_a_timm_model() -> None:
 def test_report_on_a_timm_vit(tmp_path: Path) -> None:
     page = tmp_path / "vit.html"
     code, out = cli(
-        "report", "timm:test_vit", "--input-size", "2,3,160,160", "--freeze-backbone", "--html", str(page), "--no-color"
+        "report", "timm:test_vit", "--input-size", "2,3,160,160", "--freeze-backbone", "--page", str(page), "--no-color"
     )
     assert code == 0, out
     # a ViT has no BatchNorm: the frozen-buffer check had nothing to look at, and says so

@@ -17,6 +17,7 @@ from torch import nn
 from torchscope._check.report import StepCheck
 from torchscope._grads import GradReport
 from torchscope._memory.schema import MemoryReport
+from torchscope._progress import ProgressFn, tell
 from torchscope._record import ActivationReport
 from torchscope._result import Result
 from torchscope._summary.data import Summary
@@ -127,6 +128,10 @@ def _all_sizes(input_size: Any, input_data: Any) -> tuple[tuple[int, ...], ...]:
     return ()
 
 
+REPORT_PARTS = 6
+"""Tree, summary, activations, grads, freeze check and memory: the parts ``progress`` counts."""
+
+
 def collect_report(
     model: nn.Module,
     input_size: Any = None,
@@ -144,6 +149,7 @@ def collect_report(
     dtype: torch.dtype | str | None = None,
     seed: int = 0,
     memory: bool = True,
+    progress: ProgressFn | None = None,
 ) -> ReportData:
     """Tree, summary, activations, grads and a freeze check of ``model``, as one plain-data report.
 
@@ -154,7 +160,8 @@ def collect_report(
     ``train_bn=False`` keeps frozen norm layers in eval), and with ``memory`` the predicted peak
     memory of two training steps of that optimizer on CUDA (:func:`~torchscope.estimate_memory`). Synthetic inputs are drawn from ``seed``,
     so the same model gives the same report; the caller's RNG state is left as found, and so is
-    the model.
+    the model. ``progress("report", done, 6)``, when given, is called as each of the six parts is
+    done (nothing is shown otherwise).
 
     >>> import torch
     >>> net = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 3))
@@ -167,7 +174,7 @@ def collect_report(
         return _collect(
             model, input_size, input_data, title=title, modules=modules, check=check, train_bn=train_bn,
             frozen=frozen, optimizer=optimizer, lr=lr, momentum=momentum, weight_decay=weight_decay, dtype=dtype,
-            memory=memory,
+            memory=memory, progress=progress,
         )  # fmt: skip
 
 
@@ -187,6 +194,7 @@ def _collect(
     weight_decay: float,
     dtype: torch.dtype | str | None,
     memory: bool = True,
+    progress: ProgressFn | None = None,
 ) -> ReportData:
     from torchscope._check import check_freeze
     from torchscope._compiled import uncompiled
@@ -208,9 +216,15 @@ def _collect(
         model = copy.deepcopy(model)
         notes.append("lazy modules were initialised on a copy of the model")
 
+    def done(part: int) -> None:
+        tell(progress, "report", part, REPORT_PARTS)
+
+    done(0)
     t = tree(model)
+    done(1)
     s = collect_summary(model, input_size, input_data, dtype=dtype, compare_modes=False)
     notes.extend(s.notes)
+    done(2)
 
     # Activation stats of one eval-mode forward pass, the way `torchscope activations` takes them.
     with preserved(model):
@@ -222,6 +236,7 @@ def _collect(
     if acts.status == "not checked":  # an empty section is not an all-clear: say why it is empty
         notes.append(f"activations not checked: {acts.why_unchecked()}")
 
+    done(3)
     grads = None
     if any(p.requires_grad for p in model.parameters()):
         grads = grad_report(model, input_size=input_size, input_data=input_data, dtype=dtype)
@@ -230,6 +245,7 @@ def _collect(
 
     rep = None
     step = ""
+    done(4)
     size = _single_size(input_size) or (tuple(input_data.shape) if isinstance(input_data, torch.Tensor) else None)
     # the check feeds random inputs of that shape and dtype (0/1 ids for an integer dtype)
     check_dtype = input_data.dtype if isinstance(input_data, torch.Tensor) else dtype
@@ -245,7 +261,9 @@ def _collect(
         bn = "frozen norm layers in train mode" if train_bn else "frozen norm layers in eval mode"
         step = f"one {optimizer} step (lr={lr}, momentum={momentum}, weight_decay={weight_decay}, {bn}) on a copy"
 
+    done(5)
     memory_report = _memory(model, input_size, input_data, optimizer, momentum, notes, dtype) if memory else None
+    done(REPORT_PARTS)
 
     import torchscope
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import math
 from collections.abc import Callable
 
 import torch
@@ -72,7 +73,7 @@ def find_batch_size(
             lo = b
         elif b == 1:
             raise TorchscopeError(
-                "batch size 1 does not fit in memory; try a smaller --image-size, --amp bf16, or --mode frozen"
+                "batch size 1 does not fit in memory; try a smaller --image-size, --amp bf16, or --finetune frozen"
             )
         else:
             hi, b = b, b // 2
@@ -94,6 +95,15 @@ def find_batch_size(
     return lo, tuple(trials)
 
 
+def most_trials(start: int, limit: int) -> int:
+    """The most trials :func:`find_batch_size` makes from ``start`` up to ``limit``: the progress bar's total.
+
+    >>> most_trials(1, 64), most_trials(8, 1024)
+    (13, 18)
+    """
+    return 1 + max(0, math.ceil(math.log2(limit / start))) + math.ceil(math.log2(max(limit, 2)))
+
+
 def search_batch(plan: Plan, mode: str, model: nn.Module) -> tuple[int, tuple[tuple[int, bool], ...]]:
     """The batch size of ``mode`` on ``model`` (its trainable params as the run will train them).
 
@@ -112,11 +122,12 @@ def search_batch(plan: Plan, mode: str, model: nn.Module) -> tuple[int, tuple[tu
         for _ in range(2):
             step(*batches.next())
         Clock(plan.device).sync()
-        plan.report(f"{mode}: batch size search", len(trials_done) + 1, 0)
+        plan.report(f"{mode}: batch size search", len(trials_done) + 1, bound)
         trials_done.append(b)
 
-    start = 1 if plan.device.type == "cpu" else 8
-    best, trials = find_batch_size(trial, start=min(start, plan.max_batch_size), limit=plan.max_batch_size)
+    start = min(1 if plan.device.type == "cpu" else 8, plan.max_batch_size)
+    bound = most_trials(start, plan.max_batch_size)
+    best, trials = find_batch_size(trial, start=start, limit=plan.max_batch_size)
     for p in params:
         p.grad = None
     if plan.dist is not None:

@@ -99,7 +99,7 @@ def _top(model: nn.Module) -> list[str]:
     lists = [(name, m) for name, m in model.named_modules() if isinstance(m, nn.ModuleList) and len(m) > 0]
     if not lists:
         raise TorchscopeError(
-            f"no stack of blocks (an nn.ModuleList) found in {type(model).__name__}; bench it with --mode full"
+            f"no stack of blocks (an nn.ModuleList) found in {type(model).__name__}; bench it with --finetune full"
         )
     name, blocks = max(lists, key=lambda item: sum(p.numel() for p in item[1].parameters()))
     parent_name, _, child = name.rpartition(".")

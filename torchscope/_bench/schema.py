@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from torchscope._bench.stats import WindowStats
+from torchscope._progress import ProgressFn as ProgressFn  # where the bench modules have it from
 from torchscope._result import Result, check_schema
 from torchscope.errors import TorchscopeError
 
@@ -29,8 +30,6 @@ COMPILE_MODES: tuple[str, ...] = ("default", "reduce-overhead", "max-autotune", 
 #: The harness must add nothing: torchscope/baseline at or above this passes.
 RATIO_GOAL = 0.98
 
-#: ``progress(phase, done, total)``; total 0 when the number of steps is not known in advance.
-ProgressFn = Callable[[str, int, int], None]
 #: Called with each trial batch size of ``batch_size="auto"`` before its steps run.
 OomProbe = Callable[[int], None]
 

@@ -22,6 +22,7 @@ from torchscope._memory.step import Batch, StepConfig
 from torchscope._memory.trace import OptimizerArg, Trace, UserStep, reporting_units, trace_step
 from torchscope._memory.tracer import allocator_rounding, rounded
 from torchscope._parsing import INT64_MAX, dtype_name, parse_input_size
+from torchscope._progress import ProgressFn
 from torchscope._tokens import is_token_model
 from torchscope.errors import TorchscopeError
 
@@ -147,6 +148,7 @@ def estimate_memory(
     steps: int = 2,
     fit: str | int | None = None,
     label: str | None = None,
+    progress: ProgressFn | None = None,
 ) -> MemoryReport:
     """Predict the peak memory of training steps of ``model`` on ``inputs``, allocating nothing.
 
@@ -159,7 +161,9 @@ def estimate_memory(
     parameters (``requires_grad=False``) get no gradient and no optimizer state. ``device`` is the
     target whose allocator rounding is modelled (``"cuda"`` or ``"cpu"``). ``fit`` (bytes, ``"24GiB"``
     or a GPU name such as ``"a100-40gb"``) adds the largest batch size (first dimension of every
-    input) whose peak fits, after the margin of :data:`~torchscope._memory.cards.MARGIN`.
+    input) whose peak fits, after the margin of :data:`~torchscope._memory.cards.MARGIN`;
+    ``progress(phase, done, total)``, when given, is called after each trace of that search (nothing
+    is shown otherwise).
 
     >>> import torch, torchscope
     >>> model = torch.nn.Sequential(torch.nn.Linear(64, 64), torch.nn.ReLU(), torch.nn.Linear(64, 10))
@@ -188,6 +192,7 @@ def estimate_memory(
         result = fit_batch_size(
             model, batch, config, capacity, target, MARGIN, report.weights, with_batch=with_batch_size,
             step=step, optimizer=optimizer, known=(report.batch_size, trace) if report.batch_size > 1 else None,
+            progress=progress,
         )  # fmt: skip
         report = dataclasses.replace(report, fit=result)
     if not isinstance(optimizer, str) or step is not None:

@@ -22,6 +22,7 @@ from torchscope._memory.step import Batch, StepConfig
 from torchscope._memory.trace import OptimizerArg, Trace, UserStep, trace_step
 from torchscope._memory.tracer import allocator_rounding, rounded
 from torchscope._parsing import INT64_MAX
+from torchscope._progress import ProgressFn, tell
 from torchscope.errors import ForwardError
 
 MAX_BATCH = 1 << 20
@@ -47,6 +48,10 @@ class _Model:
         return self.t1.evaluate(sizes)[0]
 
 
+SEARCH_PHASE = "batch size search"
+EXPECTED_TRACES = 4
+
+
 def fit_batch_size(
     model: nn.Module,
     batch: Batch,
@@ -60,10 +65,13 @@ def fit_batch_size(
     step: UserStep | None = None,
     optimizer: OptimizerArg = "adamw",
     known: tuple[int, Trace] | None = None,
+    progress: ProgressFn | None = None,
 ) -> FitResult:
     """Search the largest batch size whose predicted peak is at most ``margin.usable(capacity)``.
 
     ``known`` is a trace already made (batch size, trace), used as one of the two points.
+    ``progress("batch size search", traces, expected)`` is called after each trace: the search
+    usually needs four (two to fit the line, two to confirm its answer); more raise the total.
     """
     usable = margin.usable(capacity)
     # no batch whose inputs torch could not size (2^63 - 1 bytes; 16 bytes a value at most)
@@ -73,9 +81,13 @@ def fit_batch_size(
     cache: dict[int, int] = {}
     too_big: set[int] = set()  # batch sizes whose tensors torch cannot even size: no card holds them
 
+    def told() -> None:
+        tell(progress, SEARCH_PHASE, traces, max(EXPECTED_TRACES, traces + 1))
+
     def traced(b: int) -> int:
         nonlocal traces
         if b not in cache:
+            told()
             traces += 1
             try:
                 cache[b] = trace_step(
@@ -99,10 +111,12 @@ def fit_batch_size(
     if weights > usable:
         return result(0, "the weights alone do not fit")
     if known is None:
+        told()
         known = (2, trace_step(model, with_batch(batch, 2), config, step=step, optimizer=optimizer))
         traces += 1
     b1, t1 = known
     b2 = b1 + 1
+    told()
     t2 = trace_step(model, with_batch(batch, b2), config, step=step, optimizer=optimizer)
     traces += 1
     cache[b1], cache[b2] = t1.evaluate()[0], t2.evaluate()[0]
@@ -131,4 +145,6 @@ def fit_batch_size(
         lo -= 1
     while lo < limit and traced(lo + 1) <= usable:
         lo += 1
-    return result(lo)
+    answer = result(lo)
+    tell(progress, SEARCH_PHASE, traces, traces)
+    return answer

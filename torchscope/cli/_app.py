@@ -8,6 +8,7 @@ is a :class:`TorchscopeGroup`: between them, every command, present and future, 
   prints goes to stderr (:func:`torchscope.cli._output.json_stdout`),
 * outputs never written over a file the command read (:mod:`torchscope.cli._reads`),
 * flags without a ``<bool>`` type in ``--help``,
+* the old spellings of renamed options, for one release (:mod:`torchscope.cli._renames`),
 * usage errors (an unknown option, a missing argument, a bad value for ``--depth``) on one line,
   exit 2, as every other bad input.
 """
@@ -16,15 +17,16 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import Annotated, Any
 
 import typer
-from typer._click.exceptions import ClickException
+from typer._click.exceptions import ClickException, UsageError
 from typer.core import TyperCommand, TyperGroup
 
 from torchscope.cli._exit import ExitCode, guard, usage_line
 from torchscope.cli._output import json_stdout
 from torchscope.cli._reads import reading
+from torchscope.cli._renames import RenameClash, rewrite_renamed
 
 
 def _blank_flag_metavar(option: Any) -> None:
@@ -55,6 +57,11 @@ class TorchscopeCommand(TyperCommand):
         return option
 
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        options = {opt for param in self.params for opt in (*param.opts, *getattr(param, "secondary_opts", ()))}
+        try:
+            args = rewrite_renamed(self.name or "", options, args, lambda line: typer.echo(line, err=True))
+        except RenameClash as exc:
+            raise UsageError(str(exc), ctx) from None
         try:
             return super().parse_args(ctx, args)  # type: ignore[no-any-return]
         except ClickException as exc:
@@ -75,6 +82,11 @@ class TorchscopeCommand(TyperCommand):
 class TorchscopeGroup(TyperGroup):
     """The app: the exit-code contract around anything a command did not map itself, and usage
     errors on one line (Typer draws a box of 3-5 lines)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for param in self.params:
+            _blank_flag_metavar(param)
 
     def main(
         self,
@@ -131,3 +143,23 @@ app = TorchscopeTyper(
     pretty_exceptions_enable=False,
     rich_markup_mode="rich",
 )
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from torchscope import __version__
+
+        typer.echo(f"torchscope {__version__}")
+        raise typer.Exit(ExitCode.OK)
+
+
+@app.callback()
+def _app_options(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", help="Print torchscope's version and exit.", callback=_print_version, is_eager=True
+        ),
+    ] = False,
+) -> None:
+    """Look inside any nn.Module and prove the invariants of a fine-tune."""

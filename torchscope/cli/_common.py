@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import sys
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from torchscope._format import format_bytes
@@ -23,6 +22,7 @@ from torchscope._parsing import (
     parse_kwargs,
     split_patterns,
 )
+from torchscope.cli._sets import FreezeSet, InputSet, LoadSet
 from torchscope.errors import SpecError
 
 if TYPE_CHECKING:
@@ -30,54 +30,44 @@ if TYPE_CHECKING:
 
 
 def load_cli_model(
-    spec: str,
-    *,
-    weights: Path | None = None,
-    args: list[str] | None = None,
-    pretrained: bool = False,
-    device: str = "cpu",
-    unsafe_load: bool = False,
-    freeze: str | None = None,
-    unfreeze: str | None = None,
-    freeze_backbone: bool = False,
-    config: list[str] | None = None,
-    task: str | None = None,
-    num_labels: int | None = None,
-    verify: bool = True,
-    seed: int | None = None,
+    load: LoadSet, frozen: FreezeSet | None = None, *, seed: int | None = None, device: str | None = None
 ) -> nn.Module:
-    """Load a model the way every command's options describe, then apply freeze options.
+    """Load the model the loading options describe (on ``device``, else ``--device``), then freeze.
 
-    ``verify=False`` is ``--no-verify``: the checkpoint's CRC-32s are not checked. ``seed``
-    (``--seed``) seeds every random number generator before the model is built, so its random
-    initialisation and the inputs drawn after it are the same in every run.
-
-    ``config``/``task``/``num_labels`` are the ``hf:`` options (``--config k=v``, ``--task``, ``--num-labels``).
+    ``--no-verify`` skips the checkpoint's CRC-32s. ``seed`` (``--seed``) seeds every random number
+    generator before the model is built, so its random initialisation and the inputs drawn after it
+    are the same in every run.
     """
     from torchscope._freeze import freeze as do_freeze
     from torchscope._freeze import freeze_backbone as do_freeze_backbone
     from torchscope._freeze import unfreeze as do_unfreeze
     from torchscope._loader import load_model
 
+    frozen = frozen or FreezeSet()
     # parsed before the (slow) load, so a bad value fails at once
-    device = check_device(device)
-    kwargs = parse_kwargs(args)
-    hf_config = parse_kwargs(config, option="--config")
-    freeze_patterns = split_patterns(freeze, option="--freeze")
-    unfreeze_patterns = split_patterns(unfreeze, option="--unfreeze")
+    device = check_device(device or load.device)
+    kwargs = parse_kwargs(load.arg)
+    hf_config = parse_kwargs(load.config, option="--config")
+    freeze_patterns = split_patterns(frozen.freeze, option="--freeze")
+    unfreeze_patterns = split_patterns(frozen.unfreeze, option="--unfreeze")
     if seed is not None:
         seed_everything(seed)
     model = load_model(
-        spec, weights=weights, device=device, unsafe_load=unsafe_load, pretrained=pretrained, kwargs=kwargs,
-        config=hf_config, task=task, num_labels=num_labels, verify=verify,
+        load.model, weights=load.weights, device=device, unsafe_load=load.unsafe_load, pretrained=load.pretrained,
+        kwargs=kwargs, config=hf_config, task=load.task, num_labels=load.num_labels, verify=not load.no_verify,
     )  # fmt: skip
-    if freeze_backbone:
+    if frozen.freeze_backbone:
         do_freeze_backbone(model)
     if freeze_patterns:
         do_freeze(model, *freeze_patterns)
     if unfreeze_patterns:
         do_unfreeze(model, *unfreeze_patterns)
     return model
+
+
+def load_inputs(load: LoadSet, inputs: InputSet, *, device: str | None = None, batch: int = 1) -> list[Shape]:
+    """``--input-size`` of the loaded model's command (see :func:`input_sizes`), on ``device`` or ``--device``."""
+    return input_sizes(load.model, inputs.input_size, device=device or load.device, dtype=inputs.dtype, batch=batch)
 
 
 def check_seed(seed: int) -> int:

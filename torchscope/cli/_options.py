@@ -132,14 +132,22 @@ SeedOpt = Annotated[
         "--seed",
         help="Seed of the random initialisation and inputs, set before the model is built: two runs give "
         "the same numbers.",
+        metavar="N",
     ),
 ]
 
+BATCH_SIZE_HELP = "Samples per step; --input-size is then one sample's shape (3,224,224 or LENGTH), as with --fit."
+
 # -- the reference training step -------------------------------------------------------------------
-OptimizerOpt = Annotated[str, typer.Option("--optimizer", help="sgd, adam or adamw.", metavar="NAME")]
-LrOpt = Annotated[float, typer.Option("--lr", help="Learning rate.")]
-MomentumOpt = Annotated[float, typer.Option("--momentum", help="SGD momentum (Adam/AdamW: beta1).")]
-WeightDecayOpt = Annotated[float, typer.Option("--weight-decay", help="Weight decay.")]
+OptimizerOpt = Annotated[
+    str, typer.Option("--optimizer", help="sgd (with --momentum), adam or adamw.", metavar="NAME")
+]
+LrOpt = Annotated[float, typer.Option("--lr", help="Learning rate.", metavar="LR")]
+MomentumOpt = Annotated[
+    float,
+    typer.Option("--momentum", help="SGD momentum, 0 for plain SGD (Adam/AdamW: beta1).", metavar="M"),
+]
+WeightDecayOpt = Annotated[float, typer.Option("--weight-decay", help="Weight decay.", metavar="WD")]
 TrainBnOpt = Annotated[
     bool,
     typer.Option(
@@ -152,7 +160,7 @@ CheckOpt = Annotated[
     bool,
     typer.Option("--check/--no-check", help="Check the freeze invariants on one reference step (on a copy)."),
 ]
-StepsOpt = Annotated[int, typer.Option("--steps", help="Training steps to run.")]
+StepsOpt = Annotated[int, typer.Option("--steps", help="Training steps to run.", metavar="N")]
 ModeOpt = Annotated[
     str, typer.Option("--mode", help="train or eval (eval: a no_grad forward where nothing trains).", metavar="MODE")
 ]
@@ -167,7 +175,7 @@ JsonOpt = Annotated[
 ]
 HtmlOpt = Annotated[
     Path | None,
-    typer.Option("--html", help="Also save the console output as an HTML file.", metavar="FILE"),
+    typer.Option("--console-html", help="Also save the console output as an HTML file.", metavar="FILE"),
 ]
 SvgOpt = Annotated[
     Path | None,
@@ -185,4 +193,30 @@ ForceOpt = Annotated[
 DepthOpt = Annotated[
     int | None,
     typer.Option("--depth", help="Show modules down to this depth (0: the model only).", metavar="N"),
+]
+GrepOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--grep",
+        help="Only what contains PATTERN in its name (tree: or its type), or matches it as a glob.",
+        metavar="PATTERN",
+    ),
+]
+ExpandOpt = Annotated[
+    bool, typer.Option("--expand", help="Show everything: do not collapse repeated identical blocks.")
+]
+ModulesOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--modules",
+        help="Comma-separated glob patterns of the modules whose activations to record (default: all).",
+        metavar="GLOBS",
+    ),
+]
+ProgressOpt = Annotated[
+    bool,
+    typer.Option(
+        "--progress/--no-progress",
+        help="A progress bar with the time left on stderr (never under --json, or when stderr is not a terminal).",
+    ),
 ]

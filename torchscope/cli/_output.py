@@ -37,6 +37,7 @@ from typing import Any, TextIO
 
 from rich.console import Console, RenderableType
 
+from torchscope._progress import ProgressFn
 from torchscope.cli._reads import files_read, folder_files, unrecorded
 from torchscope.errors import TorchscopeError
 
@@ -211,7 +212,7 @@ def check_output_paths(
 ) -> None:
     """Raise :class:`OutputPathError` unless every output may be written (see the module docs).
 
-    ``outputs`` maps each option (``"--html"``) to its path; ``inputs`` are the files the command reads,
+    ``outputs`` maps each option (``"--console-html"``) to its path; ``inputs`` are the files the command reads,
     to which every file the running command has read so far is added (:func:`files_read`).
     """
     given = [(opt, Path(p)) for opt, p in outputs.items() if p is not None]
@@ -336,7 +337,7 @@ class Output:
 
     def files(self) -> dict[str, Path | None]:
         """Each output option and its path (``None`` when not asked for)."""
-        return {"--html": self.html, "--svg": self.svg, "--page": self.page}
+        return {"--console-html": self.html, "--svg": self.svg, "--page": self.page}
 
 
 def command_inputs(spec: str | None = None, *paths: Path | str | None) -> tuple[Path, ...]:
@@ -348,6 +349,21 @@ def command_inputs(spec: str | None = None, *paths: Path | str | None) -> tuple[
 def console(no_color: bool = False, stderr: bool = False) -> Console:
     """The console commands print to."""
     return Console(no_color=no_color, highlight=False, stderr=stderr, file=None if stderr else stdout())
+
+
+@contextmanager
+def progress_shown(enabled: bool, no_color: bool = False) -> Iterator[ProgressFn | None]:
+    """The progress callback a command hands its collector: a bar with the time left on stderr, or
+    ``None`` (nothing drawn) when not ``enabled`` (``--no-progress``, ``--json``) or when stderr is not
+    a terminal (a pipe, a CI log: a bar there would be hundreds of lines)."""
+    term = console(no_color, stderr=True)
+    if not enabled or not term.is_terminal:
+        yield None
+        return
+    from torchscope.render.progress import ProgressBar
+
+    with ProgressBar(term) as bar:
+        yield bar
 
 
 def emit(

@@ -2,40 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
 from torchscope._parsing import split_patterns
 from torchscope.cli._app import app
-from torchscope.cli._common import check_device, input_sizes, load_cli_model
-from torchscope.cli._options import (
-    DEFAULT_SEED,
-    ArgOpt,
-    DepthOpt,
-    DeviceOpt,
-    DtypeOpt,
-    ForceOpt,
-    FreezeBackboneOpt,
-    FreezeOpt,
-    HfConfigOpt,
-    HtmlOpt,
-    InputSizeOpt,
-    JsonOpt,
-    ModelArg,
-    ModeOpt,
-    NoColorOpt,
-    NoVerifyOpt,
-    NumLabelsOpt,
-    PretrainedOpt,
-    SeedOpt,
-    SvgOpt,
-    TaskOpt,
-    UnfreezeOpt,
-    UnsafeLoadOpt,
-    WeightsOpt,
-)
-from torchscope.cli._output import Output, command_inputs, emit
+from torchscope.cli._common import check_device, load_cli_model, load_inputs
+from torchscope.cli._exit import ExitCode
+from torchscope.cli._options import DEFAULT_SEED, DepthOpt, ModeOpt, ModulesOpt, SeedOpt
+from torchscope.cli._output import command_inputs, emit
+from torchscope.cli._sets import Defaults, FreezeSet, InputSet, LoadSet, OutputSet, takes_sets
 
 
 def _check_mode(mode: str) -> None:
@@ -46,37 +23,24 @@ def _check_mode(mode: str) -> None:
 
 
 @app.command("summary")
+@takes_sets
 def summary_command(
-    model: ModelArg,
-    input_size: InputSizeOpt = None,
-    dtype: DtypeOpt = None,
+    *,
+    load: Annotated[LoadSet, Defaults(device="meta")],
+    inputs: InputSet,
     mode: ModeOpt = "eval",
-    device: DeviceOpt = "meta",
-    seed: SeedOpt = DEFAULT_SEED,
     depth: DepthOpt = None,
     uncounted: Annotated[
         bool, typer.Option("--uncounted", help="Add a column naming the ops that have no FLOP formula.")
     ] = False,
-    strict: Annotated[
+    require_exact: Annotated[
         bool,
-        typer.Option("--strict", help="Exit 1 when the mult-adds are a lower bound (an op has no FLOP formula)."),
+        typer.Option(
+            "--require-exact", help="Exit 1 when the mult-adds are a lower bound (an op has no FLOP formula)."
+        ),
     ] = False,
-    weights: WeightsOpt = None,
-    arg: ArgOpt = None,
-    pretrained: PretrainedOpt = False,
-    unsafe_load: UnsafeLoadOpt = False,
-    no_verify: NoVerifyOpt = False,
-    config: HfConfigOpt = None,
-    task: TaskOpt = None,
-    num_labels: NumLabelsOpt = None,
-    freeze: FreezeOpt = None,
-    unfreeze: UnfreezeOpt = None,
-    freeze_backbone: FreezeBackboneOpt = False,
-    json: JsonOpt = False,
-    html: HtmlOpt = None,
-    svg: SvgOpt = None,
-    no_color: NoColorOpt = False,
-    force: ForceOpt = False,
+    frozen: FreezeSet,
+    out: OutputSet,
 ) -> None:
     """Shapes, params and exact mult-adds (FLOPs = 2 x MACs) of every module call.
 
@@ -87,52 +51,37 @@ def summary_command(
     from torchscope.render.summary import render_summary
     from torchscope.render.tree import check_display_options
 
-    out = Output(
-        json=json, html=html, svg=svg, no_color=no_color, force=force,
-        title=f"torchscope summary {model}", inputs=command_inputs(model, weights),
-    )  # fmt: skip
+    output = out.output(f"torchscope summary {load.model}", command_inputs(load.model, load.weights))
     _check_mode(mode)
     check_display_options(depth)
-    device = check_device(device)
-    sizes = input_sizes(model, input_size, device=device, dtype=dtype)
-    options: dict[str, Any] = dict(
-        weights=weights, args=arg, pretrained=pretrained, unsafe_load=unsafe_load, verify=not no_verify,
-        config=config, task=task, num_labels=num_labels, seed=seed,
-        freeze=freeze, unfreeze=unfreeze, freeze_backbone=freeze_backbone,
-    )  # fmt: skip
+    device = check_device(load.device)
+    sizes = load_inputs(load, inputs, device=device)
     try:
-        data = summary(
-            load_cli_model(model, device=device, **options), input_size=sizes, dtype=dtype, mode=mode, verbose=0
-        )  # type: ignore[arg-type]
+        loaded = load_cli_model(load, frozen, seed=inputs.seed, device=device)
+        data = summary(loaded, input_size=sizes, dtype=inputs.dtype, mode=mode, verbose=0)  # type: ignore[arg-type]
     except SummaryForwardError:
         if device != "meta":
             raise
         # data-dependent code (detection models) cannot run without values: use the CPU
-        sizes = input_sizes(model, input_size, device="cpu", dtype=dtype)
-        data = summary(
-            load_cli_model(model, device="cpu", **options), input_size=sizes, dtype=dtype, mode=mode, verbose=0
-        )  # type: ignore[arg-type]
-    emit(data, lambda: render_summary(data, depth=depth, show_uncounted=uncounted), out)
-    if strict and data.mult_adds_lower_bound:
+        sizes = load_inputs(load, inputs, device="cpu")
+        loaded = load_cli_model(load, frozen, seed=inputs.seed, device="cpu")
+        data = summary(loaded, input_size=sizes, dtype=inputs.dtype, mode=mode, verbose=0)  # type: ignore[arg-type]
+    emit(data, lambda: render_summary(data, depth=depth, show_uncounted=uncounted), output)
+    if require_exact and data.mult_adds_lower_bound:
         typer.echo(
-            f"--strict: mult-adds is a lower bound, no FLOP formula for {', '.join(data.uncounted_ops)}", err=True
+            f"--require-exact: mult-adds is a lower bound, no FLOP formula for {', '.join(data.uncounted_ops)}",
+            err=True,
         )
-        raise typer.Exit(1)
+        raise typer.Exit(ExitCode.VIOLATION)
 
 
 @app.command("activations")
+@takes_sets
 def activations_command(
-    model: ModelArg,
-    input_size: InputSizeOpt = None,
-    dtype: DtypeOpt = None,
-    modules: Annotated[
-        str | None,
-        typer.Option(
-            "--modules",
-            help="Comma-separated glob patterns of modules to record (default: all).",
-            metavar="GLOBS",
-        ),
-    ] = None,
+    *,
+    load: Annotated[LoadSet, Defaults(device="cpu")],
+    inputs: InputSet,
+    modules: ModulesOpt = None,
     grads: Annotated[
         bool, typer.Option("--grads", help="Also run backward and record output-gradient stats.")
     ] = False,
@@ -140,21 +89,7 @@ def activations_command(
         bool, typer.Option("--timing", help="Per-module wall time (synchronises the device).")
     ] = False,
     mode: ModeOpt = "eval",
-    device: DeviceOpt = "cpu",
-    seed: SeedOpt = DEFAULT_SEED,
-    weights: WeightsOpt = None,
-    arg: ArgOpt = None,
-    pretrained: PretrainedOpt = False,
-    unsafe_load: UnsafeLoadOpt = False,
-    no_verify: NoVerifyOpt = False,
-    config: HfConfigOpt = None,
-    task: TaskOpt = None,
-    num_labels: NumLabelsOpt = None,
-    json: JsonOpt = False,
-    html: HtmlOpt = None,
-    svg: SvgOpt = None,
-    no_color: NoColorOpt = False,
-    force: ForceOpt = False,
+    out: OutputSet,
 ) -> None:
     """Activation statistics per module call on a random batch; NaN/Inf, dead ReLUs, exploding std flagged."""
     import torch
@@ -168,126 +103,73 @@ def activations_command(
     from torchscope.errors import ForwardError, TorchscopeError
     from torchscope.render.activations import render_activations
 
-    out = Output(
-        json=json, html=html, svg=svg, no_color=no_color, force=force,
-        title=f"torchscope activations {model}", inputs=command_inputs(model, weights),
-    )  # fmt: skip
+    output = out.output(f"torchscope activations {load.model}", command_inputs(load.model, load.weights))
     _check_mode(mode)
     patterns = split_patterns(modules, option="--modules") or None
-    sizes = input_sizes(model, input_size, device=device, dtype=dtype)
-    loaded = load_cli_model(
-        model, device=device, weights=weights, args=arg, pretrained=pretrained, unsafe_load=unsafe_load,
-        verify=not no_verify, seed=seed,
-        config=config, task=task, num_labels=num_labels,
-    )  # fmt: skip
-    loaded = uncompiled(loaded)  # a compiled model's eager modules: Dynamo traces none of our hooks
+    sizes = load_inputs(load, inputs)
+    loaded = uncompiled(load_cli_model(load, seed=inputs.seed))  # Dynamo would trace none of our hooks
     with preserved(loaded):
         loaded.train(mode == "train")
-        args, kw = prepare_call(loaded, sizes, dtype=dtype)
+        args, kw = prepare_call(loaded, sizes, dtype=inputs.dtype)
         with torch.set_grad_enabled(grads), record(loaded, patterns, grads=grads, timing=timing) as rec:
             with CallTracker(loaded) as tracker:
                 try:
-                    output = loaded(*args, **kw)
+                    result = loaded(*args, **kw)
                 except Exception as exc:  # the same one line as summary and grads give
                     raise ForwardError(tracker.failure_message(exc)) from exc
             if grads:
-                compute_loss(output, "auto")[0].backward()
+                compute_loss(result, "auto")[0].backward()
         data = rec.report()
     if data.checked == 0:
         raise TorchscopeError(f"activations checked nothing: {data.why_unchecked()}")
-    emit(data, lambda: render_activations(data, std_bar=None), out)
+    emit(data, lambda: render_activations(data, std_bar=None), output)
 
 
 @app.command("stats")
+@takes_sets
 def stats_command(
-    model: ModelArg,
-    device: DeviceOpt = "cpu",
+    *,
+    load: Annotated[LoadSet, Defaults(device="cpu")],
     seed: SeedOpt = DEFAULT_SEED,
-    weights: WeightsOpt = None,
-    arg: ArgOpt = None,
-    pretrained: PretrainedOpt = False,
-    unsafe_load: UnsafeLoadOpt = False,
-    no_verify: NoVerifyOpt = False,
-    config: HfConfigOpt = None,
-    task: TaskOpt = None,
-    num_labels: NumLabelsOpt = None,
-    freeze: FreezeOpt = None,
-    unfreeze: UnfreezeOpt = None,
-    freeze_backbone: FreezeBackboneOpt = False,
-    json: JsonOpt = False,
-    html: HtmlOpt = None,
-    svg: SvgOpt = None,
-    no_color: NoColorOpt = False,
-    force: ForceOpt = False,
+    frozen: FreezeSet,
+    out: OutputSet,
 ) -> None:
     """Per-parameter norm, mean, std, min, max, zeros and NaN/Inf (e.g. of a fine-tuned state_dict)."""
     from torchscope._stats import param_stats
     from torchscope.errors import TorchscopeError
     from torchscope.render.stats import render_param_stats
 
-    out = Output(
-        json=json, html=html, svg=svg, no_color=no_color, force=force,
-        title=f"torchscope stats {model}", inputs=command_inputs(model, weights),
-    )  # fmt: skip
-    loaded = load_cli_model(
-        model, device=device, weights=weights, args=arg, pretrained=pretrained, unsafe_load=unsafe_load,
-        verify=not no_verify, seed=seed,
-        config=config, task=task, num_labels=num_labels,
-        freeze=freeze, unfreeze=unfreeze, freeze_backbone=freeze_backbone,
-    )  # fmt: skip
-    data = param_stats(loaded)
+    output = out.output(f"torchscope stats {load.model}", command_inputs(load.model, load.weights))
+    data = param_stats(load_cli_model(load, frozen, seed=seed))
     if data.checked == 0:
         raise TorchscopeError(f"stats checked nothing: {data.nothing_checked}")
-    emit(data, lambda: render_param_stats(data), out)
+    emit(data, lambda: render_param_stats(data), output)
 
 
 @app.command("grads")
+@takes_sets
 def grads_command(
-    model: ModelArg,
-    input_size: InputSizeOpt = None,
-    dtype: DtypeOpt = None,
+    *,
+    load: Annotated[LoadSet, Defaults(device="cpu")],
+    inputs: InputSet,
     loss: Annotated[
         str,
         typer.Option("--loss", help="auto (cross-entropy for logits, else sum), ce or sum.", metavar="LOSS"),
     ] = "auto",
     mode: ModeOpt = "train",
-    device: DeviceOpt = "cpu",
-    seed: SeedOpt = DEFAULT_SEED,
-    weights: WeightsOpt = None,
-    arg: ArgOpt = None,
-    pretrained: PretrainedOpt = False,
-    unsafe_load: UnsafeLoadOpt = False,
-    no_verify: NoVerifyOpt = False,
-    config: HfConfigOpt = None,
-    task: TaskOpt = None,
-    num_labels: NumLabelsOpt = None,
-    freeze: FreezeOpt = None,
-    unfreeze: UnfreezeOpt = None,
-    freeze_backbone: FreezeBackboneOpt = False,
-    json: JsonOpt = False,
-    html: HtmlOpt = None,
-    svg: SvgOpt = None,
-    no_color: NoColorOpt = False,
-    force: ForceOpt = False,
+    frozen: FreezeSet,
+    out: OutputSet,
 ) -> None:
     """One forward+backward on a random batch: per-layer grad norms, unused params, vanishing/exploding layers."""
     from torchscope._grads import grad_report
     from torchscope.errors import TorchscopeError
     from torchscope.render.stats import render_grads
 
-    out = Output(
-        json=json, html=html, svg=svg, no_color=no_color, force=force,
-        title=f"torchscope grads {model}", inputs=command_inputs(model, weights),
-    )  # fmt: skip
+    output = out.output(f"torchscope grads {load.model}", command_inputs(load.model, load.weights))
     _check_mode(mode)
-    sizes = input_sizes(model, input_size, device=device, dtype=dtype)
-    loaded = load_cli_model(
-        model, device=device, weights=weights, args=arg, pretrained=pretrained, unsafe_load=unsafe_load,
-        verify=not no_verify, seed=seed,
-        config=config, task=task, num_labels=num_labels,
-        freeze=freeze, unfreeze=unfreeze, freeze_backbone=freeze_backbone,
-    )  # fmt: skip
-    data = grad_report(loaded, input_size=sizes, loss=loss, mode=mode, dtype=dtype)  # type: ignore[arg-type]
+    sizes = load_inputs(load, inputs)
+    loaded = load_cli_model(load, frozen, seed=inputs.seed)
+    data = grad_report(loaded, input_size=sizes, loss=loss, mode=mode, dtype=inputs.dtype)  # type: ignore[arg-type]
     if data.checked == 0:
         raise TorchscopeError(f"grads checked nothing: {data.nothing_checked}")
-    emit(data, lambda: render_grads(data), out)
+    emit(data, lambda: render_grads(data), output)

@@ -6,39 +6,28 @@ from typing import Annotated
 
 import typer
 
+from torchscope._check.config import DEFAULT_STEP
 from torchscope.cli._app import app
 from torchscope.cli._common import load_cli_model
+from torchscope.cli._exit import ExitCode
 from torchscope.cli._options import (
-    DEFAULT_SEED,
+    BATCH_SIZE_HELP,
     AmpOpt,
-    ArgOpt,
     ChannelsLastOpt,
-    DeviceOpt,
-    DtypeOpt,
-    ForceOpt,
-    FreezeBackboneOpt,
-    FreezeOpt,
-    HfConfigOpt,
-    HtmlOpt,
-    InputSizeOpt,
-    JsonOpt,
-    ModelArg,
     ModeOpt,
-    NoColorOpt,
-    NoVerifyOpt,
-    NumLabelsOpt,
+    MomentumOpt,
     OptimizerOpt,
-    SeedOpt,
+    ProgressOpt,
     StepsOpt,
-    SvgOpt,
-    TaskOpt,
-    UnfreezeOpt,
-    UnsafeLoadOpt,
-    WeightsOpt,
 )
-from torchscope.cli._output import Output, command_inputs, emit
+from torchscope.cli._output import command_inputs, emit, progress_shown
+from torchscope.cli._sets import Defaults, FreezeSet, InputSet, LoadSet, OutputSet, takes_sets
 from torchscope.errors import TorchscopeError
 
+SGD_MOMENTUM_DEPRECATION = (
+    "warning: `--optimizer sgd-momentum` is deprecated and goes in the next release; write `--optimizer sgd` "
+    "(SGD has momentum 0.9 unless --momentum 0, as in every command)"
+)
 FitOpt = Annotated[
     str | None,
     typer.Option(
@@ -53,32 +42,17 @@ FitOpt = Annotated[
 
 
 @app.command("memory")
+@takes_sets
 def memory_command(
-    model: ModelArg,
-    weights: WeightsOpt = None,
-    arg: ArgOpt = None,
-    unsafe_load: UnsafeLoadOpt = False,
-    no_verify: NoVerifyOpt = False,
-    config: HfConfigOpt = None,
-    task: TaskOpt = None,
-    num_labels: NumLabelsOpt = None,
+    *,
+    load: Annotated[LoadSet, Defaults(device="cuda")],
     batch_size: Annotated[
-        int | None,
-        typer.Option(
-            "--batch-size",
-            "-b",
-            help="Batch size; --input-size is then one sample's shape (3,224,224), as it is with --fit.",
-            min=1,
-        ),
+        int | None, typer.Option("--batch-size", "-b", help=BATCH_SIZE_HELP, metavar="N", min=1)
     ] = None,
-    input_size: InputSizeOpt = None,
-    dtype: DtypeOpt = None,
-    seed: SeedOpt = DEFAULT_SEED,
-    device: DeviceOpt = "cuda",
-    freeze: FreezeOpt = None,
-    unfreeze: UnfreezeOpt = None,
-    freeze_backbone: FreezeBackboneOpt = False,
+    inputs: InputSet,
+    frozen: FreezeSet,
     optimizer: OptimizerOpt = "adamw",
+    momentum: MomentumOpt = DEFAULT_STEP.momentum,
     amp: AmpOpt = "off",
     channels_last: ChannelsLastOpt = False,
     grad_checkpointing: Annotated[
@@ -90,37 +64,41 @@ def memory_command(
     mode: ModeOpt = "train",
     steps: StepsOpt = 2,
     fit: FitOpt = None,
-    json: JsonOpt = False,
-    html: HtmlOpt = None,
-    svg: SvgOpt = None,
-    no_color: NoColorOpt = False,
-    force: ForceOpt = False,
+    out: OutputSet,
+    progress: ProgressOpt = True,
 ) -> None:
     """Predict the peak memory of a training step under fake tensors: nothing is allocated, no GPU needed.
 
     --device is the device predicted for (cuda: 512-byte allocator blocks; cpu: exact bytes). A float
     --dtype (bf16) trains in that dtype, weights and inputs; an integer one (long) makes token inputs.
-    --optimizer: sgd (no momentum), sgd-momentum (0.9), adam or adamw. Exits 1 when --fit finds that
+    --optimizer sgd keeps a momentum buffer unless --momentum 0. Exits 1 when --fit finds that
     nothing fits (the weights alone, or batch size 1).
     """
     from torchscope._memory.estimate import memory_of_spec
     from torchscope.render.memory import render_memory
 
-    out = Output(
-        json=json, html=html, svg=svg, no_color=no_color, force=force,
-        title=f"torchscope memory {model}", inputs=command_inputs(model, weights),
-    )  # fmt: skip
-    if device not in ("cuda", "cpu"):
-        raise TorchscopeError(f"--device {device!r}: memory predicts for cuda or cpu")
-    loaded = load_cli_model(
-        model, weights=weights, args=arg, device="meta", unsafe_load=unsafe_load, verify=not no_verify, seed=seed,
-        freeze=freeze, unfreeze=unfreeze, freeze_backbone=freeze_backbone, config=config, task=task, num_labels=num_labels,
-    )  # fmt: skip
-    report = memory_of_spec(
-        loaded, model, input_size=input_size, batch_size=batch_size, dtype=dtype, device=device,
-        optimizer=optimizer, amp=amp, channels_last=channels_last, grad_checkpointing=grad_checkpointing,
-        mode=mode, steps=steps, fit=fit,
-    )  # fmt: skip
-    emit(report, lambda: render_memory(report), out)
+    output = out.output(f"torchscope memory {load.model}", command_inputs(load.model, load.weights))
+    if load.device not in ("cuda", "cpu"):
+        raise TorchscopeError(f"--device {load.device!r}: memory predicts for cuda or cpu")
+    loaded = load_cli_model(load, frozen, seed=inputs.seed, device="meta")
+    with progress_shown(progress and fit is not None and not out.json, out.no_color) as bar:
+        report = memory_of_spec(
+            loaded, load.model, input_size=inputs.input_size, batch_size=batch_size, dtype=inputs.dtype,
+            device=load.device, optimizer=memory_optimizer(optimizer, momentum), amp=amp,
+            channels_last=channels_last, grad_checkpointing=grad_checkpointing, mode=mode, steps=steps, fit=fit,
+            progress=bar,
+        )  # fmt: skip
+    emit(report, lambda: render_memory(report), output)
     if report.fit is not None and report.fit.batch_size == 0:
-        raise typer.Exit(1)
+        raise typer.Exit(ExitCode.VIOLATION)
+
+
+def memory_optimizer(name: str, momentum: float) -> str:
+    """The memory model's optimizer name for ``--optimizer``/``--momentum``: SGD keeps a momentum buffer
+    unless ``--momentum 0`` (the old ``sgd-momentum`` still works for one release, with a warning)."""
+    if name == "sgd-momentum":
+        typer.echo(SGD_MOMENTUM_DEPRECATION, err=True)
+        return "sgd-momentum"
+    if name == "sgd":
+        return "sgd-momentum" if momentum else "sgd"
+    return name

@@ -9,54 +9,17 @@ import typer
 
 from torchscope.cli._app import app
 from torchscope.cli._common import load_cli_model
-from torchscope.cli._options import (
-    ArgOpt,
-    DepthOpt,
-    DeviceOpt,
-    ForceOpt,
-    FreezeBackboneOpt,
-    FreezeOpt,
-    HfConfigOpt,
-    HtmlOpt,
-    JsonOpt,
-    ModelArg,
-    NoColorOpt,
-    NoVerifyOpt,
-    NumLabelsOpt,
-    PretrainedOpt,
-    SvgOpt,
-    TaskOpt,
-    UnfreezeOpt,
-    UnsafeLoadOpt,
-    WeightsOpt,
-)
+from torchscope.cli._options import DepthOpt, ExpandOpt, GrepOpt, JsonOpt, NoColorOpt
 from torchscope.cli._output import Output, command_inputs, emit
-
-GrepOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--grep",
-        help="Show modules whose name or type contains PATTERN (or matches a glob).",
-        metavar="PATTERN",
-    ),
-]
+from torchscope.cli._sets import Defaults, FreezeSet, LoadSet, OutputSet, takes_sets
 
 
 @app.command("tree")
+@takes_sets
 def tree_command(
-    model: ModelArg,
-    weights: WeightsOpt = None,
-    arg: ArgOpt = None,
-    pretrained: PretrainedOpt = False,
-    unsafe_load: UnsafeLoadOpt = False,
-    no_verify: NoVerifyOpt = False,
-    config: HfConfigOpt = None,
-    task: TaskOpt = None,
-    num_labels: NumLabelsOpt = None,
-    device: DeviceOpt = "meta",
-    freeze: FreezeOpt = None,
-    unfreeze: UnfreezeOpt = None,
-    freeze_backbone: FreezeBackboneOpt = False,
+    *,
+    load: Annotated[LoadSet, Defaults(device="meta")],
+    frozen: FreezeSet,
     depth: DepthOpt = None,
     grep: GrepOpt = None,
     trainable_only: Annotated[
@@ -65,9 +28,7 @@ def tree_command(
     frozen_only: Annotated[
         bool, typer.Option("--frozen-only", help="Only modules with frozen params.")
     ] = False,
-    expand: Annotated[
-        bool, typer.Option("--expand", help="Do not collapse repeated identical blocks.")
-    ] = False,
+    expand: ExpandOpt = False,
     cache: Annotated[
         bool,
         typer.Option(
@@ -77,48 +38,33 @@ def tree_command(
             "moves the cache. --no-cache neither reads nor writes it.",
         ),
     ] = True,
-    json: JsonOpt = False,
-    html: HtmlOpt = None,
-    svg: SvgOpt = None,
-    no_color: NoColorOpt = False,
-    force: ForceOpt = False,
+    out: OutputSet,
 ) -> None:
     """Show the module tree: params (tied counted once), trainable state, train/eval mode, hooks."""
     from torchscope._treecache import load_cached_tree, store_tree, tree_cache_key
     from torchscope.render.tree import check_display_options, render_tree
 
-    out = Output(
-        json=json, html=html, svg=svg, no_color=no_color, force=force,
-        title=f"torchscope tree {model}", inputs=command_inputs(model, weights),
-    )  # fmt: skip
+    output = out.output(f"torchscope tree {load.model}", command_inputs(load.model, load.weights))
     check_display_options(depth, trainable_only, frozen_only)
-    options: dict[str, Any] = dict(
-        weights=weights,
-        args=arg,
-        pretrained=pretrained,
-        device=device,
-        freeze=freeze,
-        unfreeze=unfreeze,
-        freeze_backbone=freeze_backbone,
-    )
-    key = tree_cache_key(model, **options) if cache else None
+    # the hf: options are not part of the key: hf: specs are never cached
+    key = None
+    if cache:
+        key = tree_cache_key(
+            load.model, weights=load.weights, args=load.arg, pretrained=load.pretrained, device=load.device,
+            freeze=frozen.freeze, unfreeze=frozen.unfreeze, freeze_backbone=frozen.freeze_backbone,
+        )  # fmt: skip
     # a hit renders the stored tree without importing torch: that import is most of the run time
     data = load_cached_tree(key) if key is not None else None
     if data is None:
-        # the hf: options are not part of the key: hf: specs are never cached
-        loaded = load_cli_model(
-            model, unsafe_load=unsafe_load, verify=not no_verify, config=config, task=task, num_labels=num_labels,
-            **options,
-        )
         from torchscope._tree import tree
 
-        data = tree(loaded)
+        data = tree(load_cli_model(load, frozen))
         if key is not None:
             store_tree(key, data)
     render = lambda: render_tree(  # noqa: E731
         data, depth=depth, grep=grep, trainable_only=trainable_only, frozen_only=frozen_only, expand=expand
     )
-    emit(data, render, out)
+    emit(data, render, output)
 
 
 @dataclass(frozen=True)
@@ -134,10 +80,7 @@ class ModelNames:
 
 @app.command("models")
 def models_command(
-    grep: Annotated[
-        str | None,
-        typer.Option("--grep", help="Only names containing PATTERN (or matching a glob).", metavar="PATTERN"),
-    ] = None,
+    grep: GrepOpt = None,
     timm: Annotated[bool, typer.Option("--timm", help="Also list timm:NAME models (needs timm).")] = False,
     json: JsonOpt = False,
     no_color: NoColorOpt = False,

@@ -1,5 +1,5 @@
-"""Rich views of a :class:`~torchscope._bench.schema.BenchResult`: the report, a two-file comparison, and
-the progress bar the CLI shows on stderr while the benchmark runs. No torch import.
+"""Rich views of a :class:`~torchscope._bench.schema.BenchResult`: the report and a two-file comparison
+(the progress bar shown while it runs is :mod:`torchscope.render.progress`'s). No torch import.
 """
 
 from __future__ import annotations
@@ -7,15 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from rich.console import Console, Group, RenderableType
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    SpinnerColumn,
-    TextColumn,
-    TimeElapsedColumn,
-)
+from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
@@ -282,7 +274,7 @@ def render_bench(result: BenchResult) -> RenderableType:
         parts.append(
             Text(
                 f"note: windows differ by up to {worst:.0f}% (spread); the machine is busy or the windows are short. "
-                "Compare ratios rather than absolute figures, or use more --steps and --windows.",
+                "Compare ratios rather than absolute figures, or use more --window-steps and --windows.",
                 style="yellow",
             )
         )
@@ -374,38 +366,3 @@ def render_compare(a: BenchResult, b: BenchResult, labels: tuple[str, str] = ("A
             diffs.add_row(key, str(da.get(key)), str(db.get(key)))
     parts.append(diffs if diffs.row_count else Text("same setup in both files", style="dim"))
     return Group(*parts)
-
-
-class ProgressBar:
-    """A ``progress(phase, done, total)`` callback drawing a Rich progress bar.
-
-    Refreshes only when called (no refresh thread), and the collector calls it only at window
-    edges during timing, so the bar costs the timed steps nothing.
-    """
-
-    def __init__(self, console: Console) -> None:
-        self.progress = Progress(
-            SpinnerColumn(),
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=console,
-            transient=True,
-            auto_refresh=False,
-        )
-        self._tasks: dict[str, Any] = {}
-
-    def __enter__(self) -> ProgressBar:
-        self.progress.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.progress.stop()
-
-    def __call__(self, phase: str, done: int, total: int) -> None:
-        task = self._tasks.get(phase)
-        if task is None:
-            task = self._tasks[phase] = self.progress.add_task(phase, total=total or None)
-        self.progress.update(task, completed=done, total=total or None)
-        self.progress.refresh()
