@@ -132,7 +132,7 @@ def test_a_nan_survives_the_round_trip_as_a_string(real: dict[type, Result]) -> 
         net.weight[0, 0] = float("nan")
     stats = torchscope.param_stats(net)
     d = json.loads(json.dumps(stats.to_dict(), allow_nan=False))  # strict JSON: no NaN token
-    assert d["rows"][0]["norm"] == "nan"
+    assert d["rows"][0]["norm"] == "NaN"  # the spelling every --json output uses
     back = ParamStats.from_dict(d)
     assert back.rows[0].norm is not None and math.isnan(back.rows[0].norm)
     assert back.to_dict() == d

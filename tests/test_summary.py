@@ -428,11 +428,11 @@ def test_cli_marks_a_lower_bound_and_strict_exits_1(tmp_path, cli) -> None:
     doc = cli("summary", spec, "--input-size", "2,4", "--json")
     data = json.loads(doc.stdout)
     assert data["mult_adds_lower_bound"] is True and data["uncounted_ops"] == ["aten._trilinear"]
-    strict = cli("summary", spec, "--input-size", "2,4", "--strict", "--no-color")
+    strict = cli("summary", spec, "--input-size", "2,4", "--require-exact", "--no-color")
     assert strict.exit_code == 1
     assert "(mult-adds: >= 32)" in strict.stdout
-    assert "--strict: mult-adds is a lower bound, no FLOP formula for aten._trilinear" in strict.stderr
-    exact = cli("summary", f"{ZOO_PY}:SmallCNN", "--input-size", "2,3,8,8", "--strict", "--no-color")
+    assert "--require-exact: mult-adds is a lower bound, no FLOP formula for aten._trilinear" in strict.stderr
+    exact = cli("summary", f"{ZOO_PY}:SmallCNN", "--input-size", "2,3,8,8", "--require-exact", "--no-color")
     assert exact.exit_code == 0 and ">=" not in exact.stdout
 
 

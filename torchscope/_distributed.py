@@ -42,7 +42,7 @@ def merge_reports(parts: list[tuple[dict[str, Any], tuple[str, ...]]], sharded: 
     for rep in reports:
         for v in rep["violations"]:
             change = v["max_abs_change"]
-            change = float(change) if isinstance(change, str) else change  # json_float's "inf"/"nan"
+            change = float(change) if isinstance(change, str) else change  # json_float's "Infinity"/"NaN"
             viol = Violation(v["kind"], v["name"], change, v["cause"], v.get("fix"))
             if viol.kind == "trainable_not_updated":
                 not_updated.setdefault(viol.name, []).append(viol)

@@ -10,7 +10,7 @@ parts subclass :class:`Record`)::
         DERIVED = ("status", "checked")  # computed, written for readers, ignored by from_dict
 
 ``to_dict()`` writes ``{"schema": SCHEMA, <every field>, <every DERIVED value>}``: tuples as lists,
-non-finite floats as ``"nan"``/``"inf"``/``"-inf"`` (strict JSON has neither), fields named in
+non-finite floats as ``"NaN"``/``"Infinity"``/``"-Infinity"`` (strict JSON has neither), fields named in
 ``MAPPINGS`` (tuples of ``(key, value)`` pairs) as JSON objects, a field renamed by ``KEYS``. The
 inverse, ``from_dict()``, reads the dataclass's own type hints, checks every key and every value's
 type, and refuses a dict of another schema or of an unknown major version with one line.
@@ -35,17 +35,18 @@ __all__ = ["Record", "Result", "check_schema", "json_float", "jsonable", "read_f
 
 
 def json_float(x: float | None) -> float | str | None:
-    """A float JSON can hold: ``inf``/``nan`` become the strings ``"inf"``/``"nan"``.
+    """A float JSON can hold: NaN and the infinities become the strings ``"NaN"``, ``"Infinity"`` and
+    ``"-Infinity"``, the one spelling every ``--json`` output uses (JavaScript's names).
 
-    >>> json_float(1.5), json_float(float("inf")), json_float(None)
-    (1.5, 'inf', None)
+    >>> json_float(1.5), json_float(float("inf")), json_float(float("nan")), json_float(None)
+    (1.5, 'Infinity', 'NaN', None)
     """
     if x is None or math.isfinite(x):
         return x
-    return "nan" if math.isnan(x) else ("inf" if x > 0 else "-inf")
+    return "NaN" if math.isnan(x) else ("Infinity" if x > 0 else "-Infinity")
 
 
-_NONFINITE = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
+_NONFINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
 
 
 def read_float(value: Any, key: str) -> float:
