@@ -7,7 +7,10 @@ HTML comment that neither GitHub nor mkdocs shows):
   command runs in-process (Typer's runner, ``COLUMNS=100``, in the page's own temporary folder)
   and its output (stdout and stderr, as a terminal shows them) must equal the lines below it.
 - ```` ```python ````: run in order, one namespace per page. A ``test_*`` function it defines is
-  called with the namespace's values for its arguments (a hidden ``setup`` block provides them).
+  called; each argument is built fresh by ``fixtures[NAME]()`` when a hidden ``setup`` block
+  defined that dict of functions, else it is the namespace's value of that name.
+- ``<!-- docs-test: pytest -->`` before a python block: a test file of its own; it is saved as
+  ``test_snippet.py`` and run by pytest in a new interpreter, which must pass.
 - ```` ```pycon ````: a doctest, run in the page's namespace.
 - ```` ```bash ````: ``torchscope ...`` lines only (comments allowed); each must parse against the
   CLI (the command and every option exist, values convert); it does not run.
@@ -50,7 +53,7 @@ COLUMNS = 100
 
 _FENCE = re.compile(r"^(?P<indent>\s*)(?P<ticks>`{3,})(?P<lang>[\w-]*)[^`]*$")
 _MARKER = re.compile(r"^\s*<!--\s*docs-test:\s*(?P<kind>\w+)\s*(?P<rest>.*?)\s*(?P<end>-->)?\s*$")
-KINDS = ("console", "python", "pycon", "bash", "output", "skip", "setup")
+KINDS = ("console", "python", "pycon", "bash", "output", "skip", "setup", "pytest")
 
 
 @dataclass
@@ -218,15 +221,31 @@ class Page:
             exec(code, self.ns)
             for name in [n for n in self.ns if n not in before and n.startswith("test_")]:
                 function = self.ns[name]
-                missing = [p for p in inspect.signature(function).parameters if p not in self.ns]
-                if missing:
-                    raise NameError(f"{name} takes {missing}: define them in a docs-test setup block")
+                cache: dict[str, Any] = {}
+                args = [self._argument(p, cache, name) for p in inspect.signature(function).parameters]
                 try:
-                    function(*(self.ns[p] for p in inspect.signature(function).parameters))
+                    function(*args)
                 except AssertionError as error:
                     print(f"AssertionError: {error}")
                     failed = True
         return buffer.getvalue(), failed
+
+    def _argument(self, name: str, cache: dict[str, Any], test: str) -> Any:
+        """A test function's argument: built fresh for each test by ``fixtures[name]`` (a dict of
+        functions a setup block defines; their own arguments resolve the same way), else the
+        namespace's value of that name."""
+        if name in cache:
+            return cache[name]
+        fixtures = self.ns.get("fixtures", {})
+        if name in fixtures:
+            make = fixtures[name]
+            value = make(*(self._argument(p, cache, test) for p in inspect.signature(make).parameters))
+        elif name in self.ns:
+            value = self.ns[name]
+        else:
+            raise NameError(f"{test} takes {name!r}: a docs-test setup block defines it (or fixtures[{name!r}])")
+        cache[name] = value
+        return value
 
     def _run_setup(self, block: Block) -> None:
         try:
@@ -259,6 +278,19 @@ class Page:
             self.fail(block, "output differs:\n" + diff(expected, actual))
             self.updates.append((block, "\n".join(actual)))
         self.last_output = None
+
+    def _run_pytest(self, block: Block) -> None:
+        import subprocess
+
+        self.ran["pytest"] += 1
+        (self.cwd / "test_snippet.py").write_text(block.code + "\n", encoding="utf-8")
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+        result = subprocess.run(
+            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_snippet.py"],
+            cwd=self.cwd, capture_output=True, text=True, env=env, timeout=600,
+        )
+        if result.returncode != 0:
+            self.fail(block, f"pytest exit {result.returncode}:\n{result.stdout[-3000:]}{result.stderr[-2000:]}")
 
     def _run_pycon(self, block: Block) -> None:
         self.ran["pycon"] += 1
