@@ -298,6 +298,7 @@ class Page:
         runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
         out = io.StringIO()
         runner.run(test, out=out.write, clear_globs=False)
+        self.ns.update(test.globs)  # DocTest works on a copy: what it defined is the page's
         if runner.failures:
             self.fail(block, out.getvalue())
 
