@@ -371,7 +371,7 @@ class Page:
 
 def run_page(name: str, cwd: Path) -> Page:
     page = Page(name, cwd)
-    old = Path.cwd()
+    old, environ, modules = Path.cwd(), dict(os.environ), set(sys.modules)
     os.chdir(cwd)
     sys.path.insert(0, str(cwd))
     try:
@@ -381,6 +381,11 @@ def run_page(name: str, cwd: Path) -> Page:
     finally:
         os.chdir(old)
         sys.path.remove(str(cwd))
+        os.environ.clear()
+        os.environ.update(environ)
+        for module in set(sys.modules) - modules:  # the page's own files (net.py) go with its folder
+            if getattr(sys.modules[module], "__file__", None) and str(cwd) in str(sys.modules[module].__file__):
+                del sys.modules[module]
     return page
 
 
