@@ -19,7 +19,8 @@ HTML comment that neither GitHub nor mkdocs shows):
 - ``<!-- docs-test: skip REASON -->`` before a block: it does not run; REASON says why (needs a
   download, a GPU, a file the docs cannot build, or it is not code: a schema, an excerpt).
 - ``<!-- docs-test: setup ... -->``: python code inside the comment, run at that place of the page
-  (fixtures for the examples, checkpoint files for the commands), not shown to readers.
+  (fixtures for the examples, checkpoint files for the commands), not shown to readers; the name
+  ``docs_root`` is the repository's root there.
 
 Any other block fails the test, so a new block is run or says why not. Output comparison, after
 dropping trailing spaces and trailing blank lines, is exact except: ``...`` on a line of its own
@@ -186,6 +187,7 @@ class Page:
 
     def __post_init__(self) -> None:
         self.ns.setdefault("__name__", "__docs__")
+        self.ns.setdefault("docs_root", ROOT)  # for setup blocks: the repository's own files
 
     def fail(self, block: Block, message: str) -> None:
         self.failures.append(f"{block.where} ({block.kind}): {message}")
@@ -371,7 +373,7 @@ class Page:
 
 def run_page(name: str, cwd: Path) -> Page:
     page = Page(name, cwd)
-    old, environ, modules = Path.cwd(), dict(os.environ), set(sys.modules)
+    old, environ, modules, path = Path.cwd(), dict(os.environ), set(sys.modules), list(sys.path)
     os.chdir(cwd)
     sys.path.insert(0, str(cwd))
     try:
@@ -380,7 +382,7 @@ def run_page(name: str, cwd: Path) -> Page:
         page.finish()
     finally:
         os.chdir(old)
-        sys.path.remove(str(cwd))
+        sys.path[:] = path
         os.environ.clear()
         os.environ.update(environ)
         for module in set(sys.modules) - modules:  # the page's own files (net.py) go with its folder
