@@ -12,7 +12,8 @@ HTML comment that neither GitHub nor mkdocs shows):
 - ``<!-- docs-test: pytest -->`` before a python block: a test file of its own; it is saved as
   ``test_snippet.py`` and run by pytest in a new interpreter, which must pass.
 - ```` ```pycon ````: a doctest, run in the page's namespace.
-- ```` ```bash ````: ``torchscope ...`` lines only (comments allowed); each must parse against the
+- ```` ```bash ````: ``torchscope ...`` lines only (or ``python -m torchscope``, ``torchrun ... -m
+  torchscope``; comments allowed); each must parse against the
   CLI (the command and every option exist, values convert); it does not run.
 - ``<!-- docs-test: output -->`` before a block: the expected output of the python block above it
   (what it prints, then ``Type: message`` of what its test function raised).
@@ -165,6 +166,8 @@ def console_commands(code: str) -> list[tuple[str, list[str]]]:
 def torchscope_args(command: str) -> list[str]:
     """The argument list of ``torchscope ARGS  # comment``."""
     words = shlex.split(command, comments=True)
+    if "-m" in words and words[words.index("-m") + 1 : words.index("-m") + 2] == ["torchscope"]:
+        words = words[words.index("-m") + 1 :]  # python -m torchscope ..., torchrun ... -m torchscope ...
     if not words or words[0] != "torchscope":
         raise ValueError(f"not a torchscope command: {command!r}")
     return words[1:]
