@@ -351,7 +351,6 @@ class Page:
             self.updates.append((block, "\n".join(real)))
 
     def _run_bash(self, block: Block) -> None:
-        import click
         import typer
 
         from torchscope.cli import app
@@ -369,8 +368,8 @@ class Page:
                 name, sub, rest = group.resolve_command(ctx, [*protected, *ctx.args])
                 assert sub is not None
                 sub.make_context(name or "", rest, parent=ctx)
-            except (ValueError, click.ClickException, click.exceptions.Exit) as error:
-                message = error.format_message() if isinstance(error, click.ClickException) else str(error)
+            except Exception as error:  # typer ships its own click: its errors are not click's classes
+                message = error.format_message() if hasattr(error, "format_message") else f"{type(error).__name__}: {error}"
                 self.fail(block, f"{line}: {message}")
 
 
