@@ -41,5 +41,5 @@ def test_a_drifted_console_block_fails(tmp_path: Path, monkeypatch: pytest.Monke
     for block in parse("page.md"):
         result.run(block)
     assert len(result.failures) == 2
-    assert "output differs" in result.failures[0] and "+resnet18" in result.failures[0]
+    assert "output differs" in result.failures[0] and "-not what it prints" in result.failures[0]
     assert "No such option" in result.failures[1]
