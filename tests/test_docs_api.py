@@ -26,3 +26,26 @@ def test_package_metadata_says_typed_and_ships_py_typed() -> None:
     assert project["project"]["license"] == {"text": "MIT"}
     assert "py.typed" in project["tool"]["setuptools"]["package-data"]["torchscope"]
     assert (ROOT / "torchscope" / "py.typed").is_file()
+
+
+def test_documented_signatures_match_the_code() -> None:
+    """A heading ``## `name(params)` `` in docs/ states the whole signature of ``torchscope.name``."""
+    import inspect
+    import re
+
+    import torchscope
+
+    found = 0
+    for page in sorted((ROOT / "docs").glob("*.md")):
+        for match in re.finditer(r"^#+ `([a-z_]+)\((.*)\)`\s*$", page.read_text(encoding="utf-8"), re.M):
+            name, documented = match.groups()
+            found += 1
+            parts: list[str] = []
+            for param in inspect.signature(getattr(torchscope, name)).parameters.values():
+                if param.kind is param.KEYWORD_ONLY and "*" not in parts:
+                    parts.append("*")
+                default = "" if param.default is param.empty else "=" + repr(param.default).replace("'", '"')
+                parts.append(param.name + default)
+            shown = ", ".join(parts)
+            assert documented == shown, f"{page.name}: {name}({documented}) but the code has ({shown})"
+    assert found >= 2
