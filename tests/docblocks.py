@@ -49,8 +49,11 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-# docs/cli.md is generated from the app by scripts/gen_cli_docs.py (tests/test_docs.py checks it)
-PAGES = ["README.md", *sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "docs").glob("*.md") if p.name != "cli.md")]
+# Pages generated from real runs by a script whose --check the suite runs, so they cannot drift either:
+# docs/cli.md (scripts/gen_cli_docs.py, tests/test_docs.py), docs/guard.md (scripts/gen_guard_docs.py,
+# tests/test_guard.py), docs/notebook.md (scripts/gen_notebook_docs.py, tests/test_notebook.py)
+GENERATED = ("cli.md", "guard.md", "notebook.md")
+PAGES = ["README.md", *sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "docs").glob("*.md") if p.name not in GENERATED)]
 COLUMNS = 100
 
 _FENCE = re.compile(r"^(?P<indent>\s*)(?P<ticks>`{3,})(?P<lang>[\w-]*)[^`]*$")
