@@ -14,7 +14,6 @@ import os
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 from typing import Any
 
@@ -780,16 +779,16 @@ def test_cli_force_overwrites_a_foreign_file_but_never_an_input(
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
-def test_cli_read_only_folder_exits_2_fast(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cli_read_only_folder_exits_2_before_anything_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # the output path is checked before run_bench loads or times the model (how long the refusal
+    # takes: benchmarks/cache_guards.py)
     calls = _no_run(monkeypatch)
     locked = tmp_path / "locked"
     locked.mkdir()
     locked.chmod(0o500)
     try:
-        started = time.perf_counter()
         res = _cli(*QUICK, "--output", str(locked / "run.json"))
-        elapsed = time.perf_counter() - started
     finally:
         locked.chmod(0o700)
     assert res.exit_code == 2 and "is not writable; pick another path" in res.stderr
-    assert calls == [] and elapsed < 5
+    assert calls == []

@@ -132,7 +132,11 @@ def test_a_damaged_safetensors_file_is_refused_on_meta_as_on_the_cpu(
     line = one_line_exit_2(cli("summary", net_py, "--weights", file, "--input-size", "1,4", "--device", device))
     assert str(file) in line
     assert re.search(match, line), line
-    assert "copy or save it again" in line or "cannot read" in line
+    # a damaged file says how to get a good one; a dtype it cannot read says so, and that is all
+    if case == "unknown dtype":
+        assert "copy or save it again" not in line
+    else:
+        assert line.endswith("copy or save it again"), line
     assert file.read_bytes() == before
 
 
