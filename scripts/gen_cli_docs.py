@@ -154,13 +154,18 @@ new file gets your umask, as any file you create.
 A usage error (an unknown option, a missing argument, a value of the wrong type) is one line on
 stderr, `error: ...; see 'torchscope COMMAND --help'`, exit 2, as every other bad input.
 
-Sizes and shapes read the same in every command, table and message (one formatter each, in
-`torchscope/_format.py`). Bytes are binary: `512 B`, `1.5 KiB`, `44.6 MiB`, `14.9 GiB` (powers of 1024,
+Sizes, counts and shapes read the same in every command, table and message (one formatter each, in
+`torchscope/_format.py`; counts are exact, `11,689,512`, or short with an SI prefix, `11.7 M`). Bytes are binary: `512 B`, `1.5 KiB`, `44.6 MiB`, `14.9 GiB` (powers of 1024,
 one decimal), because `torch.cuda`'s memory statistics, CUDA's out-of-memory message and `nvidia-smi`
 count that way and a decimal `MB` would be 5-7 % off the figure it is compared with (`--fit` still
 reads `40GB` as decimal). Shapes are written as torch and torchinfo write them, `[1, 3, 224, 224]`
-(`[]` for a 0-d tensor): a table too narrow for a shape wraps it between dimensions, never inside a
-number.
+(`[]` for a 0-d tensor).
+
+**Every width.** A number, a shape and a name are never split or cut. A table wider than the terminal
+(80 columns in a pipe or a CI log) leaves columns out, least useful first, and says which in a footer
+line (`left out at 80 columns: Min, Max (in --json)`); if even its first columns do not fit, it
+writes one row a block (`name`, then `  Header: value` lines). `--json` always has every column.
+Tested on every table at 60, 80 and 200 columns (`tests/test_widths.py`).
 
 """.splitlines()
 

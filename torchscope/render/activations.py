@@ -4,17 +4,16 @@ highlighted, then the list of flags. No torch import.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from rich import box
-from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
-from rich.measure import Measurement
+from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
 from torchscope._format import format_shape
 from torchscope.render._charts import bars
+from torchscope.render._fit import fitted
 
 if TYPE_CHECKING:
     from torchscope._record import ActivationCall, ActivationReport
@@ -46,22 +45,6 @@ def _label(c: ActivationCall) -> str:
     return f"{c.module}{out}" + (f" #{c.call + 1}" if c.call else "")
 
 
-class BarIfItFits:
-    """A table with its bar column when that fits the console width, else the table without it.
-
-    ``build(with_bar)`` makes the table; the bar column is ``bar_width`` cells (plus padding).
-    """
-
-    def __init__(self, build: Callable[[bool], Table], bar_width: int) -> None:
-        self.build = build
-        self.bar_width = bar_width
-
-    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
-        plain = self.build(False)
-        room = options.max_width - Measurement.get(console, options, plain).maximum
-        yield self.build(True) if room >= self.bar_width + 2 else plain
-
-
 def render_activations(
     data: ActivationReport, *, forward: int | None = None, std_bar: bool | None = False
 ) -> RenderableType:
@@ -70,27 +53,22 @@ def render_activations(
     ``std_bar=True`` adds a log-scale bar of each output's std beside the Std column, so that
     exploding or vanishing depths stand out; ``None`` adds it only when it fits the console width.
     """
-    table: RenderableType
-    if std_bar is None:
-        table = BarIfItFits(lambda with_bar: _table(data, forward, with_bar), STD_BAR_WIDTH)
-    else:
-        table = _table(data, forward, std_bar)
+    table = _table(data, forward, std_bar is not False, optional_bar=std_bar is None)
     return _with_flags(data, forward, table)
 
 
-def _table(data: ActivationReport, forward: int | None, std_bar: bool) -> Table:
+def _table(data: ActivationReport, forward: int | None, std_bar: bool, *, optional_bar: bool = False) -> RenderableType:
     several = data.forwards > 1 and forward is None
     shown = [c for c in data.calls if forward is None or c.forward == forward]
-    widest = max((len(_label(c)) for c in shown), default=6)
     # NaN/Inf get a column only when there are some (the closing line says when there are none):
     # the table has to fit 80 columns
     nonfinite = any(c.stats is not None and (c.stats.nan_count or c.stats.inf_count) for c in shown)
     table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, collapse_padding=True)
     if several:
         table.add_column("Fwd", justify="right")
-    table.add_column("Module", no_wrap=True, min_width=min(widest, 40))
-    table.add_column("Type", overflow="ellipsis", no_wrap=True, max_width=14)
-    table.add_column("Shape", overflow="fold")
+    table.add_column("Module", no_wrap=True)
+    table.add_column("Type", no_wrap=True)
+    table.add_column("Shape", no_wrap=True)
     for col in ("Mean", "Std", "Min", "Max", "Zeros"):
         table.add_column(col, justify="right", no_wrap=True)
         if col == "Std" and std_bar:
@@ -127,7 +105,11 @@ def _table(data: ActivationReport, forward: int | None, std_bar: bool) -> Table:
         if c.flags:
             style = next((FLAG_STYLE[f] for f in c.flags if f in FLAG_STYLE), "yellow")
         table.add_row(*cells, style=style)
-    return table
+    return fitted(table, drop=_DROP_FIRST, wrap=("Flags",), optional=("",) if optional_bar else ())
+
+
+# narrow consoles leave these out, in this order: the table keeps the module, its shape and std
+_DROP_FIRST = ("", "ms", "Grad std", "Min", "Max", "Mean", "Type", "Zeros", "NaN/Inf", "Fwd")
 
 
 def _with_flags(data: ActivationReport, forward: int | None, table: RenderableType) -> RenderableType:

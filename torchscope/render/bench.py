@@ -13,6 +13,7 @@ from rich.text import Text
 
 from torchscope._format import format_bytes
 from torchscope.render._charts import sparkline
+from torchscope.render._fit import fitted
 
 if TYPE_CHECKING:
     from torchscope._bench.schema import BenchResult, ModeResult
@@ -252,11 +253,12 @@ def render_bench(result: BenchResult) -> RenderableType:
     table = Table(show_lines=False)
     table.add_column("")
     for m in modes:
-        table.add_column(m.mode, overflow="fold")
+        table.add_column(m.mode)
     for label, cells in _rows(modes):
         table.add_row(label, *cells)
     # a line of its own: a table title would wrap to the table's width
-    parts: list[RenderableType] = [Text(title, style="bold"), table]
+    # each mode's cells are prose (wrapping between words); a word, number or name is never split
+    parts: list[RenderableType] = [Text(title, style="bold"), fitted(table, wrap=tuple(m.mode for m in modes))]
     for m in modes:
         if m.check is not None and not m.check.ok:
             lines = Text(f"freeze invariants violated in {m.mode} mode:\n", style="bold red")
@@ -354,7 +356,7 @@ def render_compare(a: BenchResult, b: BenchResult, labels: tuple[str, str] = ("A
                 ratio_cell = Text(f"{r:.3f}", style=style)
             table.add_row(label, _num(va, fmt), _num(vb, fmt), ratio_cell)
         table.add_row("freeze check", _check_text(ma, short=True), _check_text(mb, short=True), "")
-        parts.append(table)
+        parts.append(fitted(table))
     diffs = Table(title="setup differences", title_justify="left", show_header=True)
     diffs.add_column("")
     diffs.add_column(labels[0])
@@ -364,5 +366,5 @@ def render_compare(a: BenchResult, b: BenchResult, labels: tuple[str, str] = ("A
     for key in sorted(set(da) | set(db)):
         if da.get(key) != db.get(key):
             diffs.add_row(key, str(da.get(key)), str(db.get(key)))
-    parts.append(diffs if diffs.row_count else Text("same setup in both files", style="dim"))
+    parts.append(fitted(diffs, wrap=labels) if diffs.row_count else Text("same setup in both files", style="dim"))
     return Group(*parts)

@@ -5,7 +5,8 @@ verdict. No torch import.
 
 from __future__ import annotations
 
-from rich.console import Group, RenderableType
+from rich.cells import cell_len
+from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
 from rich.padding import Padding
 from rich.panel import Panel
 from rich.text import Text
@@ -98,8 +99,8 @@ def render_check(report: StepCheck, *, title: str = "check-freeze") -> Renderabl
     """A panel with a ✓ or ✗ line per invariant checked; under each ✗ every cause once, with its
     names, its count and the one call that fixes them all.
 
-    The verdict leads the title, so a long model spec is what gets cut at a narrow width, never
-    the verdict.
+    The verdict leads the title; where the model spec does not fit beside it, the spec moves to the
+    panel's first line, whole.
     """
     groups = report.groups or group_violations(report.violations)
     lines: list[RenderableType] = []
@@ -137,9 +138,7 @@ def render_check(report: StepCheck, *, title: str = "check-freeze") -> Renderabl
         lines.append(Text(f"step: {report.reference.describe()}", style="dim"))
     lines.append(Text(summary_line(report), style="dim"))
     words, style = verdict(report)
-    return Panel(Group(*lines), title=f"{words} · {title}", title_align="left", border_style=style)
-
-
+    return _CheckPanel(lines, words, title, style)
 def _extra_columns(violations: tuple[Violation, ...]) -> list[str]:
     """The shape and step columns of the plain-text table (header first), where any row has one."""
     cols: list[list[str]] = [[""] for _ in range(len(violations) + 1)]
@@ -201,3 +200,18 @@ def check_text(report: StepCheck) -> str:
         lines.append("")
         lines += [f"not checked: {kind} ({why})" for kind, why in report.not_checked]
     return "\n".join(lines)
+
+
+class _CheckPanel:
+    """The panel, its title the verdict and the spec when both fit the console, else the verdict alone."""
+
+    def __init__(self, lines: list[RenderableType], words: str, title: str, style: str) -> None:
+        self.lines, self.words, self.title, self.style = lines, words, title, style
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        full = f"{self.words} · {self.title}"
+        if cell_len(full) + 6 <= options.max_width:  # the corners, the rule and the title's spaces
+            yield Panel(Group(*self.lines), title=full, title_align="left", border_style=self.style)
+        else:
+            body = Group(Text(self.title, style="bold", overflow="fold"), *self.lines)
+            yield Panel(body, title=self.words, title_align="left", border_style=self.style)

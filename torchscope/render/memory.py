@@ -9,6 +9,7 @@ from rich.text import Text
 
 from torchscope._format import format_bytes, format_shape
 from torchscope._memory.schema import KINDS, FitResult, MemoryReport
+from torchscope.render._fit import fitted
 
 BAR_WIDTH = 32
 _STYLE = {
@@ -41,7 +42,7 @@ def headline(report: MemoryReport) -> Text:
     return text
 
 
-def render_breakdown(report: MemoryReport) -> Table:
+def render_breakdown(report: MemoryReport) -> RenderableType:
     """What is alive at the peak, by kind, with a bar for each share."""
     table = Table(title="alive at the peak", title_justify="left", show_edge=False, pad_edge=False)
     table.add_column("kind")
@@ -55,10 +56,10 @@ def render_breakdown(report: MemoryReport) -> Table:
             continue
         table.add_row(kind, format_bytes(n), f"{n / total:.1%}", Text(bar(n / total), style=_STYLE[kind]))
     table.add_row(Text("total", style="bold"), Text(format_bytes(report.peak), style="bold"), "100.0%", "")
-    return table
+    return fitted(table, optional=("",))
 
 
-def render_modules(report: MemoryReport, limit: int = 12) -> Table:
+def render_modules(report: MemoryReport, limit: int = 12) -> RenderableType:
     """Bytes at the peak per top-level module (the largest ``limit``, the rest summed).
 
     Columns: parameters and buffers, gradients, optimizer state, activations, temporaries, total.
@@ -76,7 +77,8 @@ def render_modules(report: MemoryReport, limit: int = 12) -> Table:
         )  # fmt: skip
     if rest:
         table.add_row(f"({len(rest)} more)", "", "", "", "", "", format_bytes(sum(m.total for m in rest)))
-    return table
+    # narrow consoles keep the module, its total and the largest parts
+    return fitted(table, drop=("temp", "activ", "grads", "optim"))
 
 
 def fit_line(fit: FitResult) -> Text:

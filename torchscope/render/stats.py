@@ -14,7 +14,8 @@ from rich.text import Text
 
 from torchscope._format import format_shape
 from torchscope.render._charts import bars
-from torchscope.render.activations import BarIfItFits, fmt_value
+from torchscope.render._fit import fitted
+from torchscope.render.activations import fmt_value
 from torchscope.render.tree import human_count
 
 if TYPE_CHECKING:
@@ -28,8 +29,8 @@ GRAD_STYLE = {"nonfinite": "bold red", "exploding": "red", "vanishing": "yellow"
 def render_param_stats(data: ParamStats) -> RenderableType:
     """One row per parameter (tied ones once), then totals and flags."""
     table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
-    table.add_column("Parameter", overflow="fold")
-    table.add_column("Shape", overflow="fold")
+    table.add_column("Parameter")
+    table.add_column("Shape")
     table.add_column("Train", justify="center")
     for col in ("Norm", "Mean", "Std", "Min", "Max", "Zeros"):
         table.add_column(col, justify="right")
@@ -56,7 +57,7 @@ def render_param_stats(data: ParamStats) -> RenderableType:
         f"Params: {human_count(data.total)} ({human_count(data.trainable)} trainable, {human_count(data.frozen)} frozen)",
         f"Global norm: {fmt_value(data.norm)}; grad norm: {fmt_value(data.grad_norm)}",
     ]
-    parts: list[RenderableType] = [table, Text("\n".join(lines))]
+    parts: list[RenderableType] = [fitted(table, drop=_STATS_DROP), Text("\n".join(lines))]
     if data.checked == 0:
         parts.append(Text(f"not checked: {data.nothing_checked}", style="bold red"))
     elif data.checked < len(data.rows):
@@ -67,22 +68,22 @@ def render_param_stats(data: ParamStats) -> RenderableType:
     return Group(*parts)
 
 
+# narrow consoles leave these out, in this order: the table keeps the name, shape, norm and std
+_STATS_DROP = ("Grad/param", "Mean", "Min", "Max", "Zeros", "Train", "Grad")
+_GRADS_DROP = ("Param norm", "Trainable", "Params", "Ratio")
+
+
 def render_grads(data: GradReport, *, grad_bar: bool | None = None) -> RenderableType:
     """Per-layer grad norms, then unused parameters and flags.
 
     ``grad_bar`` draws a log-scale bar beside each grad norm; ``None`` (default) when it fits.
     """
-    table: RenderableType
-    if grad_bar is None:
-        table = BarIfItFits(lambda with_bar: _grads_table(data, with_bar), GRAD_BAR_WIDTH)
-    else:
-        table = _grads_table(data, grad_bar)
-    return _grads_footer(data, table)
+    return _grads_footer(data, _grads_table(data, grad_bar is not False, optional_bar=grad_bar is None))
 
 
-def _grads_table(data: GradReport, with_bar: bool) -> Table:
+def _grads_table(data: GradReport, with_bar: bool, *, optional_bar: bool = False) -> RenderableType:
     table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
-    table.add_column("Layer (type)", overflow="fold")
+    table.add_column("Layer (type)")
     table.add_column("Params", justify="right")
     table.add_column("Trainable", justify="right")
     table.add_column("Grad norm", justify="right")
@@ -105,7 +106,7 @@ def _grads_table(data: GradReport, with_bar: bool) -> Table:
             la.flag or "",
             style=GRAD_STYLE.get(la.flag or ""),
         )
-    return table
+    return fitted(table, drop=_GRADS_DROP, wrap=("Flag",), optional=("",) if optional_bar else ())
 
 
 def _grads_footer(data: GradReport, table: RenderableType) -> RenderableType:

@@ -19,6 +19,7 @@ from rich.text import Text
 
 from torchscope._format import format_shape
 from torchscope.errors import TorchscopeError
+from torchscope.render._fit import fitted
 from torchscope.render.tree import human_count
 
 if TYPE_CHECKING:
@@ -294,27 +295,6 @@ def torchinfo_totals(data: Summary) -> list[str]:
     ]
 
 
-def _lines(cell: str) -> list[str]:
-    return cell.split("\n")
-
-
-def fit_widths(natural: list[int], minimum: list[int], fixed: list[bool], available: int) -> list[int]:
-    """Column widths that fit ``available``: fixed columns keep their natural width, the widest of the
-    others give up one character at a time, never below their minimum (their longest word).
-
-    >>> fit_widths([20, 16, 8], [6, 6, 8], [False, False, True], 30)
-    [11, 11, 8]
-    """
-    widths = list(natural)
-    while sum(widths) > available:
-        flexible = [k for k in range(len(widths)) if not fixed[k] and widths[k] > minimum[k]]
-        if not flexible:
-            break
-        widest = max(flexible, key=lambda k: widths[k])
-        widths[widest] -= 1
-    return widths
-
-
 class _FittedTable:
     """The rows as a Rich table whose column widths are chosen for the console's width.
 
@@ -331,41 +311,17 @@ class _FittedTable:
         self.box, self.col_width = table_box, col_width
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
-        cols = range(len(self.headers))
-        cells = [[row[k] for row in self.body] for k in cols]
-        natural = [
-            max([len(self.headers[k]), *(len(line) for cell in cells[k] for line in _lines(cell))])
-            for k in cols
-        ]
-        if self.col_width:
-            natural = [max(n, self.col_width) for n in natural]
-        words = [
-            max(
-                [
-                    1,
-                    *(
-                        len(w)
-                        for cell in [*cells[k], self.headers[k]]
-                        for line in _lines(cell)
-                        for w in line.split()
-                    ),
-                ]
-            )
-            for k in cols
-        ]
-        minimum = [min(natural[k], max(words[k], 6)) for k in cols]
-        widths = fit_widths(natural, minimum, self.numeric, options.max_width - 3 * (len(natural) - 1))
+        # every cell whole: a narrow console leaves columns out (said in a footer line), never wraps a shape
         table = Table(box=self.box, show_edge=False, pad_edge=False)
-        for k in cols:
-            table.add_column(
-                self.headers[k],
-                justify="right" if self.numeric[k] else "left",
-                overflow="fold",
-                width=widths[k],
-            )
+        for k, header in enumerate(self.headers):
+            table.add_column(header, justify="right" if self.numeric[k] else "left", min_width=self.col_width)
         for row, style in zip(self.body, self.styles, strict=True):
             table.add_row(*row, style=style)
-        yield table
+        yield fitted(table, drop=_SUMMARY_DROP)
+
+
+# narrow consoles leave these out, in this order: the rows keep the layer, its output and its params
+_SUMMARY_DROP = tuple(HEADERS[k] for k in ("kernel_size", "groups", "params_percent", "trainable", "input_size", "mult_adds"))
 
 
 def summary_text(data: Summary, width: int = 1000) -> str:

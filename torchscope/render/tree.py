@@ -20,6 +20,7 @@ from rich.text import Text
 from torchscope._format import format_bytes
 from torchscope._patterns import name_matches
 from torchscope.errors import PatternError, TorchscopeError
+from torchscope.render._fit import fitted
 
 if TYPE_CHECKING:
     from torchscope._treedata import AdapterInfo, ModuleEntry, ModuleTree
@@ -230,8 +231,8 @@ def render_tree(
     show_hooks = any(r.entry.hooks.total for _, r in rows)
 
     table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, title=None)
-    table.add_column("Name", no_wrap=True, overflow="ellipsis")
-    table.add_column("Type", overflow="fold")
+    table.add_column("Name", no_wrap=True)
+    table.add_column("Type", no_wrap=True)
     table.add_column("Params", justify="right", no_wrap=True)
     table.add_column("Trainable", justify="center", no_wrap=True)
     table.add_column("Mode", no_wrap=True)
@@ -255,7 +256,9 @@ def render_tree(
         if show_hooks:
             cells.append(_hooks_text(e))
         table.add_row(*cells)
-    return Group(table, _footer(data), *_warnings(data))
+    # narrow consoles leave these out, in this order: the rows keep the name, its type and params
+    fit = fitted(table, drop=("Hooks", "Mode", "Trainable"))
+    return Group(fit, _footer(data), *_warnings(data))
 
 
 def _footer(data: ModuleTree) -> Table:
