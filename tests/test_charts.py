@@ -237,4 +237,7 @@ def test_activations_table_std_bar_column() -> None:
     assert lines(100, False)[0] == "Module  Type    Shape   Mean   Std    Min   Max  Zeros  Flags"
     # auto: the bar only when it fits the width
     assert lines(100, None) == with_bar
-    assert lines(60, None)[0] == "Module  Type    Shape  Mean   Std    Min   Max  Zeros  Flags"
+    # at 60 columns: no bar, and the table (61 wide) leaves out Min rather than squeeze a cell
+    narrow = lines(60, None)
+    assert narrow[0] == "Module  Type    Shape   Mean   Std   Max  Zeros  Flags"
+    assert "left out at 60 columns: Min (in --json)" in narrow
