@@ -98,4 +98,4 @@ def test_report_on_a_timm_vit(tmp_path: Path) -> None:
     assert "✓ every checked invariant holds (1 not checked)" in out
     assert "frozen_buffer_changed (no frozen buffer)" in out
     text = page.read_text(encoding="utf-8")
-    assert "VisionTransformer" in text and text.count("<svg ") == 4
+    assert "VisionTransformer" in text and text.count("<svg ") == 5  # the four charts and the memory bar

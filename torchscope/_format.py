@@ -49,4 +49,13 @@ def format_shape(shape: Iterable[int | None]) -> str:
     return "[" + ", ".join("*" if d is None else str(d) for d in shape) + "]"
 
 
-__all__ = ["format_bytes", "format_shape"]
+def format_mb(n: int | float) -> str:
+    """Bytes as torchinfo writes its ``(MB)`` totals: 10**6 bytes, two decimals.
+
+    >>> format_mb(46_758_048)
+    '46.76'
+    """
+    return f"{n / 1e6:0.2f}"
+
+
+__all__ = ["format_bytes", "format_mb", "format_shape"]

@@ -17,7 +17,7 @@ from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderR
 from rich.table import Table
 from rich.text import Text
 
-from torchscope._format import format_shape
+from torchscope._format import format_mb, format_shape
 from torchscope.errors import TorchscopeError
 from torchscope.render._fit import fitted
 from torchscope.render.tree import human_count
@@ -281,17 +281,17 @@ def torchinfo_totals(data: Summary) -> list[str]:
         f"Non-trainable params: {data.total_params - data.trainable_params:,}",
     ]
     if not data.forward_ran:
-        return [*lines, f"Params size (MB): {data.param_bytes / 1e6:0.2f}"]
+        return [*lines, f"Params size (MB): {format_mb(data.param_bytes)}"]
     unit, macs = _readable(data.total_mult_adds or 0)
     bound = " (a lower bound)" if data.mult_adds_lower_bound else ""
     total = data.input_bytes + data.total_output_bytes + data.param_bytes
     return [
         *lines,
         f"Total mult-adds ({unit}): {_number(macs)}{bound}",
-        f"Input size (MB): {data.input_bytes / 1e6:0.2f}",
-        f"Forward/backward pass size (MB): {data.total_output_bytes / 1e6:0.2f}",
-        f"Params size (MB): {data.param_bytes / 1e6:0.2f}",
-        f"Estimated Total Size (MB): {total / 1e6:0.2f}",
+        f"Input size (MB): {format_mb(data.input_bytes)}",
+        f"Forward/backward pass size (MB): {format_mb(data.total_output_bytes)}",
+        f"Params size (MB): {format_mb(data.param_bytes)}",
+        f"Estimated Total Size (MB): {format_mb(total)}",
     ]
 
 
