@@ -260,7 +260,8 @@ def test_numbers_never_wrap_at_60_80_or_200_columns(cli: CliRun, command: list[s
         assert result.exit_code in (0, 1), result.output
         lines = result.stdout.splitlines()
         assert max(len(line) for line in lines) <= width
-        outputs[width] = lines
+        # a narrow table names the columns it left out ("left out at 60 columns: Mode (in --json)")
+        outputs[width] = [line for line in lines if not line.lstrip().startswith(f"left out at {width} columns")]
     # a number cut by a line break would show up as two numbers (or a shorter one)
     wide = Counter(n for line in outputs[200] for n in NUMBER.findall(line))
     for width in (60, 80):

@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from copy import copy
 
-from rich.console import Console, ConsoleOptions, Group, RenderResult
+from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
 from rich.measure import Measurement
 from rich.table import Column, Table
 from rich.text import Text
@@ -133,3 +133,24 @@ def _plain(cell: object) -> str:
 
 
 __all__ = ["FittedTable", "fitted"]
+
+
+class TitledPanel:
+    """A panel titled ``head + sep + title`` when that fits the console; else titled ``head`` alone,
+    with ``title`` (a model spec, a path: never cut) as the body's first line, folded if it must be."""
+
+    def __init__(
+        self, body: Sequence[RenderableType], head: str, title: str, *, sep: str = " · ", style: str = "", expand: bool = True
+    ) -> None:
+        self.body, self.head, self.title, self.sep, self.style, self.expand = list(body), head, title, sep, style, expand
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        from rich.cells import cell_len
+        from rich.panel import Panel
+
+        full = f"{self.head}{self.sep}{self.title}"
+        if cell_len(full) + 6 <= options.max_width:  # the corners, the rule and the title's spaces
+            yield Panel(Group(*self.body), title=full, title_align="left", border_style=self.style, expand=self.expand)
+        else:
+            body = Group(Text(self.title, style="bold", overflow="fold"), *self.body)
+            yield Panel(body, title=self.head, title_align="left", border_style=self.style, expand=self.expand)

@@ -5,15 +5,14 @@ verdict. No torch import.
 
 from __future__ import annotations
 
-from rich.cells import cell_len
-from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
+from rich.console import RenderableType
 from rich.padding import Padding
-from rich.panel import Panel
 from rich.text import Text
 
 from torchscope._check.grouping import group_violations
 from torchscope._check.report import BY_NAME_KINDS, StepCheck, Violation, ViolationGroup, format_change
 from torchscope._format import format_bytes
+from torchscope.render._fit import TitledPanel
 
 #: What each violation kind means when it does NOT happen: the invariant, as the panel states it.
 INVARIANTS: dict[str, str] = {
@@ -138,7 +137,7 @@ def render_check(report: StepCheck, *, title: str = "check-freeze") -> Renderabl
         lines.append(Text(f"step: {report.reference.describe()}", style="dim"))
     lines.append(Text(summary_line(report), style="dim"))
     words, style = verdict(report)
-    return _CheckPanel(lines, words, title, style)
+    return TitledPanel(lines, words, title, style=style)
 def _extra_columns(violations: tuple[Violation, ...]) -> list[str]:
     """The shape and step columns of the plain-text table (header first), where any row has one."""
     cols: list[list[str]] = [[""] for _ in range(len(violations) + 1)]
@@ -202,16 +201,3 @@ def check_text(report: StepCheck) -> str:
     return "\n".join(lines)
 
 
-class _CheckPanel:
-    """The panel, its title the verdict and the spec when both fit the console, else the verdict alone."""
-
-    def __init__(self, lines: list[RenderableType], words: str, title: str, style: str) -> None:
-        self.lines, self.words, self.title, self.style = lines, words, title, style
-
-    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
-        full = f"{self.words} · {self.title}"
-        if cell_len(full) + 6 <= options.max_width:  # the corners, the rule and the title's spaces
-            yield Panel(Group(*self.lines), title=full, title_align="left", border_style=self.style)
-        else:
-            body = Group(Text(self.title, style="bold", overflow="fold"), *self.lines)
-            yield Panel(body, title=self.words, title_align="left", border_style=self.style)

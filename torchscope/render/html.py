@@ -196,6 +196,6 @@ def render_report_terminal(data: ReportData, *, html_path: str | None = None) ->
         table.add_row("note", Text(note, style="yellow"))
     if html_path:
         table.add_row("page", html_path)
-    from rich.panel import Panel
+    from torchscope.render._fit import TitledPanel
 
-    return Panel(table, title=f"torchscope report: {data.title}", title_align="left", expand=False)
+    return TitledPanel([table], "torchscope report", data.title, sep=": ", expand=False)
