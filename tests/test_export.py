@@ -68,7 +68,8 @@ NAMES = ["tree", "summary", "activations", "stats", "grads", "check-freeze", "di
 
 
 def squash(text: str) -> str:
-    return re.sub(r"\s+", "", text)
+    # whitespace and a panel's side borders: a long name folds over lines inside a panel
+    return re.sub(r"[\s│]+", "", text)
 
 
 def svg_text(svg: str) -> str:
