@@ -23,7 +23,7 @@ from torchscope.render._charts import (
 
 if TYPE_CHECKING:
     from torchscope._bench.schema import BenchResult
-    from torchscope._check.report import StepCheck
+    from torchscope._checkparts.report import StepCheck
     from torchscope._diff import DiffReport
     from torchscope._grads import GradReport
     from torchscope._memory.schema import MemoryReport
