@@ -6,8 +6,5 @@
 
 The checks built on these (the first-step review and merge equivalence) live above, in
 :mod:`torchscope._peft`; the loader and the tree read adapters from here without importing them.
+Import each name from the module that defines it: this file re-exports nothing.
 """
-
-from torchscope._adapters.layers import collect_adapters, logical_numel
-
-__all__ = ["collect_adapters", "logical_numel"]
