@@ -1,4 +1,4 @@
-"""Check the import graph of the torchscope package: no circles, and the core never imports the CLI.
+"""Check the import graph of the torchscope package: no circles at any level, and imports go downhill.
 
 Reads every ``.py`` file under ``torchscope/`` with :mod:`ast` (nothing is imported), and counts every
 ``import`` statement wherever it is, function-local ones included, because a function-local import
@@ -11,7 +11,13 @@ being imported). The root ``torchscope/__init__.py`` re-exports lazily and is ne
 
 Fails (exit 1, printing each circle and each offending edge with file and line) on
 
-- any circle: a strongly connected component of more than one module, or a module importing itself;
+- any circle of modules: a strongly connected component of more than one module, or a module
+  importing itself;
+- any circle of packages: the same search where each subpackage or top-level module of torchscope
+  (``torchscope._check``, ``torchscope._peft``, ``torchscope.render``, ``torchscope._tree``...) is one
+  node, so that two packages whose modules import each other without a module circle are still
+  caught: what two packages share lives below both. The edges of a module circle are left out of
+  this search (that circle is reported once, as a module circle);
 - any core -> CLI edge: core is every module outside ``torchscope.cli``; ``torchscope.__main__``
   (``python -m torchscope``) is an entry point, like the ``torchscope`` console script, and belongs
   to the CLI side;
@@ -22,7 +28,10 @@ Fails (exit 1, printing each circle and each offending edge with file and line) 
   is allowed there and nowhere else in the core, and it is not an import-time edge (it runs when a
   result is shown, after both sides are imported), so it is listed, not counted in the circles;
 - any torch import reachable from a renderer: ``torchscope.render`` imports no torch, neither itself
-  nor through a core module it imports (function-local imports included).
+  nor through a core module it imports (function-local imports included);
+- any private name imported across rooms: ``from torchscope.x import _name`` in any module but
+  ``torchscope.x`` itself (a private *module* is a room and may be imported). What two rooms share
+  is a public name in a private module.
 
 On success prints one summary line. ``--root DIR`` checks another tree (the tests use it).
 
@@ -35,7 +44,7 @@ import argparse
 import ast
 import itertools
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -138,10 +147,32 @@ def imports_torch(tree: ast.AST) -> int | None:
     return None
 
 
+@dataclass(frozen=True)
+class PrivateImport:
+    """``from module import name`` where ``name`` is private to ``module`` and ``source`` is another room."""
+
+    source: str
+    module: str
+    name: str
+    file: str
+    line: int
+
+
 def build_graph(root: Path) -> tuple[dict[str, Path], list[Edge]]:
     """The package's modules and the import edges between them."""
+    modules, edges, _ = _scan(root)
+    return modules, edges
+
+
+def _is_private(name: str) -> bool:
+    return name.startswith("_") and not (name.startswith("__") and name.endswith("__"))
+
+
+def _scan(root: Path) -> tuple[dict[str, Path], list[Edge], list[PrivateImport]]:
+    """The modules, their import edges, and every private name imported across rooms."""
     modules = module_names(root)
     edges: list[Edge] = []
+    private: list[PrivateImport] = []
     for name, path in modules.items():
         rel = path.relative_to(root).as_posix()
         tree = ast.parse(path.read_text(encoding="utf-8"), filename=rel)
@@ -155,10 +186,12 @@ def build_graph(root: Path) -> tuple[dict[str, Path], list[Edge]]:
                 for alias in node.names:
                     sub = f"{base}.{alias.name}"
                     targets.append(sub if sub in modules else base)
+                    if _is_private(alias.name) and base in modules and base != name and sub not in modules:
+                        private.append(PrivateImport(name, base, alias.name, rel, node.lineno))
             for target in targets:
                 for hit in _runs(target, name, modules):
                     edges.append(Edge(name, hit, rel, node.lineno))
-    return modules, edges
+    return modules, edges, private
 
 
 def display_edges(root: Path, modules: dict[str, Path]) -> list[Edge]:
@@ -298,23 +331,52 @@ def _path_to(start: str, goal: set[str], graph: dict[str, list[str]]) -> list[st
     return None
 
 
+def package_of(module: str) -> str:
+    """The subpackage or top-level module of torchscope that ``module`` belongs to (its package node)."""
+    return ".".join(module.split(".")[:2])
+
+
+def _circles(
+    nodes: list[str], edges: list[Edge], kind: str, node_of: Callable[[str], str]
+) -> tuple[list[str], dict[str, int], dict[str, list[str]]]:
+    """Each circle among ``nodes``, where an edge ``a -> b`` joins ``node_of(a)`` to ``node_of(b)``;
+    for each node in a circle, the circle's number; and the graph searched."""
+    graph: dict[str, list[str]] = {}
+    where: dict[tuple[str, str], Edge] = {}  # the first import statement behind each node edge
+    for edge in edges:
+        a, b = node_of(edge.source), node_of(edge.target)
+        if a == b and kind == "packages":
+            continue
+        if b not in graph.setdefault(a, []):
+            graph[a].append(b)
+        where.setdefault((a, b), edge)
+    problems = []
+    member: dict[str, int] = {}
+    for number, component in enumerate(strongly_connected(nodes, graph)):
+        member.update(dict.fromkeys(component, number))
+        cycle = one_cycle(component, graph)
+        steps = []
+        for a, b in itertools.pairwise(cycle):
+            e = where[(a, b)]
+            via = "" if (a, b) == (e.source, e.target) else f"{e.source} -> {e.target}, "
+            steps.append(f"    {a} -> {b}  ({via}{e.where()})")
+        problems.append(f"import circle of {len(component)} {kind} ({', '.join(component)}):\n" + "\n".join(steps))
+    return problems, member, graph
+
+
 def check(root: Path) -> tuple[list[str], str]:
     """(problems, summary) for the tree at ``root``."""
-    modules, edges = build_graph(root)
-    graph: dict[str, list[str]] = {}
-    where: dict[tuple[str, str], Edge] = {}
-    for edge in edges:
-        if edge.target not in graph.setdefault(edge.source, []):
-            graph[edge.source].append(edge.target)
-        where.setdefault((edge.source, edge.target), edge)
-    problems: list[str] = []
-    components = strongly_connected(sorted(modules), graph)
-    for component in components:
-        cycle = one_cycle(component, graph)
-        steps = "\n".join(
-            f"    {a} -> {b}  ({where[(a, b)].where()})" for a, b in itertools.pairwise(cycle)
-        )
-        problems.append(f"import circle of {len(component)} modules ({', '.join(component)}):\n{steps}")
+    modules, edges, private = _scan(root)
+    problems, in_circle, graph = _circles(sorted(modules), edges, "modules", lambda m: m)
+    # the package graph: one node per subpackage or top-level module; the root re-exports lazily.
+    # The edges inside a module circle are left out here: that circle is reported once, above
+    packages = sorted({package_of(m) for m in modules if m != PACKAGE})
+    lifted = [
+        e
+        for e in edges
+        if e.source != PACKAGE and not (e.source in in_circle and in_circle.get(e.source) == in_circle.get(e.target))
+    ]
+    problems += _circles(packages, lifted, "packages", package_of)[0]
     # one line per import statement: its deepest CLI module, not also the packages above it
     cli_edges: dict[tuple[str, int], Edge] = {}
     for e in edges:
@@ -353,13 +415,19 @@ def check(root: Path) -> tuple[list[str], str]:
                 f"renderer imports torch: {chain} -> torch  ({modules[path[-1]].relative_to(root).as_posix()}:"
                 f"{torchy[path[-1]]})"
             )
+    for p in private:
+        problems.append(
+            f"private name imported across rooms: {p.source} imports {p.module}.{p.name}  ({p.file}:{p.line}); "
+            f"make it a public name of {p.module}"
+        )
     core = sum(1 for m in modules if not _is_cli(m))
     local = len({(e.source, e.target) for e in edges})
     allowed = ", ".join(f"{e.source} -> {e.target} ({e.where()})" for e in boundary if e.source == DISPLAY_BOUNDARY)
     summary = (
         f"import check: {len(modules)} modules ({core} core, {len(modules) - core} CLI), "
-        f"{local} import edges, no circles, no core -> CLI import, no core -> render import "
-        f"(display boundary: {allowed or 'none'}), no torch under render"
+        f"{local} import edges, {len(packages)} packages, no circles (modules or packages), no core -> CLI import, "
+        f"no core -> render import (display boundary: {allowed or 'none'}), no torch under render, "
+        "no private name across rooms"
     )
     return problems, summary
 

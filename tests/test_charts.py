@@ -83,8 +83,8 @@ def test_bars_log_scale_shows_ratios_and_marks_zero_and_nan() -> None:
 
 @pytest.mark.parametrize(
     ("value", "text"),
-    [(11689512, "11.7M"), (25557032, "25.6M"), (1500, "1.5k"), (0.25, "0.25"), (4.5e-5, "4.5e-05"),
-     (0, "0"), (math.nan, "nan"), (-math.inf, "-inf"), (None, "–"), (3e9, "3G")],
+    [(11689512, "11.7 M"), (25557032, "25.6 M"), (1500, "1.5 K"), (0.25, "0.25"), (4.5e-5, "4.5e-05"),
+     (0, "0"), (math.nan, "nan"), (-math.inf, "-inf"), (None, "–"), (3e9, "3.0 G")],
 )
 def test_format_number(value: float | None, text: str) -> None:
     assert format_number(value) == text

@@ -21,7 +21,7 @@ from zoo import SmallCNN
 
 from torchscope import check_step, freeze
 from torchscope._check import take_snapshot
-from torchscope._check.plan import make_plan
+from torchscope._checkparts.plan import make_plan
 from torchscope._report import collect_report
 from torchscope.errors import TorchscopeError
 from torchscope.strategies import freeze_patterns, inputs_for, small_models

@@ -1,4 +1,4 @@
-"""scripts/check_imports.py: the package's import graph has no circle and no core -> CLI edge."""
+"""scripts/check_imports.py: no circle of modules or of packages, imports go downhill, no private name across rooms."""
 
 from __future__ import annotations
 
@@ -44,9 +44,9 @@ def run(root: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
 def test_the_package_passes(capsys: pytest.CaptureFixture[str]) -> None:
     code, out = run(REPO, capsys)
     assert code == 0, out
-    assert out.startswith("import check: ") and "no circles, no core -> CLI import" in out
+    assert out.startswith("import check: ") and "no circles (modules or packages), no core -> CLI import" in out
     assert "no core -> render import (display boundary: torchscope._display -> torchscope.render" in out
-    assert out.rstrip().endswith("no torch under render")
+    assert out.rstrip().endswith("no torch under render, no private name across rooms")
 
 
 def test_the_core_importing_a_renderer_is_found(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -182,3 +182,69 @@ def test_relative_imports_and_package_inits(tmp_path: Path, capsys: pytest.Captu
 def test_a_root_without_the_package_is_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert check_imports.main(["--root", str(tmp_path)]) == 2
     assert "has no torchscope/__init__.py" in capsys.readouterr().err
+
+
+def test_a_circle_between_packages_without_a_module_circle_fails(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # _check.step -> _audit, _audit -> _check.report: no module circle, but the packages close one
+    # (the shape the step check and the optimizer audit had: each used a part of the other)
+    root = make_tree(
+        tmp_path,
+        {
+            "_check/__init__.py": '"""Re-exports nothing."""\n',
+            "_check/report.py": "class Violation: ...\n",
+            "_check/step.py": "from torchscope._audit import audit\n",
+            "_audit.py": "from torchscope._check.report import Violation\n\n\ndef audit(): ...\n",
+        },
+    )
+    code, out = run(root, capsys)
+    assert code == 1
+    assert "import circle of 2 modules" not in out
+    assert "import circle of 2 packages (torchscope._audit, torchscope._check):" in out
+    assert "torchscope._audit -> torchscope._check  (torchscope/_audit.py:1)" in out
+    assert (
+        "torchscope._check -> torchscope._audit  (torchscope._check.step -> torchscope._audit, "
+        "torchscope/_check/step.py:1)"
+    ) in out
+    assert "import check failed: 1 problem(s)" in out
+    # what both share moved below both: the circle is gone
+    (root / "torchscope" / "_parts.py").write_text("class Violation: ...\n")
+    (root / "torchscope" / "_check" / "report.py").write_text("from torchscope._parts import Violation\n")
+    (root / "torchscope" / "_audit.py").write_text("from torchscope._parts import Violation\n\n\ndef audit(): ...\n")
+    code, out = run(root, capsys)
+    assert code == 0, out
+    assert "6 modules (6 core, 0 CLI), 3 import edges, 3 packages, no circles (modules or packages)" in out
+
+
+def test_a_module_circle_is_not_reported_again_as_a_package_circle(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = make_tree(
+        tmp_path,
+        {"_a/__init__.py": "", "_a/x.py": "import torchscope._b\n", "_b.py": "import torchscope._a.x\n"},
+    )
+    code, out = run(root, capsys)
+    assert code == 1
+    assert "import circle of 2 modules (torchscope._a.x, torchscope._b)" in out
+    assert "packages" not in out
+    assert "import check failed: 1 problem(s)" in out
+
+
+def test_a_private_name_imported_across_rooms_fails(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    root = make_tree(
+        tmp_path,
+        {
+            "_treedata.py": "def _jsonable(v):\n    return v\n\n\ndef jsonable(v):\n    return _jsonable(v)\n",
+            "_tree.py": "from torchscope._treedata import _jsonable, jsonable\n",
+            "_pkg/__init__.py": "from torchscope._pkg import _impl\n",  # a private module is a room: fine
+            "_pkg/_impl.py": "from ._impl import __doc__\nx = 1\n",  # a dunder is no private name
+        },
+    )
+    code, out = run(root, capsys)
+    assert code == 1
+    assert out.splitlines() == [
+        "private name imported across rooms: torchscope._tree imports torchscope._treedata._jsonable  "
+        "(torchscope/_tree.py:1); make it a public name of torchscope._treedata",
+        "import check failed: 1 problem(s)",
+    ]

@@ -10,7 +10,7 @@ from zoo import SmallCNN
 
 import torchscope
 from torchscope._memory.cards import GPUS, MARGIN, capacity_of
-from torchscope._memory.units import parse_bytes
+from torchscope._parsing import parse_bytes
 from torchscope.errors import TorchscopeError
 
 

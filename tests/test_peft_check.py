@@ -14,7 +14,7 @@ from hf_tiny import save_tiny, tiny_config, transformers
 from typer.testing import Result
 
 import torchscope
-from torchscope._peft.targets import unmatched_targets_message
+from torchscope._adapters.targets import unmatched_targets_message
 from torchscope.errors import SpecError
 
 peft = pytest.importorskip("peft")

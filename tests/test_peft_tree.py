@@ -11,7 +11,7 @@ from hf_tiny import tiny_config, transformers
 from rendering import text
 
 from torchscope import load_model, tree
-from torchscope._adapters import logical_numel
+from torchscope._adapters.layers import logical_numel
 from torchscope._treedata import ModuleTree
 from torchscope.render.tree import render_tree
 

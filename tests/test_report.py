@@ -279,7 +279,7 @@ def test_collect_report_on_every_zoo_model_leaves_it_as_found(zoo_model: tuple) 
 def test_report_and_check_freeze_run_the_same_reference_step_by_default() -> None:
     import typer
 
-    from torchscope._check.config import DEFAULT_STEP
+    from torchscope._checkparts.config import DEFAULT_STEP
     from torchscope.cli import app
 
     commands = typer.main.get_command(app).commands  # type: ignore[attr-defined]

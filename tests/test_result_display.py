@@ -16,7 +16,7 @@ from zoo import build
 
 import torchscope
 from torchscope import DiffReport, ModuleTree, ParamStats, StepCheck, TorchscopeError
-from torchscope._check.report import Violation
+from torchscope._checkparts.report import Violation
 from torchscope._result import Result
 
 SVG_NS = 'xmlns="http://www.w3.org/2000/svg"'

@@ -32,8 +32,8 @@ from torchscope import (
     Summary,
     TorchscopeError,
 )
-from torchscope._check.config import OPTIMIZERS, ReferenceStep
-from torchscope._check.report import Violation, ViolationGroup
+from torchscope._checkparts.config import OPTIMIZERS, ReferenceStep
+from torchscope._checkparts.report import Violation, ViolationGroup
 from torchscope._diff import NONFINITE, STATUSES, TensorDiff
 from torchscope._fingerprint import ALGORITHMS, Fingerprint
 from torchscope._grads import LayerGrad

@@ -32,10 +32,10 @@ _EXPORTS: dict[str, str] = {
     "Recorder": "torchscope._record",
     "ReportData": "torchscope._report",
     "SpecError": "torchscope.errors",
-    "StepCheck": "torchscope._check.report",
+    "StepCheck": "torchscope._checkparts.report",
     "Summary": "torchscope._summary",
     "TorchscopeError": "torchscope.errors",
-    "Violation": "torchscope._check.report",
+    "Violation": "torchscope._checkparts.report",
     "audit_optimizer": "torchscope._optaudit",
     "bench": "torchscope._bench.run",
     "capture_state": "torchscope._state",
@@ -114,8 +114,8 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from torchscope._bench.run import bench
     from torchscope._bench.schema import BenchResult
     from torchscope._check.reference import check_freeze
-    from torchscope._check.report import StepCheck, StepReport, Violation
     from torchscope._check.step import check_step
+    from torchscope._checkparts.report import StepCheck, StepReport, Violation
     from torchscope._diff import DiffReport, diff_checkpoints
     from torchscope._fingerprint import fingerprint
     from torchscope._freeze import find_head, freeze, freeze_backbone, replace_head, unfreeze

@@ -13,9 +13,9 @@ from typing import Any
 import torch.distributed as dist
 from torch import nn
 
-from torchscope._check.config import ReferenceStep
-from torchscope._check.grouping import group_violations
-from torchscope._check.report import StepCheck, Violation
+from torchscope._checkparts.config import ReferenceStep
+from torchscope._checkparts.grouping import group_violations
+from torchscope._checkparts.report import StepCheck, Violation
 
 
 def is_sharded(model: nn.Module) -> bool:

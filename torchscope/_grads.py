@@ -19,7 +19,7 @@ from torch import nn
 
 from torchscope._check.outputs import output_tensors
 from torchscope._check.reference import reference_loss
-from torchscope._check.report import unused_caveat
+from torchscope._checkparts.report import unused_caveat
 from torchscope._compiled import uncompiled
 from torchscope._format import format_shape
 from torchscope._inputs import flatten_outputs, prepare_call

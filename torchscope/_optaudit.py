@@ -17,9 +17,9 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from torchscope._check.plan import CheckedTensor, collect_tensors, unwrap
-from torchscope._check.probe import has_momentum
-from torchscope._check.report import Violation
+from torchscope._checkparts.plan import CheckedTensor, collect_tensors, unwrap
+from torchscope._checkparts.probe import has_momentum
+from torchscope._checkparts.report import Violation
 from torchscope._format import format_shape
 from torchscope.errors import TorchscopeError
 

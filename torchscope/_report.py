@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from torchscope._check.report import StepCheck
+from torchscope._checkparts.report import StepCheck
 from torchscope._grads import GradReport
 from torchscope._memory.schema import MemoryReport
 from torchscope._progress import ProgressFn, tell

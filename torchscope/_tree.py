@@ -14,7 +14,7 @@ from torch import nn
 from torch.nn.modules.batchnorm import _NormBase
 from torch.nn.parameter import UninitializedBuffer, UninitializedParameter
 
-from torchscope._adapters import collect_adapters, logical_numel
+from torchscope._adapters.layers import collect_adapters, logical_numel
 from torchscope._recursion import WALK_PER_LEVEL, check_depth
 
 # the plain data lives in a torch-free module (read back from the cache without torch); re-exported

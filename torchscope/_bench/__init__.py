@@ -11,54 +11,6 @@
 - :mod:`~torchscope._bench.plan`, :mod:`~torchscope._bench.mode` and :mod:`~torchscope._bench.run`:
   checking the settings, one mode's run, and the entry points.
 
-Names are re-exported lazily, so importing the schema (to render or compare saved results) does not
-import torch.
+Import each name from the module that defines it: this file re-exports nothing, so importing the
+schema (to render or compare saved results) does not import torch.
 """
-
-from __future__ import annotations
-
-import importlib
-from typing import TYPE_CHECKING, Any
-
-_EXPORTS: dict[str, str] = {
-    "SCHEMA": "torchscope._bench.schema",
-    "RATIO_GOAL": "torchscope._bench.schema",
-    "BenchConfig": "torchscope._bench.schema",
-    "BenchResult": "torchscope._bench.schema",
-    "ModeResult": "torchscope._bench.schema",
-    "efficiency": "torchscope._bench.efficiency",
-    "find_batch_size": "torchscope._bench.batchsize",
-    "is_oom_error": "torchscope._bench.batchsize",
-    "measure_matmul_peak": "torchscope._bench.device",
-    "bench": "torchscope._bench.run",
-    "run_bench": "torchscope._bench.run",
-}
-
-__all__ = [
-    "RATIO_GOAL",
-    "SCHEMA",
-    "BenchConfig",
-    "BenchResult",
-    "ModeResult",
-    "bench",
-    "efficiency",
-    "find_batch_size",
-    "is_oom_error",
-    "measure_matmul_peak",
-    "run_bench",
-]
-
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'torchscope._bench' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
-
-
-if TYPE_CHECKING:  # pragma: no cover - for type checkers only
-    from torchscope._bench.batchsize import find_batch_size, is_oom_error
-    from torchscope._bench.device import measure_matmul_peak
-    from torchscope._bench.efficiency import efficiency
-    from torchscope._bench.run import bench, run_bench
-    from torchscope._bench.schema import RATIO_GOAL, SCHEMA, BenchConfig, BenchResult, ModeResult

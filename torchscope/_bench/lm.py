@@ -17,9 +17,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from torchscope._adapters.layers import HEAD_NAMES as HF_HEAD_NAMES
 from torchscope._check.reference import reference_loss
 from torchscope._freeze import find_head
-from torchscope._peft.layers import HEAD_NAMES as HF_HEAD_NAMES
 from torchscope._tokens import is_causal_lm, takes_labels, token_batch, vocab_size
 from torchscope.errors import TorchscopeError
 

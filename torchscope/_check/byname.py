@@ -17,9 +17,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from torchscope._check.grouping import FREEZE_FIX
-from torchscope._check.report import BY_NAME_KINDS, Violation
 from torchscope._check.snapshot import NameChange, SnapshotDiff
+from torchscope._checkparts.grouping import FREEZE_FIX
+from torchscope._checkparts.report import BY_NAME_KINDS, Violation
 
 __all__ = ["BY_NAME_KINDS", "by_name_violations", "flag_on_cause"]
 

@@ -8,10 +8,10 @@ from dataclasses import dataclass, field
 import torch
 
 from torchscope._check.byname import flag_on_cause
-from torchscope._check.grouping import FREEZE_FIX
-from torchscope._check.numerics import Floats
-from torchscope._check.plan import CheckedTensor, Plan, is_norm_with_stats, module_type
-from torchscope._check.probe import OptimizerProbe, group_of
+from torchscope._checkparts.grouping import FREEZE_FIX
+from torchscope._checkparts.numerics import Floats
+from torchscope._checkparts.plan import CheckedTensor, Plan, is_norm_with_stats, module_type
+from torchscope._checkparts.probe import OptimizerProbe, group_of
 
 __all__ = ["WRITE_HINT", "Causes", "nonfinite_cause"]
 

@@ -13,9 +13,10 @@ from typing import Any, Protocol
 import torch
 from torch import nn
 
-from torchscope._check.config import DEFAULT_STEP, OPTIMIZERS, ReferenceStep
 from torchscope._check.outputs import output_tensors
-from torchscope._check.plan import (
+from torchscope._check.step import Mode, check_step
+from torchscope._checkparts.config import DEFAULT_STEP, OPTIMIZERS, ReferenceStep
+from torchscope._checkparts.plan import (
     collect_tensors,
     is_norm_with_stats,
     make_plan,
@@ -23,8 +24,7 @@ from torchscope._check.plan import (
     select_names,
     unwrap,
 )
-from torchscope._check.report import StepCheck
-from torchscope._check.step import Mode, check_step
+from torchscope._checkparts.report import StepCheck
 from torchscope._compiled import uncompiled
 from torchscope._format import format_shape
 from torchscope._freeze import find_head

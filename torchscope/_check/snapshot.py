@@ -28,8 +28,8 @@ from typing import Any, Literal, TypeVar
 import torch
 from torch import nn
 
-from torchscope._check.numerics import Floats, bit_equal, max_abs_diff, wide_float
-from torchscope._check.plan import local_tensor, module_type
+from torchscope._checkparts.numerics import Floats, bit_equal, max_abs_diff, wide_float
+from torchscope._checkparts.plan import local_tensor, module_type
 from torchscope._fingerprint import fingerprint_tensor, host_fingerprint
 from torchscope._format import format_shape
 from torchscope.errors import TorchscopeError

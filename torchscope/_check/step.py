@@ -39,11 +39,13 @@ from torch import nn
 
 from torchscope._check.byname import by_name_violations
 from torchscope._check.causes import Causes, nonfinite_cause
-from torchscope._check.grouping import group_violations
-from torchscope._check.numerics import Floats, host_floats, inf_norm
-from torchscope._check.plan import CheckedTensor, collect_tensors, local_tensor, make_plan, unwrap
-from torchscope._check.probe import OptimizerProbe, restoring_optimizer
-from torchscope._check.report import (
+from torchscope._check.snapshot import Mode, NamedSnapshot, SnapshotDiff, take_snapshot
+from torchscope._check.verdict import moved_violations, not_checked, unmoved_violations
+from torchscope._checkparts.grouping import group_violations
+from torchscope._checkparts.numerics import Floats, host_floats, inf_norm
+from torchscope._checkparts.plan import CheckedTensor, collect_tensors, local_tensor, make_plan, unwrap
+from torchscope._checkparts.probe import OptimizerProbe, restoring_optimizer
+from torchscope._checkparts.report import (
     KINDS,
     NOTHING_FROZEN,
     OPTIMIZER_KINDS,
@@ -51,8 +53,6 @@ from torchscope._check.report import (
     Violation,
     unused_caveat,
 )
-from torchscope._check.snapshot import Mode, NamedSnapshot, SnapshotDiff, take_snapshot
-from torchscope._check.verdict import moved_violations, not_checked, unmoved_violations
 from torchscope._distributed import gather_report, should_gather
 from torchscope._fingerprint import ALGORITHM
 from torchscope._optaudit import audit

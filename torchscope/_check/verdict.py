@@ -8,9 +8,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from torchscope._check.causes import Causes
-from torchscope._check.plan import CheckedTensor, Plan
-from torchscope._check.report import Violation
 from torchscope._check.snapshot import SnapshotDiff
+from torchscope._checkparts.plan import CheckedTensor, Plan
+from torchscope._checkparts.report import Violation
 
 __all__ = ["moved_violations", "not_checked", "unmoved_violations"]
 

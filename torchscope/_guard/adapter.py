@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 from torch import nn
 
-from torchscope._check.report import StepCheck
+from torchscope._checkparts.report import StepCheck
 from torchscope._guard.core import FreezeGuard
 from torchscope.errors import TorchscopeError
 

@@ -23,12 +23,12 @@ from torch import nn
 
 from torchscope._check.byname import by_name_violations
 from torchscope._check.causes import Causes
-from torchscope._check.grouping import group_violations
-from torchscope._check.numerics import Floats, inf_norm
-from torchscope._check.plan import CheckedTensor, local_tensor, make_plan, unwrap
-from torchscope._check.report import StepCheck, Violation
 from torchscope._check.snapshot import Mode, take_snapshot
 from torchscope._check.verdict import moved_violations, not_checked, unmoved_violations
+from torchscope._checkparts.grouping import group_violations
+from torchscope._checkparts.numerics import Floats, inf_norm
+from torchscope._checkparts.plan import CheckedTensor, local_tensor, make_plan, unwrap
+from torchscope._checkparts.report import StepCheck, Violation
 from torchscope._guard.hooks import StepHooks, inner_optimizer
 from torchscope._guard.words import EXPECT_CHECKS, failure_message, guard_caveats, pending_reason
 from torchscope.errors import FreezeCheckError, TorchscopeError

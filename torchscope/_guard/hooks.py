@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from torchscope._check.probe import OptimizerProbe
+from torchscope._checkparts.probe import OptimizerProbe
 from torchscope.errors import TorchscopeError
 
 __all__ = ["StepHooks", "inner_optimizer"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from torchscope._check.report import StepCheck
+from torchscope._checkparts.report import StepCheck
 
 __all__ = ["EXPECT_CHECKS", "failure_message", "guard_caveats", "pending_reason"]
 

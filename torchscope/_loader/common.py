@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NoReturn
 
 import torch
 
@@ -52,6 +52,18 @@ def first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     first = text[0][:200] if text else ""
     return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+
+
+def builder_failed(label: str, kwargs: Mapping[str, Any], exc: BaseException) -> NoReturn:
+    """Raise for a model builder (torchvision's, timm's) that failed; call it inside the ``except``.
+
+    With ``--arg`` values (or a ``TypeError``: a keyword the builder does not take) the user's input
+    is the cause: a one-line :class:`SpecError` naming the call. A builder failing on its own
+    defaults is not the user's input, so its own error goes on unchanged.
+    """
+    if not kwargs and not isinstance(exc, TypeError):
+        raise  # the exception being handled
+    raise SpecError(f"building {label}({kwargs_text(kwargs)}) failed: {first_line(exc)}; check the --arg values") from None
 
 
 def few(items: list[str], n: int = 5) -> str:

@@ -29,6 +29,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from torchscope._adapters.targets import unmatched_targets_message
 from torchscope._format import format_shape
 from torchscope._loader.common import BuildRequest
 from torchscope._loader.hf_config import config_from_dir, config_from_type, set_num_labels
@@ -37,7 +38,6 @@ from torchscope._loader.hf_size import check_size
 from torchscope._loader.hf_weights import check_fit, file_shapes, fit_from_info, fit_on_meta, weight_files
 from torchscope._loader.meta import init_on_meta
 from torchscope._loader.safetensors_io import read_header
-from torchscope._peft.targets import unmatched_targets_message
 from torchscope.errors import SpecError
 
 PREFIX = "hf:"

@@ -21,7 +21,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from torchscope._format import format_bytes
+from torchscope._format import format_bytes, format_count, format_si
 from torchscope._loader.hf_config import layer_counts
 from torchscope.errors import SpecError
 
@@ -131,10 +131,8 @@ def _device_memory(device: torch.device) -> int | None:
 
 
 def _figure(n: int) -> str:
-    for unit, size in (("T", 10**12), ("B", 10**9), ("M", 10**6)):
-        if n >= size:
-            return f"{n / size:.1f} {unit}"
-    return f"{n:,}"
+    # millions and up in the short form (one decimal), smaller counts exact
+    return format_si(n, decimals=1, giga="B") if n >= 10**6 else format_count(n)
 
 
 def _saved_dtype(config: Any) -> torch.dtype | None:

@@ -16,7 +16,7 @@ from typing import Any
 
 from torch import nn
 
-from torchscope._loader.common import SPEC_FORMS, kwargs_text
+from torchscope._loader.common import SPEC_FORMS, builder_failed, kwargs_text
 from torchscope._loader.meta import build_on_meta
 from torchscope._usercode import describe, user_location
 from torchscope.errors import SpecError
@@ -79,11 +79,7 @@ def build_timm(spec: str, kwargs: dict[str, Any], pretrained: bool, meta: bool) 
             return build_on_meta(timm.create_model, name, pretrained=False, **kwargs)
         return timm.create_model(name, pretrained=False, **kwargs)  # type: ignore[no-any-return]
     except Exception as exc:
-        if not kwargs and not isinstance(exc, TypeError):
-            raise  # timm failing on its own defaults is not the user's input
-        raise SpecError(
-            f"building timm:{name}({kwargs_text(kwargs)}) failed: {describe(exc)}; check the --arg values"
-        ) from None
+        builder_failed(f"timm:{name}", kwargs, exc)
 
 
 def import_file(path: Path) -> Any:

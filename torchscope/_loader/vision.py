@@ -13,7 +13,7 @@ from urllib.parse import urlparse
 import torch
 from torch import nn
 
-from torchscope._loader.common import first_line, kwargs_text
+from torchscope._loader.common import builder_failed, first_line
 from torchscope._loader.hf import DEFAULT_LENGTH as HF_DEFAULT_LENGTH
 from torchscope._loader.hf import PREFIX as HF_PREFIX
 from torchscope._loader.meta import build_on_meta
@@ -142,18 +142,10 @@ def build_torchvision(name: str, kwargs: dict[str, Any], pretrained: bool, meta:
             raise SpecError(
                 f"--pretrained: {path} does not load into {name} ({first_line(exc)}); delete or replace the file"
             ) from None
-        if not kwargs:
-            raise
         # e.g. num_classes=-5: "Trying to create tensor with negative dimension -5"
-        raise SpecError(
-            f"building {name}({kwargs_text(kwargs)}) failed: {first_line(exc)}; check the --arg values"
-        ) from None
+        builder_failed(name, kwargs, exc)
     except Exception as exc:
-        if not kwargs and not isinstance(exc, TypeError):
-            raise  # torchvision failing on its own defaults is not the user's input
-        raise SpecError(
-            f"building {name}({kwargs_text(kwargs)}) failed: {first_line(exc)}; check the --arg values"
-        ) from None
+        builder_failed(name, kwargs, exc)
 
 
 def unknown_name_message(name: str) -> str:

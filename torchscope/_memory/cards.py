@@ -7,7 +7,7 @@ marketing number: ECC and the driver take their share). docs/memory.md lists the
 from __future__ import annotations
 
 from torchscope._memory.schema import Margin
-from torchscope._memory.units import parse_bytes
+from torchscope._parsing import parse_bytes
 from torchscope.errors import TorchscopeError
 
 MIB = 2**20

@@ -16,11 +16,11 @@ from torchscope._format import format_bytes, format_shape
 from torchscope._loader import default_input_size
 from torchscope._memory.cards import MARGIN, capacity_of
 from torchscope._memory.diagnose import ModelError
+from torchscope._memory.fake_step import OptimizerArg, Trace, UserStep, reporting_units, trace_step
 from torchscope._memory.fit import fit_batch_size
 from torchscope._memory.schema import KINDS, MemoryReport, ModuleMemory
 from torchscope._memory.step import Batch, StepConfig
-from torchscope._memory.trace import OptimizerArg, Trace, UserStep, reporting_units, trace_step
-from torchscope._memory.tracer import allocator_rounding, rounded
+from torchscope._memory.storage import allocator_rounding, rounded
 from torchscope._parsing import INT64_MAX, dtype_name, parse_input_size
 from torchscope._progress import ProgressFn
 from torchscope._tokens import is_token_model

@@ -17,10 +17,10 @@ from collections.abc import Callable
 
 from torch import nn
 
+from torchscope._memory.fake_step import OptimizerArg, Trace, UserStep, trace_step
 from torchscope._memory.schema import FitResult, Margin
 from torchscope._memory.step import Batch, StepConfig
-from torchscope._memory.trace import OptimizerArg, Trace, UserStep, trace_step
-from torchscope._memory.tracer import allocator_rounding, rounded
+from torchscope._memory.storage import allocator_rounding, rounded
 from torchscope._parsing import INT64_MAX
 from torchscope._progress import ProgressFn, tell
 from torchscope.errors import ForwardError

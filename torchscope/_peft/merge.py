@@ -16,9 +16,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from torchscope._check.numerics import host_floats, max_abs_diff
+from torchscope._adapters.layers import adapter_parts, is_peft_model, strip_wrapper
+from torchscope._checkparts.numerics import host_floats, max_abs_diff
 from torchscope._inputs import flatten_outputs
-from torchscope._peft.layers import adapter_parts, is_peft_model, strip_wrapper
 from torchscope.errors import TorchscopeError
 
 __all__ = [

@@ -21,9 +21,9 @@ from dataclasses import dataclass, field
 
 from torch import nn
 
-from torchscope._check.numerics import host_floats, inf_norm
-from torchscope._check.report import Violation
-from torchscope._peft.layers import AdapterParts, adapter_parts, inner_model, is_peft_model, strip_wrapper
+from torchscope._adapters.layers import AdapterParts, adapter_parts, inner_model, is_peft_model, strip_wrapper
+from torchscope._checkparts.numerics import host_floats, inf_norm
+from torchscope._checkparts.report import Violation
 
 __all__ = [
     "PEFT_KINDS",

@@ -9,9 +9,9 @@ from typing import Any
 
 from torch import nn
 
+from torchscope._adapters.layers import adapter_parts, is_peft_model
 from torchscope._check.step import check_step
 from torchscope._format import format_shape
-from torchscope._peft.layers import adapter_parts, is_peft_model
 from torchscope._peft.merge import MergeReport, low_precision, merge_check
 from torchscope._peft.review import head_cause
 from torchscope._testing.messages import (

@@ -11,8 +11,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from torchscope._check.grouping import group_violations
-from torchscope._check.report import Violation, ViolationGroup
+from torchscope._checkparts.grouping import group_violations
+from torchscope._checkparts.report import Violation, ViolationGroup
 from torchscope._format import format_shape
 
 __all__ = [

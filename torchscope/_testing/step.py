@@ -10,11 +10,11 @@ import torch
 from torch import nn
 
 from torchscope._check.byname import BY_NAME_KINDS, by_name_violations
-from torchscope._check.grouping import FREEZE_FIX
-from torchscope._check.plan import make_plan, unwrap
-from torchscope._check.report import StepCheck, Violation
 from torchscope._check.snapshot import take_snapshot
 from torchscope._check.step import check_step
+from torchscope._checkparts.grouping import FREEZE_FIX
+from torchscope._checkparts.plan import make_plan, unwrap
+from torchscope._checkparts.report import StepCheck, Violation
 from torchscope._patterns import match_names
 from torchscope._testing.messages import (
     finish,

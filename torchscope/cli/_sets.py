@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from torchscope._check.config import DEFAULT_STEP, ReferenceStep
+from torchscope._checkparts.config import DEFAULT_STEP, ReferenceStep
 from torchscope.cli._options import (
     DEFAULT_SEED,
     ArgOpt,

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from torchscope._check.config import DEFAULT_STEP
+from torchscope._checkparts.config import DEFAULT_STEP
 from torchscope._parsing import split_patterns
 from torchscope.cli._app import app
 from torchscope.cli._common import load_cli_model, load_inputs

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from torchscope._check.config import DEFAULT_STEP
+from torchscope._checkparts.config import DEFAULT_STEP
 from torchscope.cli._app import app
 from torchscope.cli._common import load_cli_model
 from torchscope.cli._exit import ExitCode

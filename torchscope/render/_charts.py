@@ -13,6 +13,8 @@ import math
 from collections.abc import Callable, Sequence
 from xml.sax.saxutils import escape
 
+from torchscope._format import format_si
+
 SPARK_CHARS = "▁▂▃▄▅▆▇█"
 # Left-aligned eighth blocks, from one eighth to a full cell.
 BAR_EIGHTHS = "▏▎▍▌▋▊▉█"
@@ -146,10 +148,10 @@ def bars(values: Sequence[Number], *, width: int = 10, log: bool = False) -> lis
 
 
 def format_number(v: Number, *, digits: int = 3) -> str:
-    """A short human label: 1.23M, 4.5e-05, 0.25, nan.
+    """A short human label: 11.7 M (counts in the one short form), 4.5e-05, 0.25, nan.
 
     >>> format_number(11689512), format_number(0.000045), format_number(0.25), format_number(None)
-    ('11.7M', '4.5e-05', '0.25', '–')
+    ('11.7 M', '4.5e-05', '0.25', '–')
     """
     if v is None:
         return "–"
@@ -160,9 +162,7 @@ def format_number(v: Number, *, digits: int = 3) -> str:
         return "inf" if x > 0 else "-inf"
     a = abs(x)
     if a >= 1000:
-        for div, suffix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
-            if a >= div:
-                return f"{x / div:.{digits}g}{suffix}"
+        return format_si(x, decimals=None)
     if a != 0 and a < 1e-3:
         return f"{x:.{max(digits - 1, 1)}g}"
     return f"{x:.{digits}g}"

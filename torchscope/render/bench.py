@@ -11,7 +11,7 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from torchscope._format import format_bytes
+from torchscope._format import format_bytes, format_si
 from torchscope.render._charts import sparkline
 from torchscope.render._fit import fitted
 
@@ -28,10 +28,7 @@ def fmt_flops(n: float) -> str:
     >>> fmt_flops(4.1e9), fmt_flops(12.0)
     ('4.10 GFLOP', '12 FLOP')
     """
-    for unit, scale in (("PFLOP", 1e15), ("TFLOP", 1e12), ("GFLOP", 1e9), ("MFLOP", 1e6)):
-        if n >= scale:
-            return f"{n / scale:.2f} {unit}"
-    return f"{n:.0f} FLOP"
+    return format_si(n, "FLOP")
 
 
 def fmt_rate(x: float) -> str:

@@ -9,8 +9,8 @@ from rich.console import RenderableType
 from rich.padding import Padding
 from rich.text import Text
 
-from torchscope._check.grouping import group_violations
-from torchscope._check.report import BY_NAME_KINDS, StepCheck, Violation, ViolationGroup, format_change
+from torchscope._checkparts.grouping import group_violations
+from torchscope._checkparts.report import BY_NAME_KINDS, StepCheck, Violation, ViolationGroup, format_change
 from torchscope._format import format_bytes
 from torchscope.render._fit import TitledPanel
 

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 from html import escape
 from typing import TYPE_CHECKING, Any
 
-from torchscope._format import format_bytes, format_shape
+from torchscope._format import format_bytes, format_count, format_shape
 from torchscope.render._charts import (
     COLOR_SECOND,
     bar_chart_svg,
@@ -23,7 +23,7 @@ from torchscope.render._charts import (
 
 if TYPE_CHECKING:
     from torchscope._bench.schema import BenchResult
-    from torchscope._check.report import StepCheck
+    from torchscope._checkparts.report import StepCheck
     from torchscope._diff import DiffReport
     from torchscope._grads import GradReport
     from torchscope._memory.schema import MemoryReport
@@ -98,7 +98,7 @@ def fragment(body: str) -> str:
 
 def count(v: int | None) -> str:
     """An exact count, ``11,689,512``; ``–`` when unknown."""
-    return "–" if v is None else f"{v:,}"
+    return "–" if v is None else format_count(v)
 
 
 def num(v: float | int | None) -> str:

@@ -17,7 +17,7 @@ from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderR
 from rich.table import Table
 from rich.text import Text
 
-from torchscope._format import format_mb, format_shape
+from torchscope._format import format_mb, format_shape, format_si, si_scale
 from torchscope.errors import TorchscopeError
 from torchscope.render._fit import fitted
 from torchscope.render.tree import human_count
@@ -45,10 +45,7 @@ def fmt_macs(n: float) -> str:
     >>> fmt_macs(4_089_184_256), fmt_macs(1_500), fmt_macs(12)
     ('4.09 G', '1.50 K', '12')
     """
-    for unit, scale in (("T", 1e12), ("G", 1e9), ("M", 1e6), ("K", 1e3)):
-        if n >= scale:
-            return f"{n / scale:.2f} {unit}"
-    return f"{n:.0f}"
+    return format_si(n)
 
 
 def fmt_shapes(specs: tuple[TensorSpec, ...]) -> str:
@@ -241,12 +238,8 @@ def render_summary(
 
 
 def _readable(num: int) -> tuple[str, float]:
-    # torchinfo's ModelStatistics.to_readable with Units.AUTO
-    if num >= 1e12:
-        return "T", num / 1e12
-    if num >= 1e9:
-        return "G", num / 1e9
-    return "M", num / 1e6
+    # torchinfo's ModelStatistics.to_readable with Units.AUTO: M, G or T
+    return si_scale(num, lowest="M", highest="T")
 
 
 def _number(value: float) -> str:

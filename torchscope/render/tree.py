@@ -17,7 +17,7 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from torchscope._format import format_bytes
+from torchscope._format import format_bytes, format_si
 from torchscope._patterns import name_matches
 from torchscope.errors import PatternError, TorchscopeError
 from torchscope.render._fit import fitted
@@ -30,18 +30,12 @@ _INDEXED = re.compile(r"^(.*?)(\d+)$")
 
 
 def human_count(n: int) -> str:
-    """A parameter count as Lightning prints it.
+    """A parameter count as Lightning prints it (the short form of :func:`~torchscope._format.format_si`).
 
     >>> human_count(999), human_count(11_689_512), human_count(633_470_440), human_count(1_234)
     ('999', '11.7 M', '633 M', '1.2 K')
     """
-    if n < 1000:
-        return str(n)
-    for unit, scale in (("T", 10**12), ("B", 10**9), ("M", 10**6), ("K", 10**3)):
-        if n >= scale:
-            value = n / scale
-            return f"{value:.0f} {unit}" if value >= 100 else f"{value:.1f} {unit}"
-    return str(n)  # pragma: no cover
+    return format_si(n, decimals=None, giga="B")
 
 
 def check_display_options(

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 from torch.nn.modules.batchnorm import _NormBase
 
-from torchscope._check.report import Violation
+from torchscope._checkparts.report import Violation
 from torchscope._loader import unwrap
 from torchscope._patterns import match_names, no_match_message
 from torchscope.errors import PatternError, TorchscopeError

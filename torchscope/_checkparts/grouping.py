@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 
-from torchscope._check.report import Violation, ViolationGroup
+from torchscope._checkparts.report import Violation, ViolationGroup
 
 __all__ = ["FREEZE_FIX", "covering_patterns", "group_violations"]
 

@@ -11,8 +11,8 @@ from typing import Any
 
 import torch
 
-from torchscope._check.numerics import inf_norm
-from torchscope._check.plan import local_tensor
+from torchscope._checkparts.numerics import inf_norm
+from torchscope._checkparts.plan import local_tensor
 
 __all__ = ["MOMENTUM_KEYS", "OptimizerProbe", "StepSight", "group_of", "has_momentum", "restoring_optimizer"]
 

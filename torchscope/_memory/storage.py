@@ -98,7 +98,7 @@ class StorageTracker(TorchDispatchMode):
 
     ``phase`` and ``module`` are set by the step driver (hooks); the tracker stamps them on each new
     storage. ``live`` is the current total; the timeline (and its peak) is swept from
-    ``allocations`` afterwards (:meth:`~torchscope._memory.trace.Trace.evaluate`), so that claims made
+    ``allocations`` afterwards (:meth:`~torchscope._memory.fake_step.Trace.evaluate`), so that claims made
     later (a step counter kept on the host) count.
     """
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from torchscope._check.config import ReferenceStep
+from torchscope._checkparts.config import ReferenceStep
 from torchscope._result import Record, Result, json_float
 
 __all__ = ["BY_NAME_KINDS", "KINDS", "NOTHING_FROZEN", "OPTIMIZER_KINDS", "STATUSES", "StepCheck", "StepReport", "Violation", "ViolationGroup",
@@ -65,7 +65,7 @@ class Violation(Record):
     ``max_abs_change`` is the largest absolute change of an element (exact mode), or None where no
     value is known (fingerprint mode, optimizer audit, tied names). ``fix`` is a call template with
     a ``{patterns}`` field, where one call fixes every violation of the same cause (see
-    :func:`~torchscope._check.grouping.group_violations`). ``shape`` is the tensor's shape as text
+    :func:`~torchscope._checkparts.grouping.group_violations`). ``shape`` is the tensor's shape as text
     (``[128, 32] -> [130, 32]`` where it changed), where known; ``step`` is the optimizer step at
     which a freeze guard first saw the violation (None for ``check_step``).
     """

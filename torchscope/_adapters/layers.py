@@ -1,28 +1,41 @@
 """What a PEFT model is made of, read from its modules' attributes (peft itself is never imported).
 
 peft's tuner layers (``LoraLayer`` and the others) name the attributes that hold one entry per
-adapter in ``adapter_layer_names`` (``lora_A``, ``lora_B``, ``lora_embedding_A``...); a
+adapter in ``adapter_layer_names`` (``lora_A``, ``lora_B``, ``lora_embedding_A``, ``ia3_l``...); a
 ``ModulesToSaveWrapper`` keeps the trainable copy of a module in ``modules_to_save``; a prompt-learning
-model keeps its prompt in ``prompt_encoder``. Everything else is the base model.
+model keeps its prompt in ``prompt_encoder``; the adapters' settings are in ``peft_config``
+(``{adapter name: config}``). Everything else is the base model. Nothing here changes the model.
+
+Two readers of the same attributes: :func:`adapter_parts` splits the params by role (for the checks
+and the ``testing`` helpers), :func:`collect_adapters` describes each adapter (for ``tree``).
+
+Quantized weights (bitsandbytes ``Params4bit``) store two 4-bit values per byte of a packed
+tensor, so ``numel()`` is not the count of weights: :func:`logical_numel` gives the weights the
+layer computes with.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+import math
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import nn
 
+from torchscope._treedata import AdapterInfo
+
 __all__ = [
     "HEAD_NAMES",
     "AdapterParts",
     "LoraPair",
     "adapter_parts",
+    "collect_adapters",
     "config_value",
     "inner_model",
     "is_peft_model",
+    "logical_numel",
     "peft_configs",
     "strip_wrapper",
 ]
@@ -40,13 +53,40 @@ _HEAD_TASKS: tuple[str, ...] = (
     "ForAudioClassification",
 )
 _PREFIX = "base_model.model."
+# the attributes of a peft tuner layer that hold one entry per adapter name, for layers whose class
+# does not list them in ``adapter_layer_names``
+_ADAPTER_ATTRS: tuple[str, ...] = (
+    "lora_A",
+    "lora_B",
+    "lora_embedding_A",
+    "lora_embedding_B",
+    "lora_magnitude_vector",
+    "ia3_l",
+    "lokr_w1",
+    "lokr_w2",
+    "loha_w1_a",
+    "loha_w1_b",
+    "loha_w2_a",
+    "loha_w2_b",
+    "oft_r",
+    "boft_R",
+    "vera_lambda_b",
+    "vera_lambda_d",
+)
+
+
+def adapter_layer_names(module: nn.Module) -> tuple[str, ...]:
+    """The attributes of a peft tuner layer that hold its adapters (``()`` for any other module)."""
+    names = getattr(type(module), "adapter_layer_names", None)
+    return names if isinstance(names, tuple) else ()
 
 
 def peft_configs(model: nn.Module) -> dict[str, Any]:
     """``{adapter name: config}`` of a PEFT model (its ``peft_config``), empty for any other model."""
     try:
+        # PeftModel hands attribute lookups to its tuner (LoraModel...), which holds the configs
         configs = getattr(model, "peft_config", None)
-    except AttributeError:
+    except Exception:  # a user's __getattr__ may raise anything; then there is no adapter to show
         return {}
     return dict(configs) if isinstance(configs, Mapping) else {}
 
@@ -129,8 +169,8 @@ def adapter_parts(model: nn.Module) -> AdapterParts:
     saved: dict[str, str] = {}
     lora_layers: list[str] = []
     for mname, module in model.named_modules():
-        layer_attrs = getattr(type(module), "adapter_layer_names", None)
-        if not isinstance(layer_attrs, tuple):
+        layer_attrs = adapter_layer_names(module)
+        if not layer_attrs:
             continue
         for attr in layer_attrs:
             for _key, entry in _named_entries(module, attr):
@@ -178,3 +218,102 @@ def _bias_trainable(model: nn.Module, base: Mapping[str, torch.Tensor], lora_lay
         }
         return {n for n in base if n in wanted}
     return set()
+
+
+def logical_numel(t: torch.Tensor) -> int:
+    """The number of weights ``t`` stands for: ``numel()``, except for packed 4-bit weights.
+
+    A bitsandbytes ``Params4bit`` knows its logical shape (``quant_state.shape``) once quantized;
+    before that (or without one), every byte of its storage packs two 4-bit values, so a tensor
+    of ``n`` elements of ``k`` bytes holds ``2 * k * n`` weights (peft's own rule).
+
+    >>> logical_numel(torch.zeros(3, 4))
+    12
+    """
+    if type(t).__name__ != "Params4bit":
+        return t.numel()
+    shape = getattr(getattr(t, "quant_state", None), "shape", None)
+    if shape is not None:
+        return math.prod(int(d) for d in shape)
+    return t.numel() * 2 * t.element_size()
+
+
+def _targets(config: Any) -> tuple[str, ...]:
+    targets = config_value(config, "target_modules")
+    if targets is None:
+        return ()
+    if isinstance(targets, str):
+        return (targets,)  # a regex
+    return tuple(sorted(str(t) for t in targets))
+
+
+def _holds(module: nn.Module, adapter: str) -> list[torch.Tensor]:
+    """The tensors of ``adapter`` in one tuner layer (empty if it carries none)."""
+    out: list[torch.Tensor] = []
+    for attr in adapter_layer_names(module) or _ADAPTER_ATTRS:
+        if attr == "modules_to_save":  # a wrapper's copy is a copy, not an adapter's tensors
+            continue
+        holder = module.__dict__.get("_modules", {}).get(attr) or module.__dict__.get("_parameters", {}).get(
+            attr
+        )
+        if isinstance(holder, nn.ModuleDict) and adapter in holder:
+            out.extend(holder[adapter].parameters())
+        elif isinstance(holder, nn.ParameterDict) and adapter in holder:
+            out.append(holder[adapter])
+    return out
+
+
+def _active(root: nn.Module, adapter: str) -> bool:
+    active = getattr(root, "active_adapters", None)
+    try:
+        names = active() if callable(active) else active
+    except (AttributeError, ValueError):
+        return True
+    if isinstance(names, str):
+        return names == adapter
+    return adapter in names if isinstance(names, Iterable) else True
+
+
+def collect_adapters(root: nn.Module, count: Any = logical_numel) -> tuple[AdapterInfo, ...]:
+    """Every PEFT adapter on ``root`` (unwrapped), in ``peft_config`` order; ``()`` without peft."""
+    configs = peft_configs(root)
+    if not configs:
+        return ()
+    out: list[AdapterInfo] = []
+    for adapter, config in configs.items():
+        carriers: list[str] = []
+        copies: list[str] = []
+        tensors: dict[int, torch.Tensor] = {}
+        for name, module in root.named_modules():
+            held = _holds(module, adapter)
+            if held:
+                carriers.append(name)
+                tensors.update({id(t): t for t in held})
+            saved = module.__dict__.get("_modules", {}).get("modules_to_save")
+            if type(module).__name__ == "ModulesToSaveWrapper" and isinstance(saved, nn.ModuleDict):
+                if adapter in saved:
+                    copies.append(name)
+                    tensors.update({id(t): t for t in saved[adapter].parameters()})
+        r = config_value(config, "r")
+        alpha = config_value(config, "lora_alpha")
+        kind = config_value(config, "peft_type")
+        out.append(
+            AdapterInfo(
+                name=str(adapter),
+                kind=str(getattr(kind, "value", kind) or type(config).__name__),
+                r=r if isinstance(r, int) and not isinstance(r, bool) else None,
+                alpha=float(alpha)
+                if isinstance(alpha, int | float) and not isinstance(alpha, bool)
+                else None,
+                rank_pattern=bool(
+                    config_value(config, "rank_pattern") or config_value(config, "alpha_pattern")
+                ),
+                targets=_targets(config),
+                modules=tuple(carriers),
+                modules_to_save=tuple(copies),
+                params=sum(count(t) for t in tensors.values()),
+                trainable_params=sum(count(t) for t in tensors.values() if t.requires_grad),
+                active=_active(root, str(adapter)),
+            )
+        )
+    return tuple(out)

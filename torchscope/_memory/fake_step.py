@@ -1,7 +1,7 @@
 """Run a step under fake tensors and the storage tracker: the raw timeline the report is built from.
 
 :func:`trace_step` swaps the model's parameters and buffers for fake ones (restored afterwards), runs
-the step ``config.steps`` times under :class:`~torchscope._memory.tracer.StorageTracker`, and returns a
+the step ``config.steps`` times under :class:`~torchscope._memory.storage.StorageTracker`, and returns a
 :class:`Trace`: every allocation with its birth, death, kind, phase and module. Nothing is allocated:
 fake tensors carry shapes, dtypes and strides only, so any model size can be traced.
 
@@ -32,7 +32,7 @@ from torchscope._memory.step import (
     make_optimizer,
     training_step,
 )
-from torchscope._memory.tracer import Allocation, StorageTracker, allocator_rounding
+from torchscope._memory.storage import Allocation, StorageTracker, allocator_rounding
 from torchscope._summary.calls import CallTracker
 from torchscope.errors import ForwardError, TorchscopeError
 
