@@ -259,8 +259,9 @@ COST = """
 ## What it costs
 
 One check reads every frozen tensor once, on its own device, and brings the results to the host
-in one transfer. The numbers, from `benchmarks/guard_overhead.py`, are in
-[Prove the freeze](freeze.md#the-freeze-guards-cost).
+in one transfer; how often to check is discussed in
+[Prove the freeze](freeze.md#the-freeze-guards-cost). The numbers, from
+`benchmarks/guard_overhead.py`, are in [Benchmark results](benchmarks.md#freeze-guard-overhead).
 """
 
 

@@ -27,10 +27,11 @@ def test_every_exported_name_resolves(name: str) -> None:
 def test_public_objects_say_where_users_import_them_from(name: str) -> None:
     value = getattr(torchscope, name)
     where = value.__module__
-    # torchscope itself, or a public module (torchscope.errors) that holds it under the same name
-    assert where == "torchscope" or (
-        not any(part.startswith("_") for part in where.split(".")) and getattr(sys.modules[where], name) is value
-    ), f"torchscope.{name}.__module__ is {where!r}"
+    # torchscope itself, unless a public module (torchscope.errors) defines it: then that module
+    defined_in = torchscope._EXPORTS[name]
+    public = not any(part.startswith("_") for part in defined_in.split("."))
+    assert where == (defined_in if public else "torchscope"), f"torchscope.{name}.__module__ is {where!r}"
+    assert getattr(sys.modules[where], name) is value
     if where == "torchscope" and isinstance(value, type):
         assert repr(value) == f"<class 'torchscope.{name}'>"
 

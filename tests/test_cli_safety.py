@@ -157,9 +157,9 @@ def test_nan_and_inf_are_valid_json_strings_in_every_command(cli: CliRun, tmp_pa
     assert result.exit_code == 0, result.output
     data = strict_json(result.stdout)
     rows = {r["name"]: r for r in data["rows"]}  # type: ignore[index]
-    assert rows["fc.bias"]["max"] in ("NaN", "Infinity") and rows["fc.bias"]["min"] in ("NaN", "-Infinity")
+    assert (rows["fc.bias"]["max"], rows["fc.bias"]["min"]) == ("NaN", "NaN")  # a NaN among the values makes both NaN
     grads = cli("grads", CNN, "--weights", ckpt, "--input-size", "4,3,8,8", "--json")
-    assert grads.exit_code in (0, 1), grads.output
+    assert grads.exit_code == 0, grads.output  # grads reports the NaN; it checks no invariant
     strict_json(grads.stdout)  # the loss is NaN: still JSON
     assert to_json([float("nan"), float("inf"), -float("inf"), 1.5]).split() == [
         "[",
@@ -246,18 +246,19 @@ NUMBER = re.compile(r"\d+(?:\.\d+)?")
 
 
 @pytest.mark.parametrize(
-    "command",
+    ("command", "code"),
     [
-        ["tree", "resnet18", "--depth", "2"],
-        ["tree", CNN],
-        ["report", CNN, "--input-size", "4,3,8,8", "--freeze", "backbone"],
+        (["tree", "resnet18", "--depth", "2"], 0),
+        (["tree", CNN], 0),
+        # the frozen backbone's BatchNorm runs in train mode in the reference step: its stats move
+        (["report", CNN, "--input-size", "4,3,8,8", "--freeze", "backbone"], 1),
     ],
 )
-def test_numbers_never_wrap_at_60_80_or_200_columns(cli: CliRun, command: list[str]) -> None:
+def test_numbers_never_wrap_at_60_80_or_200_columns(cli: CliRun, command: list[str], code: int) -> None:
     outputs = {}
     for width in (60, 80, 200):
         result = cli(*command, "--no-color", env={"COLUMNS": str(width)})
-        assert result.exit_code in (0, 1), result.output
+        assert result.exit_code == code, result.output
         lines = result.stdout.splitlines()
         assert max(len(line) for line in lines) <= width
         # a narrow table names the columns it left out ("left out at 60 columns: Mode (in --json)")

@@ -61,7 +61,7 @@ def test_cli_memory_json_and_fit(cli) -> None:
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     assert data["inputs"] == [[2, 3, 32, 32]] and data["peak"] > 4 * 11_689_512
-    assert data["phase"] in ("forward", "backward", "optimizer")
+    assert data["phase"] == "optimizer"  # resnet18 at this batch peaks in AdamW's first step (its state appears)
     result = cli("memory", "resnet18", "-b", "2", "--input-size", "3,32,32", "--fit", "1GiB")
     assert result.exit_code == 1
     assert "does not fit 1GiB: the weights alone need" in result.stdout

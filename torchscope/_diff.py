@@ -216,6 +216,21 @@ def diff_checkpoints(
     tensors that must be unchanged; ``unsafe_load`` allows files that pickle a whole module;
     ``verify=False`` skips checking the archives' CRC-32s (a damaged tensor is an error by default).
 
+    Args:
+        a: The first checkpoint: a path or a state_dict.
+        b: The second checkpoint: a path or a state_dict.
+        arch: A model spec that names each tensor's module type and strips wrapper prefixes.
+        expect_frozen: Glob patterns of the tensors that must be unchanged.
+        unsafe_load: Allow files that pickle a whole module (runs code from the file).
+        verify: Check the archives' CRC-32s first.
+
+    Returns:
+        The ``DiffReport``: every tensor's status and change, the counts, and ``ok`` (the expected
+        frozen tensors are unchanged).
+
+    Raises:
+        TorchscopeError: A checkpoint is missing, damaged or not a state_dict, or a pattern matches nothing.
+
     >>> import torch
     >>> a = torch.nn.Linear(2, 2).state_dict()
     >>> b = {k: v.clone() for k, v in a.items()}

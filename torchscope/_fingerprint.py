@@ -303,6 +303,16 @@ def fingerprint(tensors: Any, *, method: Method = "auto") -> Any:
     a :class:`Fingerprint` carrying its algorithm id (``.algorithm``); comparing fingerprints of two
     different algorithms raises :class:`~torchscope.errors.TorchscopeError`.
 
+    Args:
+        tensors: A tensor, a sequence of tensors, or a ``{name: tensor}`` mapping.
+        method: ``"auto"`` (the weighted sum), ``"weighted"`` or ``"hash"`` (``torch.hash_tensor``).
+
+    Returns:
+        A ``Fingerprint`` for a tensor, a list of them for a sequence, a dict for a mapping.
+
+    Raises:
+        TorchscopeError: An unknown method, ``"hash"`` without ``torch.hash_tensor``, or a tensor on meta.
+
     >>> import torch
     >>> w = torch.zeros(1000)
     >>> before = fingerprint(w)

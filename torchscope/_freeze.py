@@ -36,6 +36,16 @@ def freeze(model: nn.Module, *patterns: str) -> list[str]:
     Only the ``requires_grad`` half of "frozen": norm layers in train mode still update their
     running statistics (``torchscope.tree`` warns about that).
 
+    Args:
+        model: The model to change in place.
+        *patterns: Glob patterns of module or parameter names (``"layer1.*"``).
+
+    Returns:
+        The names of the parameters whose flag changed.
+
+    Raises:
+        PatternError: No pattern given, or a pattern matches nothing.
+
     >>> from torch import nn
     >>> m = nn.Sequential(nn.Linear(2, 2), nn.Linear(2, 1))
     >>> freeze(m, "0")
@@ -46,6 +56,17 @@ def freeze(model: nn.Module, *patterns: str) -> list[str]:
 
 def unfreeze(model: nn.Module, *patterns: str) -> list[str]:
     """Set ``requires_grad=True`` on the parameters selected by ``patterns``; return the names changed.
+
+    Args:
+        model: The model whose parameters are made trainable, in place.
+        *patterns: What to unfreeze: globs of module or parameter names (``"layer4.*"``).
+
+    Returns:
+        The names of the parameters that were frozen and now train (already trainable ones are
+        not listed).
+
+    Raises:
+        PatternError: No pattern was given, or one of them selects no parameter.
 
     >>> from torch import nn
     >>> m = nn.Sequential(nn.Linear(2, 2), nn.Linear(2, 1)).requires_grad_(False)
@@ -71,6 +92,15 @@ def find_head(model: nn.Module) -> str:
 
     Works for every torchvision classification family (``fc``, ``classifier.6``, ``classifier.1``,
     ``heads.head``, ``head``...) and for timm models (their ``pretrained_cfg['classifier']``).
+
+    Args:
+        model: A classification model.
+
+    Returns:
+        The head layer's qualified name, e.g. ``"fc"``.
+
+    Raises:
+        TorchscopeError: No classifier head was found.
 
     >>> from torch import nn
     >>> find_head(nn.Sequential())  # doctest: +IGNORE_EXCEPTION_DETAIL
@@ -105,6 +135,15 @@ def freeze_backbone(model: nn.Module) -> str:
 
     The head is unfrozen, so the result is "backbone frozen, head trainable" whatever came before.
 
+    Args:
+        model: A classification model, changed in place.
+
+    Returns:
+        The head's qualified name.
+
+    Raises:
+        TorchscopeError: No classifier head was found.
+
     >>> import torchvision
     >>> m = torchvision.models.resnet18()
     >>> freeze_backbone(m), [n for n, p in m.named_parameters() if p.requires_grad]
@@ -122,6 +161,17 @@ def replace_head(model: nn.Module, num_classes: int) -> str:
     """Swap the classifier head for a fresh layer with ``num_classes`` outputs; return its name.
 
     The new layer has the same kind, inputs, bias, device and dtype as the old one.
+
+    Args:
+        model: A classification model, changed in place.
+        num_classes: Outputs of the new head.
+
+    Returns:
+        The head's qualified name.
+
+    Raises:
+        TorchscopeError: ``num_classes`` is not a positive integer, or no head (or one of an
+            unknown kind) was found.
 
     >>> import torchvision
     >>> m = torchvision.models.resnet18()

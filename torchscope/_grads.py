@@ -142,6 +142,22 @@ def grad_report(
     labels when the output is (batch, classes) logits, else the sum of the outputs; ``"ce"``,
     ``"sum"`` or a callable(output) force one.
 
+    Args:
+        model: The model. Its state is restored afterwards.
+        input_size: The synthetic input's shape (batch first), or one per positional input.
+        input_data: Real inputs instead of ``input_size``.
+        loss: ``"auto"``, ``"ce"``, ``"sum"`` or a callable(output) returning a scalar.
+        mode: ``"train"`` or ``"eval"`` during the pass.
+        dtype: The synthetic inputs' dtype.
+        **kwargs: Keyword arguments for ``forward``.
+
+    Returns:
+        The ``GradReport``: per-layer grad norms, the unused params, and non-finite flags.
+
+    Raises:
+        SpecError: A bad input, loss or mode, a model on meta, or no trainable param in the output.
+        ForwardError: The forward or backward pass failed; names the module.
+
     >>> m = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3))
     >>> r = grad_report(m, input_size=(2, 4))
     >>> [layer.name for layer in r.layers], r.loss, r.unused

@@ -93,6 +93,17 @@ def audit(params: Sequence[CheckedTensor], optimizer: torch.optim.Optimizer, fro
 def audit_optimizer(model: nn.Module, optimizer: torch.optim.Optimizer) -> tuple[Violation, ...]:
     """Check which tensors ``optimizer`` holds against ``model``, by identity; frozen = requires_grad False.
 
+    Args:
+        model: The model whose parameters the optimizer should hold.
+        optimizer: The optimizer to audit.
+
+    Returns:
+        One ``Violation`` per problem found (a trainable param the optimizer lacks, a frozen one it
+        updates, a tensor not in the model, a duplicate); empty when the optimizer is right.
+
+    Raises:
+        TorchscopeError: ``model`` is not an ``nn.Module`` or ``optimizer`` not a ``torch.optim.Optimizer``.
+
     >>> import torch
     >>> model = torch.nn.Linear(2, 2)
     >>> opt = torch.optim.SGD([model.weight], lr=0.1)

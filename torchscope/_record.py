@@ -514,6 +514,18 @@ def record(
     the block); ``timing=True`` adds per-call wall time (synchronising CUDA around each module).
     Hooks are removed on exit, also when forward raises.
 
+    Args:
+        model: The model to hook.
+        modules: Glob patterns of the modules to record; default every submodule.
+        grads: Also summarise the gradient of each recorded output.
+        timing: Add per-call wall time (synchronises CUDA around each module).
+
+    Yields:
+        The ``Recorder``; ``rec.report()`` gives the ``ActivationReport``.
+
+    Raises:
+        SpecError: ``model`` is not an ``nn.Module``, or ``modules`` matches nothing.
+
     >>> m = nn.Sequential(nn.Linear(4, 4), nn.ReLU())
     >>> with record(m, "1") as rec:
     ...     _ = m(torch.randn(8, 4))

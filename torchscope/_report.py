@@ -163,6 +163,30 @@ def collect_report(
     the model. ``progress("report", done, 6)``, when given, is called as each of the six parts is
     done (nothing is shown otherwise).
 
+    Args:
+        model: The model to report on. Not modified.
+        input_size: The synthetic input's shape (batch first), or one per positional input.
+        input_data: Real inputs instead of ``input_size``.
+        title: The report's title; default the model's class name.
+        modules: Glob patterns of the modules whose activations are recorded; default all.
+        check: Run the freeze check.
+        train_bn: ``False`` keeps frozen norm layers in eval mode in the check's step.
+        frozen: Glob patterns of what must stay unchanged; default: what is frozen now.
+        optimizer: The check's optimizer, ``"sgd"`` or ``"adamw"``.
+        lr: The check's learning rate.
+        momentum: The check's SGD momentum.
+        weight_decay: The check's weight decay.
+        dtype: The synthetic inputs' dtype.
+        seed: Seed of the synthetic inputs.
+        memory: Add the predicted peak memory of two training steps.
+        progress: Called as ``progress("report", done, 6)`` as each part is done.
+
+    Returns:
+        The ``ReportData``: tree, summary, activations, grads, check and memory, as plain data.
+
+    Raises:
+        TorchscopeError: Bad inputs or options, or a forward pass failed (``ForwardError``).
+
     >>> import torch
     >>> net = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 3))
     >>> data = collect_report(net, input_size=(2, 4))

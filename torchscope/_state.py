@@ -116,6 +116,21 @@ def preserved(
     originals. ``params=True`` also restores parameter values.
     ``named_modules``: ``list(model.named_modules(remove_duplicate=False))`` when the caller has it.
 
+    Args:
+        model: The model to restore.
+        params: Also restore parameter values.
+        buffers: Restore buffer values.
+        grads: Restore the ``.grad`` tensors.
+        modes: Restore train/eval flags.
+        requires_grad: Restore ``requires_grad`` flags.
+        hooks: Remove hooks added during the block.
+        rng: Restore the torch, Python, numpy and CUDA RNG state.
+        structure: Re-bind the original Parameters, buffers and child modules.
+        named_modules: ``list(model.named_modules(remove_duplicate=False))``, when the caller has it.
+
+    Yields:
+        The model itself.
+
     >>> import torch
     >>> m = torch.nn.BatchNorm1d(3)
     >>> with preserved(m):
@@ -250,6 +265,12 @@ def _same_tensor(a: torch.Tensor, b: torch.Tensor) -> bool:
 
 def capture_state(model: nn.Module) -> ModelState:
     """Capture state_dict values, grads, flags, modes, hook keys and devices of ``model``.
+
+    Args:
+        model: The model to capture.
+
+    Returns:
+        A ``ModelState``; ``before.differences(capture_state(model))`` lists what changed since.
 
     >>> import torch
     >>> m = torch.nn.Linear(2, 2)

@@ -100,6 +100,15 @@ def _grad_state(norm: float | None, has_grad: bool) -> str:
 def param_stats(model: nn.Module) -> ParamStats:
     """Shape, norm, mean, std, min, max, zeros, NaN/Inf of every parameter, and of its grad if any.
 
+    Args:
+        model: The model; nothing on it changes.
+
+    Returns:
+        The ``ParamStats``: one row per unique parameter (tied ones once, with their aliases).
+
+    Raises:
+        SpecError: ``model`` is not an ``nn.Module``.
+
     >>> m = nn.Linear(3, 2)
     >>> m(torch.randn(4, 3)).sum().backward()
     >>> row = param_stats(m).rows[0]
@@ -208,6 +217,16 @@ def update_ratio(
     ``before`` maps names to tensors saved before the step (``{n: p.detach().clone() for n, p in
     model.named_parameters()}``); ``after`` is the model after the step, or another such mapping.
     Names missing on either side are skipped. Two ``_foreach`` kernels, one host transfer.
+
+    Args:
+        before: Parameter name -> tensor, saved before the step.
+        after: The model after the step, or another such mapping.
+
+    Returns:
+        Parameter name -> ``||after - before|| / ||before||``.
+
+    Raises:
+        SpecError: ``before`` and ``after`` have no parameter name in common.
 
     >>> m = nn.Linear(2, 2)
     >>> before = {n: p.detach().clone() for n, p in m.named_parameters()}

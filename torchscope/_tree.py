@@ -98,6 +98,15 @@ def tree(model: nn.Module) -> ModuleTree:
     No forward pass runs and nothing on the model changes. Wrappers (``torch.compile``,
     DataParallel/DDP) are looked through and named in ``wrappers``.
 
+    Args:
+        model: The model; nothing on it changes and no forward pass runs.
+
+    Returns:
+        The ``ModuleTree``: one row per module, unique parameter counts, modes, hooks and warnings.
+
+    Raises:
+        TorchscopeError: ``model`` is not an ``nn.Module``.
+
     >>> from torch import nn
     >>> t = tree(nn.Sequential(nn.Linear(2, 3), nn.ReLU()))
     >>> t.total_params, [(m.name, m.type, m.params) for m in t.modules]

@@ -364,6 +364,21 @@ def watch(
     params from before the step: on logged steps only, the watch keeps one copy of the trainable
     params; ``update_ratios=False`` skips it (and the ratios), ``histograms=False`` the histograms.
 
+    Args:
+        model: The model the loop trains.
+        writer: A ``torch.utils.tensorboard.SummaryWriter``.
+        every: Log every N optimizer steps.
+        modules: Glob patterns of the modules whose activation stats are logged; ``[]`` for none.
+        optimizer: Count only this optimizer's steps.
+        histograms: Log param and grad histograms.
+        update_ratios: Log update ratios (keeps a copy of the trainable params on logged steps).
+
+    Returns:
+        The ``Watch``, a context manager (``with watch(...) as w:``).
+
+    Raises:
+        TorchscopeError: ``every`` < 1, or a pattern that matches nothing.
+
     >>> import torch, tempfile
     >>> from torch.utils.tensorboard import SummaryWriter
     >>> model = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.ReLU(), torch.nn.Linear(4, 2))

@@ -210,6 +210,46 @@ def bench(
     ``batch_size`` x ``seq_len`` token ids with its own loss; ``hf_config``, ``task`` and
     ``num_labels`` go to the ``hf:`` loader.
 
+    Args:
+        model: A model spec (``"resnet50"``, ``"timm:NAME"``, ``"hf:gpt2"``, ``"net.py:Net"``) or a module.
+        mode: ``"frozen"``, ``"full"`` or ``"both"`` (frozen backbone, everything trainable, or both in turn).
+        device: ``"cpu"``, ``"cuda"``, ``"cuda:N"``; ``None`` picks the best device found.
+        batch_size: Images (or sequences) per step, or ``"auto"`` for the largest that fits.
+        max_batch_size: Upper bound of the ``"auto"`` search (default 1024 on a GPU, 64 on the CPU).
+        image_size: Side of the square input images; ``None``: the model's default.
+        num_classes: Outputs of the fresh head; ``None``: 10, or the ImageFolder's classes.
+        steps: Steps per timed window.
+        windows: Timed windows per loop (median and spread are taken over them).
+        warmup: Untimed steps before the first window.
+        optimizer: ``"sgd"`` (momentum 0.9) or ``"adamw"``.
+        lr: Learning rate; ``None``: the optimizer's default.
+        amp: ``"off"``, ``"bf16"`` or ``"fp16"`` (autocast; fp16 adds a ``GradScaler``).
+        channels_last: Use the channels-last memory format.
+        compile: Run the step under ``torch.compile``.
+        compile_mode: The ``torch.compile`` mode.
+        data: An ImageFolder to read through a ``DataLoader`` instead of synthetic tensors.
+        workers: ``DataLoader`` worker processes for ``data``.
+        baseline: Also time a plain hand-written loop, interleaved, for the ratio.
+        check: Check the freeze after timing (``check_step``, and a guard in frozen mode).
+        measure_peak: Time a square matmul for the measured peak (the MFU basis on a CPU).
+        seed: Seed of the synthetic inputs and the fresh head.
+        seq_len: Tokens per sequence for a language model (default 128).
+        token_dtype: Dtype of the token ids (``"int64"`` or ``"int32"``).
+        hf_config: Config field overrides for an ``hf:`` model.
+        task: The ``hf:`` task (``"sequence-classification"``, ...).
+        num_labels: Labels of an ``hf:`` classifier.
+        progress: Called as ``progress(phase, done, total)`` while it runs.
+        oom_probe: Called with each trial size of ``batch_size="auto"``; raise
+            ``torch.OutOfMemoryError`` in it to impose a memory budget.
+
+    Returns:
+        The ``BenchResult``: one entry per mode (throughput, step times, FLOPs, MFU, memory, the
+        baseline ratio, the freeze check) and the environment.
+
+    Raises:
+        TorchscopeError: An option is out of range or does not fit the model (e.g. image options
+            with token inputs), or the model cannot be loaded.
+
     >>> r = bench("resnet18", mode="frozen", device="cpu", batch_size=2, image_size=32,
     ...           steps=1, windows=1, warmup=1, check=False, measure_peak=False)
     >>> r.mode("frozen").harness.stats.img_s_median > 0

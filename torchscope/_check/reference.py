@@ -182,6 +182,28 @@ def check_freeze(
     ``torchscope report`` runs too; the report's ``reference`` names the step that ran.
     ``model`` is not touched.
 
+    Args:
+        model: The model, with its parameters frozen as the fine-tune freezes them. Not modified.
+        input_size: The input shape (batch first), or one shape per positional input.
+        optimizer: ``"sgd"`` or ``"adamw"``, over the trainable params.
+        lr: Learning rate.
+        momentum: SGD momentum.
+        weight_decay: Weight decay.
+        steps: Training steps to run.
+        train_bn: ``False`` puts the frozen norm layers in eval mode before each step.
+        frozen: Glob patterns of what must stay unchanged; default: what is frozen now.
+        mode: ``"exact"`` (copy the frozen tensors) or ``"fingerprint"`` (one number per tensor).
+        seed: Seed of the synthetic inputs and labels.
+        dtype: The inputs' dtype; default the model's float dtype; an integer one gives token ids.
+        observer: Watches the same run beside the check (the freeze guard's view).
+
+    Returns:
+        The ``StepCheck``: ``ok``, every violation with its cause, and what was checked.
+
+    Raises:
+        TorchscopeError: A bad option or input shape, or the model's forward or backward failed
+            (``ForwardError``, naming the module).
+
     >>> import torch
     >>> net = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.BatchNorm1d(4), torch.nn.Linear(4, 2))
     >>> net[:2].requires_grad_(False)  # doctest: +ELLIPSIS

@@ -81,6 +81,24 @@ def check_step(
     largest change (within ``atol``); ``mode="fingerprint"`` keeps one number per tensor.
     ``restore=True`` puts params, buffers, grads, optimizer state, RNG and modes back afterwards.
 
+    Args:
+        model: The model the step trains.
+        step: Runs one training step (forward, backward, ``optimizer.step()``); called once.
+        optimizer: The step's optimizer, for the optimizer audit and precise causes.
+        frozen: Glob patterns of the params and buffers that must stay unchanged; default: what is
+            frozen now.
+        mode: ``"exact"`` or ``"fingerprint"``.
+        atol: In exact mode, the largest change that still passes.
+        restore: Put the model, optimizer and RNG back after the check.
+        snapshot_device: Where exact mode keeps its copy (``"cpu"`` saves accelerator memory).
+
+    Returns:
+        The ``StepCheck``: ``ok``, every violation with its cause, and what was checked.
+
+    Raises:
+        TorchscopeError: A bad argument (not a module or a callable, an unknown mode, a negative
+            ``atol``, a pattern that matches nothing).
+
     >>> import torch
     >>> model = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.Linear(4, 2))
     >>> model[0].requires_grad_(False)  # doctest: +ELLIPSIS

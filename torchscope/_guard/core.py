@@ -297,6 +297,22 @@ def guard(
     ``expect_updates=True`` also checks that every trainable param got a grad and moved within the
     first checks. ``fail_fast=False`` keeps the reports in ``guard.reports`` instead of raising.
 
+    Args:
+        model: The model the loop trains.
+        frozen: Glob patterns of what must stay unchanged; default: what is frozen now.
+        optimizer: The loop's optimizer; checks run after its real steps.
+        every: Check after every N-th optimizer step.
+        mode: ``"fingerprint"`` (8 bytes per tensor) or ``"exact"`` (a copy; reports the largest change).
+        expect_updates: Also check that every trainable param got a grad and moved.
+        fail_fast: Raise at the first violation; ``False`` keeps the reports in ``guard.reports``.
+
+    Returns:
+        The ``FreezeGuard``, a context manager (``with torchscope.guard(...) as g:``).
+
+    Raises:
+        TorchscopeError: A bad argument (``every`` < 1, an unknown mode, a pattern that matches nothing).
+        FreezeCheckError: A frozen tensor moved (with ``fail_fast``), at the check that saw it.
+
     >>> import torch, torchscope
     >>> model = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.Linear(4, 2))
     >>> _ = model[0].requires_grad_(False)

@@ -84,6 +84,26 @@ def load_model(
     overrides), ``task`` and ``num_labels`` apply to ``hf:`` specs (see :func:`build_hf`).
     ``verify=False`` (``--no-verify``) skips checking the CRC-32s of checkpoint archives.
 
+    Args:
+        spec: A torchvision name (``"resnet18"``), ``"timm:NAME"``, ``"hf:TYPE"``, ``"path/net.py:Net"``
+            or a checkpoint file.
+        weights: A state_dict file (``.pt``, ``.pth``, ``.safetensors``) to load.
+        device: Where to put the model; ``"meta"`` allocates nothing.
+        unsafe_load: Allow files that pickle a whole module (runs code from the file).
+        pretrained: Load torchvision's default weights from the local torch hub cache.
+        kwargs: Keyword arguments for the builder.
+        config: Config field overrides for ``hf:`` specs.
+        task: The ``hf:`` task (``"sequence-classification"``, ...).
+        num_labels: Labels of an ``hf:`` classifier.
+        verify: Check the CRC-32s of checkpoint archives.
+
+    Returns:
+        The model, on ``device``.
+
+    Raises:
+        SpecError: An unknown spec (with the closest names), a missing or damaged file, or weights
+            that do not fit the model.
+
     >>> load_model("resnet18", device="meta").fc
     Linear(in_features=512, out_features=1000, bias=True)
     >>> load_model("resnet1800")  # doctest: +IGNORE_EXCEPTION_DETAIL

@@ -165,13 +165,36 @@ def estimate_memory(
     ``progress(phase, done, total)``, when given, is called after each trace of that search (nothing
     is shown otherwise).
 
+    Args:
+        model: The model; real or meta weights, never allocated.
+        inputs: A tensor, a shape, or a list of them (only shapes and dtypes are used).
+        step: ``step(model, batch, optimizer)`` replacing the built-in training step.
+        optimizer: ``"sgd"``, ``"sgd-momentum"``, ``"adamw"`` or a callable taking the trainable params.
+        amp: ``"off"``, ``"bf16"`` or ``"fp16"`` autocast.
+        dtype: The parameters' dtype (``"fp32"``, ``"bf16"``, ``"fp16"``).
+        channels_last: Use the channels-last memory format.
+        grad_checkpointing: Turn on the model's gradient checkpointing (transformers models).
+        mode: ``"train"`` or ``"eval"`` (train/eval flags during the steps).
+        device: The target whose allocator rounding is modelled, ``"cuda"`` or ``"cpu"``.
+        steps: Training steps to trace.
+        fit: A budget (bytes, ``"24GiB"`` or a GPU name) for the largest batch size that fits.
+        label: The model's name in the report.
+        progress: Called as ``progress(phase, done, total)`` after each trace of the ``fit`` search.
+
+    Returns:
+        The ``MemoryReport``: the peak, when it happens, its parts, and with ``fit`` the batch size.
+
+    Raises:
+        TorchscopeError: Bad options, or a step that cannot run without data (an op whose output
+            shape depends on values), with no number given.
+
     >>> import torch, torchscope
     >>> model = torch.nn.Sequential(torch.nn.Linear(64, 64), torch.nn.ReLU(), torch.nn.Linear(64, 10))
     >>> r = torchscope.estimate_memory(model, (32, 64), optimizer="sgd", device="cpu")
     >>> r.kind("parameters") == sum(p.numel() * 4 for p in model.parameters())
     True
-    >>> r.phase in ("forward", "backward", "optimizer")
-    True
+    >>> r.phase
+    'backward'
     """
     config = StepConfig(
         optimizer=optimizer if isinstance(optimizer, str) else "adamw",

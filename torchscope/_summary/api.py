@@ -177,6 +177,32 @@ def summary(
     ``compare_modes`` the other train/eval mode runs too. The model is left exactly as found; a
     failing forward pass raises :class:`~torchscope.errors.ForwardError` naming where it stopped.
 
+    Args:
+        model: The model; left exactly as found.
+        input_size: One input shape, or a list of them.
+        input_data: A tensor, a list/tuple of positional arguments, or a dict of keyword arguments.
+        batch_dim: Insert a batch dimension at this index of ``input_size``.
+        cache_forward_pass: Reuse the summary collected for the same model and inputs instead of
+            running the model again (torchinfo's meaning).
+        col_names: The columns to show.
+        col_width: Width of each column.
+        depth: Deepest level of modules to show; default every depth.
+        device: Where the inputs go; the model must be there already.
+        dtypes: The inputs' dtypes, one per input.
+        mode: ``"eval"`` (default), ``"train"`` or ``"same"``.
+        row_settings: Row options, as torchinfo's.
+        verbose: 0 quiet, 1 the table, 2 with weights; ``None``: print unless interactive.
+        dtype: One dtype for every input.
+        compare_modes: Also run the other train/eval mode.
+        **kwargs: Keyword arguments for ``forward``.
+
+    Returns:
+        The ``Summary``; ``print(result)`` shows the table.
+
+    Raises:
+        TorchscopeError: A bad option or input.
+        ForwardError: The forward pass failed; names where it stopped.
+
     >>> s = summary(nn.Sequential(nn.Linear(8, 4), nn.ReLU()), input_size=(2, 8), verbose=0)
     >>> s.total_mult_adds, s.to_dict()["rows"][1]["outputs"][0]["shape"]
     (64, [2, 4])

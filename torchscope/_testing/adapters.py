@@ -69,6 +69,13 @@ def assert_adapters_only_trainable(model: nn.Module) -> None:
     ``bias="all"``/``"lora_only"`` asks for), every param of the active adapter does, and a task head
     the fine-tune adds (``classifier``, ``score``) is in ``modules_to_save``.
 
+    Args:
+        model: A PEFT model.
+
+    Raises:
+        AssertionError: A base param trains, an adapter param does not, or a new head is not saved.
+        TorchscopeError: ``model`` is not a PEFT model.
+
     >>> import torch, peft
     >>> net = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.ReLU(), torch.nn.Linear(4, 2))
     >>> lora = peft.get_peft_model(net, peft.LoraConfig(r=2, target_modules=["0"]))
@@ -146,6 +153,15 @@ def assert_adapters_only_trainable(model: nn.Module) -> None:
 def assert_base_unchanged(model: nn.Module, step: Callable[[], Any], *, optimizer: Any = None) -> None:
     """Run ``step()`` (one training step) under :func:`torchscope.check_step` and fail if any param or
     buffer of the base model changed; the adapter may change. Pass ``optimizer`` for a precise cause.
+
+    Args:
+        model: A PEFT model.
+        step: Runs one training step; called once.
+        optimizer: The step's optimizer, for a precise cause.
+
+    Raises:
+        AssertionError: A param or buffer of the base model changed.
+        TorchscopeError: ``model`` is not a PEFT model, or has no base param or buffer.
 
     >>> import torch, peft
     >>> net = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.ReLU(), torch.nn.Linear(4, 2))
@@ -264,6 +280,15 @@ def assert_merge_equivalent(peft_model: nn.Module, inputs: Any, *, atol: float =
     ``inputs``: a dict is keyword arguments (``model(**inputs)``, a transformers batch), a tuple
     positional arguments, anything else the one argument. A model in train mode fails (its live
     dropout makes every forward random); call ``model.eval()`` first.
+
+    Args:
+        peft_model: A PEFT model in eval mode.
+        inputs: A dict (keyword arguments), a tuple (positional) or one argument.
+        atol: Allowed absolute difference on every float output.
+
+    Raises:
+        AssertionError: The merged model computes something else, or the model is in train mode.
+        TorchscopeError: ``peft_model`` is not a PEFT model.
 
     >>> import torch, peft
     >>> net = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.ReLU(), torch.nn.Linear(4, 2))

@@ -19,6 +19,12 @@ __all__ = ["assert_grads_finite", "assert_no_unused_params"]
 def assert_grads_finite(model: nn.Module) -> None:
     """Fail if any parameter's ``.grad`` holds NaN or Inf (run it after ``loss.backward()``).
 
+    Args:
+        model: The model, after ``loss.backward()``.
+
+    Raises:
+        AssertionError: A ``.grad`` holds NaN or Inf.
+
     >>> import torch
     >>> m = torch.nn.Linear(2, 1)
     >>> m(torch.randn(3, 2)).sum().backward()
@@ -65,6 +71,14 @@ def assert_no_unused_params(model: nn.Module, loss_fn_or_step: Callable[[], Any]
 
     ``loss_fn_or_step()`` returns a loss (backpropagated here) or calls ``backward`` itself and
     returns ``None``. Parameter values, grads, buffers and modes are restored afterwards.
+
+    Args:
+        model: The model.
+        loss_fn_or_step: Returns a loss, or calls ``backward`` itself and returns ``None``.
+
+    Raises:
+        AssertionError: A trainable parameter got no gradient.
+        TorchscopeError: The model has no trainable parameter.
 
     >>> import torch
     >>> m = torch.nn.Linear(2, 1)

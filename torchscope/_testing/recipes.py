@@ -70,6 +70,16 @@ def assert_batch_independent(model: nn.Module, x: Any, *, rtol: float = 1e-6, ma
     current mode; sample j leaks into i when max |∂out_i/∂x_j| > rtol · max |∂out_i/∂x_i|.
     Values, grads, buffers, modes and RNG are restored.
 
+    Args:
+        model: The model, in the mode to test.
+        x: A batch of at least 2 samples (floating point).
+        rtol: Leak threshold, relative to a sample's own gradient.
+        max_samples: Samples of the batch to check.
+
+    Raises:
+        AssertionError: An output sample depends on another input sample.
+        SpecError: ``x`` has no float tensor or a batch below 2, or the outputs have no batch dimension.
+
     >>> import torch
     >>> assert_batch_independent(torch.nn.Linear(3, 2), torch.randn(4, 3))
     """
@@ -157,6 +167,18 @@ def assert_loss_at_init(
     ``loss_fn(output, y)`` defaults to cross-entropy on the first output tensor. Runs without
     grad in the current mode; state restored.
 
+    Args:
+        model: The freshly initialised model.
+        x: A batch of inputs.
+        y: The class labels.
+        num_classes: Number of classes C (at least 2).
+        rtol: Allowed relative distance from log(C).
+        loss_fn: ``loss_fn(output, y)``; default cross-entropy on the first output tensor.
+
+    Raises:
+        AssertionError: The loss is not within ``rtol`` of log(C).
+        SpecError: A bad ``num_classes`` or ``rtol``, or an output with no tensor.
+
     >>> import torch
     >>> m = torch.nn.Linear(8, 5)
     >>> torch.nn.init.zeros_(m.weight)
@@ -212,6 +234,20 @@ def assert_overfits_one_batch(
 
     Trains the trainable parameters with Adam(lr) (or ``optimizer_factory(params)``) in the
     model's current mode, then restores values, grads, buffers, modes and RNG.
+
+    Args:
+        model: The model; its state is restored afterwards.
+        batch: One ``(x, y)`` pair.
+        steps: Optimizer steps to run.
+        target_loss: The loss to get below.
+        loss_fn: ``loss_fn(output, y)``; default cross-entropy.
+        lr: Adam's learning rate.
+        optimizer_factory: Builds the optimizer from the trainable params instead of Adam.
+
+    Raises:
+        AssertionError: The loss stayed at or above ``target_loss``.
+        SpecError: ``steps`` < 1 or ``batch`` not a pair.
+        TorchscopeError: The model has no trainable parameter.
 
     >>> import torch
     >>> m = torch.nn.Linear(4, 3)

@@ -86,6 +86,15 @@ def assert_step_ok(
 
     ``check_step_kwargs`` go to ``check_step`` (``frozen=``, ``mode=``, ``atol=``, ``restore=``).
 
+    Args:
+        model: The model the step trains.
+        step: Runs one training step; called once.
+        optimizer: The step's optimizer, for the audit and precise causes.
+        **check_step_kwargs: Keyword arguments for ``check_step``.
+
+    Raises:
+        AssertionError: An invariant was violated; the message lists every violation.
+
     >>> import torch
     >>> m = torch.nn.Linear(2, 1)
     >>> opt = torch.optim.SGD(m.parameters(), lr=0.1)
@@ -107,6 +116,16 @@ def assert_frozen(model: nn.Module, step: Callable[[], Any], *patterns: str, opt
 
     Without patterns: the params with ``requires_grad=False`` and the buffers (running stats) of
     modules whose own params are all frozen. Pass ``optimizer`` for a precise cause.
+
+    Args:
+        model: The model the step trains.
+        step: Runs one training step; called once.
+        *patterns: Glob patterns of the params and buffers that must stay unchanged.
+        optimizer: The step's optimizer, for a precise cause.
+
+    Raises:
+        AssertionError: A selected param or buffer changed.
+        TorchscopeError: Nothing is frozen (without patterns), or a pattern matches nothing.
 
     >>> import torch
     >>> m = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.Linear(2, 1))
@@ -136,6 +155,16 @@ def assert_trainable_updated(
     model: nn.Module, step: Callable[[], Any], *patterns: str, optimizer: Any = None
 ) -> None:
     """Run ``step()`` once; fail if a trainable parameter (selected by ``patterns``) did not change.
+
+    Args:
+        model: The model the step trains.
+        step: Runs one training step; called once.
+        *patterns: Glob patterns of the params that must change; default every trainable one.
+        optimizer: The step's optimizer, for a precise cause.
+
+    Raises:
+        AssertionError: A selected trainable parameter did not change.
+        TorchscopeError: The model has no trainable parameter.
 
     >>> import torch
     >>> m = torch.nn.Linear(2, 1)

@@ -33,6 +33,15 @@ def assert_param_count(model: nn.Module, total: int | None = None, trainable: in
 
     Tied/shared parameters count once.
 
+    Args:
+        model: The model.
+        total: Expected number of parameters.
+        trainable: Expected number of trainable parameters.
+
+    Raises:
+        AssertionError: A count differs.
+        TorchscopeError: Neither count given, or one is negative, or lazy params are uninitialised.
+
     >>> import torch
     >>> assert_param_count(torch.nn.Linear(4, 2), total=10, trainable=10)
     """
@@ -81,6 +90,12 @@ def _mode_message(check: str, bad: list[tuple[str, nn.Module]], want: str, fix: 
 def assert_eval_mode(model: nn.Module) -> None:
     """Fail if any module is in train mode (dropout and batch statistics active at inference).
 
+    Args:
+        model: The model.
+
+    Raises:
+        AssertionError: A module is in train mode.
+
     >>> import torch
     >>> assert_eval_mode(torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.Dropout()).eval())
     """
@@ -95,6 +110,13 @@ def assert_train_mode(model: nn.Module, except_: Sequence[str] | str = ()) -> No
 
     ``except_`` names modules you keep in eval mode while training, such as a frozen backbone's
     BatchNorm layers.
+
+    Args:
+        model: The model.
+        except_: Glob patterns of the modules that should be in eval mode.
+
+    Raises:
+        AssertionError: A module is in the wrong mode.
 
     >>> import torch
     >>> m = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.BatchNorm1d(2)).train()
@@ -189,6 +211,15 @@ def assert_output_shape(model: nn.Module, input: Any, shape_or_spec: Any) -> Non
 
     ``shape_or_spec``: a shape such as ``(4, 10)`` (``None`` or ``-1`` matches any size), a
     tuple/list of specs for tuple outputs, or a dict of specs for dict and namedtuple outputs.
+
+    Args:
+        model: The model.
+        input: The one input of ``model(input)``.
+        shape_or_spec: A shape, a tuple/list of specs, or a dict of specs.
+
+    Raises:
+        AssertionError: An output's shape (or structure) differs.
+        SpecError: ``shape_or_spec`` is not a spec.
 
     >>> import torch
     >>> assert_output_shape(torch.nn.Linear(4, 2), torch.randn(3, 4), (None, 2))
