@@ -23,12 +23,11 @@ from torch import nn
 
 from torchscope._check.byname import by_name_violations
 from torchscope._check.causes import Causes
-from torchscope._check.grouping import group_violations
 from torchscope._check.numerics import Floats, inf_norm
 from torchscope._check.plan import CheckedTensor, local_tensor, make_plan, unwrap
 from torchscope._check.report import StepCheck, Violation
 from torchscope._check.snapshot import Mode, take_snapshot
-from torchscope._check.verdict import moved_violations, not_checked, unmoved_violations
+from torchscope._check.verdict import build_check, moved_violations, not_checked, unmoved_violations
 from torchscope._guard.hooks import StepHooks, inner_optimizer
 from torchscope._guard.sweep import ColdSweep, Finding, sweep_length
 from torchscope._guard.words import EXPECT_CHECKS, failure_message, guard_caveats, pending_reason
@@ -246,26 +245,15 @@ class FreezeGuard:
         if pending:
             skipped_checks.append(("trainable_not_updated", pending_reason(pending, self._checks, final, self.steps)))
         frozen_bytes = sum(local_tensor(t.tensor).nbytes for t in self.checked)
-        return StepCheck(
-            ok=not violations,
-            violations=tuple(violations),
-            groups=group_violations(violations, keep=[n for t in plan.trainable for n in t.names]),
-            mode=self.mode,
-            checks=tuple(checks),
-            params=len(plan.params),
-            frozen_params=len(plan.frozen),
-            trainable_params=len(plan.trainable),
-            buffers=len(plan.buffers),
-            frozen_buffers=len(plan.frozen_buffers),
+        return build_check(
+            plan, violations, mode=self.mode, checks=checks, not_checked=skipped_checks,
             bytes_checked=frozen_bytes + sum(local_tensor(t.tensor).nbytes for t in trainable),
             snapshot_bytes=self.snap.nbytes + 8 * len(self._grad_start) + (0 if sweep is None else sweep.nbytes),
-            optimizer_steps=None if self.hooks is None else self.steps,
-            wrappers=self.wrappers,
+            optimizer_steps=None if self.hooks is None else self.steps, wrappers=self.wrappers,
             caveats=guard_caveats(self.snap.skipped, self.every, self.optimizer is not None,
                                   None if sweep is None or full or final else sweep.describe(len(self.checked))),
-            not_checked=tuple(skipped_checks),
             guard_step=self.steps,
-        )
+        )  # fmt: skip
 
     def _stamp(self, v: Violation, found: dict[int, Finding]) -> Violation:
         """``v`` with the step at which the guard first saw it, and how it read the tensor then. A
