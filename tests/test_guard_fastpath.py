@@ -262,3 +262,35 @@ def test_small_frozen_weights_are_read_whole_at_every_check() -> None:
 def test_bad_content_settings_name_the_value(kwargs: dict, match: str) -> None:
     with pytest.raises(TorchscopeError, match=match):
         torchscope.guard(frozen_cnn(), **kwargs)
+
+
+def test_an_inference_mode_tensor_is_read_in_full() -> None:
+    """A frozen param made under inference_mode keeps no version counter: no mark to trust."""
+    model = frozen_cnn()
+    with torch.inference_mode():
+        weight = model.backbone[0].weight.detach().clone()
+    model.backbone[0].weight = nn.Parameter(weight, requires_grad=False)
+    opt = head_opt(model)
+    with pytest.raises(FreezeCheckError) as info:
+        with torchscope.guard(model, optimizer=opt, sweep_checks=K) as g:
+            assert g.sweep is not None and g.sweep.rest  # the one without a counter
+            step(model, opt)
+            with torch.inference_mode():
+                weight.view(-1)[3] += 1.0  # no version counter moves
+            step(model, opt)
+    (v,) = moved(info.value.report)
+    assert (v.name, v.step, v.found_by) == ("backbone.0.weight", 2, "full")
+
+
+def test_a_flag_switched_back_on_is_explained_once() -> None:
+    model = frozen_cnn()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    with pytest.raises(FreezeCheckError) as info:
+        with torchscope.guard(model, optimizer=opt):
+            step(model, opt)
+            model.requires_grad_(True)
+            step(model, opt)
+    message = str(info.value)
+    assert message.count("find what switched it on") == 1
+    assert message.count("fix (all") == 1  # torchscope.freeze(...), under requires_grad_changed
+    assert "requires_grad_changed says what to look for" in message

@@ -6,8 +6,8 @@ routes, and most routes leave a mark that is free to read, so the guard sorts th
 
 - **read in full at every check**: buffers (BatchNorm's train-mode update bumps no version
   counter), params that an optimizer holds (a fused optimizer's step bumps none either), tensors
-  the fused CPU kernel cannot read in place (other devices, DTensor shards), and any tensor once
-  it has changed.
+  the fused CPU kernel cannot read in place (other devices, DTensor shards), tensors without a
+  version counter (made under ``torch.inference_mode``), and any tensor once it has changed.
 - **cold** (:class:`ColdSweep`): every other frozen param, the usual case of a frozen backbone
   outside the optimizer. At every check each one's version counter and ``data_ptr()`` are
   compared with the ones recorded (``copy_``, ``mul_`` under ``no_grad``, ``load_state_dict``
@@ -91,6 +91,16 @@ class _Segment:
     clean: int = 0  # the last step at which it was read unchanged (0: the start)
 
 
+def _version(t: torch.Tensor) -> int | None:
+    """``t._version``; None for a tensor that keeps none (made under ``torch.inference_mode``)."""
+    if t.is_inference():  # an in-place write under inference_mode bumps nothing (a Parameter says 0)
+        return None
+    try:
+        return int(t._version)
+    except RuntimeError:
+        return None
+
+
 def _windows(numel: int) -> list[tuple[int, int]]:
     if numel <= SAMPLE_SLICES * SAMPLE_LEN * 2:
         return [(0, numel)]
@@ -113,11 +123,12 @@ class ColdSweep:
         with torch.no_grad():
             for slot, name, t in tensors:
                 reader = slice_reader(t)
-                if reader is None:
+                version = _version(t)
+                if reader is None or version is None:
                     self.rest.append(slot)
                     continue
                 windows = _windows(reader.numel)
-                c = _Cold(slot, name, weakref.ref(t), reader, t._version, windows,
+                c = _Cold(slot, name, weakref.ref(t), reader, version, windows,
                           [reader.read(t, a, b) for a, b in windows])  # fmt: skip
                 step = max(1, SEGMENT_BYTES // reader.size)
                 for a in range(0, reader.numel, step):
@@ -192,10 +203,11 @@ class ColdSweep:
                 c.hot = True
                 continue
             reader = slice_reader(t)
-            if reader is None or reader.numel != c.reader.numel or reader.size != c.reader.size:
+            version = _version(t)
+            if reader is None or version is None or reader.numel != c.reader.numel or reader.size != c.reader.size:
                 c.hot = True  # it can no longer be read in place: read in full
                 continue
-            c.reader, c.version = reader, t._version
+            c.reader, c.version = reader, version
             for i in c.segments:
                 self.segments[i].clean = step
 
