@@ -294,3 +294,53 @@ def test_a_flag_switched_back_on_is_explained_once() -> None:
     assert message.count("find what switched it on") == 1
     assert message.count("fix (all") == 1  # torchscope.freeze(...), under requires_grad_changed
     assert "requires_grad_changed says what to look for" in message
+
+
+# -- sharded (DTensor) params: read in full, on the rank that holds them ----------------------------
+
+
+def _guard_worker(rank: int, port: int, out_dir: str) -> None:
+    import json
+    import os
+    from pathlib import Path
+
+    import torch.distributed as dist
+    from test_distributed import sharded_mlp
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), GLOO_SOCKET_IFNAME="lo")
+    dist.init_process_group("gloo", rank=rank, world_size=2)
+    try:
+        model, opt = sharded_mlp()
+        torch.manual_seed(rank)
+        found: dict[str, Any] = {}
+        g = torchscope.guard(model, optimizer=opt, sweep_checks=K, fail_fast=False)
+        found["swept"] = 0 if g.sweep is None else len(g.sweep.cold)
+        for s in range(1, 4):
+            opt.zero_grad()
+            model(torch.randn(4, 16)).square().mean().backward()
+            if s == 2 and rank == 1:  # only rank 1 holds this shard, and only rank 1 writes to it
+                model[0].weight.to_local().data.view(-1)[0] += 1.0  # one element, no version bump
+            opt.step()
+        g.close(check=False)
+        found["violations"] = [(v.name, v.step, v.found_by) for r in g.reports for v in r.violations][:1]
+        Path(out_dir, f"rank{rank}.json").write_text(json.dumps(found))
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.mark.slow
+@pytest.mark.distributed
+def test_sharded_frozen_params_are_read_in_full_on_each_rank(tmp_path: Any) -> None:
+    import json
+    import socket
+
+    import torch.multiprocessing as mp
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    mp.spawn(_guard_worker, args=(port, str(tmp_path)), nprocs=2, join=True)
+    rank0, rank1 = (json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2))
+    assert rank0["swept"] == rank1["swept"] == 0  # the frozen layer's weight and bias: DTensors, never swept
+    assert rank0["violations"] == []  # rank 0's shard did not change
+    assert rank1["violations"] == [["0.weight", 2, "full"]]  # caught at the step, on the rank that holds it
