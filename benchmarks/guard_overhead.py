@@ -196,7 +196,8 @@ def llm(args: argparse.Namespace, device: torch.device) -> dict[str, Any]:
             per_step.append(now() - t0)
         out[mode] = {**per_gb(seconds, nbytes), "start_s": start_s, "snapshot_bytes": guard.snap.nbytes,
                      "per_step": per_gb(per_step, nbytes),
-                     "sweep_checks": None if sweep is None else sweep.checks}  # fmt: skip
+                     "sweep_checks": None if sweep is None else sweep.checks,
+                     "content": getattr(guard, "content", "every-step")}  # fmt: skip
         guard.close(check=False)
         del guard
     return out
@@ -259,7 +260,7 @@ def main() -> None:
             )
             ps = m["per_step"]
             print(
-                f"  the check after an optimizer step (content='sweep', every byte within {m['sweep_checks'] or 1} "
+                f"  the check after an optimizer step (content={m['content']!r}, every byte within {m['sweep_checks'] or 1} "
                 f"checks): {ps['check_median_s']:.3f} s median (min {ps['check_min_s']:.3f}), "
                 f"{ps['s_per_gb_median']:.4f} s per GB frozen"
             )
