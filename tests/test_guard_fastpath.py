@@ -14,12 +14,14 @@ import test_guard as plain_loop
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from rich.console import Console
 from torch import nn
 from zoo import SmallCNN
 
 import torchscope
 from torchscope._guard import sweep as sweep_module
 from torchscope.errors import FreezeCheckError, TorchscopeError
+from torchscope.render.check import render_check
 
 K = 4  # sweep_checks of these tests: every frozen byte is read within 4 checks
 
@@ -207,6 +209,10 @@ def test_a_late_find_names_the_steps_it_happened_between() -> None:
     text = str(info.value)
     assert f"{v.since_step + 1}-{v.step}" in text  # the step column: the steps it happened in
     assert any("rotating sweep" in c for c in g.reports[0].caveats)
+    console = Console(width=200, color_system=None, record=True)
+    console.print(render_check(info.value.report, title="guard"))
+    panel = " ".join(console.export_text().replace("│", " ").split())
+    assert f"between steps {v.since_step + 1} and {v.step} (found by the rotating sweep)" in panel
 
 
 def test_the_last_check_reads_everything() -> None:
