@@ -350,3 +350,18 @@ def test_sharded_frozen_params_are_read_in_full_on_each_rank(tmp_path: Any) -> N
     assert rank0["swept"] == rank1["swept"] == 0  # the frozen layer's weight and bias: DTensors, never swept
     assert rank0["violations"] == []  # rank 0's shard did not change
     assert rank1["violations"] == [["0.weight", 2, "full"]]  # caught at the step, on the rank that holds it
+
+
+def test_a_freed_storage_is_never_read_in_place() -> None:
+    """Sharding code frees a param's memory by resizing its storage to nothing: the guard must not
+    read where the values were (it would read freed memory); it reads the tensor as torch sees it."""
+    model = frozen_cnn()
+    opt = head_opt(model)
+    g = torchscope.guard(model, optimizer=opt, sweep_checks=K, fail_fast=False)
+    step(model, opt)
+    weight = model.backbone[3].weight
+    reader = next(c.reader for c in g.sweep.cold if c.name == "backbone.3.weight")  # type: ignore[union-attr]
+    assert reader.same_memory(weight)
+    weight.untyped_storage().resize_(0)
+    assert not reader.same_memory(weight)
+    g.remove()

@@ -251,8 +251,13 @@ class SliceReader:
         self._weights: dict[int, tuple[int, int]] = {}  # slice length -> (chunk, address of its weights)
 
     def same_memory(self, t: torch.Tensor) -> bool:
-        """Whether ``t`` still holds its values where they were recorded (``p.data = other`` moves them)."""
-        return t.data_ptr() == self.ptr and t.stride() == self.stride and t.dtype == self.dtype
+        """Whether ``t`` still holds its values where they were recorded (``p.data = other`` moves
+        them), and its storage still holds them all (one resized to nothing, as sharding code
+        frees a param's memory, is never read)."""
+        if t.data_ptr() != self.ptr or t.stride() != self.stride or t.dtype != self.dtype:
+            return False
+        storage = t.untyped_storage()
+        return storage.nbytes() - (self.ptr - storage.data_ptr()) >= self.nbytes
 
     def whole(self, t: torch.Tensor, threads: int = 1) -> int:
         """The fingerprint of all of ``t``: :func:`host_fingerprint`'s value, without its checks."""
