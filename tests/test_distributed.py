@@ -51,11 +51,11 @@ def _ddp_scenario(rank: int) -> dict:
     return check_step(ddp, step, optimizer=opt).to_dict()
 
 
-def _fsdp_scenario(rank: int) -> dict:
+def sharded_mlp() -> tuple[nn.Module, torch.optim.Optimizer]:
+    """An MLP sharded over the 2 ranks with fully_shard (DTensor params), its first layer frozen,
+    and an SGD optimizer over the rest (inside an initialized gloo process group)."""
     from torch.distributed.device_mesh import init_device_mesh
     from torch.distributed.fsdp import fully_shard
-
-    from torchscope import check_step
 
     mesh = init_device_mesh("cpu", (2,))
     torch.manual_seed(0)
@@ -64,7 +64,13 @@ def _fsdp_scenario(rank: int) -> dict:
     for layer in (model[0], model[2], model[4]):
         fully_shard(layer, mesh=mesh)
     fully_shard(model, mesh=mesh)
-    opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.1)
+    return model, torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.1)
+
+
+def _fsdp_scenario(rank: int) -> dict:
+    from torchscope import check_step
+
+    model, opt = sharded_mlp()
     torch.manual_seed(rank)
     x = torch.randn(4, 16)
 

@@ -40,7 +40,7 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
-from torchscope._fused import fused_fingerprint
+from torchscope._fused import dense, fused_fingerprint, library
 from torchscope.errors import TorchscopeError
 
 Method = Literal["auto", "hash", "weighted"]
@@ -229,6 +229,70 @@ def host_fingerprint(t: torch.Tensor) -> int | None:
     bits, size, chunk = _bits(t)
     fused = _fused_value(t, bits, size, chunk)
     return None if fused is None else _signed(fused)
+
+
+class SliceReader:
+    """Fingerprints of fixed slices of one dense CPU tensor's bit patterns, read straight from its
+    memory by the fused kernel: no tensor is made per read, so a read of a few elements costs a
+    C call, not a dozen torch ops. Positions count :func:`_bits` elements (8-byte elements: their
+    4-byte halves). The reader keeps no reference to the tensor: each :meth:`read` takes the live
+    tensor, whose ``data_ptr()`` and strides the caller has checked are the ones recorded here
+    (:meth:`same_memory`). Made by :func:`slice_reader`.
+    """
+
+    def __init__(self, t: torch.Tensor, lib: Any, size: int, numel: int) -> None:
+        self.lib = lib
+        self.size = size
+        self.numel = numel
+        self.nbytes = numel * size
+        self.ptr = t.data_ptr()
+        self.stride = t.stride()
+        self.dtype = t.dtype
+        self._weights: dict[int, tuple[int, int]] = {}  # slice length -> (chunk, address of its weights)
+
+    def same_memory(self, t: torch.Tensor) -> bool:
+        """Whether ``t`` still holds its values where they were recorded (``p.data = other`` moves
+        them), and its storage still holds them all (one resized to nothing, as sharding code
+        frees a param's memory, is never read)."""
+        if t.data_ptr() != self.ptr or t.stride() != self.stride or t.dtype != self.dtype:
+            return False
+        storage = t.untyped_storage()
+        return storage.nbytes() - (self.ptr - storage.data_ptr()) >= self.nbytes
+
+    def whole(self, t: torch.Tensor, threads: int = 1) -> int:
+        """The fingerprint of all of ``t``: :func:`host_fingerprint`'s value, without its checks."""
+        return self.read(t, 0, self.numel, threads)
+
+    def read(self, t: torch.Tensor, start: int, stop: int, threads: int = 1) -> int:
+        """The fingerprint of bit-pattern elements ``[start, stop)`` of ``t`` (a slice's own value:
+        compare it only with the same slice's)."""
+        n = stop - start
+        w = self._weights.get(n)
+        if w is None:
+            chunk = chunk_for(n)
+            w = self._weights[n] = (chunk, _packed_weights(chunk, self.size).data_ptr())  # cached for good
+        return _signed(self.lib.ts_fingerprint(t.data_ptr() + start * self.size, n, self.size, w[1], w[0], threads))
+
+
+def slice_reader(t: torch.Tensor) -> SliceReader | None:
+    """A :class:`SliceReader` of ``t``, where the fused kernel reads it in place (a dense CPU
+    tensor with values, not a DTensor); None elsewhere (read it whole with :func:`fingerprint_tensor`).
+
+    >>> t = torch.arange(8.0)
+    >>> r = slice_reader(t)
+    >>> r is None or r.read(t, 0, 8) == host_fingerprint(t)
+    True
+    """
+    if callable(getattr(t, "to_local", None)) or t.is_meta or t.numel() == 0 or t.device.type != "cpu":
+        return None
+    t = t.detach()
+    lib = library()
+    if lib is None or not dense(t) or t.layout != torch.strided:
+        return None
+    bits, size, _ = _bits(t)
+    if bits.data_ptr() != t.data_ptr() or not bits.is_contiguous():
+        return None
+    return SliceReader(t, lib, size, bits.numel())
 
 
 def _weighted(t: torch.Tensor) -> torch.Tensor:

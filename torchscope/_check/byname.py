@@ -21,7 +21,7 @@ from torchscope._check.snapshot import NameChange, SnapshotDiff
 from torchscope._checkparts.grouping import FREEZE_FIX
 from torchscope._checkparts.report import BY_NAME_KINDS, Violation
 
-__all__ = ["BY_NAME_KINDS", "by_name_violations", "flag_on_cause"]
+__all__ = ["BY_NAME_KINDS", "by_name_violations", "flag_on_cause", "moved_by_flag_cause"]
 
 
 # What replaces a param in real code; named in the causes so the user recognises their own call.
@@ -122,6 +122,15 @@ def flag_on_cause(alias: str = "") -> str:
     return (
         f"requires_grad was switched back on during the step{alias}, so backward gives it a grad and an optimizer "
         f"that holds it updates it; find what switched it on ({_FLAG_CALLERS}), or re-apply freeze(...) after it"
+    )
+
+
+def moved_by_flag_cause(alias: str = "") -> str:
+    """The cause of a frozen param that moved because its ``requires_grad`` was switched back on: it
+    only points at its ``requires_grad_changed`` violation, which says the whole of it (said once)."""
+    return (
+        f"requires_grad was switched back on during the step{alias}, so it trained (requires_grad_changed says "
+        "what to look for, and the fix)"
     )
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from torchscope._check.byname import flag_on_cause
+from torchscope._check.byname import moved_by_flag_cause
 from torchscope._checkparts.grouping import FREEZE_FIX
 from torchscope._checkparts.numerics import Floats
 from torchscope._checkparts.plan import CheckedTensor, Plan, is_norm_with_stats, module_type
@@ -95,8 +95,9 @@ class Causes:
         return not self.rg_before[j] and j < len(self.rg_after) and self.rg_after[j]
 
     def frozen_param_fix(self, j: int) -> str | None:
-        """The one call that fixes frozen param ``j`` with its group, where there is one."""
-        return FREEZE_FIX if self.rg_before[j] or self._switched_on(j) else None
+        """The one call that fixes frozen param ``j`` with its group, where there is one (a flag
+        switched back on: its ``requires_grad_changed`` violation carries it, said once)."""
+        return FREEZE_FIX if self.rg_before[j] else None
 
     def frozen_param_cause(self, j: int) -> str:
         t = self.plan.frozen[j]
@@ -108,7 +109,7 @@ class Causes:
                 "it is not frozen at all: freeze it with torchscope.freeze (the call below) or p.requires_grad_(False)"
             )
         if self._switched_on(j):
-            return flag_on_cause(alias)
+            return moved_by_flag_cause(alias)
         if self.optimizer is None:
             before = self.floats.get(self.grad_before[j])
             after = self.floats.get(self.grad_after[j])

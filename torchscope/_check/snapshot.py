@@ -30,7 +30,7 @@ from torch import nn
 
 from torchscope._checkparts.numerics import Floats, bit_equal, max_abs_diff, wide_float
 from torchscope._checkparts.plan import local_tensor, module_type
-from torchscope._fingerprint import fingerprint_tensor, host_fingerprint
+from torchscope._fingerprint import SliceReader, fingerprint_tensor, host_fingerprint, slice_reader
 from torchscope._format import format_shape
 from torchscope.errors import TorchscopeError
 
@@ -227,6 +227,9 @@ class NamedSnapshot:
         self.skipped = skipped
         self._decides = self._owners()
         self._host_fps: dict[int, int] = {}  # slot -> its CPU fingerprint as an int, read once
+        # slot -> a reader of its memory in place: a small tensor (a BatchNorm buffer) then costs
+        # one C call per check instead of host_fingerprint's checks and views
+        self._readers: dict[int, SliceReader | None] = {}
 
     @property
     def nbytes(self) -> int:
@@ -280,7 +283,7 @@ class NamedSnapshot:
 
     def measure(
         self, model: nn.Module, floats: Floats, *, atol: float = 0.0, roles: Collection[str] = ("frozen", "trainable"),
-        quiet: Collection[str] = ("other",),
+        quiet: Collection[str] = ("other",), skip: Collection[int] = (),
     ) -> Callable[[], SnapshotDiff]:
         """The device half of :meth:`compare`: add this comparison's numbers to ``floats``; after
         ``floats.sync()`` (the caller's one host transfer) the returned function gives the diff.
@@ -288,7 +291,9 @@ class NamedSnapshot:
         Only the values of the watched names of ``roles`` are read (a guard reads the trainable ones
         only in its first checks); the others are compared by identity, shape and flags alone
         (``changed`` is None). The names of ``quiet`` roles that did not change at all are left out
-        of the diff (a guard that checks every step asks only what changed)."""
+        of the diff (a guard that checks every step asks only what changed). The values of the
+        watched tensors ``skip`` (slots) are not read either where the name still holds the very
+        tensor of the snapshot: the caller vouches for them (a guard's version counters and sweep)."""
         now, modules = named_state(model)
         with torch.no_grad():
             measured: dict[tuple[int, int], tuple[int | None, int | None]] = {}
@@ -301,6 +306,7 @@ class NamedSnapshot:
                 if (
                     cur is not None and e.slot is not None and e.role in roles
                     and tuple(cur.shape) == e.shape and not _no_values(cur)
+                    and not (same and e.slot in skip)
                 ):  # fmt: skip
                     key = (e.slot, id(cur))
                     if key not in measured:
@@ -331,7 +337,7 @@ class NamedSnapshot:
     def _measure_one(self, slot: int, cur: torch.Tensor, floats: Floats) -> tuple[int | None, int | None]:
         """(fingerprint changed?, max |diff|) of ``cur`` against watched tensor ``slot``, on the device."""
         fp = self.fingerprints[slot]
-        host = host_fingerprint(cur) if fp.device.type == "cpu" else None
+        host = self._host_value(slot, cur) if fp.device.type == "cpu" else None
         if host is not None:  # the CPU kernel's int: no tensor op, nothing to transfer
             before = self._host_fps.get(slot)
             if before is None:
@@ -346,6 +352,15 @@ class NamedSnapshot:
         if now.device.type == "cpu" and copy.device.type == "cpu" and bit_equal(now, copy):
             return bits, floats.add(torch.zeros((), dtype=torch.float64))
         return bits, floats.add(max_abs_diff(now, copy))
+
+    def _host_value(self, slot: int, cur: torch.Tensor) -> int | None:
+        """``host_fingerprint(cur)``, through the slot's reader where ``cur`` lies where it did."""
+        if slot not in self._readers:
+            self._readers[slot] = slice_reader(cur)
+        reader = self._readers[slot]
+        if reader is not None and reader.same_memory(cur) and cur.numel() * cur.element_size() == reader.nbytes:
+            return reader.whole(cur, torch.get_num_threads())
+        return host_fingerprint(cur)
 
     def _replaced_module(self, name: str, modules: dict[str, nn.Module]) -> tuple[str | None, str | None, str | None]:
         """(the outermost module on ``name``'s path that is a new object, its type before, after)."""

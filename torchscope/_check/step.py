@@ -40,8 +40,7 @@ from torch import nn
 from torchscope._check.byname import by_name_violations
 from torchscope._check.causes import Causes, nonfinite_cause
 from torchscope._check.snapshot import Mode, NamedSnapshot, SnapshotDiff, take_snapshot
-from torchscope._check.verdict import moved_violations, not_checked, unmoved_violations
-from torchscope._checkparts.grouping import group_violations
+from torchscope._check.verdict import build_check, moved_violations, not_checked, unmoved_violations
 from torchscope._checkparts.numerics import Floats, host_floats, inf_norm
 from torchscope._checkparts.plan import CheckedTensor, collect_tensors, local_tensor, make_plan, unwrap
 from torchscope._checkparts.probe import OptimizerProbe, restoring_optimizer
@@ -54,7 +53,6 @@ from torchscope._checkparts.report import (
     unused_caveat,
 )
 from torchscope._distributed import gather_report, should_gather
-from torchscope._fingerprint import ALGORITHM
 from torchscope._optaudit import audit
 from torchscope._peft.review import PEFT_KINDS, PeftWatch
 from torchscope._state import preserved
@@ -280,22 +278,10 @@ def _run(
         caveats.append(NOTHING_FROZEN)
     if no_grad:
         caveats.append(unused_caveat(no_grad))
-    report = StepCheck(
-        ok=not violations,
-        violations=tuple(violations),
-        caveats=tuple(caveats),
-        groups=group_violations(violations, keep=[n for t in plan.trainable for n in t.names]),
-        mode=mode,
-        checks=tuple(checks),
-        params=len(plan.params),
-        frozen_params=len(plan.frozen),
-        trainable_params=len(plan.trainable),
-        buffers=len(plan.buffers),
-        frozen_buffers=len(plan.frozen_buffers),
+    report = build_check(
+        plan, violations, mode=mode, checks=checks, not_checked=not_checked(plan, trainable, checks),
         bytes_checked=sum(local_tensor(t.tensor).nbytes for t in frozen_tensors + plan.trainable),
-        snapshot_bytes=snapshot_bytes,
+        snapshot_bytes=snapshot_bytes, caveats=tuple(caveats),
         optimizer_steps=None if probe is None else len(probe.sights),
-        not_checked=not_checked(plan, trainable, checks),
-        fingerprint=ALGORITHM if mode == "fingerprint" else None,
-    )
+    )  # fmt: skip
     return report, tuple(t.name for t in trainable)

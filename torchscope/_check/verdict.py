@@ -6,13 +6,42 @@ change."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from torchscope._check.causes import Causes
 from torchscope._check.snapshot import SnapshotDiff
+from torchscope._checkparts.grouping import group_violations
 from torchscope._checkparts.plan import CheckedTensor, Plan
-from torchscope._checkparts.report import Violation
+from torchscope._checkparts.report import StepCheck, Violation
+from torchscope._fingerprint import ALGORITHM
 
-__all__ = ["moved_violations", "not_checked", "unmoved_violations"]
+__all__ = ["build_check", "moved_violations", "not_checked", "unmoved_violations"]
+
+
+def build_check(
+    plan: Plan, violations: Sequence[Violation], *, mode: str, checks: Sequence[str],
+    not_checked: Sequence[tuple[str, str]], bytes_checked: int, snapshot_bytes: int, **extra: Any,
+) -> StepCheck:
+    """The one :class:`~torchscope.StepCheck` of a plan and its violations, ``check_step``'s and the
+    guard's alike: the counts from the plan, the violations grouped by cause (the trainable names
+    kept apart), the fingerprint algorithm of fingerprint mode; ``extra`` the fields only one sets."""
+    return StepCheck(
+        ok=not violations,
+        violations=tuple(violations),
+        groups=group_violations(list(violations), keep=[n for t in plan.trainable for n in t.names]),
+        mode=mode,
+        checks=tuple(checks),
+        params=len(plan.params),
+        frozen_params=len(plan.frozen),
+        trainable_params=len(plan.trainable),
+        buffers=len(plan.buffers),
+        frozen_buffers=len(plan.frozen_buffers),
+        bytes_checked=bytes_checked,
+        snapshot_bytes=snapshot_bytes,
+        not_checked=tuple(not_checked),
+        fingerprint=ALGORITHM if mode == "fingerprint" else None,
+        **extra,
+    )
 
 
 def moved_violations(

@@ -67,7 +67,14 @@ class Violation(Record):
     a ``{patterns}`` field, where one call fixes every violation of the same cause (see
     :func:`~torchscope._checkparts.grouping.group_violations`). ``shape`` is the tensor's shape as text
     (``[128, 32] -> [130, 32]`` where it changed), where known; ``step`` is the optimizer step at
-    which a freeze guard first saw the violation (None for ``check_step``).
+    which a freeze guard first saw the violation (None for ``check_step``). ``since_step`` is set
+    where the guard found a change later than the step it happened at (its rotating sweep reads an
+    untouched tensor's bytes over several checks): the change came after step ``since_step``, the
+    last at which those bytes were read unchanged, and by step ``step``. ``found_by`` says how the
+    guard read the tensor when it found the change: ``full`` (every byte, every check), ``version``
+    (its version counter moved, so it was read at once), ``storage`` (its data moved to other
+    memory, ``p.data = ...``), ``sample`` (a few elements read every check), ``sweep`` (the rotating
+    read of every byte) or ``final`` (the full read of the last, or an explicit, check).
     """
 
     kind: str
@@ -77,6 +84,8 @@ class Violation(Record):
     fix: str | None = None
     shape: str | None = None
     step: int | None = None
+    since_step: int | None = None
+    found_by: str | None = None
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from typing import Any, Literal
 from torch import nn
 
 from torchscope._checkparts.report import StepCheck
-from torchscope._guard.core import FreezeGuard
+from torchscope._guard.core import Content, FreezeGuard, check_settings
 from torchscope.errors import TorchscopeError
 
 __all__ = ["GuardSettings"]
@@ -27,11 +27,16 @@ class GuardSettings:
         mode: Literal["exact", "fingerprint"] = "fingerprint",
         expect_updates: bool = False,
         fail_fast: bool = True,
+        content: Content = "sweep",
+        sweep_checks: int | None = None,
     ) -> None:
         if isinstance(every_n_steps, bool) or not isinstance(every_n_steps, int) or every_n_steps < 1:
             raise TorchscopeError(f"every_n_steps={every_n_steps!r} must be an integer >= 1")
         if mode not in ("exact", "fingerprint"):
             raise TorchscopeError(f"mode={mode!r} is not 'exact' or 'fingerprint'")
+        check_settings(content, sweep_checks)
+        self.content: Content = content
+        self.sweep_checks = sweep_checks
         self.every_n_steps = every_n_steps
         self.frozen = frozen
         self.mode: Literal["exact", "fingerprint"] = mode
@@ -45,7 +50,8 @@ class GuardSettings:
             self.guard.remove()
         self.guard = FreezeGuard(
             model, frozen=self.frozen, optimizer=optimizer, every=self.every_n_steps, mode=self.mode,
-            expect_updates=self.expect_updates, fail_fast=self.fail_fast, defer_checks=True,
+            expect_updates=self.expect_updates, fail_fast=self.fail_fast, defer_checks=True, content=self.content,
+            sweep_checks=self.sweep_checks,
         )  # fmt: skip
         return self.guard
 

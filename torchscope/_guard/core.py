@@ -16,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 from types import TracebackType
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import nn
@@ -24,16 +24,22 @@ from torch import nn
 from torchscope._check.byname import by_name_violations
 from torchscope._check.causes import Causes
 from torchscope._check.snapshot import Mode, take_snapshot
-from torchscope._check.verdict import moved_violations, not_checked, unmoved_violations
-from torchscope._checkparts.grouping import group_violations
+from torchscope._check.verdict import build_check, moved_violations, not_checked, unmoved_violations
 from torchscope._checkparts.numerics import Floats, inf_norm
 from torchscope._checkparts.plan import CheckedTensor, local_tensor, make_plan, unwrap
 from torchscope._checkparts.report import StepCheck, Violation
 from torchscope._guard.hooks import StepHooks, inner_optimizer
+from torchscope._guard.sweep import ColdSweep, Finding, sweep_length
 from torchscope._guard.words import EXPECT_CHECKS, failure_message, guard_caveats, pending_reason
 from torchscope.errors import FreezeCheckError, TorchscopeError
 
-__all__ = ["EXPECT_CHECKS", "FreezeGuard", "guard"]
+__all__ = ["CONTENTS", "EXPECT_CHECKS", "Content", "FreezeGuard", "check_settings", "guard"]
+
+#: How a check reads the frozen values: ``sweep`` (marks and samples at every check, every byte
+#: within ``sweep_checks`` checks: :mod:`torchscope._guard.sweep`) or ``every-step`` (every byte
+#: at every check).
+Content = Literal["sweep", "every-step"]
+CONTENTS: tuple[str, ...] = ("sweep", "every-step")
 
 _FROZEN_KINDS = ("frozen_param_changed", "frozen_buffer_changed")
 _BY_NAME = ("tensor_replaced", "tensor_removed", "tensor_added", "requires_grad_changed")
@@ -61,6 +67,8 @@ class FreezeGuard:
         expect_updates: bool = False,
         fail_fast: bool = True,
         defer_checks: bool = False,
+        content: Content = "sweep",
+        sweep_checks: int | None = None,
     ) -> None:
         if not isinstance(model, nn.Module):
             raise TorchscopeError(f"model must be an nn.Module, not {type(model).__name__}")
@@ -68,6 +76,9 @@ class FreezeGuard:
             raise TorchscopeError(f"every={every!r} must be an integer >= 1 (check after every N-th optimizer step)")
         if mode not in ("exact", "fingerprint"):
             raise TorchscopeError(f"mode={mode!r} is not 'exact' or 'fingerprint'")
+        check_settings(content, sweep_checks)
+        self.content: Content = content
+        self.sweep_checks = sweep_checks
         self.model, self.wrappers = unwrap(model)
         self.optimizer = None if optimizer is None else inner_optimizer(optimizer)
         self.every = every
@@ -82,6 +93,7 @@ class FreezeGuard:
         self._closed = False
         self._defer = defer_checks
         self._due_pending = False
+        self._prev_step = 0  # the step of the check before (0: the start)
         self._start(frozen)
 
     # -- start -----------------------------------------------------------------------------
@@ -105,9 +117,26 @@ class FreezeGuard:
                 None if t.tensor.grad is None else inf_norm(local_tensor(t.tensor.grad)) for t in plan.frozen
             ]
         self._rg_start = [t.tensor.requires_grad for t in plan.frozen]
+        self.sweep = self._cold_sweep()
         self.hooks: StepHooks | None = None
         if self.optimizer is not None:
             self.hooks = StepHooks(self.optimizer, self._watched(), self.every, self._due)
+
+    def _cold_sweep(self) -> ColdSweep | None:
+        """The sweep over the frozen params no optimizer holds (none with ``content="every-step"``,
+        or where one check's reads already cover them: a sweep of one check is a full read)."""
+        if self.content != "sweep":
+            return None
+        held = set() if self.optimizer is None else {id(p) for g in self.optimizer.param_groups for p in g["params"]}
+        cold = []
+        for t in self.plan.frozen:
+            e = self.snap.entries.get(t.name)
+            if e is not None and e.slot is not None and id(t.tensor) not in held and not t.tensor.requires_grad:
+                cold.append((e.slot, t.name, t.tensor))
+        if sweep_length(sum(t.nbytes for _, _, t in cold), self.sweep_checks) < 2:
+            return None
+        sweep = ColdSweep(cold, self.sweep_checks)
+        return sweep if sweep.cold else None
 
     def _watched(self) -> list[torch.Tensor]:
         params: list[CheckedTensor] = self.plan.frozen + (self.plan.trainable if self._window_open else [])
@@ -127,7 +156,7 @@ class FreezeGuard:
         if self._defer:
             self._due_pending = True
         else:
-            self.check()
+            self._check(full=False)
 
     def check_due(self) -> StepCheck | None:
         """With ``defer_checks=True`` (the framework adapters): run the check that the last real
@@ -135,16 +164,18 @@ class FreezeGuard:
         if not self._due_pending or self._closed:
             return None
         self._due_pending = False
-        return self.check()
+        return self._check(full=False)
 
     def check(self) -> StepCheck:
-        """Compare the model now against its state when the guard started; raise
-        :class:`~torchscope.errors.FreezeCheckError` on a violation (``fail_fast=True``), else return
-        the report (also kept in :attr:`reports`)."""
+        """Compare the model now against its state when the guard started, reading every frozen
+        byte; raise :class:`~torchscope.errors.FreezeCheckError` on a violation (``fail_fast=True``),
+        else return the report (also kept in :attr:`reports`)."""
+        return self._check(full=True)
+
+    def _check(self, *, full: bool) -> StepCheck:
         if self._closed:
             raise TorchscopeError("this guard is closed; start a new one with torchscope.guard(model, ...)")
-        report = self._judge(final=False)
-        return self._verdict(report)
+        return self._verdict(self._judge(final=False, full=full))
 
     def _verdict(self, report: StepCheck) -> StepCheck:
         self.reports.append(report)
@@ -153,16 +184,19 @@ class FreezeGuard:
             raise FreezeCheckError(failure_message(report), report)
         return report
 
-    def _judge(self, *, final: bool) -> StepCheck:
+    def _judge(self, *, final: bool, full: bool = True) -> StepCheck:
         plan = self.plan
         self._checks += 1
         window = self._window_open
         sights = [] if self.hooks is None else self.hooks.take_sights()
         trainable = plan.trainable if window else []
         floats = Floats()
+        sweep = self.sweep
+        skip, found = (set(), {}) if sweep is None else sweep.plan(self.steps, self._prev_step, full=full or final)
         with torch.no_grad():
             resolve = self.snap.measure(
-                self.model, floats, roles=("frozen", "trainable") if window else ("frozen",), quiet=("frozen", "other")
+                self.model, floats, roles=("frozen", "trainable") if window else ("frozen",), quiet=("frozen", "other"),
+                skip=skip,
             )
             grad_start_i = [floats.add(g) for g in self._grad_start]
             grad_now_i = [
@@ -172,6 +206,8 @@ class FreezeGuard:
             sight_i = [([floats.add(g) for g in s.grad], [floats.add(m) for m in s.momentum]) for s in sights]
         floats.sync()  # the one host transfer of this check
         diff = resolve()
+        if sweep is not None and found:
+            sweep.settle(self.steps, {s: _moved(diff, sweep.name_of(s)) for s in found})
         changes = [diff.get(t.name) for t in plan.frozen]
         rg_now = [bool(c is not None and c.status == "same" and c.requires_grad_after) for c in changes]
         causes = Causes(plan, self.optimizer, None, floats, sight_i, grad_start_i, grad_now_i, self._rg_start, rg_now)
@@ -197,7 +233,8 @@ class FreezeGuard:
                 self.hooks.watch(self._watched())
         if self._unmoved:
             violations += self._unmoved
-        violations = [self._stamp(v) for v in violations]
+        violations = [self._stamp(v, found) for v in violations]
+        self._prev_step = self.steps
 
         checks = [*_FROZEN_KINDS, *_BY_NAME]
         if self.expect_updates:
@@ -208,32 +245,32 @@ class FreezeGuard:
         if pending:
             skipped_checks.append(("trainable_not_updated", pending_reason(pending, self._checks, final, self.steps)))
         frozen_bytes = sum(local_tensor(t.tensor).nbytes for t in self.checked)
-        return StepCheck(
-            ok=not violations,
-            violations=tuple(violations),
-            groups=group_violations(violations, keep=[n for t in plan.trainable for n in t.names]),
-            mode=self.mode,
-            checks=tuple(checks),
-            params=len(plan.params),
-            frozen_params=len(plan.frozen),
-            trainable_params=len(plan.trainable),
-            buffers=len(plan.buffers),
-            frozen_buffers=len(plan.frozen_buffers),
+        return build_check(
+            plan, violations, mode=self.mode, checks=checks, not_checked=skipped_checks,
             bytes_checked=frozen_bytes + sum(local_tensor(t.tensor).nbytes for t in trainable),
-            snapshot_bytes=self.snap.nbytes + 8 * len(self._grad_start),
-            optimizer_steps=None if self.hooks is None else self.steps,
-            wrappers=self.wrappers,
-            caveats=guard_caveats(self.snap.skipped, self.every, self.optimizer is not None),
-            not_checked=tuple(skipped_checks),
+            snapshot_bytes=self.snap.nbytes + 8 * len(self._grad_start) + (0 if sweep is None else sweep.nbytes),
+            optimizer_steps=None if self.hooks is None else self.steps, wrappers=self.wrappers,
+            caveats=guard_caveats(self.snap.skipped, self.every, self.optimizer is not None,
+                                  None if sweep is None or full or final else sweep.describe(len(self.checked))),
             guard_step=self.steps,
-        )
+        )  # fmt: skip
 
-    def _stamp(self, v: Violation) -> Violation:
-        """``v`` with the step at which the guard first saw it. A change stays a change against the
-        start, so later checks see it again: they report it as it was explained then, from what the
-        optimizer saw at the steps it appeared in (the max change is the one measured now)."""
-        first = self._first_seen.setdefault((v.kind, v.name), dataclasses.replace(v, step=self.steps))
-        return dataclasses.replace(first, max_abs_change=v.max_abs_change)
+    def _stamp(self, v: Violation, found: dict[int, Finding]) -> Violation:
+        """``v`` with the step at which the guard first saw it, and how it read the tensor then. A
+        change stays a change against the start, so later checks see it again: they report it as
+        it was explained then, from what the optimizer saw at the steps it appeared in (the max
+        change is the one measured now)."""
+        key = (v.kind, v.name)
+        if key not in self._first_seen:
+            found_by, since = None, None
+            if v.kind in _FROZEN_KINDS:
+                e = self.snap.entries.get(v.name)
+                finding = None if e is None or e.slot is None else found.get(e.slot)
+                found_by = "full" if finding is None else finding.found_by
+                if finding is not None and finding.since < self._prev_step:
+                    since = finding.since  # found later than the check interval: the steps it happened between
+            self._first_seen[key] = dataclasses.replace(v, step=self.steps, found_by=found_by, since_step=since)
+        return dataclasses.replace(self._first_seen[key], max_abs_change=v.max_abs_change)
 
     # -- stop ------------------------------------------------------------------------------
     def remove(self) -> None:
@@ -249,7 +286,7 @@ class FreezeGuard:
         try:
             if not check:
                 return None
-            return self._verdict(self._judge(final=True))
+            return self._verdict(self._judge(final=True, full=True))
         finally:
             self.remove()
 
@@ -270,6 +307,23 @@ class FreezeGuard:
         )
 
 
+def check_settings(content: Any, sweep_checks: Any) -> None:
+    """Refuse a ``content`` or ``sweep_checks`` the guard does not take, naming the value."""
+    if content not in CONTENTS:
+        raise TorchscopeError(f"content={content!r} is not 'sweep' or 'every-step'")
+    if sweep_checks is not None and (isinstance(sweep_checks, bool) or not isinstance(sweep_checks, int)
+                                     or sweep_checks < 1):  # fmt: skip
+        raise TorchscopeError(
+            f"sweep_checks={sweep_checks!r} must be None (chosen from the frozen bytes) or an integer >= 1 "
+            "(read every frozen byte within that many checks)"
+        )
+
+
+def _moved(diff: Any, name: str) -> bool:
+    c = diff.get(name)
+    return c is not None and (c.status != "same" or bool(c.changed))
+
+
 def _shape(diff: Any, name: str) -> str | None:
     c = diff.get(name)
     return None if c is None else c.shape_text
@@ -284,6 +338,8 @@ def guard(
     mode: Mode = "fingerprint",
     expect_updates: bool = False,
     fail_fast: bool = True,
+    content: Content = "sweep",
+    sweep_checks: int | None = None,
 ) -> FreezeGuard:
     """Watch a real training run: raise the moment a frozen tensor moves, naming every changed tensor
     with its shape, the step it first moved at, and the cause with its fix.
@@ -297,6 +353,16 @@ def guard(
     ``expect_updates=True`` also checks that every trainable param got a grad and moved within the
     first checks. ``fail_fast=False`` keeps the reports in ``guard.reports`` instead of raising.
 
+    ``content`` says how a check after an optimizer step reads the frozen values. ``"sweep"`` (the
+    default): buffers and params an optimizer holds are read in full at every check; every other
+    frozen param by its version counter, memory address and a sample at every check (a tensor
+    whose counter, address or sample moved is read in full at once), and every one of its bytes
+    within ``sweep_checks`` checks by a rotating sweep (None: about 4 MiB per check, at most 64
+    checks), so a write that leaves no mark (``p.data[i] = x``) is found within that many checks,
+    with the steps it happened between. ``"every-step"`` reads every frozen byte at every check
+    (one full pass over the frozen weights per step). The last check, and ``guard.check()``,
+    read everything.
+
     Args:
         model: The model the loop trains.
         frozen: Glob patterns of what must stay unchanged; default: what is frozen now.
@@ -305,6 +371,9 @@ def guard(
         mode: ``"fingerprint"`` (8 bytes per tensor) or ``"exact"`` (a copy; reports the largest change).
         expect_updates: Also check that every trainable param got a grad and moved.
         fail_fast: Raise at the first violation; ``False`` keeps the reports in ``guard.reports``.
+        content: ``"sweep"`` (default) or ``"every-step"``: how a check reads the frozen values.
+        sweep_checks: Read every frozen byte within this many checks (``"sweep"``); None: about
+            4 MiB per check, at most 64 checks.
 
     Returns:
         The ``FreezeGuard``, a context manager (``with torchscope.guard(...) as g:``).
@@ -327,5 +396,5 @@ def guard(
     """
     return FreezeGuard(
         model, frozen=frozen, optimizer=optimizer, every=every, mode=mode, expect_updates=expect_updates,
-        fail_fast=fail_fast,
+        fail_fast=fail_fast, content=content, sweep_checks=sweep_checks,
     )  # fmt: skip

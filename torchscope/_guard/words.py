@@ -24,9 +24,10 @@ def failure_message(report: StepCheck) -> str:
     )
 
 
-def guard_caveats(skipped: Sequence[str], every: int, has_optimizer: bool) -> tuple[str, ...]:
-    """The sentences that limit a guard's verdict."""
-    out = []
+def guard_caveats(skipped: Sequence[str], every: int, has_optimizer: bool, read: str | None = None) -> tuple[str, ...]:
+    """The sentences that limit a guard's verdict (``read``: how the check read the frozen values,
+    where it did not read every byte)."""
+    out = [] if read is None else [read]
     if skipped:
         few = ", ".join(skipped[:3]) + (f" and {len(skipped) - 3} more" if len(skipped) > 3 else "")
         out.append(

@@ -39,6 +39,10 @@ class FreezeGuard(GuardSettings, TrainerCallback):  # type: ignore[misc]
         expect_updates: also check that every trainable param got a grad and moved.
         fail_fast: raise at once (default); otherwise stop training and keep the report
             (:attr:`report`, :attr:`reports`).
+        content: ``"sweep"`` (default: frozen params outside the optimizer are read by version
+            counter and sample at every check, every byte within ``sweep_checks`` checks) or
+            ``"every-step"`` (every frozen byte at every check); see :func:`torchscope.guard`.
+        sweep_checks: the checks the sweep takes to read every byte (None: about 4 MiB per check).
 
     >>> FreezeGuard(every_n_steps=10).every_n_steps
     10

@@ -64,8 +64,14 @@ def _change(group: ViolationGroup) -> str:
 def _first_step(report: StepCheck, group: ViolationGroup) -> str:
     """`` from step 3`` where a guard saw when the group's changes first appeared."""
     names = set(group.names)
-    steps = [v.step for v in report.violations if v.kind == group.kind and v.name in names and v.step is not None]
-    return f" from step {min(steps)}" if steps else ""
+    found = [v for v in report.violations if v.kind == group.kind and v.name in names and v.step is not None]
+    if not found:
+        return ""
+    first = min(found, key=lambda v: v.step or 0)
+    if first.since_step is not None:
+        how = "the full read of a last or explicit check" if first.found_by == "final" else "the rotating sweep"
+        return f" between steps {first.since_step + 1} and {first.step} (found by {how})"
+    return f" from step {first.step}"
 
 
 def summary_line(report: StepCheck) -> str:
@@ -138,10 +144,17 @@ def render_check(report: StepCheck, *, title: str = "check-freeze") -> Renderabl
     lines.append(Text(summary_line(report), style="dim"))
     words, style = verdict(report)
     return TitledPanel(lines, words, title, style=style)
+def _step_text(v: Violation) -> str | None:
+    """``3``, or ``13-20`` where a guard's sweep found the change later than it happened."""
+    if v.step is None or v.since_step is None:
+        return None if v.step is None else str(v.step)
+    return f"{v.since_step + 1}-{v.step}"
+
+
 def _extra_columns(violations: tuple[Violation, ...]) -> list[str]:
     """The shape and step columns of the plain-text table (header first), where any row has one."""
     cols: list[list[str]] = [[""] for _ in range(len(violations) + 1)]
-    for head, values in (("shape", [v.shape for v in violations]), ("step", [v.step for v in violations])):
+    for head, values in (("shape", [v.shape for v in violations]), ("step", [_step_text(v) for v in violations])):
         if all(x is None for x in values):
             continue
         texts = [head] + ["-" if x is None else str(x) for x in values]
