@@ -178,7 +178,9 @@ with torchscope.guard(model, optimizer=opt):      # checks after every real opt.
   ask (`content="every-step"`); see [how a check reads the frozen values](#how-a-check-reads-the-frozen-values).
 - **The other direction**: `expect_updates=True` also checks that every trainable param got a grad
   and moved within the first 3 checks (LoRA's `lora_A`, which first moves on step 2, is not a bug).
-- **Going on**: `fail_fast=False` keeps every report in `guard.reports` instead of raising.
+- **Going on**: `fail_fast=False` keeps the reports in `guard.reports` instead of raising: the last
+  100 checks' and every earlier one that first saw a violation (`guard.checks` counts them all), so
+  a long run does not pile up a report per step.
 - **What it cannot read**: tensors on the meta device (offloaded, lazy) are compared by identity,
   shape and flags only, and the report says which. Sharded (DTensor/FSDP2) tensors are read as the
   local shard each rank holds: each rank checks its own shard, and a violation raises on the rank

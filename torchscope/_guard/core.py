@@ -14,6 +14,7 @@ first appeared at. The comparison, the causes and their grouping are ``check_ste
 from __future__ import annotations
 
 import dataclasses
+from collections import deque
 from collections.abc import Sequence
 from types import TracebackType
 from typing import Any, Literal
@@ -41,6 +42,9 @@ __all__ = ["CONTENTS", "EXPECT_CHECKS", "Content", "FreezeGuard", "check_setting
 Content = Literal["sweep", "every-step"]
 CONTENTS: tuple[str, ...] = ("sweep", "every-step")
 
+#: how many of the latest checks' reports a guard keeps (besides each violation's first sight)
+KEEP_RECENT = 100
+
 _FROZEN_KINDS = ("frozen_param_changed", "frozen_buffer_changed")
 _BY_NAME = ("tensor_replaced", "tensor_removed", "tensor_added", "requires_grad_changed")
 
@@ -49,8 +53,10 @@ class FreezeGuard:
     """A running freeze guard; see :func:`guard`. Use it as a context manager, or call
     :meth:`close` yourself.
 
-    ``reports`` holds the :class:`~torchscope.StepCheck` of every check so far (with
-    ``fail_fast=False`` the run goes on and they pile up here); ``steps`` is the number of real
+    ``reports`` holds the :class:`~torchscope.StepCheck` of the last :data:`KEEP_RECENT` checks and
+    of every earlier check that first saw a violation, in check order (with ``fail_fast=False`` the
+    run goes on and they are kept here; a run of 100,000 clean steps keeps 100, not 100,000);
+    ``checks`` counts every check run; ``steps`` is the number of real
     optimizer steps counted (steps AMP's ``GradScaler`` skipped are not). ``defer_checks=True``
     (for framework adapters) only marks a check due at the optimizer step; the adapter runs it
     from its own event with :meth:`check_due`.
@@ -85,7 +91,9 @@ class FreezeGuard:
         self.mode: Mode = mode
         self.expect_updates = bool(expect_updates)
         self.fail_fast = bool(fail_fast)
-        self.reports: list[StepCheck] = []
+        self._recent: deque[tuple[int, StepCheck]] = deque(maxlen=KEEP_RECENT)
+        self._firsts: list[tuple[int, StepCheck]] = []  # reports that first saw a violation, kept for good
+        self._first_keys: set[tuple[str, str]] = set()
         self._first_seen: dict[tuple[str, str], Violation] = {}
         self._checks = 0
         self._unmoved: list[Violation] | None = None  # the verdict on trainable params, once decided
@@ -177,12 +185,38 @@ class FreezeGuard:
             raise TorchscopeError("this guard is closed; start a new one with torchscope.guard(model, ...)")
         return self._verdict(self._judge(final=False, full=full))
 
+    @property
+    def checks(self) -> int:
+        """How many checks have run (every one, kept in :attr:`reports` or not)."""
+        return self._checks
+
+    @property
+    def reports(self) -> list[StepCheck]:
+        """The reports of the last :data:`KEEP_RECENT` checks and of every earlier check that
+        first saw a violation, in the order they ran."""
+        recent = {i for i, _ in self._recent}
+        kept = [(i, r) for i, r in self._firsts if i not in recent] + list(self._recent)
+        return [r for _, r in sorted(kept, key=lambda item: item[0])]
+
     def _verdict(self, report: StepCheck) -> StepCheck:
-        self.reports.append(report)
+        entry = (self._checks, report)
+        if self._recent.maxlen is not None and len(self._recent) == self._recent.maxlen:
+            oldest = self._recent[0]
+            if self._first_sights(oldest[1]):
+                self._firsts.append(oldest)
+        self._recent.append(entry)
         if not report.ok and self.fail_fast:
             self.remove()  # the run is over for this guard: nothing of it stays on the optimizer
             raise FreezeCheckError(failure_message(report), report)
         return report
+
+    def _first_sights(self, report: StepCheck) -> bool:
+        """Whether ``report``, leaving the recent reports, holds a violation no report kept before
+        it holds (its first sight); marks its violations as kept."""
+        keys = {(v.kind, v.name) for v in report.violations}
+        new = keys - self._first_keys
+        self._first_keys |= new
+        return bool(new)
 
     def _judge(self, *, final: bool, full: bool = True) -> StepCheck:
         plan = self.plan
@@ -303,7 +337,7 @@ class FreezeGuard:
         state = "closed" if self._closed else "watching"
         return (
             f"FreezeGuard({state}, {len(self.checked)} frozen tensors, {self.mode} mode, every={self.every}, "
-            f"{self.steps} steps, {len(self.reports)} checks)"
+            f"{self.steps} steps, {self._checks} checks)"
         )
 
 
