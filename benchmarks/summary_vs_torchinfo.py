@@ -10,8 +10,8 @@ forward pass and on the meta device (a model built on meta: shapes and mult-adds
 arithmetic). Printed: the medians of wall time and of the child's CPU time (steadier on a
 shared machine), and their ratio, torchinfo / torchscope (above 1: torchscope faster).
 ``--json PATH`` keeps every raw time. Both run quiet (``verbose=0``): printing is not timed.
-Bytecode is cached for both (an uncounted warm-up child per tool writes it), as for installed
-packages. POSIX only (``os.fork``).
+Bytecode is cached for both (an uncounted warm-up child per tool writes it, also under
+``PYTHONDONTWRITEBYTECODE``), as for installed packages. POSIX only (``os.fork``).
 
     python benchmarks/summary_vs_torchinfo.py [--repeat 5] [--models resnet50,lstm] [--devices cpu,meta] [--json out.json]
 """
@@ -127,6 +127,10 @@ def main() -> None:
     if "torchscope" in sys.modules or "torchinfo" in sys.modules:
         raise SystemExit("the parent must not import either tool: the children would not be fresh")
     torch.set_num_threads(1)
+    # installed packages come with their bytecode (torchinfo's is in site-packages): under
+    # PYTHONDONTWRITEBYTECODE=1 a source checkout of torchscope would be compiled in every child
+    # (about 40 ms of its import) and torchinfo never
+    sys.dont_write_bytecode = False
     for tool in TOOLS:
         first_call(tool, "lstm", "meta")  # not counted: writes the bytecode, warms the disk cache
     version = importlib.metadata.version("torchinfo")
