@@ -115,6 +115,44 @@ def test_cat_on_meta_answers_as_torchs_kernel() -> None:
     assert fast([_meta(2, 3), _meta(3, 3)], 1) is None  # sizes that do not match: torch's error
 
 
+def test_batch_norm_with_odd_strides_at_size_one_dims_is_left_to_torch() -> None:
+    # contiguous, but dim 0's stride is not the usual one: torch's kernel picks yet another
+    x = torch.empty(1, 8, 5, 5, device="meta").as_strided((1, 8, 5, 5), (7, 25, 5, 1))
+    w = _meta(8)
+    assert x.is_contiguous()
+    assert FAST_META[aten.native_batch_norm.default](x, w, w, w, w, False, 0.1, 1e-5) is None
+
+
+def test_mean_on_meta_answers_as_torchs_kernel() -> None:
+    op = aten.mean.dim
+    checked = 0
+    cases = [((1, 2048, 7, 7), [-1, -2]), ((1, 96, 56, 56), [2, 3]), ((4, 5), [1]), ((4, 5), [0]), ((2, 3, 4), [0, 2])]
+    for (shape, dims), dtype, keepdim in itertools.product(cases, (torch.float32, torch.float16), (True, False)):
+        x = _meta(*shape, dtype=dtype)
+        layouts = [x, x.transpose(0, -1)] + ([x.to(memory_format=torch.channels_last)] if len(shape) == 4 else [])
+        for t in layouts:
+            checked += _same_as_torch(op, t, dims, keepdim)
+    assert checked == 2 * 2 * (2 * 3 + 3 * 2)
+    fast = FAST_META[op]
+    assert fast(_meta(2, 3), [1, -1]) is None  # a dim twice: torch's error
+    assert fast(_meta(2, 3, dtype=torch.int64), [1]) is None
+    assert fast(_meta(2, 3), [1], True, torch.float64) is None  # a dtype given
+
+
+def test_layer_norm_on_meta_answers_as_torchs_kernel() -> None:
+    op = aten.native_layer_norm.default
+    checked = 0
+    cases = [((1, 197, 768), [768]), ((2, 3, 4, 5), [4, 5]), ((8, 16), [16]), ((8, 16), [8, 16])]
+    for (shape, norm), dtype in itertools.product(cases, (torch.float32, torch.float16, torch.bfloat16, torch.float64)):
+        x = _meta(*shape, dtype=dtype)
+        # transposed: (197, 1, 768) is contiguous with strides of its own, (3, 2, 4, 5) is left to torch
+        for t, w in itertools.product((x, x.transpose(0, 1)), (_meta(*norm, dtype=dtype), None)):
+            checked += _same_as_torch(op, t, norm, w, w, 1e-5)
+    assert checked == (4 + 1) * 4 * 2
+    assert FAST_META[op](_meta(2, 3, 4, 5).transpose(0, 1), [4, 5], None, None, 1e-5) is None
+    assert FAST_META[op](_meta(2, 3), [4], None, None, 1e-5) is None  # a shape torch refuses
+
+
 @pytest.mark.parametrize("name", ["resnet18", "densenet121", "mobilenet_v3_small"])
 def test_meta_summary_counts_as_a_real_forward(name: str) -> None:
     # the direct answers feed the formulas the same shapes: the meta summary of a CPU model
@@ -145,6 +183,7 @@ def test_a_model_that_cats_channels_last_on_meta() -> None:
             return torch.cat([self.a(x).contiguous(memory_format=torch.channels_last), self.b(x)], 1)
 
     x = torch.randn(2, 3, 8, 8)
+    torch.manual_seed(0)
     real = torchscope.summary(Concat(), input_data=x, verbose=0).to_dict()
     meta = torchscope.summary(Concat().to("meta"), input_data=x.to("meta"), verbose=0).to_dict()
     assert meta["outputs"] == real["outputs"] and meta["total_mult_adds"] == real["total_mult_adds"]

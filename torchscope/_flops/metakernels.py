@@ -48,6 +48,8 @@ def _batch_norm_meta(
         out = torch.empty_like(input)
     else:
         return None
+    if out.stride() != input.stride():
+        return None  # odd strides at size-1 dims: torch's own rule decides those
     stats = torch.float32 if input.dtype in (torch.float16, torch.bfloat16) else input.dtype
     channels = (input.shape[1],)
     return (
@@ -134,11 +136,53 @@ def _cat_meta(tensors: Any, dim: Any = 0, *rest: Any) -> Any:
     return torch.empty(shape, dtype=dtype, device=_META, memory_format=fmt)
 
 
+def _mean_meta(input: Any, dim: Any, keepdim: Any = False, *rest: Any) -> Any:
+    """``aten.mean.dim`` of a floating tensor over distinct dims: a contiguous tensor of the reduced
+    shape in the input's dtype (pooling heads, squeeze-and-excitation)."""
+    if rest or not _plain(input) or not input.dtype.is_floating_point or type(keepdim) is not bool:
+        return None
+    n = input.dim()
+    if not isinstance(dim, (list, tuple)) or not dim or n == 0 or input.numel() == 0:
+        return None  # an empty dim list reduces everything; an empty input: torch decides
+    if not all(type(d) is int and -n <= d < n for d in dim):
+        return None
+    reduced = {d % n for d in dim}
+    if len(reduced) != len(dim):
+        return None  # a dim named twice: torch's error
+    shape = [1 if d in reduced else s for d, s in enumerate(input.shape) if keepdim or d not in reduced]
+    return torch.empty(shape, dtype=input.dtype, device=_META)
+
+
+def _layer_norm_meta(input: Any, normalized_shape: Any, weight: Any, bias: Any, eps: Any, *rest: Any) -> Any:
+    """``aten.native_layer_norm`` of a contiguous input: the output laid out as the input, the mean
+    and inverse std contiguous with the normalised dims kept as 1, in float32 for half and bfloat16."""
+    if rest or not _plain(input) or not input.is_contiguous() or not input.dtype.is_floating_point:
+        return None
+    if not isinstance(normalized_shape, (list, tuple)) or not normalized_shape:
+        return None
+    k, shape = len(normalized_shape), tuple(input.shape)
+    if k > len(shape) or tuple(normalized_shape) != shape[len(shape) - k :]:
+        return None  # torch's error
+    for t in (weight, bias):
+        if t is not None and (not _plain(t) or tuple(t.shape) != tuple(normalized_shape)):
+            return None
+    stats = torch.float32 if input.dtype in (torch.float16, torch.bfloat16) else input.dtype
+    kept = shape[: len(shape) - k] + (1,) * k
+    return (
+        # the input's own strides: a contiguous tensor's may differ from the usual ones at size-1 dims
+        torch.empty_strided(shape, input.stride(), dtype=input.dtype, device=_META),
+        torch.empty(kept, dtype=stats, device=_META),
+        torch.empty(kept, dtype=stats, device=_META),
+    )
+
+
 FAST_META: dict[Any, Callable[..., Any]] = {
     aten.native_batch_norm.default: _batch_norm_meta,
     aten.convolution.default: _convolution_meta,
     aten.addmm.default: _addmm_meta,
     aten.cat.default: _cat_meta,
+    aten.mean.dim: _mean_meta,
+    aten.native_layer_norm.default: _layer_norm_meta,
 }
 
 __all__ = ["FAST_META"]
