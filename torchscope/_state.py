@@ -18,6 +18,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from torchscope._result import Frozen
+
 # Every per-module hook dict torch keeps. Looked up with getattr so older torch versions that lack
 # one of them still work.
 HOOK_DICTS: tuple[str, ...] = (
@@ -222,8 +224,8 @@ def preserved(
             set_rng_state(rng_saved)
 
 
-@dataclass(frozen=True)
-class ModelState:
+@dataclass(frozen=True, eq=False, repr=False)  # Frozen's methods: summary() imports this module
+class ModelState(Frozen):
     """A comparable picture of a model: values, flags, modes, hooks, devices, grads."""
 
     tensors: dict[str, torch.Tensor]

@@ -2,7 +2,8 @@
 without running its meta kernel again.
 
 On the meta device nothing is computed, yet a forward pass is not free: many meta kernels are
-Python decompositions (batch norm's alone is most of a resnet50 meta forward). Their outputs
+Python decompositions (the plain cases of the costliest are answered directly:
+:mod:`torchscope._flops.metakernels`). Their outputs
 depend only on the arguments' shapes, strides and dtypes and on the other arguments' values, so
 for a *functional* op (no mutated or aliased argument, tensors out) whose tensor arguments are all
 on meta, the output metadata is remembered per ``(op, arguments)`` and rebuilt with
@@ -17,6 +18,8 @@ from typing import Any
 
 import torch
 from torch.utils.flop_counter import _FlopCounterMode
+
+from torchscope._flops.metakernels import FAST_META
 
 _MAX_ENTRIES = 16_384
 _WORTH_CACHING_S = 25e-6  # a miss faster than this is not worth a key
@@ -118,6 +121,9 @@ def cache_key(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         return None
     if args and isinstance(args[0], torch.Tensor) and not args[0].is_meta:
         return None  # a real device: nothing to save (checked first, it is the common case there)
+    device = kwargs.get("device") if kwargs else None
+    if device is not None and getattr(device, "type", device) != "meta":
+        return None  # a factory op (empty, zeros) making a real tensor: its output is never cached
     try:
         return (func, _key(args), _key(tuple(sorted(kwargs.items()))) if kwargs else ())
     except _Uncacheable:
@@ -143,39 +149,11 @@ def _build(spec: Any) -> Any:
     return torch.empty_strided(shape, stride, dtype=dtype, device="meta")
 
 
-def _batch_norm_meta(
-    input: torch.Tensor, weight: Any, bias: Any, running_mean: Any, running_var: Any, *rest: Any
-) -> Any:
-    """``aten.native_batch_norm`` on meta, as torch's Python meta kernel answers it, without it.
-
-    That kernel is a decomposition (about a millisecond a call; the most of a cold resnet50 meta
-    forward): the output is laid out as the input, the saved mean and inverse std are one value per
-    channel in the op's computation dtype (float32 for half and bfloat16). None where the input is
-    not dense in a standard layout: the real kernel decides those strides.
-    """
-    training = bool(rest[0]) if rest else False
-    if input.dim() < 2 or (not training and (running_mean is None or running_var is None)):
-        return None  # torch's kernel raises there: let it
-    if input.is_contiguous():
-        out = torch.empty(input.shape, dtype=input.dtype, device="meta")
-    elif input.dim() in (4, 5) and input.is_contiguous(
-        memory_format=torch.channels_last if input.dim() == 4 else torch.channels_last_3d
-    ):
-        out = torch.empty_like(input)
-    else:
-        return None
-    stats = torch.float32 if input.dtype in (torch.float16, torch.bfloat16) else input.dtype
-    channels = (input.shape[1],)
-    return (
-        out,
-        torch.empty(channels, dtype=stats, device="meta"),
-        torch.empty(channels, dtype=stats, device="meta"),
-    )
-
-
-# meta kernels that torch writes in Python, answered directly (their results checked against torch's
-# in tests/test_summary_torchinfo.py)
-FAST_META = {torch.ops.aten.native_batch_norm.default: _batch_norm_meta}
+def _first_on_meta(args: tuple[Any, ...]) -> bool:
+    first = args[0] if args else None
+    if isinstance(first, (list, tuple)):  # cat, stack: a list of tensors
+        first = first[0] if first else None
+    return isinstance(first, _TENSOR) and first.is_meta
 
 
 class CachingFlopMode(_FlopCounterMode):
@@ -212,8 +190,8 @@ class CachingFlopMode(_FlopCounterMode):
         flops = None
         fast = FAST_META.get(func)
         out = None
-        if fast is not None and args and isinstance(args[0], _TENSOR) and args[0].is_meta and not kwargs:
-            out = fast(*args)
+        if fast is not None and not kwargs and _first_on_meta(args):
+            out = fast(*args)  # None where the case is not plain: torch's kernel answers
         if out is not None:
             flops = counter.count_op(func._overloadpacket, out, args, kwargs)
         elif _direct(func):
@@ -223,7 +201,8 @@ class CachingFlopMode(_FlopCounterMode):
         else:
             out = super().__torch_dispatch__(func, types, args, kwargs)
         if key is not None and time.perf_counter() - start < _WORTH_CACHING_S:
-            _CACHEABLE[func] = 0  # a C++ meta kernel: computing the key costs more than it saves
+            # a C++ meta kernel or one of FAST_META's answers: computing the key costs more than it saves
+            _CACHEABLE[func] = 0
         elif key is not None and out is not NotImplemented:
             # an in-place op that succeeded once with this metadata returns its first argument again
             spec = _SAME if _kind(func) == _IN_PLACE and out is args[0] else _spec(out)

@@ -7,10 +7,13 @@ from typing import Any
 
 from torchscope._format import format_shape
 from torchscope._inputs import flatten_outputs
-from torchscope._result import Record, Result
+from torchscope._result import Frozen, Record, Result
+
+# eq=False, repr=False: Frozen's shared methods, fewer functions compiled at import (the first
+# summary() pays for this module)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class TensorSpec(Record):
     """Name, shape and dtype of one tensor that went in or came out."""
 
@@ -19,7 +22,7 @@ class TensorSpec(Record):
     dtype: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class ModuleRow(Record):
     """One call of one module. A module called twice (shared) has two rows (``call`` 0 and 1)."""
 
@@ -89,8 +92,8 @@ class ModuleRow(Record):
         return list(self.outputs[0].shape) if self.outputs else []
 
 
-@dataclass(frozen=True)
-class DisplayOptions:
+@dataclass(frozen=True, eq=False, repr=False)
+class DisplayOptions(Frozen):
     """How to render a summary by default (torchinfo's display keywords); not part of the data."""
 
     depth: int | None = None
@@ -109,7 +112,7 @@ class DisplayOptions:
         return self.columns
 
 
-@dataclass(frozen=True, repr=False)
+@dataclass(frozen=True, eq=False, repr=False)
 class Summary(Result):
     """What :func:`summary` collected; plain data, render it with ``torchscope.render.summary``.
 
