@@ -5,7 +5,6 @@ lists them all), so a dependency that moves to an extra, or a new one in an extr
 from __future__ import annotations
 
 import re
-import tomllib
 from pathlib import Path
 
 import pytest
@@ -20,6 +19,8 @@ def dist_name(requirement: str) -> str:
 
 
 def project() -> tuple[set[str], dict[str, set[str]]]:
+    import tomllib  # Python >= 3.11, as tests/test_docs_api.py
+
     meta = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     core = {dist_name(r) for r in meta["dependencies"]}
     extras = {name: {dist_name(r) for r in reqs} for name, reqs in meta["optional-dependencies"].items()}
