@@ -1,8 +1,9 @@
 """Exact multiply-accumulate counts at the dispatcher level.
 
-:class:`MacCounter` is torch's ``FlopCounterMode`` with formulas for the kernels it misses (see
+:class:`MacCounter` counts what torch's ``FlopCounterMode`` counts (its formula table:
+:mod:`torchscope._flops.formulas`), plus formulas for the kernels it misses (see
 :data:`EXTRA_FORMULAS`: attention fast paths, the fused transformer encoder layer, the fused recurrent
-kernels, matrix-vector and dot products), and with every aten op classified
+kernels, matrix-vector and dot products), with every aten op classified
 (:func:`~torchscope._flops.ops.classify`) and reported to a callback, so a caller can attribute counts
 to the module running and list the ops whose arithmetic no formula counted.
 
@@ -12,12 +13,13 @@ are multiply-accumulates, so MACs = FLOPs / 2.
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Callable
 from typing import Any
 
 import torch
-from torch.utils.flop_counter import FlopCounterMode, sdpa_backward_flop_count, sdpa_flop_count
 
+from torchscope._flops.formulas import raw, registry, sdpa_backward_count, sdpa_count
 from torchscope._flops.metacache import CachingFlopMode
 from torchscope._flops.ops import OpKind, classify
 from torchscope._flops.rnn import RNN_FORMULAS
@@ -95,13 +97,13 @@ def _encoder_layer_flop(
 
 
 def _sdpa_cpu_flop(query: Any, key: Any, value: Any, *args: Any, out_val: Any = None, **kw: Any) -> int:
-    return int(sdpa_flop_count(_shape(query), _shape(key), _shape(value)))
+    return sdpa_count(_shape(query), _shape(key), _shape(value))
 
 
 def _sdpa_cpu_backward_flop(
     grad_out: Any, query: Any, key: Any, value: Any, *args: Any, out_val: Any = None, **kw: Any
 ) -> int:
-    return int(sdpa_backward_flop_count(_shape(grad_out), _shape(query), _shape(key), _shape(value)))
+    return sdpa_backward_count(_shape(grad_out), _shape(query), _shape(key), _shape(value))
 
 
 def _mv_flop(a: Any, v: Any, *args: Any, out_val: Any = None, **kw: Any) -> int:
@@ -149,15 +151,8 @@ def _conv_tbc_flop(x: Any, weight: Any, *args: Any, out_val: Any = None, **kw: A
     return 2 * (out_val.numel() // out_val.shape[-1]) * weight.numel()
 
 
-def _raw(f: Callable[..., int]) -> Callable[..., int]:
-    # get_raw: FlopCounterMode passes the tensors themselves (not their shapes); our formulas read
-    # the shapes they need and ignore the optional arguments, which may be None.
-    f._get_raw = True  # type: ignore[attr-defined]
-    return f
-
-
 EXTRA_FORMULAS: dict[Any, Callable[..., int]] = {
-    op: _raw(f)
+    op: raw(f)
     for op, f in {
         aten._native_multi_head_attention: _native_mha_flop,
         aten._transformer_encoder_layer_fwd: _encoder_layer_flop,
@@ -188,73 +183,14 @@ OpCallback = Callable[[str, "int | None"], None]
 _KINDS: dict[Any, tuple[str, OpKind, Any]] = {}
 
 
-def _shapes(value: Any) -> Any:
-    # FlopCounterMode's shape_wrapper does this with pytree, several times slower on every op;
-    # a list is converted only when it holds tensors (conv's stride and padding lists do not)
-    if isinstance(value, torch.Tensor):
-        return value.shape
-    if isinstance(value, (list, tuple)) and not hasattr(value, "_fields"):
-        if any(isinstance(v, (torch.Tensor, list, tuple)) for v in value):
-            return type(value)(_shapes(v) for v in value)
-    return value
-
-
-def _fast(formula: Callable[..., int]) -> Callable[..., int]:
-    if getattr(formula, "_get_raw", False) or not hasattr(formula, "__wrapped__"):
-        return formula
-    inner = formula.__wrapped__
-
-    def shaped(*args: Any, out_val: Any = None, **kwargs: Any) -> int:
-        return int(
-            inner(*_shapes(args), out_shape=_shapes(out_val), **{k: _shapes(v) for k, v in kwargs.items()})
-        )
-
-    return shaped
-
-
-def _conv_flop(
-    x: Any,
-    w: Any,
-    bias: Any,
-    stride: Any,
-    padding: Any,
-    dilation: Any,
-    transposed: bool,
-    *args: Any,
-    out_val: Any = None,
-    **kw: Any,
-) -> int:
-    # torch's conv_flop_count, reading the shapes directly (the most frequent counted op)
-    xs, ws = x.shape, w.shape
-    spatial = 1
-    for d in (xs if transposed else out_val.shape)[2:]:
-        spatial *= d
-    taps = 1
-    for d in ws[2:]:
-        taps *= d
-    return spatial * taps * xs[0] * ws[0] * ws[1] * 2
-
-
-# formulas of torch's that are called with the tensors themselves (same arithmetic, no shape wrapper)
-_DIRECT_FORMULAS: dict[Any, Callable[..., int]] = {aten.convolution: _raw(_conv_flop)}
-
-_REGISTRY: dict[Any, Callable[..., int]] = {}
-
-
-def registry(base: dict[Any, Callable[..., int]]) -> dict[Any, Callable[..., int]]:
-    """FlopCounterMode's formulas and ours, with torch's shape wrappers replaced by a faster one."""
-    if not _REGISTRY:
-        _REGISTRY.update({op: _fast(f) for op, f in base.items()})
-        _REGISTRY.update({op: f for op, f in _DIRECT_FORMULAS.items() if op in base})
-    return _REGISTRY
-
-
-class MacCounter(FlopCounterMode):
-    """FlopCounterMode with the formulas above that classifies every op and reports it to ``on_op``.
+class MacCounter:
+    """Counts multiply-accumulates of the aten ops run inside it, classifies every op and reports it
+    to ``on_op``: torch's ``FlopCounterMode`` arithmetic with the formulas above.
 
     ``on_op(name, flops)`` gets ``flops=None`` for a *missing* op (real arithmetic, no formula); ops
     with no multiply-accumulates by nature are not reported. ``kinds`` maps every op that ran to its
-    :class:`~torchscope._flops.ops.OpKind`; ``missing`` lists the missing ones.
+    :class:`~torchscope._flops.ops.OpKind`; ``missing`` lists the missing ones. ``flop_registry``
+    maps each counted op to its formula (torch's ops and ours).
 
     >>> seen = []
     >>> with MacCounter(lambda op, f: seen.append((op, f))) as c:
@@ -264,17 +200,18 @@ class MacCounter(FlopCounterMode):
     """
 
     def __init__(self, on_op: OpCallback | None = None, *, count: bool = True) -> None:
-        super().__init__(display=False, custom_mapping=EXTRA_FORMULAS)
-        self.flop_registry = registry(self.flop_registry)
+        self.flop_registry = registry(EXTRA_FORMULAS)
         self._on_op = on_op
         self._count = count  # False: only run (the meta shape cache), classify and count nothing
         self._macs: dict[str, int] = {}
         self.kinds: dict[str, OpKind] = {}
+        # per module name, per op: FlopCounterMode's table, which torch's handler of torch.cond
+        # reads and merges (our own attribution goes through ``on_op``)
+        self.flop_counts: dict[str, dict[Any, int]] = defaultdict(lambda: defaultdict(int))
+        self.mode: CachingFlopMode | None = None
 
     def __enter__(self) -> MacCounter:
-        # FlopCounterMode's own __enter__ also starts a ModuleTracker (global module hooks, for its
-        # per-module table): we attribute through our own hooks, so only the dispatch mode runs,
-        # the one that answers repeated meta ops from the shape cache
+        # not reentrant, as FlopCounterMode; no module tracker (we attribute through our own hooks)
         self._macs.clear()
         self.kinds.clear()
         self.flop_counts.clear()
@@ -285,6 +222,10 @@ class MacCounter(FlopCounterMode):
     def __exit__(self, *args: Any) -> Any:
         mode, self.mode = self.mode, None
         return mode.__exit__(*args) if mode is not None else None
+
+    def get_total_flops(self) -> int:
+        """FLOPs counted, 2 per multiply-accumulate (FlopCounterMode's name)."""
+        return sum(self._macs.values())
 
     @property
     def total_macs(self) -> int:

@@ -17,7 +17,7 @@ import time
 from typing import Any
 
 import torch
-from torch.utils.flop_counter import _FlopCounterMode
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from torchscope._flops.metakernels import FAST_META
 
@@ -78,6 +78,18 @@ _QUERIES = frozenset(
     "sym_is_contiguous is_contiguous is_strides_like_format is_non_overlapping_and_dense size sym_size "
     "stride sym_stride storage_offset sym_storage_offset numel sym_numel dim layout".split()
 )
+# the same, as the overloads FlopCounterMode's dispatch lists (by name: making some of their
+# packets costs time, and most never run)
+_QUERY_NAMES = frozenset(
+    f"aten::{n}"
+    for n in (
+        "sym_is_contiguous is_contiguous is_contiguous.memory_format is_strides_like_format "
+        "is_non_overlapping_and_dense size sym_size stride sym_stride storage_offset sym_storage_offset "
+        "numel sym_numel dim"
+    ).split()
+) | {"prim::layout"}
+_IS_QUERY: dict[Any, bool] = {}
+_DEVICE = torch.ops.prim.device.default
 
 
 def _direct(func: Any) -> bool:
@@ -156,12 +168,28 @@ def _first_on_meta(args: tuple[Any, ...]) -> bool:
     return isinstance(first, _TENSOR) and first.is_meta
 
 
-class CachingFlopMode(_FlopCounterMode):
+def _torch_mode() -> Any:
+    # torch's dispatch mode of FlopCounterMode, for the higher-order operators only (torch.cond,
+    # triton kernels): imported when one runs, it is a heavy import the summary never needs else
+    from torch.utils.flop_counter import _FlopCounterMode
+
+    return _FlopCounterMode
+
+
+class CachingFlopMode(TorchDispatchMode):
     """FlopCounterMode's dispatch mode, answering repeated meta ops from the shape cache.
 
-    A hit also reuses the FLOP count computed for the same key (a formula on meta tensors reads
-    only their metadata, which the key holds), so counts are those of a full run.
+    As torch's: metadata queries are left to the tensor (NotImplemented), an op with no formula
+    decomposes inside the mode where it can (its parts are counted), higher-order operators go to
+    torch's handler. A hit also reuses the FLOP count computed for the same key (a formula on meta
+    tensors reads only their metadata, which the key holds), so counts are those of a full run.
     """
+
+    supports_higher_order_operators = True
+
+    def __init__(self, counter: Any) -> None:
+        super().__init__()
+        self.counter = counter  # our MacCounter
 
     @classmethod
     def _should_skip_dynamo(cls) -> bool:
@@ -169,10 +197,30 @@ class CachingFlopMode(_FlopCounterMode):
         # compiled (the ops it runs are plain aten calls), and the wrapper costs microseconds per op
         return False
 
+    def _execute_with_isolated_flop_counting(self, branch_fn: Any, operands: Any) -> Any:
+        return _torch_mode()._execute_with_isolated_flop_counting(self, branch_fn, operands)
+
+    def _torch_dispatch(self, func: Any, args: Any, kwargs: Any) -> Any:
+        """``_FlopCounterMode.__torch_dispatch__`` for an op that is not a higher-order operator."""
+        query = _IS_QUERY.get(func)
+        if query is None:
+            query = _IS_QUERY[func] = func.name() in _QUERY_NAMES
+        if query:
+            return NotImplemented
+        counter: Any = self.counter
+        if func not in counter.flop_registry and func is not _DEVICE:
+            with self:
+                r = func.decompose(*args, **kwargs)
+                if r is not NotImplemented:
+                    return r
+        out = func(*args, **kwargs)
+        counter.count_op(func._overloadpacket, out, args, kwargs)
+        return out
+
     def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
         kwargs = kwargs or {}
         if isinstance(func, torch._ops.HigherOrderOperator):
-            return super().__torch_dispatch__(func, types, args, kwargs)
+            return _torch_mode()._handle_higher_order_ops(self, func, types, args, kwargs)
         key = cache_key(func, args, kwargs)
         counter: Any = self.counter  # our MacCounter
         if key is not None:
@@ -199,7 +247,7 @@ class CachingFlopMode(_FlopCounterMode):
             out = func(*args, **kwargs)
             flops = counter.count_op(func._overloadpacket, out, args, kwargs)
         else:
-            out = super().__torch_dispatch__(func, types, args, kwargs)
+            out = self._torch_dispatch(func, args, kwargs)
         if key is not None and time.perf_counter() - start < _WORTH_CACHING_S:
             # a C++ meta kernel or one of FAST_META's answers: computing the key costs more than it saves
             _CACHEABLE[func] = 0
