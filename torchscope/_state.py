@@ -13,6 +13,7 @@ import random
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from operator import is_
 from typing import Any
 
 import torch
@@ -40,6 +41,40 @@ HOOK_DICTS: tuple[str, ...] = (
 def _uninitialized(t: torch.Tensor | None) -> bool:
     # Lazy modules hold placeholders that cannot be detached or cloned until their first forward.
     return isinstance(t, (nn.parameter.UninitializedParameter, nn.parameter.UninitializedBuffer))
+
+
+_HOOK_SET = frozenset(HOOK_DICTS)
+_NO_HOOKS: dict[str, set[Any]] = {}
+
+
+def _saved_hooks(m: nn.Module) -> dict[str, set[Any]]:
+    # the keys of each hook dict that holds hooks: most are empty, and an absent one restores to empty
+    attrs = m.__dict__  # torch keeps the hook dicts as instance attributes
+    if _HOOK_SET <= attrs.keys() and not any(map(attrs.get, HOOK_DICTS)):
+        return _NO_HOOKS  # the common case, checked without a Python loop
+    return {d: set(h) for d in HOOK_DICTS if (h := attrs[d] if d in attrs else getattr(m, d, None))}
+
+
+def _remove_new_hooks(m: nn.Module, keys: dict[str, set[Any]]) -> None:
+    attrs = m.__dict__
+    if not keys and _HOOK_SET <= attrs.keys() and not any(map(attrs.get, HOOK_DICTS)):
+        return  # none then, none now
+    for d in HOOK_DICTS:
+        hook_dict = attrs[d] if d in attrs else getattr(m, d, None)
+        if not hook_dict:
+            continue
+        before = keys.get(d, ())
+        for k in [k for k in hook_dict if k not in before]:
+            del hook_dict[k]
+
+
+def _rebind(now: dict[str, Any], saved: dict[str, Any]) -> None:
+    # put back the objects each name was bound to, when any binding changed
+    if len(now) == len(saved) and all(map(is_, now, saved)) and all(map(is_, now.values(), saved.values())):
+        return  # the same names, in the same order, bound to the same objects (checked in C)
+    if now.keys() != saved.keys() or any(now[k] is not v for k, v in saved.items()):
+        now.clear()
+        now.update(saved)
 
 
 _PLAIN_FLAG: dict[type, bool] = {}
@@ -142,10 +177,12 @@ def preserved(
     """
     if named_modules is None:
         named_modules = list(model.named_modules(remove_duplicate=False))
-    mode_flags = [(m, m.training) for _, m in named_modules] if modes else []
+    # each module once, in order (a shared module is restored once)
+    unique_modules = list({id(m): m for _, m in named_modules}.values())
+    mode_flags = [(m, m.training) for m in unique_modules] if modes else []
     # model.parameters() without walking the modules again: each tensor once
     unique_params = list(
-        {id(p): p for _, m in named_modules for p in m._parameters.values() if p is not None}.values()
+        {id(p): p for m in unique_modules for p in m._parameters.values() if p is not None}.values()
     )
     rg_flags = [(p, p.requires_grad) for p in unique_params] if requires_grad else []
     grad_saved: list[tuple[nn.Parameter, torch.Tensor | None, torch.Tensor | None]] = []
@@ -155,44 +192,34 @@ def preserved(
             grad_saved.append((p, g, None if g is None else g.detach().clone()))
     buf_saved: list[tuple[nn.Module, str, torch.Tensor | None, torch.Tensor | None]] = []
     if buffers:
-        seen: set[int] = set()
-        for _, m in named_modules:
-            if id(m) in seen:
+        for m in unique_modules:
+            if not m._buffers:
                 continue
-            seen.add(id(m))
             for bname, b in m._buffers.items():
                 keep = b is None or b.is_meta or _uninitialized(b)
                 buf_saved.append((m, bname, b, None if keep or b is None else b.detach().clone()))
     param_saved: list[tuple[nn.Parameter, torch.Tensor]] = []
     if params:
         param_saved = [(p, p.detach().clone()) for p in unique_params if not (p.is_meta or _uninitialized(p))]
-    hook_saved: list[tuple[nn.Module, dict[str, set[Any]]]] = []
-    if hooks:
-        for _, m in named_modules:
-            # only the dicts that hold hooks: most are empty, and an absent one restores to empty
-            attrs = m.__dict__  # torch keeps the hook dicts as instance attributes
-            hook_saved.append(
-                (m, {d: set(h) for d in HOOK_DICTS if (h := attrs[d] if d in attrs else getattr(m, d, None))})
-            )
+    hook_saved = [(m, _saved_hooks(m)) for m in unique_modules] if hooks else []
     # which object each name is bound to: a block that assigns a new Parameter, buffer or child
     # module (resize_token_embeddings, a new head, adapter loading) is undone by re-binding the old
     structure_saved: list[tuple[nn.Module, dict[str, Any], dict[str, Any], dict[str, Any]]] = []
     if structure:
-        seen_modules: set[int] = set()
-        for _, m in named_modules:
-            # a ScriptModule's dicts are read-only views of its C++ state: not re-bindable, not saved
-            if id(m) not in seen_modules and isinstance(m._parameters, dict):
-                seen_modules.add(id(m))
-                structure_saved.append((m, dict(m._parameters), dict(m._buffers), dict(m._modules)))
+        # a ScriptModule's dicts are read-only views of its C++ state: not re-bindable, not saved
+        structure_saved = [
+            (m, dict(m._parameters), dict(m._buffers), dict(m._modules))
+            for m in unique_modules
+            if isinstance(m._parameters, dict)
+        ]
     rng_saved = rng_state() if rng else None
     try:
         yield model
     finally:
         for m, saved_params, saved_buffers, saved_modules in structure_saved:
-            for now, saved in ((m._parameters, saved_params), (m._buffers, saved_buffers), (m._modules, saved_modules)):
-                if now.keys() != saved.keys() or any(now[k] is not v for k, v in saved.items()):
-                    now.clear()
-                    now.update(saved)
+            _rebind(m._parameters, saved_params)
+            _rebind(m._buffers, saved_buffers)
+            _rebind(m._modules, saved_modules)
         with torch.no_grad():
             for m, flag in mode_flags:
                 if m.training is not flag:  # only the changed ones
@@ -212,14 +239,7 @@ def preserved(
                 if p.grad is not g:
                     p.grad = g
         for m, keys in hook_saved:
-            attrs = m.__dict__
-            for d in HOOK_DICTS:
-                hook_dict = attrs[d] if d in attrs else getattr(m, d, None)
-                if not hook_dict:
-                    continue
-                before = keys.get(d, ())
-                for k in [k for k in hook_dict if k not in before]:
-                    del hook_dict[k]
+            _remove_new_hooks(m, keys)
         if rng_saved is not None:
             set_rng_state(rng_saved)
 

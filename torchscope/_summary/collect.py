@@ -44,10 +44,19 @@ def _module_params(model: nn.Module, modules: list[nn.Module] | None = None) -> 
     When no module and no parameter occurs twice, a module's counts are its own plus its
     children's, summed bottom-up; otherwise each module's set of tensors is built.
     """
+    return _params_and_totals(model, modules)[0]
+
+
+def _params_and_totals(
+    model: nn.Module, modules: list[nn.Module] | None = None
+) -> tuple[dict[int, tuple[int, int]], tuple[int, int, int]]:
+    """:func:`_module_params`, and the model's (params, trainable, bytes), each tensor once.
+
+    One walk over ``modules`` serves both: the totals are those of ``model.parameters()``."""
     if modules is not None:
-        sizes = _tree_params(modules)
-        if sizes is not None:
-            return sizes
+        tree = _tree_params(modules)
+        if tree is not None:
+            return tree
     sizes = {}
     owned: dict[int, dict[int, nn.Parameter]] = {}
 
@@ -67,24 +76,35 @@ def _module_params(model: nn.Module, modules: list[nn.Module] | None = None) -> 
         return params
 
     visit(model)
-    return sizes
+    unique = list({id(p): p for p in model.parameters()}.values())
+    return sizes, (
+        sum(p.numel() for p in unique),
+        sum(p.numel() for p in unique if p.requires_grad),
+        sum(p.numel() * p.element_size() for p in unique),
+    )
 
 
-def _tree_params(modules: list[nn.Module]) -> dict[int, tuple[int, int]] | None:
+def _tree_params(modules: list[nn.Module]) -> tuple[dict[int, tuple[int, int]], tuple[int, int, int]] | None:
     # None when a module or a parameter is shared: the plain sums would count it twice
     own: list[tuple[int, int]] = []
     seen: set[int] = set()
     n_params = 0
+    all_total = all_trainable = all_bytes = 0
     for m in modules:
         total = trainable = 0
         for p in m._parameters.values():
             if p is not None:
-                seen.add(id(p))
                 n_params += 1
                 k = p.numel()
                 total += k
                 if p.requires_grad:
                     trainable += k
+                if id(p) not in seen:
+                    seen.add(id(p))
+                    all_total += k
+                    all_bytes += k * p.element_size()
+                    if p.requires_grad:
+                        all_trainable += k
         own.append((total, trainable))
     if n_params != len(seen) or len({id(m) for m in modules}) != len(modules):
         return None
@@ -98,7 +118,7 @@ def _tree_params(modules: list[nn.Module]) -> dict[int, tuple[int, int]] | None:
                 total += ct
                 trainable += cg
         sizes[id(m)] = (total, trainable)
-    return sizes
+    return sizes, (all_total, all_trainable, all_bytes)
 
 
 def _has_lazy(modules: Iterable[nn.Module]) -> bool:
@@ -126,7 +146,12 @@ def _attr(module: nn.Module, name: str) -> Any:
     special = _CLASS_ATTR.get((cls, name))
     if special is None:
         special = _CLASS_ATTR[(cls, name)] = hasattr(cls, name) or cls.__getattr__ is not _GETATTR
-    if special or any(name in attrs.get(s, ()) for s in ("_parameters", "_buffers", "_modules")):
+    if (
+        special
+        or name in attrs.get("_parameters", ())
+        or name in attrs.get("_buffers", ())
+        or name in attrs.get("_modules", ())
+    ):
         return getattr(module, name, None)
     return None
 
@@ -142,10 +167,6 @@ def _layout(module: nn.Module) -> tuple[tuple[int, ...] | None, int | None]:
 def _row_type(module: nn.Module) -> str:
     # a TorchScript module shows the class it was scripted from, as in the tree
     return type_name(module) if isinstance(module, torch.jit.ScriptModule) else type(module).__name__
-
-
-def _unique_params(model: nn.Module) -> list[nn.Parameter]:
-    return list({id(p): p for p in model.parameters()}.values())
 
 
 _TRAIN = nn.Module.train
@@ -193,7 +214,7 @@ def parameter_summary(model: nn.Module, display: DisplayOptions | None = None) -
     """The parameter table without a forward pass (no input given): no shapes, no mult-adds."""
     model, _ = inspected(model)
     check_model(model, None)
-    params = _module_params(model)
+    params, (total, trainable, param_bytes) = _params_and_totals(model)
     rows = []
     for name, module in model.named_modules():
         p, tp = params[id(module)]
@@ -205,7 +226,6 @@ def parameter_summary(model: nn.Module, display: DisplayOptions | None = None) -
                 weights=own_weights(module),
             )
         )  # fmt: skip
-    unique = _unique_params(model)
     return Summary(
         model=_row_type(model),
         mode="train" if model.training else "eval",
@@ -213,9 +233,9 @@ def parameter_summary(model: nn.Module, display: DisplayOptions | None = None) -
         outputs=(),
         output_type="(no forward pass)",
         rows=tuple(rows),
-        total_params=sum(p.numel() for p in unique),
-        trainable_params=sum(p.numel() for p in unique if p.requires_grad),
-        param_bytes=sum(p.numel() * p.element_size() for p in unique),
+        total_params=total,
+        trainable_params=trainable,
+        param_bytes=param_bytes,
         total_mult_adds=None,
         mult_adds_by_op=(),
         uncounted_ops=(),
@@ -369,7 +389,9 @@ def _build_summary(
     all_modules: list[nn.Module] | None = None,
     input_bytes: int = 0,
 ) -> Summary:
-    params = _module_params(model, all_modules)
+    # totals from the model's own parameters, each tied tensor once: a scripted child's
+    # parameters count although no hook saw its layers
+    params, (total, trainable, param_bytes) = _params_and_totals(model, all_modules)
     modules = tracker.modules
     named = [(tracker.names[key], m) for key, m in modules.items()]
     layouts: dict[int, tuple[tuple[int, ...] | None, int | None, tuple[TensorSpec, ...]]] = {}
@@ -411,9 +433,6 @@ def _build_summary(
             "inside a scripted module, so the shapes and mult-adds of its layers are unknown (?); "
             "its own row and the total count all of them"
         )
-    # totals from the model's own parameters, each tied tensor once: a scripted child's
-    # parameters count although no hook saw its layers
-    unique = _unique_params(model)
     output_type = describe_structure(output)
     outputs = specs(output, "output")
     differ = other_type is not None and (
@@ -433,9 +452,9 @@ def _build_summary(
         outputs=outputs,
         output_type=output_type,
         rows=tuple(rows),
-        total_params=sum(p.numel() for p in unique),
-        trainable_params=sum(p.numel() for p in unique if p.requires_grad),
-        param_bytes=sum(p.numel() * p.element_size() for p in unique),
+        total_params=total,
+        trainable_params=trainable,
+        param_bytes=param_bytes,
         total_mult_adds=counter.total_macs,
         mult_adds_by_op=tuple(sorted(counter.macs_by_op().items(), key=lambda kv: -kv[1])),
         uncounted_ops=missing,

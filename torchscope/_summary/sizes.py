@@ -42,11 +42,19 @@ def leaf_output_bytes(
 ) -> int:
     """torchinfo's ``total_output_bytes``: 2 x the first output of each leaf call with parameters."""
     total = 0
+    counted: dict[int, bool] = {}  # per module: a leaf with parameters (a module called again: known)
     for c in calls:
-        module = modules.get(c.module_id)
-        if module is None or c.opaque or not c.outputs or params.get(c.module_id, (0, 0))[0] == 0:
+        if c.opaque or not c.outputs:
             continue
-        if any(child is not None for child in module._modules.values()):
+        leaf = counted.get(c.module_id)
+        if leaf is None:
+            module = modules.get(c.module_id)
+            leaf = counted[c.module_id] = (
+                module is not None
+                and params.get(c.module_id, (0, 0))[0] != 0
+                and not any(child is not None for child in module._modules.values())
+            )
+        if not leaf:
             continue
         first = c.outputs[0]
         total += 2 * itemsize(first.dtype) * math.prod(first.shape)
