@@ -323,8 +323,22 @@ def _bad_keyword(spec: _Spec, n: int, kwargs: dict[str, Any]) -> TypeError:
         if key in taken or (key == "self" and key not in spec.params):
             return TypeError(f"{spec.qualname}() got multiple values for argument {key!r}")
         if key not in spec.params:
-            return TypeError(f"{spec.qualname}() got an unexpected keyword argument {key!r}")
+            return TypeError(
+                f"{spec.qualname}() got an unexpected keyword argument {key!r}{_suggestion(spec, key)}"
+            )
     raise AssertionError("no bad keyword")  # pragma: no cover - only called with one
+
+
+def _suggestion(spec: _Spec, key: str) -> str:
+    """Python 3.13's ``. Did you mean 'name'?`` from the interpreter's own matcher (none before 3.13)."""
+    try:
+        import _suggestions  # type: ignore[import-not-found]
+    except ImportError:
+        return ""
+    self_name = "__dataclass_self__" if "self" in spec.params else "self"
+    kwonly = [name for name in spec.template if name in spec.kwonly]
+    found = _suggestions._generate_suggestions([self_name, *spec.positional, *kwonly], key)
+    return f". Did you mean {found!r}?" if found else ""
 
 
 def _too_many(spec: _Spec, given: int, kwargs: dict[str, Any]) -> TypeError:
