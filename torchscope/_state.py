@@ -12,14 +12,13 @@ from __future__ import annotations
 import random
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from operator import is_
 from typing import Any
 
 import torch
 from torch import nn
 
-from torchscope._result import Frozen
+from torchscope._result import Frozen, record
 
 # Every per-module hook dict torch keeps. Looked up with getattr so older torch versions that lack
 # one of them still work.
@@ -244,7 +243,7 @@ def preserved(
             set_rng_state(rng_saved)
 
 
-@dataclass(frozen=True, eq=False, repr=False)  # Frozen's methods: summary() imports this module
+@record  # no function compiled at import: summary() imports this module
 class ModelState(Frozen):
     """A comparable picture of a model: values, flags, modes, hooks, devices, grads."""
 

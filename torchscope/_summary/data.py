@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any
 
 from torchscope._format import format_shape
 from torchscope._inputs import flatten_outputs
-from torchscope._result import Frozen, Record, Result
+from torchscope._result import Frozen, Record, Result, record
 
-# eq=False, repr=False: Frozen's shared methods, fewer functions compiled at import (the first
-# summary() pays for this module)
+# @record: a frozen dataclass with Frozen's shared methods, no function compiled at import (the
+# first summary() pays for this module)
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class TensorSpec(Record):
     """Name, shape and dtype of one tensor that went in or came out."""
 
@@ -22,7 +22,7 @@ class TensorSpec(Record):
     dtype: str
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class ModuleRow(Record):
     """One call of one module. A module called twice (shared) has two rows (``call`` 0 and 1)."""
 
@@ -55,7 +55,6 @@ class ModuleRow(Record):
     def shapes_known(self) -> bool:
         """False inside a TorchScript module (no hook ran there)."""
         return not self.opaque
-
 
     # torchinfo's LayerInfo names, so code that walks ``summary_list`` keeps working
     @property
@@ -92,7 +91,7 @@ class ModuleRow(Record):
         return list(self.outputs[0].shape) if self.outputs else []
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class DisplayOptions(Frozen):
     """How to render a summary by default (torchinfo's display keywords); not part of the data."""
 
@@ -112,7 +111,7 @@ class DisplayOptions(Frozen):
         return self.columns
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class Summary(Result):
     """What :func:`summary` collected; plain data, render it with ``torchscope.render.summary``.
 
